@@ -1,0 +1,86 @@
+package plugin
+
+import "context"
+
+// Backend is a secret store seen through keyship. Implementations must be safe
+// for concurrent use: the host calls Get from many goroutines at once.
+//
+// Every method that does I/O takes ctx first and must return promptly once ctx
+// is done. Errors should wrap one of the sentinels in errors.go so that the
+// host can tell "not found" from "try again later" across the wire.
+type Backend interface {
+	// Info describes the backend. It must not do I/O that can fail.
+	Info(ctx context.Context) (Info, error)
+	// Configure applies the backend's settings. The host calls it once, before
+	// any Get. Unknown or malformed settings must return an error wrapping
+	// ErrInvalidConfig that names the setting.
+	Configure(ctx context.Context, config map[string]string) error
+	// Get fetches a batch of refs. The result has exactly len(refs) entries, in
+	// the same order; a ref that cannot be read sets Result.Err and does not fail
+	// the others. A non-nil error means the whole batch failed.
+	Get(ctx context.Context, refs []Ref) ([]Result, error)
+}
+
+// Lister is the optional interface of a backend that can list the refs under a
+// prefix. A backend that does not implement it reports ErrUnsupported.
+type Lister interface {
+	// List returns the paths directly under prefix, sorted; directories end in "/".
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Ref names one secret inside a backend. The backend name is not part of it:
+// the host has already chosen the backend.
+type Ref struct {
+	// Path is the secret's path in the store, e.g. "/spark/keystore" or
+	// "secret/spark/tls". Required.
+	Path string
+	// Field selects one field of a structured secret (Vault KV), or is empty.
+	Field string
+	// Version asks for a specific version, or is empty for the current one.
+	Version string
+}
+
+// String formats r as path[#field][@version]. It holds no secret.
+func (r Ref) String() string {
+	s := r.Path
+	if r.Field != "" {
+		s += "#" + r.Field
+	}
+	if r.Version != "" {
+		s += "@" + r.Version
+	}
+	return s
+}
+
+// Secret is the content of one ref.
+type Secret struct {
+	// Data is the secret's bytes, exactly as stored (binary-safe).
+	Data []byte
+	// Version is opaque to the host. It changes whenever Data changes and must
+	// not reveal Data: never a plain hash of a password. A keyed HMAC or the
+	// store's own version number is fine.
+	Version string
+	// Metadata is non-secret information (content type, creation time, ...).
+	Metadata map[string]string
+}
+
+// Result is the outcome for one ref of a Get batch: Secret, or Err.
+type Result struct {
+	Secret Secret
+	Err    error
+}
+
+// Info describes a backend.
+type Info struct {
+	// Name is the backend's short name, e.g. "file" or "vault". Required.
+	Name string
+	// Version is the backend's own release version. Required.
+	Version string
+	// ProtocolVersions lists the backend protocol versions it speaks.
+	ProtocolVersions []uint32
+	// Capabilities lists optional features, e.g. CapabilityList.
+	Capabilities []string
+}
+
+// CapabilityList is the capability of a backend that implements Lister.
+const CapabilityList = "list"
