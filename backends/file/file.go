@@ -1,0 +1,222 @@
+// Package file is the keyship backend for secrets kept as files under a local
+// directory: one file per secret, the ref's path relative to the root.
+//
+// A ref's leading "/" means the root, so DC/OS-style refs such as
+// /spark/keystore read <root>/spark/keystore, never the host's /spark. Refs
+// cannot leave the root: ".." segments and symlinks pointing outside it are
+// refused (os.Root enforces this at every path step).
+//
+// Settings:
+//
+//	root              directory holding the secrets (required)
+//	version_key_file  file with the key for secret versions (optional)
+//
+// A secret's version is an HMAC-SHA256 of its content under a key the backend
+// holds: it changes when the content changes and does not reveal it. Without
+// version_key_file the key is random per process, so versions are stable for
+// the life of one plugin process.
+package file
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/keyship/keyship/plugin"
+)
+
+// Name is the backend's name in Info and in host configs.
+const Name = "file"
+
+// Version is the backend's release version.
+const Version = "0.1.0"
+
+// maxSecretSize bounds one secret; larger files are refused rather than read
+// (a keystore is a few KiB; the plugin message limit is 16 MiB).
+const maxSecretSize = 8 << 20
+
+// Backend reads secrets from files under a root directory. Create it with New.
+type Backend struct {
+	mu         sync.RWMutex
+	root       *os.Root
+	rootDir    string
+	versionKey []byte
+}
+
+// New returns an unconfigured file backend.
+func New() plugin.Backend { return &Backend{} }
+
+// Info describes the file backend; it supports List.
+func (b *Backend) Info(context.Context) (plugin.Info, error) {
+	return plugin.Info{
+		Name:             Name,
+		Version:          Version,
+		ProtocolVersions: []uint32{plugin.ProtocolVersion},
+		Capabilities:     []string{plugin.CapabilityList},
+	}, nil
+}
+
+// Configure opens the root directory named by the "root" setting.
+func (b *Backend) Configure(_ context.Context, config map[string]string) error {
+	for k := range config {
+		if k != "root" && k != "version_key_file" {
+			return fmt.Errorf("file backend: unknown setting %q (known: root, version_key_file): %w", k, plugin.ErrInvalidConfig)
+		}
+	}
+	dir := config["root"]
+	if dir == "" {
+		return fmt.Errorf("file backend: setting \"root\" is required (the directory holding the secrets): %w", plugin.ErrInvalidConfig)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("file backend: root %q: %v: %w", dir, errors.Unwrap(err), plugin.ErrInvalidConfig)
+	}
+	key := make([]byte, 32)
+	if kf := config["version_key_file"]; kf != "" {
+		if key, err = os.ReadFile(kf); err != nil || len(key) < 16 {
+			_ = root.Close()
+			return fmt.Errorf("file backend: version_key_file %q: want a readable file of at least 16 bytes: %w", kf, plugin.ErrInvalidConfig)
+		}
+	} else if _, err := rand.Read(key); err != nil {
+		_ = root.Close()
+		return fmt.Errorf("file backend: version key: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.root != nil {
+		_ = b.root.Close()
+	}
+	b.root, b.rootDir, b.versionKey = root, dir, key
+	return nil
+}
+
+// Get reads each ref's file. Per-ref failures are ErrNotFound (no such file),
+// ErrPermissionDenied (unreadable) or ErrInvalidConfig (a ref that leaves the
+// root, names a directory, or asks for a field or version).
+func (b *Backend) Get(ctx context.Context, refs []plugin.Ref) ([]plugin.Result, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.root == nil {
+		return nil, fmt.Errorf("file backend: Get before Configure: %w", plugin.ErrInvalidConfig)
+	}
+	out := make([]plugin.Result, len(refs))
+	for i, ref := range refs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out[i] = b.read(ref)
+	}
+	return out, nil
+}
+
+func (b *Backend) read(ref plugin.Ref) plugin.Result {
+	if ref.Field != "" || ref.Version != "" {
+		return plugin.Result{Err: fmt.Errorf("file backend: ref %q: files have no fields or versions: %w", ref.String(), plugin.ErrInvalidConfig)}
+	}
+	name, err := relative(ref.Path)
+	if err != nil {
+		return plugin.Result{Err: err}
+	}
+	f, err := b.root.Open(name)
+	if err != nil {
+		return plugin.Result{Err: b.openError(ref.Path, err)}
+	}
+	defer func() { _ = f.Close() }()
+	st, err := f.Stat()
+	if err != nil {
+		return plugin.Result{Err: b.openError(ref.Path, err)}
+	}
+	if st.IsDir() {
+		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is a directory, not a secret: %w", ref.Path, plugin.ErrInvalidConfig)}
+	}
+	if st.Size() > maxSecretSize {
+		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is %d bytes, over the %d byte limit: %w", ref.Path, st.Size(), maxSecretSize, plugin.ErrInvalidConfig)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize))
+	if err != nil {
+		return plugin.Result{Err: b.openError(ref.Path, err)}
+	}
+	mac := hmac.New(sha256.New, b.versionKey)
+	mac.Write(data)
+	return plugin.Result{Secret: plugin.Secret{
+		Data:     data,
+		Version:  "h1:" + hex.EncodeToString(mac.Sum(nil))[:32],
+		Metadata: map[string]string{"modified": st.ModTime().UTC().Format("2006-01-02T15:04:05Z")},
+	}}
+}
+
+// List returns the entries directly under prefix, as absolute ref paths
+// ("/spark/keystore"), sorted; directories end in "/".
+func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.root == nil {
+		return nil, fmt.Errorf("file backend: List before Configure: %w", plugin.ErrInvalidConfig)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	name := "."
+	if strings.Trim(prefix, "/") != "" {
+		var err error
+		if name, err = relative(prefix); err != nil {
+			return nil, err
+		}
+	}
+	entries, err := fs.ReadDir(b.root.FS(), name)
+	if err != nil {
+		return nil, b.openError(prefix, err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		p := "/" + path.Join(name, e.Name())
+		if name == "." {
+			p = "/" + e.Name()
+		}
+		if e.IsDir() {
+			p += "/"
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// relative turns a ref path into a path relative to the root, refusing ".."
+// segments before os.Root is even asked.
+func relative(p string) (string, error) {
+	rel := strings.TrimLeft(p, "/")
+	if rel == "" {
+		return "", fmt.Errorf("file backend: ref %q names the root, not a secret: %w", p, plugin.ErrInvalidConfig)
+	}
+	for seg := range strings.SplitSeq(rel, "/") {
+		if seg == ".." {
+			return "", fmt.Errorf("file backend: ref %q leaves the backend root (\"..\" is not allowed): %w", p, plugin.ErrInvalidConfig)
+		}
+	}
+	return path.Clean(rel), nil
+}
+
+func (b *Backend) openError(p string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("file backend: ref %q: no such secret under the backend root: %w", p, plugin.ErrNotFound)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("file backend: ref %q: the plugin may not read it: %w", p, plugin.ErrPermissionDenied)
+	case strings.Contains(err.Error(), "escapes"):
+		return fmt.Errorf("file backend: ref %q leaves the backend root (through a symlink): %w", p, plugin.ErrInvalidConfig)
+	default:
+		return fmt.Errorf("file backend: ref %q: %v: %w", p, errors.Unwrap(err), plugin.ErrUnavailable)
+	}
+}

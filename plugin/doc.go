@@ -1,0 +1,41 @@
+// Package plugin is the SDK for keyship backend authors: the Backend
+// interface, its domain types (Ref, Secret, Info), the sentinel errors the
+// host understands, and Serve, which runs a Backend as a go-plugin gRPC
+// subprocess the keyship host loads.
+//
+// A backend is a library first: write a type that implements Backend, give it
+// a constructor, and test it with plugin/plugintest. Then make it a plugin
+// with a main of a few lines:
+//
+//	package main
+//
+//	import (
+//		"example.com/mystore"
+//		"github.com/keyship/keyship/plugin"
+//	)
+//
+//	func main() { plugin.Serve(mystore.New) }
+//
+// Build it as keyship-backend-<name> into the host's plugin_dir and name it
+// in the host config:
+//
+//	backends:
+//	  mystore:
+//	    plugin: keyship-backend-mystore
+//	    sha256: <sha256sum of the binary>
+//	    config:
+//	      address: https://store.example.com
+//
+// Rules a backend must follow:
+//
+//   - Get returns one Result per ref, in order; a ref that cannot be read sets
+//     Result.Err, it does not fail the batch.
+//   - Errors wrap a sentinel (fmt.Errorf("read %s: %w", ref, plugin.ErrNotFound)),
+//     so the host can retry ErrUnavailable and report the rest. Name the ref and
+//     the reason; never put secret bytes, tokens or passwords in an error or log.
+//   - Secret.Version changes when the content changes and does not reveal it.
+//   - Honour ctx: return promptly once it is done.
+//
+// Generated protobuf types never appear in this package's exported API;
+// the wire protocol is proto/keyship/backend/v1.
+package plugin

@@ -1,0 +1,59 @@
+package plugin
+
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// ServeOption changes how Serve runs a backend.
+type ServeOption func(*serveConfig)
+
+type serveConfig struct {
+	logger hclog.Logger
+	test   *goplugin.ServeTestConfig
+}
+
+// WithLogger makes Serve log through l instead of the default hclog JSON
+// logger on stderr (which the host folds into its own log).
+func WithLogger(l hclog.Logger) ServeOption {
+	return func(c *serveConfig) { c.logger = l }
+}
+
+// WithTestConfig runs Serve in go-plugin's test mode (reattach, no handshake
+// cookie); for tests of hosts and plugins only.
+func WithTestConfig(tc *goplugin.ServeTestConfig) ServeOption {
+	return func(c *serveConfig) { c.test = tc }
+}
+
+// Serve runs the backend returned by newBackend as a keyship plugin: gRPC only,
+// AutoMTLS when the host asks for it, messages bounded by MaxMessageSize, logs
+// as hclog JSON on stderr. It blocks until the host goes away, then exits the
+// process. Call it from main and nothing else:
+//
+//	func main() { plugin.Serve(file.New) }
+func Serve(newBackend func() Backend, opts ...ServeOption) {
+	cfg := serveConfig{
+		logger: hclog.New(&hclog.LoggerOptions{
+			Name:       "backend",
+			Output:     os.Stderr,
+			JSONFormat: true,
+			Level:      hclog.LevelFromString(os.Getenv("KEYSHIP_PLUGIN_LOG_LEVEL")),
+		}),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         goplugin.PluginSet{PluginName: &GRPCPlugin{Impl: newBackend()}},
+		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
+			o = append(o, grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize))
+			return grpc.NewServer(o...)
+		},
+		Logger: cfg.logger,
+		Test:   cfg.test,
+	})
+}
