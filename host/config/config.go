@@ -1,0 +1,124 @@
+// Package config reads the keyship host configuration file: which backends
+// exist, whether each runs built in or as a plugin binary, its pinned
+// checksum and its settings.
+//
+//	default_backend: file
+//	plugin_dir: ./bin
+//	backends:
+//	  file:
+//	    plugin: keyship-backend-file   # a binary in plugin_dir; leave out for the built-in
+//	    sha256: 3f2a…                   # optional pin of the binary
+//	    config:
+//	      root: ./secrets
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the host configuration.
+type Config struct {
+	// DefaultBackend serves refs that name no backend ("/spark/keystore").
+	DefaultBackend string `yaml:"default_backend"`
+	// PluginDir is where plugin binaries live; relative to the config file.
+	PluginDir string `yaml:"plugin_dir"`
+	// Backends maps a backend name (the "vault" of "vault:secret/x") to its setup.
+	Backends map[string]Backend `yaml:"backends"`
+}
+
+// Backend is one backend's setup.
+type Backend struct {
+	// Plugin is the plugin binary's file name in PluginDir (or a path); empty
+	// means the built-in backend of the same name.
+	Plugin string `yaml:"plugin"`
+	// SHA256 pins the plugin binary (hex). A binary that does not match is
+	// not started.
+	SHA256 string `yaml:"sha256"`
+	// Config is passed to the backend's Configure.
+	Config map[string]string `yaml:"config"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// Load reads and checks the config file at path. Relative plugin_dir and
+// plugin paths are resolved against the file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	if c.PluginDir != "" && !filepath.IsAbs(c.PluginDir) {
+		c.PluginDir = filepath.Join(base, c.PluginDir)
+	}
+	return c, nil
+}
+
+// Parse parses and checks config file content. Unknown keys are errors.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return &c, c.Validate()
+}
+
+// Validate checks names, the default backend and pins.
+func (c *Config) Validate() error {
+	var errs []error
+	names := make([]string, 0, len(c.Backends))
+	for n := range c.Backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b := c.Backends[n]
+		if !nameRE.MatchString(n) {
+			errs = append(errs, fmt.Errorf("backends.%s: backend names are lower-case letters, digits, '-' and '_'", n))
+		}
+		if b.SHA256 != "" {
+			if raw, err := hex.DecodeString(b.SHA256); err != nil || len(raw) != 32 {
+				errs = append(errs, fmt.Errorf("backends.%s.sha256: want 64 hex digits (sha256sum of the plugin binary)", n))
+			}
+			if b.Plugin == "" {
+				errs = append(errs, fmt.Errorf("backends.%s.sha256: a pin needs a plugin binary (backends.%s.plugin)", n, n))
+			}
+		}
+	}
+	if c.DefaultBackend != "" {
+		if _, ok := c.Backends[c.DefaultBackend]; !ok {
+			errs = append(errs, fmt.Errorf("default_backend: %q is not one of the backends", c.DefaultBackend))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PluginPath returns where backend name's plugin binary is, or "" for a
+// built-in backend.
+func (c *Config) PluginPath(name string) string {
+	b := c.Backends[name]
+	switch {
+	case b.Plugin == "":
+		return ""
+	case filepath.IsAbs(b.Plugin) || c.PluginDir == "":
+		return b.Plugin
+	default:
+		return filepath.Join(c.PluginDir, b.Plugin)
+	}
+}

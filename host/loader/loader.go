@@ -1,0 +1,181 @@
+// Package loader gives the host one plugin.Backend per configured backend,
+// whether it is built in (a library package running in-process) or a plugin
+// binary keyship-backend-<name> running as a go-plugin subprocess.
+//
+// Subprocess plugins are checksum-pinned (a pinned SHA-256 that does not match
+// refuses to load, naming the file and both sums), speak gRPC only over
+// AutoMTLS, are killed when the host exits, have their stderr (hclog JSON)
+// folded into the host log under the backend's name, and are restarted when
+// they die (the failed call is retried once).
+//
+// Quickstart:
+//
+//	cfg, _ := config.Load("keyship.yaml")
+//	l := loader.New(cfg, loader.WithBuiltin("file", file.New))
+//	defer l.Close()
+//	b, err := l.Backend(ctx, "file") // started and configured on first use
+package loader
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/plugin"
+)
+
+// Option changes a Loader.
+type Option func(*Loader)
+
+// WithBuiltin registers an in-process backend constructor under name. A
+// configured backend with no plugin binary uses it.
+func WithBuiltin(name string, newBackend func() plugin.Backend) Option {
+	return func(l *Loader) { l.builtins[name] = newBackend }
+}
+
+// WithLogger sets the host logger plugin logs are folded into.
+func WithLogger(logger hclog.Logger) Option {
+	return func(l *Loader) { l.logger = logger }
+}
+
+// Loader starts and configures backends on first use. It is safe for
+// concurrent use. Close stops every plugin process it started.
+type Loader struct {
+	cfg      *config.Config
+	builtins map[string]func() plugin.Backend
+	logger   hclog.Logger
+
+	mu     sync.Mutex
+	loaded map[string]*entry
+}
+
+type entry struct {
+	once    sync.Once
+	backend plugin.Backend
+	sub     *Subprocess // nil for built-ins
+	err     error
+}
+
+// New returns a Loader for cfg. Nothing is started until Backend is called.
+func New(cfg *config.Config, opts ...Option) *Loader {
+	l := &Loader{cfg: cfg, builtins: map[string]func() plugin.Backend{}, logger: hclog.NewNullLogger(), loaded: map[string]*entry{}}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// DefaultBackend returns the name of the backend for refs that name none.
+func (l *Loader) DefaultBackend() string { return l.cfg.DefaultBackend }
+
+// Backend returns the configured backend called name ("" means the default),
+// starting and configuring it on first use.
+func (l *Loader) Backend(ctx context.Context, name string) (plugin.Backend, error) {
+	if name == "" {
+		name = l.cfg.DefaultBackend
+		if name == "" {
+			return nil, fmt.Errorf("ref names no backend and the config sets no default_backend: %w", plugin.ErrInvalidConfig)
+		}
+	}
+	if _, ok := l.cfg.Backends[name]; !ok {
+		return nil, fmt.Errorf("backend %q is not in the config (backends: %v): %w", name, l.names(), plugin.ErrInvalidConfig)
+	}
+	l.mu.Lock()
+	e, ok := l.loaded[name]
+	if !ok {
+		e = &entry{}
+		l.loaded[name] = e
+	}
+	l.mu.Unlock()
+	e.once.Do(func() { e.backend, e.sub, e.err = l.load(ctx, name) })
+	return e.backend, e.err
+}
+
+func (l *Loader) names() []string {
+	out := make([]string, 0, len(l.cfg.Backends))
+	for n := range l.cfg.Backends {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *Subprocess, error) {
+	bc := l.cfg.Backends[name]
+	var (
+		b   plugin.Backend
+		sub *Subprocess
+	)
+	if path := l.cfg.PluginPath(name); path != "" {
+		var err error
+		if sub, err = Start(ctx, name, path, bc.SHA256, l.logger.Named("plugin")); err != nil {
+			return nil, nil, err
+		}
+		b = sub
+	} else {
+		newBackend, ok := l.builtins[name]
+		if !ok {
+			return nil, nil, fmt.Errorf("backend %q has no plugin binary (backends.%s.plugin) and is not built in: %w", name, name, plugin.ErrInvalidConfig)
+		}
+		b = newBackend()
+	}
+	if err := b.Configure(ctx, bc.Config); err != nil {
+		if sub != nil {
+			_ = sub.Close()
+		}
+		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
+	}
+	return b, sub, nil
+}
+
+// Description is what `keyship plugins` shows of one backend.
+type Description struct {
+	Name    string
+	Version string
+	// Path is the plugin binary, or "built-in".
+	Path   string
+	SHA256 string
+	Err    error
+}
+
+// Describe starts every configured backend and describes it, sorted by name.
+// A backend that fails to load is described with its error.
+func (l *Loader) Describe(ctx context.Context) []Description {
+	var out []Description
+	for _, name := range l.names() {
+		d := Description{Name: name, Path: "built-in"}
+		b, err := l.Backend(ctx, name)
+		if err == nil {
+			var info plugin.Info
+			if info, err = b.Info(ctx); err == nil {
+				d.Version = info.Version
+			}
+		}
+		l.mu.Lock()
+		if e := l.loaded[name]; e != nil && e.sub != nil {
+			d.Path, d.SHA256 = e.sub.Path(), e.sub.SHA256()
+		} else if p := l.cfg.PluginPath(name); p != "" {
+			d.Path = p
+		}
+		l.mu.Unlock()
+		d.Err = err
+		out = append(out, d)
+	}
+	return out
+}
+
+// Close stops every plugin process the Loader started.
+func (l *Loader) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.loaded {
+		if e.sub != nil {
+			_ = e.sub.Close()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	backendv1 "github.com/keyship/keyship/proto/keyship/backend/v1"
+)
+
+func TestProtocolVersionMatchesProtoPackage(t *testing.T) {
+	pkg := string(backendv1.File_keyship_backend_v1_backend_proto.Package())
+	if want := fmt.Sprintf("keyship.backend.v%d", ProtocolVersion); pkg != want {
+		t.Fatalf("proto package %q does not match ProtocolVersion %d (want %q)", pkg, ProtocolVersion, want)
+	}
+	if Handshake.ProtocolVersion != ProtocolVersion {
+		t.Fatalf("go-plugin handshake version %d != ProtocolVersion %d", Handshake.ProtocolVersion, ProtocolVersion)
+	}
+}
+
+func TestRefConverters(t *testing.T) {
+	cases := []Ref{{}, {Path: "/spark/keystore"}, {Path: "secret/x", Field: "f", Version: "3"}, {Path: "ünï/\x01"}}
+	for _, r := range cases {
+		if got := refFromProto(refToProto(r)); got != r {
+			t.Errorf("round trip %#v -> %#v", r, got)
+		}
+	}
+	if got := refFromProto(nil); got != (Ref{}) {
+		t.Errorf("refFromProto(nil) = %#v", got)
+	}
+	if got := refsFromProto(nil); len(got) != 0 {
+		t.Errorf("refsFromProto(nil) = %v", got)
+	}
+	if got := refsFromProto([]*backendv1.Ref{nil}); len(got) != 1 || got[0] != (Ref{}) {
+		t.Errorf("refsFromProto([nil]) = %v", got)
+	}
+}
+
+func TestRefString(t *testing.T) {
+	for r, want := range map[Ref]string{
+		{Path: "/a"}:                           "/a",
+		{Path: "a", Field: "f"}:                "a#f",
+		{Path: "a", Version: "2"}:              "a@2",
+		{Path: "a", Field: "f", Version: "v1"}: "a#f@v1",
+	} {
+		if got := r.String(); got != want {
+			t.Errorf("%#v.String() = %q, want %q", r, got, want)
+		}
+	}
+}
+
+func TestResultConverters(t *testing.T) {
+	sec := Result{Secret: Secret{Data: []byte{0, 1, 0xFF}, Version: "v", Metadata: map[string]string{"k": "v"}}}
+	got := resultFromProto(resultToProto(sec))
+	if got.Err != nil || !bytes.Equal(got.Secret.Data, sec.Secret.Data) || got.Secret.Version != "v" || got.Secret.Metadata["k"] != "v" {
+		t.Errorf("secret round trip: %+v", got)
+	}
+	zero := resultFromProto(resultToProto(Result{}))
+	if zero.Err != nil || len(zero.Secret.Data) != 0 {
+		t.Errorf("zero secret round trip: %+v", zero)
+	}
+	for _, sentinel := range []error{ErrNotFound, ErrPermissionDenied, ErrInvalidConfig, ErrUnavailable, ErrUnsupported} {
+		in := fmt.Errorf("backend: ref /x: %w", sentinel)
+		out := resultFromProto(resultToProto(Result{Err: in}))
+		if !errors.Is(out.Err, sentinel) || out.Err.Error() != in.Error() {
+			t.Errorf("error round trip of %v: got %v (Is=%v)", in, out.Err, errors.Is(out.Err, sentinel))
+		}
+	}
+	plain := resultFromProto(resultToProto(Result{Err: errors.New("boom")}))
+	if plain.Err == nil || plain.Err.Error() != "boom" {
+		t.Errorf("plain error: %v", plain.Err)
+	}
+	// garbage: nil, empty oneof, nil secret, error with code OK
+	for i, p := range []*backendv1.Result{
+		nil,
+		{},
+		{Outcome: &backendv1.Result_Secret{}},
+		{Outcome: &backendv1.Result_Error{Error: &backendv1.Error{Code: 0, Message: "said ok"}}},
+		{Outcome: &backendv1.Result_Error{Error: &backendv1.Error{Code: 999}}},
+	} {
+		if r := resultFromProto(p); r.Err == nil {
+			t.Errorf("garbage result %d converted without error: %+v", i, r)
+		}
+	}
+}
+
+func TestInfoConverters(t *testing.T) {
+	in := Info{Name: "n", Version: "1", ProtocolVersions: []uint32{1}, Capabilities: []string{"list"}}
+	out := infoFromProto(infoToProto(in))
+	if out.Name != in.Name || out.Version != in.Version || len(out.ProtocolVersions) != 1 || out.Capabilities[0] != "list" {
+		t.Errorf("info round trip: %+v", out)
+	}
+	if got := infoFromProto(nil); got.Name != "" || got.ProtocolVersions != nil {
+		t.Errorf("infoFromProto(nil) = %+v", got)
+	}
+	if got := infoFromProto(infoToProto(Info{})); got.Name != "" || len(got.Capabilities) != 0 {
+		t.Errorf("zero info round trip: %+v", got)
+	}
+}
+
+func TestStatusMapping(t *testing.T) {
+	cases := []struct {
+		err      error
+		code     codes.Code
+		sentinel error
+	}{
+		{fmt.Errorf("a: %w", ErrNotFound), codes.NotFound, ErrNotFound},
+		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", ErrPermissionDenied)), codes.PermissionDenied, ErrPermissionDenied},
+		{ErrInvalidConfig, codes.InvalidArgument, ErrInvalidConfig},
+		{ErrUnavailable, codes.Unavailable, ErrUnavailable},
+		{ErrUnsupported, codes.Unimplemented, ErrUnsupported},
+		{context.Canceled, codes.Canceled, context.Canceled},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded, context.DeadlineExceeded},
+		{errors.New("other"), codes.Unknown, nil},
+	}
+	for _, c := range cases {
+		st := status.Convert(toStatus(c.err))
+		if st.Code() != c.code || st.Message() != c.err.Error() {
+			t.Errorf("toStatus(%v) = %v %q, want %v", c.err, st.Code(), st.Message(), c.code)
+		}
+		back := fromStatus(toStatus(c.err))
+		if c.sentinel != nil && !errors.Is(back, c.sentinel) {
+			t.Errorf("fromStatus(toStatus(%v)) = %v does not wrap its sentinel", c.err, back)
+		}
+	}
+	if toStatus(nil) != nil || fromStatus(nil) != nil {
+		t.Error("nil must map to nil")
+	}
+	pre := status.Error(codes.NotFound, "already a status")
+	if got := toStatus(pre); got != pre {
+		t.Errorf("status error not passed through: %v", got)
+	}
+	if got := fromStatus(errors.New("not a status")); got.Error() != "not a status" || strings.Contains(got.Error(), "rpc error") {
+		t.Errorf("non-status error changed: %v", got)
+	}
+}
