@@ -1,0 +1,217 @@
+// Package resolve fetches the secrets a Spec refers to: every distinct ref
+// once, in one batched Get per backend, the backends in parallel, retrying
+// only ErrUnavailable (with backoff, inside the caller's deadline).
+//
+// Quickstart:
+//
+//	r := resolve.New(ld) // ld is a *loader.Loader
+//	secrets, err := r.Resolve(ctx, s.Fields())
+//	defer resolve.Zero(secrets)
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/plugin"
+)
+
+// Backends gives the resolver a backend by name; *loader.Loader is one.
+type Backends interface {
+	// Backend returns the backend called name; "" is the default backend.
+	Backend(ctx context.Context, name string) (plugin.Backend, error)
+	// DefaultBackend names the backend of refs that name none.
+	DefaultBackend() string
+}
+
+// Option changes a Resolver.
+type Option func(*Resolver)
+
+// WithRetry sets how often an ErrUnavailable read is tried in all
+// (attempts ≥ 1) and the first backoff, which doubles each time.
+func WithRetry(attempts int, backoff time.Duration) Option {
+	return func(r *Resolver) { r.attempts, r.backoff = max(attempts, 1), backoff }
+}
+
+// Resolver fetches secrets through Backends. It is safe for concurrent use.
+type Resolver struct {
+	backends Backends
+	attempts int
+	backoff  time.Duration
+}
+
+// New returns a Resolver that tries an unavailable store 4 times, backing off
+// 100ms, 200ms, 400ms (never past the context's deadline).
+func New(b Backends, opts ...Option) *Resolver {
+	r := &Resolver{backends: b, attempts: 4, backoff: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Error is the failure to read one field's ref. It unwraps to the backend's
+// error, so errors.Is(err, plugin.ErrNotFound) works.
+type Error struct {
+	Field spec.Field
+	Err   error
+}
+
+// Error formats the failure as "<field> (<ref>): <reason>".
+func (e *Error) Error() string {
+	fe := spec.FieldError{Field: e.Field.Name, Ref: e.Field.Ref.String(), Reason: e.Err.Error()}
+	return fe.Error()
+}
+
+// Unwrap returns the backend's error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// key is a ref with its backend made explicit, so "/a" and "file:/a" are one
+// read when file is the default backend.
+type key struct {
+	backend string
+	ref     plugin.Ref
+}
+
+// Resolve reads the ref of every field and returns the secrets keyed by the
+// refs as written in the fields. Each distinct ref is read once. When any ref
+// fails, the error lists every failing field (errors.Join of *Error) and the
+// secrets read so far are zeroed and not returned.
+func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.Ref]plugin.Secret, error) {
+	byKey := map[key][]spec.Field{}
+	byBackend := map[string][]plugin.Ref{}
+	for _, f := range fields {
+		k := r.key(f.Ref)
+		if _, seen := byKey[k]; !seen {
+			byBackend[k.backend] = append(byBackend[k.backend], k.ref)
+		}
+		byKey[k] = append(byKey[k], f)
+	}
+
+	type batch struct {
+		results map[plugin.Ref]plugin.Result
+		err     error
+	}
+	out := make(map[string]batch, len(byBackend))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, refs := range byBackend {
+		wg.Go(func() {
+			res, err := r.readBackend(ctx, name, refs)
+			mu.Lock()
+			out[name] = batch{res, err}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	secrets := make(map[spec.Ref]plugin.Secret, len(fields))
+	var errs []error
+	keys := make([]key, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return fieldOrder(fields, byKey[keys[i]][0]) < fieldOrder(fields, byKey[keys[j]][0])
+	})
+	for _, k := range keys {
+		b := out[k.backend]
+		var err error
+		if b.err != nil {
+			err = b.err
+		} else {
+			res := b.results[k.ref]
+			err = res.Err
+			if err == nil {
+				for _, f := range byKey[k] {
+					secrets[f.Ref] = res.Secret
+				}
+			}
+		}
+		if err != nil {
+			for _, f := range byKey[k] {
+				errs = append(errs, &Error{Field: f, Err: err})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		Zero(secrets)
+		return nil, errors.Join(errs...)
+	}
+	return secrets, nil
+}
+
+func fieldOrder(fields []spec.Field, f spec.Field) int {
+	for i, g := range fields {
+		if g.Name == f.Name {
+			return i
+		}
+	}
+	return len(fields)
+}
+
+func (r *Resolver) key(ref spec.Ref) key {
+	b := ref.Backend
+	if b == "" {
+		b = r.backends.DefaultBackend()
+	}
+	return key{backend: b, ref: plugin.Ref{Path: ref.Path, Field: ref.Field, Version: ref.Version}}
+}
+
+// readBackend reads refs from one backend in one batch, retrying the batch or
+// the refs that came back ErrUnavailable.
+func (r *Resolver) readBackend(ctx context.Context, name string, refs []plugin.Ref) (map[plugin.Ref]plugin.Result, error) {
+	b, err := r.backends.Backend(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	results := make(map[plugin.Ref]plugin.Result, len(refs))
+	pending := refs
+	wait := r.backoff
+	for attempt := 1; ; attempt++ {
+		res, err := b.Get(ctx, pending)
+		var retry []plugin.Ref
+		switch {
+		case err != nil && !errors.Is(err, plugin.ErrUnavailable):
+			return nil, err
+		case err != nil:
+			retry = pending
+			for _, ref := range pending {
+				results[ref] = plugin.Result{Err: err}
+			}
+		default:
+			for i, ref := range pending {
+				results[ref] = res[i]
+				if errors.Is(res[i].Err, plugin.ErrUnavailable) {
+					retry = append(retry, ref)
+				}
+			}
+		}
+		if len(retry) == 0 || attempt >= r.attempts {
+			return results, nil
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return results, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("backend %s: %w", name, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 2
+		pending = retry
+	}
+}
+
+// Zero overwrites the bytes of every secret. Call it once the secrets are no
+// longer needed; secrets that share a backing array are zeroed once.
+func Zero(secrets map[spec.Ref]plugin.Secret) {
+	for _, s := range secrets {
+		clear(s.Data)
+	}
+}
