@@ -1,6 +1,9 @@
 package plugin
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Backend is a secret store seen through keyship. Implementations must be safe
 // for concurrent use: the host calls Get from many goroutines at once.
@@ -84,3 +87,41 @@ type Info struct {
 
 // CapabilityList is the capability of a backend that implements Lister.
 const CapabilityList = "list"
+
+// Issuer is the optional interface of a backend whose store has a
+// certificate authority (Vault PKI, the DC/OS CA). Each call issues a new
+// certificate, so the host calls it once per job and host set.
+type Issuer interface {
+	// Issue returns a new private key and certificate chain for req's hosts.
+	Issue(ctx context.Context, req IssueRequest) (Issued, error)
+}
+
+// CapabilityIssue is the capability of a backend that implements Issuer.
+const CapabilityIssue = "issue"
+
+// IssueRequest asks for a certificate for a set of hosts.
+type IssueRequest struct {
+	// Path says where to issue from, in the backend's terms (a Vault PKI
+	// role path "pki/issue/spark-node", a DC/OS CA profile). Required.
+	Path string
+	// CommonName is the subject CN; empty means the first DNS name.
+	CommonName string
+	// DNSNames and IPAddresses are the subject alternative names; at least
+	// one of them is required.
+	DNSNames    []string
+	IPAddresses []string
+	// TTL is the requested lifetime; 0 means the authority's default.
+	TTL time.Duration
+}
+
+// Issued is a freshly issued key and certificate chain.
+type Issued struct {
+	// PrivateKey is PKCS#8 DER. Secret: zero it when done.
+	PrivateKey []byte
+	// Chain is DER certificates, leaf first.
+	Chain [][]byte
+	// CACertificates are the authority's CA certificates (DER).
+	CACertificates [][]byte
+	// Version is opaque, e.g. the leaf's serial number.
+	Version string
+}

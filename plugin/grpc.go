@@ -54,7 +54,7 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *gr
 	return NewGRPCClient(c), nil
 }
 
-// NewGRPCClient returns a Backend (which also implements Lister) that calls a
+// NewGRPCClient returns a Backend (which also implements Lister and Issuer) that calls a
 // backend served on cc. Errors come back wrapping the sentinels.
 func NewGRPCClient(cc grpc.ClientConnInterface) Backend {
 	return &grpcClient{c: backendv1.NewBackendServiceClient(interceptedConn{cc})}
@@ -111,6 +111,21 @@ func (s *grpcServer) List(ctx context.Context, req *backendv1.ListRequest) (*bac
 	return &backendv1.ListResponse{Paths: paths}, nil
 }
 
+func (s *grpcServer) Issue(ctx context.Context, req *backendv1.IssueRequest) (*backendv1.IssueResponse, error) {
+	is, ok := s.impl.(Issuer)
+	if !ok {
+		return nil, fmt.Errorf("issue: %w", ErrUnsupported)
+	}
+	if req.GetPath() == "" || len(req.GetDnsNames())+len(req.GetIpAddresses()) == 0 {
+		return nil, fmt.Errorf("issue: a path and at least one DNS name or IP address are required: %w", ErrInvalidConfig)
+	}
+	out, err := is.Issue(ctx, issueRequestFromProto(req))
+	if err != nil {
+		return nil, err
+	}
+	return issuedToProto(out), nil
+}
+
 // grpcClient adapts the generated client to Backend and Lister.
 type grpcClient struct {
 	c backendv1.BackendServiceClient
@@ -153,4 +168,12 @@ func (c *grpcClient) List(ctx context.Context, prefix string) ([]string, error) 
 		return nil, err
 	}
 	return resp.GetPaths(), nil
+}
+
+func (c *grpcClient) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
+	resp, err := c.c.Issue(ctx, issueRequestToProto(req))
+	if err != nil {
+		return Issued{}, err
+	}
+	return issuedFromProto(resp), nil
 }

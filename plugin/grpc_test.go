@@ -73,3 +73,11 @@ func TestShortBatchIsAnError(t *testing.T) {
 		t.Fatal("a backend returning 0 results for 1 ref was accepted")
 	}
 }
+
+func TestIssueUnsupportedReadsAsNotSupported(t *testing.T) {
+	b := dial(t, failing{err: plugin.ErrNotFound})
+	_, err := b.(plugin.Issuer).Issue(context.Background(), plugin.IssueRequest{Path: "pki/issue/x", DNSNames: []string{"a"}})
+	if !errors.Is(err, plugin.ErrUnsupported) {
+		t.Fatalf("Issue on a backend without Issuer: %v, want ErrUnsupported", err)
+	}
+}

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"maps"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -94,5 +95,49 @@ func infoFromProto(p *backendv1.InfoResponse) Info {
 		Version:          p.GetVersion(),
 		ProtocolVersions: append([]uint32(nil), p.GetProtocolVersions()...),
 		Capabilities:     append([]string(nil), p.GetCapabilities()...),
+	}
+}
+
+func issueRequestToProto(r IssueRequest) *backendv1.IssueRequest {
+	return &backendv1.IssueRequest{
+		Path:        r.Path,
+		CommonName:  r.CommonName,
+		DnsNames:    append([]string(nil), r.DNSNames...),
+		IpAddresses: append([]string(nil), r.IPAddresses...),
+		TtlSeconds:  int64(r.TTL / time.Second),
+	}
+}
+
+func issueRequestFromProto(p *backendv1.IssueRequest) IssueRequest {
+	if p == nil {
+		return IssueRequest{}
+	}
+	return IssueRequest{
+		Path:        p.GetPath(),
+		CommonName:  p.GetCommonName(),
+		DNSNames:    append([]string(nil), p.GetDnsNames()...),
+		IPAddresses: append([]string(nil), p.GetIpAddresses()...),
+		TTL:         time.Duration(p.GetTtlSeconds()) * time.Second,
+	}
+}
+
+func issuedToProto(i Issued) *backendv1.IssueResponse {
+	return &backendv1.IssueResponse{
+		PrivateKey:     i.PrivateKey,
+		Chain:          i.Chain,
+		CaCertificates: i.CACertificates,
+		Version:        i.Version,
+	}
+}
+
+func issuedFromProto(p *backendv1.IssueResponse) Issued {
+	if p == nil {
+		return Issued{}
+	}
+	return Issued{
+		PrivateKey:     p.GetPrivateKey(),
+		Chain:          p.GetChain(),
+		CACertificates: p.GetCaCertificates(),
+		Version:        p.GetVersion(),
 	}
 }

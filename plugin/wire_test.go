@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -138,5 +139,24 @@ func TestStatusMapping(t *testing.T) {
 	}
 	if got := fromStatus(errors.New("not a status")); got.Error() != "not a status" || strings.Contains(got.Error(), "rpc error") {
 		t.Errorf("non-status error changed: %v", got)
+	}
+}
+
+func TestIssueConverters(t *testing.T) {
+	in := IssueRequest{Path: "pki/issue/r", CommonName: "cn", DNSNames: []string{"a"}, IPAddresses: []string{"::1"}, TTL: 90 * time.Second}
+	out := issueRequestFromProto(issueRequestToProto(in))
+	if out.Path != in.Path || out.CommonName != "cn" || out.DNSNames[0] != "a" || out.IPAddresses[0] != "::1" || out.TTL != in.TTL {
+		t.Errorf("issue request round trip: %+v", out)
+	}
+	if got := issueRequestFromProto(nil); got.Path != "" || got.TTL != 0 {
+		t.Errorf("nil request: %+v", got)
+	}
+	is := Issued{PrivateKey: []byte{1}, Chain: [][]byte{{2}, {3}}, CACertificates: [][]byte{{4}}, Version: "7"}
+	back := issuedFromProto(issuedToProto(is))
+	if !bytes.Equal(back.PrivateKey, is.PrivateKey) || len(back.Chain) != 2 || back.Chain[1][0] != 3 || back.CACertificates[0][0] != 4 || back.Version != "7" {
+		t.Errorf("issued round trip: %+v", back)
+	}
+	if got := issuedFromProto(nil); got.PrivateKey != nil || got.Chain != nil {
+		t.Errorf("nil issued: %+v", got)
 	}
 }

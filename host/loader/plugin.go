@@ -263,3 +263,13 @@ func (s *Subprocess) Close() error {
 	}
 	return nil
 }
+
+// Issue implements plugin.Issuer. A dead plugin is restarted before the
+// call, but a failed Issue is not retried: each call issues a certificate.
+func (s *Subprocess) Issue(ctx context.Context, req plugin.IssueRequest) (plugin.Issued, error) {
+	b, err := s.current(ctx)
+	if err != nil {
+		return plugin.Issued{}, err
+	}
+	return b.(plugin.Issuer).Issue(ctx, req)
+}

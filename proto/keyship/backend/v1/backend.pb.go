@@ -683,6 +683,163 @@ func (x *ListResponse) GetPaths() []string {
 	return nil
 }
 
+// IssueRequest asks for a certificate for a set of hosts.
+type IssueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where to issue from, in the backend's own terms: a Vault PKI role path
+	// ("pki/issue/spark-node"), a DC/OS CA profile. Required.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// The certificate's common name. Optional: empty means the first DNS name.
+	CommonName string `protobuf:"bytes,2,opt,name=common_name,json=commonName,proto3" json:"common_name,omitempty"`
+	// DNS subject alternative names, e.g. "node1.example.com" or
+	// "*.example.com". At least one of dns_names and ip_addresses.
+	DnsNames []string `protobuf:"bytes,3,rep,name=dns_names,json=dnsNames,proto3" json:"dns_names,omitempty"`
+	// IP subject alternative names in text form ("10.0.0.5", "::1").
+	IpAddresses []string `protobuf:"bytes,4,rep,name=ip_addresses,json=ipAddresses,proto3" json:"ip_addresses,omitempty"`
+	// Requested lifetime in seconds; 0 means the authority's default.
+	TtlSeconds    int64 `protobuf:"varint,5,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueRequest) Reset() {
+	*x = IssueRequest{}
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueRequest) ProtoMessage() {}
+
+func (x *IssueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueRequest.ProtoReflect.Descriptor instead.
+func (*IssueRequest) Descriptor() ([]byte, []int) {
+	return file_keyship_backend_v1_backend_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *IssueRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *IssueRequest) GetCommonName() string {
+	if x != nil {
+		return x.CommonName
+	}
+	return ""
+}
+
+func (x *IssueRequest) GetDnsNames() []string {
+	if x != nil {
+		return x.DnsNames
+	}
+	return nil
+}
+
+func (x *IssueRequest) GetIpAddresses() []string {
+	if x != nil {
+		return x.IpAddresses
+	}
+	return nil
+}
+
+func (x *IssueRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+// IssueResponse is a freshly issued key and certificate chain.
+type IssueResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The private key, PKCS#8 DER. Secret: never logged.
+	PrivateKey []byte `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	// The certificate chain, DER, leaf first, then intermediates.
+	Chain [][]byte `protobuf:"bytes,2,rep,name=chain,proto3" json:"chain,omitempty"`
+	// The authority's CA certificates (DER) a peer should trust.
+	CaCertificates [][]byte `protobuf:"bytes,3,rep,name=ca_certificates,json=caCertificates,proto3" json:"ca_certificates,omitempty"`
+	// Opaque version of this issuance (e.g. the leaf's serial number).
+	Version       string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueResponse) Reset() {
+	*x = IssueResponse{}
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueResponse) ProtoMessage() {}
+
+func (x *IssueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueResponse.ProtoReflect.Descriptor instead.
+func (*IssueResponse) Descriptor() ([]byte, []int) {
+	return file_keyship_backend_v1_backend_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *IssueResponse) GetPrivateKey() []byte {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return nil
+}
+
+func (x *IssueResponse) GetChain() [][]byte {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *IssueResponse) GetCaCertificates() [][]byte {
+	if x != nil {
+		return x.CaCertificates
+	}
+	return nil
+}
+
+func (x *IssueResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 var File_keyship_backend_v1_backend_proto protoreflect.FileDescriptor
 
 const file_keyship_backend_v1_backend_proto_rawDesc = "" +
@@ -726,12 +883,27 @@ const file_keyship_backend_v1_backend_proto_rawDesc = "" +
 	"\vListRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"$\n" +
 	"\fListResponse\x12\x14\n" +
-	"\x05paths\x18\x01 \x03(\tR\x05paths2\xc8\x02\n" +
+	"\x05paths\x18\x01 \x03(\tR\x05paths\"\xa4\x01\n" +
+	"\fIssueRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vcommon_name\x18\x02 \x01(\tR\n" +
+	"commonName\x12\x1b\n" +
+	"\tdns_names\x18\x03 \x03(\tR\bdnsNames\x12!\n" +
+	"\fip_addresses\x18\x04 \x03(\tR\vipAddresses\x12\x1f\n" +
+	"\vttl_seconds\x18\x05 \x01(\x03R\n" +
+	"ttlSeconds\"\x89\x01\n" +
+	"\rIssueResponse\x12\x1f\n" +
+	"\vprivate_key\x18\x01 \x01(\fR\n" +
+	"privateKey\x12\x14\n" +
+	"\x05chain\x18\x02 \x03(\fR\x05chain\x12'\n" +
+	"\x0fca_certificates\x18\x03 \x03(\fR\x0ecaCertificates\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion2\x96\x03\n" +
 	"\x0eBackendService\x12I\n" +
 	"\x04Info\x12\x1f.keyship.backend.v1.InfoRequest\x1a .keyship.backend.v1.InfoResponse\x12X\n" +
 	"\tConfigure\x12$.keyship.backend.v1.ConfigureRequest\x1a%.keyship.backend.v1.ConfigureResponse\x12F\n" +
 	"\x03Get\x12\x1e.keyship.backend.v1.GetRequest\x1a\x1f.keyship.backend.v1.GetResponse\x12I\n" +
-	"\x04List\x12\x1f.keyship.backend.v1.ListRequest\x1a .keyship.backend.v1.ListResponseB?Z=github.com/keyship/keyship/proto/keyship/backend/v1;backendv1b\x06proto3"
+	"\x04List\x12\x1f.keyship.backend.v1.ListRequest\x1a .keyship.backend.v1.ListResponse\x12L\n" +
+	"\x05Issue\x12 .keyship.backend.v1.IssueRequest\x1a!.keyship.backend.v1.IssueResponseB?Z=github.com/keyship/keyship/proto/keyship/backend/v1;backendv1b\x06proto3"
 
 var (
 	file_keyship_backend_v1_backend_proto_rawDescOnce sync.Once
@@ -745,7 +917,7 @@ func file_keyship_backend_v1_backend_proto_rawDescGZIP() []byte {
 	return file_keyship_backend_v1_backend_proto_rawDescData
 }
 
-var file_keyship_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_keyship_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_keyship_backend_v1_backend_proto_goTypes = []any{
 	(*InfoRequest)(nil),       // 0: keyship.backend.v1.InfoRequest
 	(*InfoResponse)(nil),      // 1: keyship.backend.v1.InfoResponse
@@ -759,26 +931,30 @@ var file_keyship_backend_v1_backend_proto_goTypes = []any{
 	(*Error)(nil),             // 9: keyship.backend.v1.Error
 	(*ListRequest)(nil),       // 10: keyship.backend.v1.ListRequest
 	(*ListResponse)(nil),      // 11: keyship.backend.v1.ListResponse
-	nil,                       // 12: keyship.backend.v1.ConfigureRequest.ConfigEntry
-	nil,                       // 13: keyship.backend.v1.Secret.MetadataEntry
+	(*IssueRequest)(nil),      // 12: keyship.backend.v1.IssueRequest
+	(*IssueResponse)(nil),     // 13: keyship.backend.v1.IssueResponse
+	nil,                       // 14: keyship.backend.v1.ConfigureRequest.ConfigEntry
+	nil,                       // 15: keyship.backend.v1.Secret.MetadataEntry
 }
 var file_keyship_backend_v1_backend_proto_depIdxs = []int32{
-	12, // 0: keyship.backend.v1.ConfigureRequest.config:type_name -> keyship.backend.v1.ConfigureRequest.ConfigEntry
+	14, // 0: keyship.backend.v1.ConfigureRequest.config:type_name -> keyship.backend.v1.ConfigureRequest.ConfigEntry
 	4,  // 1: keyship.backend.v1.GetRequest.refs:type_name -> keyship.backend.v1.Ref
 	7,  // 2: keyship.backend.v1.GetResponse.results:type_name -> keyship.backend.v1.Result
 	8,  // 3: keyship.backend.v1.Result.secret:type_name -> keyship.backend.v1.Secret
 	9,  // 4: keyship.backend.v1.Result.error:type_name -> keyship.backend.v1.Error
-	13, // 5: keyship.backend.v1.Secret.metadata:type_name -> keyship.backend.v1.Secret.MetadataEntry
+	15, // 5: keyship.backend.v1.Secret.metadata:type_name -> keyship.backend.v1.Secret.MetadataEntry
 	0,  // 6: keyship.backend.v1.BackendService.Info:input_type -> keyship.backend.v1.InfoRequest
 	2,  // 7: keyship.backend.v1.BackendService.Configure:input_type -> keyship.backend.v1.ConfigureRequest
 	5,  // 8: keyship.backend.v1.BackendService.Get:input_type -> keyship.backend.v1.GetRequest
 	10, // 9: keyship.backend.v1.BackendService.List:input_type -> keyship.backend.v1.ListRequest
-	1,  // 10: keyship.backend.v1.BackendService.Info:output_type -> keyship.backend.v1.InfoResponse
-	3,  // 11: keyship.backend.v1.BackendService.Configure:output_type -> keyship.backend.v1.ConfigureResponse
-	6,  // 12: keyship.backend.v1.BackendService.Get:output_type -> keyship.backend.v1.GetResponse
-	11, // 13: keyship.backend.v1.BackendService.List:output_type -> keyship.backend.v1.ListResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
+	12, // 10: keyship.backend.v1.BackendService.Issue:input_type -> keyship.backend.v1.IssueRequest
+	1,  // 11: keyship.backend.v1.BackendService.Info:output_type -> keyship.backend.v1.InfoResponse
+	3,  // 12: keyship.backend.v1.BackendService.Configure:output_type -> keyship.backend.v1.ConfigureResponse
+	6,  // 13: keyship.backend.v1.BackendService.Get:output_type -> keyship.backend.v1.GetResponse
+	11, // 14: keyship.backend.v1.BackendService.List:output_type -> keyship.backend.v1.ListResponse
+	13, // 15: keyship.backend.v1.BackendService.Issue:output_type -> keyship.backend.v1.IssueResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -799,7 +975,7 @@ func file_keyship_backend_v1_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyship_backend_v1_backend_proto_rawDesc), len(file_keyship_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	BackendService_Configure_FullMethodName = "/keyship.backend.v1.BackendService/Configure"
 	BackendService_Get_FullMethodName       = "/keyship.backend.v1.BackendService/Get"
 	BackendService_List_FullMethodName      = "/keyship.backend.v1.BackendService/List"
+	BackendService_Issue_FullMethodName     = "/keyship.backend.v1.BackendService/Issue"
 )
 
 // BackendServiceClient is the client API for BackendService service.
@@ -55,6 +56,12 @@ type BackendServiceClient interface {
 	// List returns the paths directly under a prefix. Optional: a backend
 	// without it returns UNIMPLEMENTED, which the host reads as "not supported".
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
+	// Issue asks the store's certificate authority (Vault PKI, the DC/OS CA)
+	// for a new certificate and private key for a set of hostnames. Optional:
+	// a backend without it returns UNIMPLEMENTED. Not idempotent in effect
+	// (each call issues a new certificate), so the host calls it once per job
+	// and host set and caches the result.
+	Issue(ctx context.Context, in *IssueRequest, opts ...grpc.CallOption) (*IssueResponse, error)
 }
 
 type backendServiceClient struct {
@@ -105,6 +112,16 @@ func (c *backendServiceClient) List(ctx context.Context, in *ListRequest, opts .
 	return out, nil
 }
 
+func (c *backendServiceClient) Issue(ctx context.Context, in *IssueRequest, opts ...grpc.CallOption) (*IssueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueResponse)
+	err := c.cc.Invoke(ctx, BackendService_Issue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServiceServer is the server API for BackendService service.
 // All implementations must embed UnimplementedBackendServiceServer
 // for forward compatibility.
@@ -125,6 +142,12 @@ type BackendServiceServer interface {
 	// List returns the paths directly under a prefix. Optional: a backend
 	// without it returns UNIMPLEMENTED, which the host reads as "not supported".
 	List(context.Context, *ListRequest) (*ListResponse, error)
+	// Issue asks the store's certificate authority (Vault PKI, the DC/OS CA)
+	// for a new certificate and private key for a set of hostnames. Optional:
+	// a backend without it returns UNIMPLEMENTED. Not idempotent in effect
+	// (each call issues a new certificate), so the host calls it once per job
+	// and host set and caches the result.
+	Issue(context.Context, *IssueRequest) (*IssueResponse, error)
 	mustEmbedUnimplementedBackendServiceServer()
 }
 
@@ -146,6 +169,9 @@ func (UnimplementedBackendServiceServer) Get(context.Context, *GetRequest) (*Get
 }
 func (UnimplementedBackendServiceServer) List(context.Context, *ListRequest) (*ListResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedBackendServiceServer) Issue(context.Context, *IssueRequest) (*IssueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Issue not implemented")
 }
 func (UnimplementedBackendServiceServer) mustEmbedUnimplementedBackendServiceServer() {}
 func (UnimplementedBackendServiceServer) testEmbeddedByValue()                        {}
@@ -240,6 +266,24 @@ func _BackendService_List_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BackendService_Issue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServiceServer).Issue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BackendService_Issue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServiceServer).Issue(ctx, req.(*IssueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BackendService_ServiceDesc is the grpc.ServiceDesc for BackendService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -262,6 +306,10 @@ var BackendService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "List",
 			Handler:    _BackendService_List_Handler,
+		},
+		{
+			MethodName: "Issue",
+			Handler:    _BackendService_Issue_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
