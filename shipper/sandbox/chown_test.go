@@ -1,0 +1,47 @@
+//go:build unix
+
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func owner(t *testing.T, name string) (uid, gid int) {
+	t.Helper()
+	fi, err := os.Lstat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
+}
+
+func TestWriteChown(t *testing.T) {
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Geteuid() == 0 {
+		uid, gid = 4242, 4343 // any ids do for root
+	}
+	dir := filepath.Join(t.TempDir(), "job")
+	res, err := Write(dir, []File{{Path: "keystore.jks", Contents: []byte("ks")}, {Path: "conf/a", Contents: []byte("a")}}, Options{UID: uid, GID: gid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{".", "..data", res.Generation, "keystore.jks", "conf",
+		filepath.Join(res.Generation, "keystore.jks"), filepath.Join(res.Generation, "conf"), filepath.Join(res.Generation, "conf", "a")} {
+		if u, g := owner(t, filepath.Join(dir, p)); u != uid || g != gid {
+			t.Errorf("%s owned by %d:%d, want %d:%d", p, u, g, uid, gid)
+		}
+	}
+
+	// -1 leaves the owner alone: what the process creates.
+	dir2 := t.TempDir()
+	if _, err := Write(dir2, []File{{Path: "a", Contents: []byte("a")}}, Options{UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := owner(t, filepath.Join(dir2, "a")); u != os.Geteuid() {
+		t.Errorf("a owned by %d, want %d", u, os.Geteuid())
+	}
+}
