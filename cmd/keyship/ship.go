@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/sandbox"
+)
+
+// The files next to the stores that carry their passwords, for launchers
+// that export them into the task environment (conf.Env* names).
+const (
+	keystorePasswordFile   = "keystore.password"
+	keyPasswordFile        = "key.password"
+	truststorePasswordFile = "truststore.password"
+)
+
+// defaultShipTimeout bounds resolving and building one job.
+const defaultShipTimeout = 30 * time.Second
+
+type shipFlags struct {
+	specPath string
+	sandbox  string
+	timeout  time.Duration
+}
+
+func newShipCmd(g *globals) *cobra.Command {
+	var f shipFlags
+	cmd := &cobra.Command{
+		Use:   "ship --spec FILE --sandbox DIR",
+		Short: "Resolve a job's TLS spec, check the stores and write them into a sandbox directory",
+		Long: `ship reads a job's TLS request (the DC/OS security.tls JSON), reads every
+secret ref it names once, checks the keystore and truststore before anything
+ships, and writes them atomically into the sandbox directory (files 0600,
+directory 0700). The store passwords go into keystore.password, key.password
+and truststore.password beside them. It prints the Spark settings that point
+at the stores; the settings refer to the passwords through environment
+variables and never contain them.`,
+		Example: `  keyship ship --config keyship.yaml --spec job.json --sandbox "$MESOS_SANDBOX/.keyship"
+
+  # job.json, as DC/OS Spark takes it:
+  {"security": {"tls": {"enabled": true,
+    "keystore_secret": "/spark/keystore", "keystore_password": "/spark/keystore_password",
+    "key_password": "/spark/key_password"}}}`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return g.ship(cmd.Context(), f) },
+	}
+	cmd.Flags().StringVar(&f.specPath, "spec", "", "the job's TLS spec (DC/OS security.tls JSON) (required)")
+	cmd.Flags().StringVar(&f.sandbox, "sandbox", defaultSandbox(), "directory to write the stores into (default $MESOS_SANDBOX/.keyship when set)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", defaultShipTimeout, "deadline for resolving and building")
+	_ = cmd.MarkFlagRequired("spec")
+	return cmd
+}
+
+func defaultSandbox() string {
+	if d := os.Getenv("MESOS_SANDBOX"); d != "" {
+		return filepath.Join(d, ".keyship")
+	}
+	return ""
+}
+
+func (g *globals) ship(ctx context.Context, f shipFlags) error {
+	if f.sandbox == "" {
+		return usageError{fmt.Errorf("--sandbox is required (or set MESOS_SANDBOX)")}
+	}
+	s, err := readSpec(f.specPath)
+	if err != nil {
+		return err
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	h := g.newHost(cfg)
+	defer func() { _ = h.Close() }()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+
+	bundle, err := h.Build(ctx, s, materialize.Options{})
+	if err != nil {
+		return fmt.Errorf("nothing shipped:\n%w", err)
+	}
+	defer bundle.Zero()
+	files := sandboxFiles(bundle)
+	res, err := sandbox.Write(f.sandbox, files, sandbox.Options{UID: -1, GID: -1})
+	if err != nil {
+		return err
+	}
+	for _, w := range bundle.Warnings {
+		g.logger.Warn(w)
+	}
+	dir, _ := filepath.Abs(f.sandbox)
+	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s\n", len(res.Paths), dir)
+	for _, fl := range bundle.Files {
+		fmt.Fprintf(g.stdout, "#   %s (version %s)\n", fl.Path, fl.Version)
+	}
+	fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
+		conf.EnvKeystorePassword, filepath.Join(dir, keystorePasswordFile))
+	fmt.Fprint(g.stdout, conf.Properties(conf.Spark(bundle, dir, s.Protocol)))
+	return nil
+}
+
+// sandboxFiles lists the bundle's stores and its password files.
+func sandboxFiles(b *materialize.Bundle) []sandbox.File {
+	var out []sandbox.File
+	for _, f := range b.Files {
+		out = append(out, sandbox.File{Path: f.Path, Mode: f.Mode, Contents: f.Contents})
+	}
+	add := func(name string, pw []byte) {
+		if pw != nil {
+			out = append(out, sandbox.File{Path: name, Mode: 0o600, Contents: pw})
+		}
+	}
+	add(keystorePasswordFile, b.KeystorePassword)
+	add(keyPasswordFile, b.KeyPassword)
+	add(truststorePasswordFile, b.TruststorePassword)
+	return out
+}
+
+// readSpec reads and parses a DC/OS security.tls JSON spec file.
+func readSpec(path string) (*spec.Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--spec: %w", err)}
+	}
+	s, err := spec.ParseDCOS(data)
+	if err != nil {
+		return nil, fmt.Errorf("spec %s:\n%w", path, err)
+	}
+	return s, nil
+}

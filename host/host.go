@@ -1,0 +1,79 @@
+package host
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/host/loader"
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/resolve"
+	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/plugin"
+)
+
+// Host runs a job's TLS request through the pipeline: resolve every ref once
+// through the configured backends, then materialize and check the stores.
+// It is safe for concurrent use; Close stops its plugin processes.
+type Host struct {
+	loader   *loader.Loader
+	resolver *resolve.Resolver
+}
+
+// Option changes a Host.
+type Option func(*options)
+
+type options struct {
+	builtins map[string]func() plugin.Backend
+	logger   hclog.Logger
+	resolve  []resolve.Option
+}
+
+// WithBuiltin makes the backend constructor available in-process under name.
+func WithBuiltin(name string, newBackend func() plugin.Backend) Option {
+	return func(o *options) { o.builtins[name] = newBackend }
+}
+
+// WithLogger sets the logger that host and plugin logs go to.
+func WithLogger(l hclog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithResolveOptions passes options to the resolver (retry policy).
+func WithResolveOptions(opts ...resolve.Option) Option {
+	return func(o *options) { o.resolve = append(o.resolve, opts...) }
+}
+
+// New returns a Host for cfg. Backends start on first use.
+func New(cfg *config.Config, opts ...Option) *Host {
+	o := options{builtins: map[string]func() plugin.Backend{}, logger: hclog.NewNullLogger()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	lopts := []loader.Option{loader.WithLogger(o.logger)}
+	for name, nb := range o.builtins {
+		lopts = append(lopts, loader.WithBuiltin(name, nb))
+	}
+	l := loader.New(cfg, lopts...)
+	return &Host{loader: l, resolver: resolve.New(l, o.resolve...)}
+}
+
+// Loader returns the host's backend loader.
+func (h *Host) Loader() *loader.Loader { return h.loader }
+
+// Build resolves the refs of s and materializes its stores. The secrets read
+// are zeroed before Build returns; the caller owns the Bundle and must call
+// its Zero once it is shipped. Errors name the spec field and ref and never
+// hold secret bytes.
+func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options) (*materialize.Bundle, error) {
+	secrets, err := h.resolver.Resolve(ctx, s.Fields())
+	if err != nil {
+		return nil, err
+	}
+	defer resolve.Zero(secrets)
+	return materialize.Build(ctx, s, secrets, opts)
+}
+
+// Close stops every plugin process the host started.
+func (h *Host) Close() error { return h.loader.Close() }
