@@ -1,0 +1,66 @@
+# keyship — build, test, generate, lint, bench, demo.
+#
+#   make demo   run keyship end to end on a throwaway CA (no server)
+#   make test   every test tier: unit, conformance, subprocess, real peers
+#
+# Tools are pinned and cached under $(CACHE); nothing is assumed installed
+# beyond Go (tools/install-deps.sh installs Java and OpenSSL when missing).
+
+GO        ?= go
+CACHE     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keyship
+BUF_VERSION         := v1.75.0
+STATICCHECK_VERSION := v0.8.2
+BUF         := $(CACHE)/buf-$(BUF_VERSION)/buf
+STATICCHECK := $(CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+FUZZTIME  ?= 10s
+
+.PHONY: all build test generate lint bench demo fuzz deps check-generate clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+deps:
+	@tools/install-deps.sh
+
+# KEYSHIP_REQUIRE_PEERS makes tests fail, not skip, when keytool, javac or
+# openssl is missing: `make test` installs them first.
+test: deps build
+	KEYSHIP_REQUIRE_PEERS=1 $(GO) test -count=1 ./...
+
+$(BUF):
+	GOBIN=$(dir $@) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+$(STATICCHECK):
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# generate runs offline: buf with local plugins from go.mod's tool lines.
+generate: $(BUF)
+	$(BUF) generate
+
+check-generate: generate
+	git diff --exit-code -- proto
+
+lint: $(BUF) $(STATICCHECK)
+	$(BUF) lint
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	./bin/keyship demo
+
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,308 @@
+package main_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/materialize/testca"
+)
+
+// binDir holds keyship and keyship-backend-file, built once by TestMain, so
+// that the CLI runs as users run it and loads the real plugin subprocess.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "keyship-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		panic("build: " + err.Error())
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requirePeer skips when tool is missing, or fails under
+// KEYSHIP_REQUIRE_PEERS=1 (make test installs the peers first).
+func requirePeer(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("KEYSHIP_REQUIRE_PEERS") == "1" {
+			t.Fatalf("%s not found and KEYSHIP_REQUIRE_PEERS=1 (run tools/install-deps.sh)", tool)
+		}
+		t.Skipf("%s not found; run tools/install-deps.sh", tool)
+	}
+	return p
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func keyship(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "keyship"), args...)
+	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// job is a file-backend root with a node keystore, truststore, CA bundle
+// and their passwords at seed 000's paths, a host config that loads the real
+// file plugin, and a spec.
+type job struct {
+	dir, root, config, sandbox string
+}
+
+// The canary is the keystore password of every job: it must never appear in
+// any output of the CLI.
+const canary = "canary-Pw-7f3e19c2"
+
+func newJob(t *testing.T) *job {
+	t.Helper()
+	dir := t.TempDir()
+	j := &job{dir: dir, root: filepath.Join(dir, "secrets"), config: filepath.Join(dir, "keyship.yaml"), sandbox: filepath.Join(dir, "sandbox")}
+	ca, err := testca.NewCA("Test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue("node1.example.com", testca.WithDNS("node1.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(canary), []byte("keypass-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := materialize.JKSTruststore([]*x509.Certificate{ca.Cert}, []byte("trustpass-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"spark/keystore": ks, "spark/keystore_password": []byte(canary), "spark/key_password": []byte("keypass-1"),
+		"spark/truststore": ts, "spark/truststore_password": []byte("trustpass-1"), "spark/ca_bundle_truststore": ts,
+	} {
+		j.put(t, name, data)
+	}
+	cfg := fmt.Sprintf("default_backend: file\nplugin_dir: %s\nbackends:\n  file:\n    plugin: keyship-backend-file\n    config:\n      root: %s\n", binDir, j.root)
+	if err := os.WriteFile(j.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func (j *job) put(t *testing.T, name string, data []byte) {
+	t.Helper()
+	p := filepath.Join(j.root, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spec writes a security.tls spec with the given settings over seed 000's.
+func (j *job) spec(t *testing.T, change map[string]any) string {
+	t.Helper()
+	tls := map[string]any{
+		"enabled": true, "keystore_secret": "/spark/keystore", "keystore_password": "/spark/keystore_password",
+		"key_password": "/spark/key_password", "truststore_secret": "/spark/truststore",
+		"truststore_password": "/spark/truststore_password", "ca_bundle_secret": "/spark/ca_bundle_truststore",
+		"protocol": "TLSv1.2",
+	}
+	for k, v := range change {
+		if v == nil {
+			delete(tls, k)
+		} else {
+			tls[k] = v
+		}
+	}
+	data, _ := json.Marshal(map[string]any{"security": map[string]any{"tls": tls}})
+	p := filepath.Join(j.dir, "job.json")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (j *job) ship(t *testing.T, specPath string, extra ...string) result {
+	t.Helper()
+	return keyship(t, append([]string{"ship", "--config", j.config, "--spec", specPath, "--sandbox", j.sandbox, "--log-level", "trace"}, extra...)...)
+}
+
+func assertNoCanary(t *testing.T, r result) {
+	t.Helper()
+	if strings.Contains(r.stdout, canary) || strings.Contains(r.stderr, canary) {
+		t.Fatalf("the keystore password appeared in the CLI's output")
+	}
+}
+
+func assertNothingWritten(t *testing.T, j *job) {
+	t.Helper()
+	if _, err := os.Stat(j.sandbox); !os.IsNotExist(err) {
+		t.Fatalf("a failed ship touched the sandbox %s (err %v)", j.sandbox, err)
+	}
+}
+
+func TestShipWritesStoresAndSparkSettings(t *testing.T) {
+	keytool := requirePeer(t, "keytool")
+	j := newJob(t)
+	r := j.ship(t, j.spec(t, nil))
+	if r.code != 0 {
+		t.Fatalf("ship exit %d: %s", r.code, r.stderr)
+	}
+	assertNoCanary(t, r)
+	st, err := os.Stat(j.sandbox)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("sandbox dir mode %v (%v), want 0700", st.Mode().Perm(), err)
+	}
+	for _, name := range []string{"keystore.jks", "truststore.jks"} {
+		st, err := os.Stat(filepath.Join(j.sandbox, name))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v (%v), want 0600", name, st.Mode().Perm(), err)
+		}
+	}
+	out, err := exec.Command(keytool, "-list", "-keystore", filepath.Join(j.sandbox, "keystore.jks"), "-storepass", canary).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keytool -list: %v", err)
+	}
+	if n := strings.Count(string(out), "PrivateKeyEntry"); n != 1 {
+		t.Fatalf("keytool lists %d PrivateKeyEntry, want 1", n)
+	}
+	want := "spark.ssl.keyStore=" + filepath.Join(j.sandbox, "keystore.jks")
+	if !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "spark.ssl.keyStorePassword=${env:KEYSHIP_KEYSTORE_PASSWORD}") {
+		t.Errorf("Spark settings missing from output:\n%s", r.stdout)
+	}
+}
+
+func TestCanaryIsVisibleWhenRevealed(t *testing.T) {
+	// The positive control for every canary check: the grep does find the
+	// password when the CLI is asked to print it.
+	j := newJob(t)
+	r := keyship(t, "get", "--config", j.config, "--reveal", "/spark/keystore_password")
+	if r.code != 0 || r.stdout != canary {
+		t.Fatalf("get --reveal: exit %d, stdout %d bytes", r.code, len(r.stdout))
+	}
+	r = keyship(t, "get", "--config", j.config, "--log-level", "trace", "/spark/keystore_password")
+	if r.code != 0 || !strings.Contains(r.stdout, "version: h1:") {
+		t.Fatalf("get: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	assertNoCanary(t, r)
+}
+
+func TestShipWithoutKeystorePassword(t *testing.T) {
+	j := newJob(t)
+	r := j.ship(t, j.spec(t, map[string]any{"keystore_password": nil}))
+	if r.code == 0 || !strings.Contains(r.stderr, "security.tls.keystore_password") {
+		t.Fatalf("exit %d, stderr %q: want non-zero naming security.tls.keystore_password", r.code, r.stderr)
+	}
+	assertNothingWritten(t, j)
+}
+
+func TestShipWrongStorePassword(t *testing.T) {
+	j := newJob(t)
+	j.put(t, "spark/wrong_password", []byte(canary+"-wrong"))
+	r := j.ship(t, j.spec(t, map[string]any{"keystore_password": "/spark/wrong_password"}))
+	if r.code == 0 {
+		t.Fatal("ship with a wrong store password succeeded")
+	}
+	for _, want := range []string{"security.tls.keystore_password (/spark/wrong_password)", "does not open keystore /spark/keystore"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q does not contain %q", r.stderr, want)
+		}
+	}
+	assertNoCanary(t, r)
+	assertNothingWritten(t, j)
+}
+
+func TestShipRefLeavingTheRoot(t *testing.T) {
+	j := newJob(t)
+	r := j.ship(t, j.spec(t, map[string]any{"keystore_secret": "../etc/passwd"}))
+	if r.code == 0 || !strings.Contains(r.stderr, "security.tls.keystore_secret") || !strings.Contains(r.stderr, "..") {
+		t.Fatalf("exit %d, stderr %q: want the ref refused, naming the field", r.code, r.stderr)
+	}
+	assertNothingWritten(t, j)
+}
+
+func TestShipTruststoreWithoutCABundle(t *testing.T) {
+	j := newJob(t)
+	r := j.ship(t, j.spec(t, map[string]any{"ca_bundle_secret": nil}))
+	if r.code == 0 || !strings.Contains(r.stderr, "security.tls.ca_bundle_secret") {
+		t.Fatalf("exit %d, stderr %q: want non-zero naming security.tls.ca_bundle_secret", r.code, r.stderr)
+	}
+	assertNothingWritten(t, j)
+}
+
+func TestShipWrongKeyPasswordHidesCanary(t *testing.T) {
+	j := newJob(t)
+	r := j.ship(t, j.spec(t, map[string]any{"key_password": "/spark/keystore_password"}))
+	if r.code == 0 {
+		t.Fatal("ship with a wrong key password succeeded")
+	}
+	if !strings.Contains(r.stderr, "security.tls.key_password") {
+		t.Errorf("stderr does not name security.tls.key_password: %q", r.stderr)
+	}
+	assertNoCanary(t, r)
+}
+
+func TestDemo(t *testing.T) {
+	keytool := requirePeer(t, "keytool")
+	dir := t.TempDir()
+	r := keyship(t, "demo", "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("demo exit %d: %s", r.code, r.stderr)
+	}
+	sandbox := filepath.Join(dir, "sandbox")
+	pw, err := os.ReadFile(filepath.Join(sandbox, "keystore.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(keytool, "-list", "-keystore", filepath.Join(sandbox, "keystore.jks"), "-storepass", string(pw)).CombinedOutput()
+	if err != nil || strings.Count(string(out), "PrivateKeyEntry") != 1 {
+		t.Fatalf("keytool -list on the demo keystore: %v, %d PrivateKeyEntry", err, strings.Count(string(out), "PrivateKeyEntry"))
+	}
+	if strings.Contains(r.stdout, string(pw)) {
+		t.Error("demo printed the keystore password")
+	}
+}
+
+func TestPluginsListsPinnableSum(t *testing.T) {
+	j := newJob(t)
+	r := keyship(t, "plugins", "--config", j.config)
+	if r.code != 0 || !regexp.MustCompile(`file\s+0\.1\.0\s+\S+keyship-backend-file\s+[0-9a-f]{64}`).MatchString(r.stdout) {
+		t.Fatalf("plugins: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{{"ship"}, {"nope"}, {"get"}, {"get", "a@"}, {"ship", "--spec", "x", "--bogus"}} {
+		if r := keyship(t, args...); r.code != 2 {
+			t.Errorf("keyship %v: exit %d, want 2 (%s)", args, r.code, r.stderr)
+		}
+	}
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# install-deps.sh installs the real peers keyship's tests talk to — Java 17
+# (keytool, javac, java) and OpenSSL — when they are missing. It uses apt-get
+# and needs root; elsewhere it says what to install and fails.
+set -euo pipefail
+
+missing=()
+for tool in keytool javac java; do
+	command -v "$tool" >/dev/null 2>&1 || { missing+=(openjdk-17-jdk-headless); break; }
+done
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+	echo "install-deps: need ${missing[*]}; install them (apt-get install ${missing[*]}) and rerun" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
