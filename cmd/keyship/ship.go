@@ -93,7 +93,7 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	}
 	defer bundle.Zero()
 	files := sandboxFiles(bundle)
-	res, err := sandbox.Write(f.sandbox, files, sandbox.Options{UID: -1, GID: -1})
+	res, err := sandbox.Write(f.sandbox, files, sandbox.Options{})
 	if err != nil {
 		return err
 	}

@@ -72,13 +72,25 @@ type File struct {
 	Contents []byte
 }
 
-// Options tune a Write.
+// Options tune a Write. The zero Options leaves ownership as the process
+// creates it.
 type Options struct {
-	// UID and GID own the directory, everything in it and the links, when
-	// >= 0; -1 leaves the owner as the process creates it. The zero Options
-	// therefore chowns to root (uid 0, gid 0), which fails unless the
-	// process is root or already root: pass -1 to leave ownership alone.
+	// Owner, when set, owns the directory, everything in it and the links
+	// (chown needs root).
+	Owner *Owner
+}
+
+// Owner is a numeric uid and gid; -1 in either leaves that one unchanged.
+type Owner struct {
 	UID, GID int
+}
+
+// ids returns the uid and gid to chown to, -1 meaning "leave".
+func (o Options) ids() (uid, gid int) {
+	if o.Owner == nil {
+		return -1, -1
+	}
+	return o.Owner.UID, o.Owner.GID
 }
 
 // Result is what a Write put in place.
@@ -370,8 +382,8 @@ func writeFile(full string, f plannedFile, opts Options) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	err = fh.Chmod(f.perm) // the umask may have taken bits away
-	if err == nil && (opts.UID >= 0 || opts.GID >= 0) {
-		err = fh.Chown(idOrLeave(opts.UID), idOrLeave(opts.GID))
+	if uid, gid := opts.ids(); err == nil && (uid >= 0 || gid >= 0) {
+		err = fh.Chown(idOrLeave(uid), idOrLeave(gid))
 	}
 	if err == nil {
 		_, err = fh.Write(f.contents)
@@ -476,20 +488,22 @@ func idOrLeave(id int) int {
 }
 
 func chown(name string, opts Options) error {
-	if opts.UID < 0 && opts.GID < 0 {
+	uid, gid := opts.ids()
+	if uid < 0 && gid < 0 {
 		return nil
 	}
-	if err := os.Chown(name, idOrLeave(opts.UID), idOrLeave(opts.GID)); err != nil {
+	if err := os.Chown(name, idOrLeave(uid), idOrLeave(gid)); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	return nil
 }
 
 func lchown(name string, opts Options) error {
-	if opts.UID < 0 && opts.GID < 0 {
+	uid, gid := opts.ids()
+	if uid < 0 && gid < 0 {
 		return nil
 	}
-	if err := os.Lchown(name, idOrLeave(opts.UID), idOrLeave(opts.GID)); err != nil {
+	if err := os.Lchown(name, idOrLeave(uid), idOrLeave(gid)); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	return nil

@@ -16,7 +16,7 @@ import (
 )
 
 // leave keeps file ownership as the test process creates it.
-var leave = Options{UID: -1, GID: -1}
+var leave = Options{}
 
 func mode(t *testing.T, name string) fs.FileMode {
 	t.Helper()
