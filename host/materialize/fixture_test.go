@@ -1,0 +1,174 @@
+package materialize
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"sync"
+	"testing"
+
+	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
+
+	"github.com/keyship/keyship/host/materialize/testca"
+	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/plugin"
+)
+
+// fixture is the PKI every test shares: ECDSA keys, made once.
+type fixture struct {
+	ca, otherCA *testca.CA
+	node, other *testca.Leaf
+}
+
+var fx = sync.OnceValue(func() *fixture {
+	ca, err := testca.NewCA("Sample CA")
+	if err != nil {
+		panic(err)
+	}
+	otherCA, err := testca.NewCA("Other CA")
+	if err != nil {
+		panic(err)
+	}
+	node, err := ca.Issue("node1.example.com", testca.WithDNS("node1.example.com", "node2.example.com"))
+	if err != nil {
+		panic(err)
+	}
+	other, err := ca.Issue("other.example.com")
+	if err != nil {
+		panic(err)
+	}
+	return &fixture{ca: ca, otherCA: otherCA, node: node, other: other}
+})
+
+// The passwords of the test inputs. They differ, so that a test can tell
+// which one an error is about; none may ever appear in an error.
+const (
+	storePass = "store-pass-1"
+	keyPass   = "key-pass-22"
+	trustPass = "trust-pass-333"
+)
+
+var testPasswords = []string{storePass, keyPass, trustPass}
+
+// field makes a DC/OS security.tls field.
+func field(name, path string) spec.Field {
+	return spec.Field{Name: "security.tls." + name, Ref: spec.Ref{Path: path}}
+}
+
+// dcosSpec is the full DC/OS spec of seed 000: keystore, key password,
+// truststore and CA bundle.
+func dcosSpec() *spec.Spec {
+	kp := field("key_password", "/spark/key_password")
+	ca := field("ca_bundle_secret", "/spark/ca_bundle_truststore")
+	return &spec.Spec{
+		Keystore: spec.Store{
+			Secret:      field("keystore_secret", "/spark/keystore"),
+			Password:    field("keystore_password", "/spark/keystore_password"),
+			KeyPassword: &kp,
+		},
+		Truststore: &spec.Store{
+			Secret:   field("truststore_secret", "/spark/truststore"),
+			Password: field("truststore_password", "/spark/truststore_password"),
+		},
+		CABundle: &ca,
+		Protocol: spec.DefaultProtocol,
+	}
+}
+
+// inputs are the secret values behind dcosSpec's refs.
+type inputs struct {
+	keystore, truststore, caBundle   []byte
+	storePass, keyPass, trustPass    string
+	keystoreVersion, passwordVersion string
+}
+
+// goodInputs are Go-built stores that pass every check.
+func goodInputs(t testing.TB) *inputs {
+	t.Helper()
+	f := fx()
+	ks, err := JKSKeystore("node", f.node.Key, f.node.Chain, []byte(storePass), []byte(keyPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := JKSTruststore([]*x509.Certificate{f.ca.Cert}, []byte(trustPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cab, err := JKSTruststore([]*x509.Certificate{f.ca.Cert, f.otherCA.Cert}, []byte(trustPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &inputs{
+		keystore: ks, truststore: ts, caBundle: cab,
+		storePass: storePass, keyPass: keyPass, trustPass: trustPass,
+		keystoreVersion: "7", passwordVersion: "3",
+	}
+}
+
+// secrets maps s's refs to in's values by setting name.
+func (in *inputs) secrets(s *spec.Spec) Secrets {
+	values := map[string][]byte{
+		"security.tls.keystore_secret":     in.keystore,
+		"security.tls.keystore_password":   []byte(in.storePass),
+		"security.tls.key_password":        []byte(in.keyPass),
+		"security.tls.truststore_secret":   in.truststore,
+		"security.tls.truststore_password": []byte(in.trustPass),
+		"security.tls.ca_bundle_secret":    in.caBundle,
+	}
+	out := make(Secrets)
+	for _, f := range s.Fields() {
+		v := in.passwordVersion
+		if f.Name == "security.tls.keystore_secret" {
+			v = in.keystoreVersion
+		}
+		out[f.Ref] = plugin.Secret{Data: values[f.Name], Version: v}
+	}
+	return out
+}
+
+// rawEntry is one entry of a keystore written by rawJKS: a private key when
+// key is set, else a trusted certificate.
+type rawEntry struct {
+	alias string
+	key   crypto.PrivateKey
+	pass  string
+	chain []*x509.Certificate
+}
+
+// rawJKS writes a JKS store with keystore-go directly, without the checks of
+// JKSKeystore, to make stores Build must reject.
+func rawJKS(t testing.TB, storePass string, entries ...rawEntry) []byte {
+	t.Helper()
+	ks := keystore.New(keystore.WithOrderedAliases(), keystore.WithCustomRandomNumberGenerator(rand.Reader))
+	for _, e := range entries {
+		var chain []keystore.Certificate
+		for _, c := range e.chain {
+			chain = append(chain, keystore.Certificate{Type: "X.509", Content: c.Raw})
+		}
+		if e.key == nil {
+			err := ks.SetTrustedCertificateEntry(e.alias, keystore.TrustedCertificateEntry{
+				CreationTime: e.chain[0].NotBefore, Certificate: chain[0],
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(e.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ks.SetPrivateKeyEntry(e.alias, keystore.PrivateKeyEntry{
+			CreationTime: e.chain[0].NotBefore, PrivateKey: der, CertificateChain: chain,
+		}, []byte(e.pass))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := ks.Store(&buf, []byte(storePass)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
