@@ -82,7 +82,7 @@ type job struct {
 // any output of the CLI.
 const canary = "canary-Pw-7f3e19c2"
 
-func newJob(t *testing.T) *job {
+func newJob(t testing.TB) *job {
 	t.Helper()
 	dir := t.TempDir()
 	j := &job{dir: dir, root: filepath.Join(dir, "secrets"), config: filepath.Join(dir, "keyship.yaml"), sandbox: filepath.Join(dir, "sandbox")}
@@ -115,7 +115,7 @@ func newJob(t *testing.T) *job {
 	return j
 }
 
-func (j *job) put(t *testing.T, name string, data []byte) {
+func (j *job) put(t testing.TB, name string, data []byte) {
 	t.Helper()
 	p := filepath.Join(j.root, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -127,7 +127,7 @@ func (j *job) put(t *testing.T, name string, data []byte) {
 }
 
 // spec writes a security.tls spec with the given settings over seed 000's.
-func (j *job) spec(t *testing.T, change map[string]any) string {
+func (j *job) spec(t testing.TB, change map[string]any) string {
 	t.Helper()
 	tls := map[string]any{
 		"enabled": true, "keystore_secret": "/spark/keystore", "keystore_password": "/spark/keystore_password",

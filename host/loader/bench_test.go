@@ -1,0 +1,48 @@
+package loader_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/keyship/keyship/backends/file"
+	"github.com/keyship/keyship/plugin"
+)
+
+// benchGet measures one Get of n refs of a 2 KiB secret (a small keystore);
+// compare the in-process and subprocess results for the per-Get overhead of
+// the plugin boundary: make bench, or
+//
+//	go test -run '^$' -bench Get ./host/loader/
+func benchGet(b *testing.B, backend plugin.Backend, root string, n int) {
+	refs := make([]plugin.Ref, n)
+	for i := range refs {
+		name := fmt.Sprintf("/spark/s%d", i)
+		put(b, root, name, make([]byte, 2048))
+		refs[i] = plugin.Ref{Path: name}
+	}
+	if err := backend.Configure(context.Background(), map[string]string{"root": root}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := backend.Get(ctx, refs)
+		if err != nil || res[0].Err != nil {
+			b.Fatal(err, res[0].Err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n)/1000, "µs/secret")
+}
+
+func BenchmarkGet(b *testing.B) {
+	for _, n := range []int{1, 7} {
+		b.Run(fmt.Sprintf("in-process/refs=%d", n), func(b *testing.B) {
+			benchGet(b, file.New(), b.TempDir(), n)
+		})
+		b.Run(fmt.Sprintf("subprocess/refs=%d", n), func(b *testing.B) {
+			benchGet(b, start(b, nil), b.TempDir(), n)
+		})
+	}
+}
