@@ -3,6 +3,12 @@
 // hold the stores and passwords, and what the job wants built from them.
 package spec
 
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
 // DefaultProtocol is the TLS protocol a Spec asks for when it names none.
 const DefaultProtocol = "TLSv1.2"
 
@@ -18,26 +24,84 @@ type Spec struct {
 	Protocol string
 	// StoreType is the keystore type the consumer reads: "jks" (default) or "pkcs12".
 	StoreType string
+	// Hosts are the hostnames and IP addresses the keystore's certificate
+	// must cover (the tasks' hosts, or keyship check --hosts). Empty means
+	// the host check is not run.
+	Hosts []string
 }
 
-// Store is a store secret with the refs of the passwords that open it.
+// Store is where a store's material comes from, with the refs of the
+// passwords that open it. A keystore comes from exactly one of: Secret (a
+// JKS, PKCS12 or PEM store in one secret), Key with Certificate (a PEM key
+// and a PEM chain in separate secrets, as Vault PKI or a Kubernetes TLS
+// secret keeps them), or Issue (a new certificate from the backend's CA).
 type Store struct {
-	// Secret is the ref of the store's bytes.
+	// Secret holds the store's bytes; unset (Name "") when Key/Certificate
+	// or Issue is used.
 	Secret Field
-	// Password is the ref of the store password.
+	// Password opens Secret; for PEM inputs it is the password of the
+	// stores keyship writes, and unset means keyship makes a random one.
 	Password Field
 	// KeyPassword is the ref of the private key's password (keystores only).
 	KeyPassword *Field
+	// Key is a PEM private key (PKCS#1, PKCS#8, SEC1, or encrypted PKCS#8
+	// opened with KeyPassword), or nil.
+	Key *Field
+	// Certificate is a PEM certificate chain, leaf first, or nil.
+	Certificate *Field
+	// Issue asks the backend's certificate authority for a certificate
+	// covering Spec.Hosts, or is nil.
+	Issue *Issue
 }
 
-// Field is one ref of a Spec with the name of the setting it came from, so that
-// every error can name both, e.g. "security.tls.keystore_secret".
-type Field struct {
-	// Name is the setting's full name in the user's dialect.
-	Name string
-	// Ref is the secret reference the setting holds.
-	Ref Ref
+// Issue asks a backend that can issue certificates (plugin.Issuer) for a new
+// key and certificate for the job's hosts.
+type Issue struct {
+	// Field names the setting; its Ref is backend:path of the issuer, e.g.
+	// vault:pki/issue/spark-node or dcos:ca.
+	Field Field
+	// TTL is the requested lifetime; 0 means the authority's default.
+	TTL time.Duration
 }
+
+// Field is one setting of a Spec that holds a secret: its name in the user's
+// dialect, so that every error can name it (e.g.
+// "security.tls.keystore_secret"), and either the ref of the secret or, where
+// the dialect carries the secret inline, its value.
+type Field struct {
+	// Name is the setting's full name in the user's dialect; "" means unset.
+	Name string
+	// Ref is the secret reference the setting holds (zero when Value is set).
+	Ref Ref
+	// Value is the setting's literal value when the dialect carries the
+	// secret inline (Spark's spark.ssl.keyStoreBase64, a literal password in
+	// flink-conf.yaml); nil when the setting holds a ref. Nothing is
+	// resolved for an inline field.
+	Value Sensitive
+	// Encoding says how the secret's bytes are encoded: "" for raw bytes,
+	// EncodingBase64 for base64 text (decoded by materialize).
+	Encoding string
+}
+
+// EncodingBase64 marks a Field whose secret is base64 text.
+const EncodingBase64 = "base64"
+
+// IsSet reports whether the setting was given.
+func (f Field) IsSet() bool { return f.Name != "" }
+
+// Inline reports whether the setting carries its secret inline.
+func (f Field) Inline() bool { return f.Value != nil }
+
+// Sensitive is secret bytes: a password or a store's contents. It formats as
+// "[redacted]" with every fmt verb and in log/slog, so that printing a Spec,
+// Field or Bundle never shows it.
+type Sensitive []byte
+
+// Format writes "[redacted]" whatever the verb.
+func (Sensitive) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
+
+// LogValue keeps the bytes out of log/slog output.
+func (Sensitive) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
 // Ref is a parsed secret reference: [backend:]path[#field][@version].
 // Backend is empty when the ref names none (the default backend applies).
@@ -48,17 +112,39 @@ type Ref struct {
 	Version string
 }
 
-// Fields lists every ref-carrying field of s, keystore first, in a fixed order.
+// Fields lists every set field of s whose secret must be read from a
+// backend (not inline, not an Issue), keystore first, in a fixed order.
 func (s *Spec) Fields() []Field {
-	out := []Field{s.Keystore.Secret, s.Keystore.Password}
-	if s.Keystore.KeyPassword != nil {
-		out = append(out, *s.Keystore.KeyPassword)
+	var all []Field
+	add := func(fs ...*Field) {
+		for _, f := range fs {
+			if f != nil && f.IsSet() {
+				all = append(all, *f)
+			}
+		}
 	}
+	storeFields := func(st *Store) {
+		add(&st.Secret, &st.Password, st.KeyPassword, st.Key, st.Certificate)
+	}
+	storeFields(&s.Keystore)
 	if s.Truststore != nil {
-		out = append(out, s.Truststore.Secret, s.Truststore.Password)
+		storeFields(s.Truststore)
 	}
-	if s.CABundle != nil {
-		out = append(out, *s.CABundle)
+	add(s.CABundle)
+	out := all[:0]
+	for _, f := range all {
+		if !f.Inline() {
+			out = append(out, f)
+		}
 	}
 	return out
+}
+
+// Issues lists the certificate issuances s asks for (at most one today: the
+// keystore's).
+func (s *Spec) Issues() []*Issue {
+	if s.Keystore.Issue != nil {
+		return []*Issue{s.Keystore.Issue}
+	}
+	return nil
 }
