@@ -1,0 +1,390 @@
+// Package server is the host API (proto keyship.host.v1) that Spark
+// dispatchers, Flink AppMasters and other launchers call at job submission,
+// and its Go client.
+//
+// One job is resolved and built once: calls with the same job id and spec
+// within the bundle's TTL share the build (concurrent calls too, through a
+// singleflight), so a job with a thousand executors costs one backend read
+// per distinct ref. Each call gets fresh fetch URIs for its own tasks. A
+// job's bundle is kept in memory only, until its TTL ends, then zeroed.
+//
+// Quickstart (what keyship serve does):
+//
+//	h := host.New(cfg, host.WithBuiltin("file", file.New))
+//	fs := fetch.New("https://dispatcher.example.com:8443")
+//	srv := server.New(h, fs)
+//	g := grpc.NewServer()
+//	hostv1.RegisterShipperServiceServer(g, srv)
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/keyship/keyship/host"
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/resolve"
+	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/plugin"
+	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/fetch"
+)
+
+// Limits on a request; larger ones are refused with INVALID_ARGUMENT.
+const (
+	maxJobID    = 256
+	maxSpec     = 1 << 20
+	maxTasks    = 10000
+	DefaultTTL  = 10 * time.Minute
+	maxTTL      = 24 * time.Hour
+	maxFetchUse = 1000
+)
+
+// Server implements hostv1.ShipperServiceServer.
+type Server struct {
+	hostv1.UnimplementedShipperServiceServer
+	host  *host.Host
+	fetch *fetch.Server
+	now   func() time.Time
+
+	builds singleflight.Group
+	mu     sync.Mutex
+	jobs   map[string]*job // by job key (job id + spec digest)
+	// retired are replaced jobs whose bundles are zeroed after zeroGrace.
+	retired []*job
+}
+
+// job is one built bundle and when it expires.
+type job struct {
+	bundle   *materialize.Bundle
+	protocol string
+	expires  time.Time
+}
+
+// Option changes a Server.
+type Option func(*Server)
+
+// WithClock sets the server's clock (for tests of expiry).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New returns a Server that builds through h and publishes fetch URIs on fs
+// (nil disables TARGET_FETCH).
+func New(h *host.Host, fs *fetch.Server, opts ...Option) *Server {
+	s := &Server{host: h, fetch: fs, now: time.Now, jobs: map[string]*job{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Ship implements hostv1.ShipperServiceServer.
+func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.ShipResponse, error) {
+	if err := checkShipRequest(req); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	ttl := DefaultTTL
+	if req.GetTtlSeconds() > 0 {
+		ttl = min(time.Duration(req.GetTtlSeconds())*time.Second, maxTTL)
+	}
+	var hosts []string
+	for _, t := range req.GetTasks() {
+		hosts = append(hosts, t.GetHosts()...)
+	}
+	j, err := s.job(ctx, req.GetJobId(), req.GetSpec(), req.GetDialect(), hosts, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return s.response(req, j)
+}
+
+func checkShipRequest(req *hostv1.ShipRequest) error {
+	var errs []error
+	if req.GetJobId() == "" || len(req.GetJobId()) > maxJobID {
+		errs = append(errs, fmt.Errorf("job_id: required, at most %d bytes", maxJobID))
+	}
+	if len(req.GetSpec()) == 0 || len(req.GetSpec()) > maxSpec {
+		errs = append(errs, fmt.Errorf("spec: required, at most %d bytes", maxSpec))
+	}
+	if n := len(req.GetTasks()); n == 0 || n > maxTasks {
+		errs = append(errs, fmt.Errorf("tasks: at least one and at most %d", maxTasks))
+	}
+	seen := map[string]bool{}
+	for i, t := range req.GetTasks() {
+		if t.GetId() == "" || seen[t.GetId()] {
+			errs = append(errs, fmt.Errorf("tasks[%d].id: required and unique in the job", i))
+		}
+		seen[t.GetId()] = true
+	}
+	if req.GetFetchUses() > maxFetchUse {
+		errs = append(errs, fmt.Errorf("fetch_uses: at most %d", maxFetchUse))
+	}
+	return errors.Join(errs...)
+}
+
+// job returns the job's bundle, building it once for all concurrent callers.
+// The key is the job id and the spec; the hosts join it only when the spec
+// issues per-host certificates (a new host set needs a new certificate),
+// so that a Flink AppMaster asking for each new TaskManager reuses the build.
+func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect hostv1.Dialect, hosts []string, ttl time.Duration) (*job, error) {
+	sp, err := parseSpec(specDoc, dialect)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00", dialect, len(specDoc))
+	h.Write(specDoc)
+	if len(sp.Issues()) > 0 {
+		sorted := slices.Clone(hosts)
+		slices.Sort(sorted)
+		fmt.Fprintf(h, "\x00%q", slices.Compact(sorted))
+	}
+	key := jobID + "\x00" + hex.EncodeToString(h.Sum(nil))
+	if j := s.lookup(key); j != nil {
+		return j, nil
+	}
+	v, err, _ := s.builds.Do(key, func() (any, error) {
+		if j := s.lookup(key); j != nil {
+			return j, nil
+		}
+		sp.Hosts = append(sp.Hosts, hosts...)
+		// The build outlives any one caller's cancellation: it is shared.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		b, err := s.host.Build(bctx, sp, materialize.Options{})
+		if err != nil {
+			return nil, err
+		}
+		j := &job{bundle: b, protocol: sp.Protocol, expires: s.now().Add(ttl)}
+		s.mu.Lock()
+		if old, ok := s.jobs[key]; ok {
+			s.retired = append(s.retired, old)
+		}
+		s.jobs[key] = j
+		s.mu.Unlock()
+		return j, nil
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return v.(*job), nil
+}
+
+// lookup returns the live job at key, or nil.
+func (s *Server) lookup(key string) *job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked()
+	if j, ok := s.jobs[key]; ok && s.now().Before(j.expires) {
+		return j
+	}
+	return nil
+}
+
+// parseSpec parses a request document in its dialect.
+func parseSpec(doc []byte, dialect hostv1.Dialect) (*spec.Spec, error) {
+	switch dialect {
+	case hostv1.Dialect_DIALECT_UNSPECIFIED, hostv1.Dialect_DIALECT_DCOS:
+		return spec.ParseDCOS(doc)
+	default:
+		return nil, fmt.Errorf("dialect %s: %w", dialect, plugin.ErrUnsupported)
+	}
+}
+
+// toStatus maps pipeline errors to gRPC codes: spec and check failures are
+// the caller's input (INVALID_ARGUMENT); backend errors keep their kind.
+func toStatus(err error) error {
+	var fe *spec.FieldError
+	code := codes.Internal
+	switch {
+	case errors.Is(err, plugin.ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, plugin.ErrPermissionDenied):
+		code = codes.PermissionDenied
+	case errors.Is(err, plugin.ErrNotFound):
+		code = codes.NotFound
+	case errors.As(err, &fe), errors.Is(err, plugin.ErrInvalidConfig):
+		code = codes.InvalidArgument
+	case errors.Is(err, plugin.ErrUnsupported):
+		code = codes.Unimplemented
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}
+
+func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse, error) {
+	targets := map[hostv1.Target]bool{}
+	for _, t := range req.GetTargets() {
+		targets[t] = true
+	}
+	if len(targets) == 0 {
+		targets[hostv1.Target_TARGET_FETCH] = true
+	}
+	dir := ".keyship"
+	if s.fetch != nil {
+		dir = s.fetch.Dir()
+	}
+	b := j.bundle
+	resp := &hostv1.ShipResponse{JobId: req.GetJobId(), Warnings: b.Warnings, ExpiresUnix: j.expires.Unix()}
+	for _, f := range b.Files {
+		pf := &hostv1.File{Path: path.Join(dir, f.Path), Mode: uint32(f.Mode), Version: f.Version, Role: string(f.Role)}
+		if targets[hostv1.Target_TARGET_FILES] {
+			pf.Contents = f.Contents
+		}
+		resp.Files = append(resp.Files, pf)
+	}
+	var uris map[string][]fetch.URI
+	if targets[hostv1.Target_TARGET_FETCH] {
+		if s.fetch == nil {
+			return nil, status.Error(codes.FailedPrecondition, "TARGET_FETCH: this server has no fetch server (keyship serve --fetch-listen)")
+		}
+		files := make([]fetch.File, len(b.Files))
+		for i, f := range b.Files {
+			files[i] = fetch.File{Path: f.Path, Contents: f.Contents}
+		}
+		tasks := make([]string, len(req.GetTasks()))
+		for i, t := range req.GetTasks() {
+			tasks[i] = t.GetId()
+		}
+		var err error
+		if uris, err = s.fetch.Publish(tasks, files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+	}
+	for _, t := range req.GetTasks() {
+		ts := &hostv1.TaskShipment{TaskId: t.GetId()}
+		for _, u := range uris[t.GetId()] {
+			ts.Uris = append(ts.Uris, &hostv1.FetchURI{Value: u.Value, OutputFile: u.OutputFile})
+		}
+		if targets[hostv1.Target_TARGET_MESOS] {
+			ts.Volumes, ts.Env = mesosSecrets(b, dir)
+		}
+		resp.Tasks = append(resp.Tasks, ts)
+	}
+	for _, st := range conf.Spark(b, dir, j.protocol) {
+		resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
+	}
+	return resp, nil
+}
+
+// mesosSecrets returns a task's secret volumes (one per file) and secret
+// environment variables (the passwords), as VALUE secrets: keyship built
+// the stores, so their bytes travel in the TaskInfo.
+func mesosSecrets(b *materialize.Bundle, dir string) ([]*hostv1.SecretVolume, []*hostv1.SecretEnv) {
+	var vols []*hostv1.SecretVolume
+	for _, f := range b.Files {
+		vols = append(vols, &hostv1.SecretVolume{ContainerPath: path.Join(dir, f.Path), Secret: &hostv1.Secret{Source: &hostv1.Secret_Value{Value: f.Contents}}})
+	}
+	var env []*hostv1.SecretEnv
+	for _, e := range []struct {
+		name string
+		pw   []byte
+	}{{conf.EnvKeystorePassword, b.KeystorePassword}, {conf.EnvKeyPassword, b.KeyPassword}, {conf.EnvTruststorePassword, b.TruststorePassword}} {
+		if e.pw != nil {
+			env = append(env, &hostv1.SecretEnv{Name: e.name, Secret: &hostv1.Secret{Source: &hostv1.Secret_Value{Value: e.pw}}})
+		}
+	}
+	return vols, env
+}
+
+// Check implements hostv1.ShipperServiceServer: it runs the pre-flight
+// checks and keeps nothing.
+func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.CheckResponse, error) {
+	if len(req.GetSpec()) == 0 || len(req.GetSpec()) > maxSpec {
+		return nil, status.Errorf(codes.InvalidArgument, "spec: required, at most %d bytes", maxSpec)
+	}
+	sp, err := parseSpec(req.GetSpec(), req.GetDialect())
+	if err == nil {
+		sp.Hosts = append(sp.Hosts, req.GetHosts()...)
+		var b *materialize.Bundle
+		if b, err = s.host.Build(ctx, sp, materialize.Options{}); err == nil {
+			defer b.Zero()
+			return &hostv1.CheckResponse{Ok: true, Warnings: b.Warnings}, nil
+		}
+	}
+	problems := Problems(err)
+	if problems == nil {
+		return nil, toStatus(err)
+	}
+	return &hostv1.CheckResponse{Problems: problems}, nil
+}
+
+// Problems turns spec, resolve and materialize errors into the API's
+// Problems, or returns nil when err holds none of them.
+func Problems(err error) []*hostv1.Problem {
+	var out []*hostv1.Problem
+	var walk func(error)
+	walk = func(e error) {
+		var re *resolve.Error
+		var fe *spec.FieldError
+		switch {
+		case errors.As(e, &re) && re == e:
+			out = append(out, &hostv1.Problem{Field: re.Field.Name, Ref: re.Field.Ref.String(), Reason: re.Err.Error()})
+			return
+		case errors.As(e, &fe) && fe == e:
+			out = append(out, &hostv1.Problem{Field: fe.Field, Ref: fe.Ref, Reason: fe.Reason})
+			return
+		}
+		if u, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		} else if x := errors.Unwrap(e); x != nil {
+			walk(x)
+		}
+	}
+	walk(err)
+	return out
+}
+
+// Sweep zeroes and drops expired jobs; keyship serve calls it on a timer.
+func (s *Server) Sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked()
+}
+
+// zeroGrace is how long an expired job's bundle stays readable before it is
+// zeroed, so that a response being built when the TTL ends stays whole.
+const zeroGrace = time.Minute
+
+func (s *Server) sweepLocked() {
+	now := s.now()
+	for k, j := range s.jobs {
+		if !now.Before(j.expires.Add(zeroGrace)) {
+			j.bundle.Zero()
+			delete(s.jobs, k)
+		}
+	}
+	kept := s.retired[:0]
+	for _, j := range s.retired {
+		if now.Before(j.expires.Add(zeroGrace)) {
+			kept = append(kept, j)
+		} else {
+			j.bundle.Zero()
+		}
+	}
+	s.retired = kept
+	if s.fetch != nil {
+		s.fetch.Sweep()
+	}
+}
+
+// Jobs returns how many built jobs are held (for tests and metrics).
+func (s *Server) Jobs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
