@@ -213,12 +213,13 @@ func (c *cluster) send(ctx context.Context, r request, token string) (*response,
 	return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
-// authError is a failure to authenticate: it concerns every ref of a batch,
-// so Get fails the batch instead of logging in again for each ref.
-type authError struct{ err error }
+// batchError is a failure that concerns every ref of a batch (refused
+// credentials, a cluster that fails TLS verification), so Get fails the
+// batch instead of trying again for each ref.
+type batchError struct{ err error }
 
-func (e *authError) Error() string { return e.err.Error() }
-func (e *authError) Unwrap() error { return e.err }
+func (e *batchError) Error() string { return e.err.Error() }
+func (e *batchError) Unwrap() error { return e.err }
 
 // do makes an authenticated request. When the cluster answers 401 it logs in
 // again once (or takes the token another caller just obtained) and repeats
@@ -239,17 +240,18 @@ func (c *cluster) do(ctx context.Context, r request) (*response, error) {
 	if resp, err = c.send(ctx, r, tok); err != nil || resp.status != http.StatusUnauthorized {
 		return resp, err
 	}
-	return nil, &authError{fmt.Errorf("dcos backend: %s %s: the cluster refused the auth token of %s with 401 right after a new one was obtained (is the account disabled, or the IAM unable to verify its tokens?): %w",
+	return nil, &batchError{fmt.Errorf("dcos backend: %s %s: the cluster refused the auth token of %s with 401 right after a new one was obtained (is the account disabled, or the IAM unable to verify its tokens?): %w",
 		r.method, r.path, c.sess.who(), plugin.ErrPermissionDenied)}
 }
 
-// authFailure marks a login failure as an authError, except a cancelled
-// context or an unavailable cluster, which are no verdict on the credentials.
+// authFailure marks a failure to obtain a token as a batchError, except a
+// cancelled context or an unavailable cluster: those may pass before the next
+// ref, and the host retries ErrUnavailable per ref.
 func authFailure(ctx context.Context, err error) error {
 	if ctx.Err() != nil || errors.Is(err, plugin.ErrUnavailable) {
 		return err
 	}
-	return &authError{err}
+	return &batchError{err}
 }
 
 // statusError maps an unexpected HTTP status to a sentinel: 5xx, 429 and 408

@@ -198,7 +198,7 @@ func (b *Backend) Get(ctx context.Context, refs []plugin.Ref) ([]plugin.Result, 
 			return nil, err
 		}
 		out[i] = read(ctx, c, key, ref)
-		var ae *authError
+		var ae *batchError
 		if errors.As(out[i].Err, &ae) || ctx.Err() != nil {
 			err := out[i].Err
 			zeroResults(out)

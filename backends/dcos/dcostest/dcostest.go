@@ -25,7 +25,7 @@
 //     with "dcos:adminrouter:ops:ca:rw", and answers CFSSL's envelope
 //     {"success", "result": {"certificate": <PEM>}, "errors", "messages"}.
 //     The certificate is signed by a real test CA and carries exactly the
-//     CSR's subject alternative names.
+//     CSR's subject alternative names (unless AddSANs says otherwise).
 //
 // The server's own TLS certificate is signed by the same CA (as Admin
 // Router's is on a real cluster), for 127.0.0.1 and localhost.
@@ -51,6 +51,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"mime"
 	"net"
@@ -116,6 +118,7 @@ type Server struct {
 	requests     map[string]int               // "METHOD /path" -> count
 	issued       []*x509.Certificate          // certificates signed by /ca/api/v2/sign
 	grants       map[string]map[string]string // uid -> rid -> action
+	extraSANs    []string                     // DNS names the CA adds to every certificate
 }
 
 type secret struct {
@@ -156,6 +159,9 @@ func New(t testing.TB, opts ...Option) *Server {
 		t.Fatal(err)
 	}
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	// Clients that refuse the certificate (tests of TLS verification) are
+	// expected; their handshake errors are not news.
+	s.ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.ts.TLS = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		Certificates: []tls.Certificate{{
@@ -358,6 +364,14 @@ func (s *Server) IssuedTokens() []string {
 		out = append(out, tok)
 	}
 	return out
+}
+
+// AddSANs makes the CA add DNS names to every certificate it signs, as a
+// misconfigured signing profile would; a client must notice.
+func (s *Server) AddSANs(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extraSANs = append(s.extraSANs, names...)
 }
 
 // Issued returns the certificates /ca/api/v2/sign signed, oldest first.
@@ -686,6 +700,9 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 	if _, isRSA := csr.PublicKey.(*rsa.PublicKey); isRSA {
 		usage |= x509.KeyUsageKeyEncipherment
 	}
+	s.mu.Lock()
+	dns := append(slices.Clone(csr.DNSNames), s.extraSANs...)
+	s.mu.Unlock()
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -695,7 +712,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 		KeyUsage:              usage,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
-		DNSNames:              csr.DNSNames,
+		DNSNames:              dns,
 		IPAddresses:           csr.IPAddresses,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.CA.Cert, csr.PublicKey, s.CA.Key)

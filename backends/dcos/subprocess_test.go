@@ -1,0 +1,84 @@
+package dcos_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/keyship/keyship/host/loader"
+	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/plugintest"
+)
+
+var pluginBin string // the real keyship-backend-dcos, built by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "keyship-dcos-test")
+	if err != nil {
+		panic(err)
+	}
+	pluginBin = filepath.Join(dir, "keyship-backend-dcos")
+	cmd := exec.Command("go", "build", "-o", pluginBin, "github.com/keyship/keyship/cmd/keyship-backend-dcos")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		panic("build plugin: " + err.Error())
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startPlugin starts keyship-backend-dcos through the host loader, its
+// stderr folded into f's log.
+func (f *fixture) startPlugin(t testing.TB) *loader.Subprocess {
+	t.Helper()
+	s, err := loader.Start(context.Background(), "dcos", pluginBin, "", f.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformanceThroughSubprocess(t *testing.T) {
+	f := newFixture(t)
+	plugintest.Run(t, kitConfig(f, nil, func(t testing.TB) plugin.Backend { return f.startPlugin(t) }))
+}
+
+func TestSubprocessIssuesAndLogsNoCredentials(t *testing.T) {
+	t.Setenv("KEYSHIP_PLUGIN_LOG_LEVEL", "trace")
+	f := newFixture(t)
+	f.srv.PutText("/spark/pw", "changeit")
+	s := f.startPlugin(t)
+	if err := s.Configure(context.Background(), f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Get(context.Background(), []plugin.Ref{{Path: "/spark/pw"}})
+	if err != nil || res[0].Err != nil || string(res[0].Secret.Data) != "changeit" {
+		t.Fatalf("Get through the plugin: %v %v", err, res)
+	}
+	out, err := s.Issue(context.Background(), plugin.IssueRequest{Path: "ca", DNSNames: []string{"tm-7.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := issued(t, f.srv, out)
+	if !slices.Equal(leaf.DNSNames, []string{"tm-7.example.com"}) {
+		t.Errorf("DNS names %v", leaf.DNSNames)
+	}
+	_ = s.Close()
+	logs := f.logs.String()
+	for _, want := range []string{"logged in to DC/OS", "DC/OS CA issued a certificate"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the plugin's log has no %q line:\n%s", want, logs)
+		}
+	}
+	for _, tok := range f.srv.IssuedTokens() {
+		if strings.Contains(logs, tok) {
+			t.Error("an auth token is in the plugin's log")
+		}
+	}
+}
