@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,8 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyship/keyship/host/materialize"
-	"github.com/keyship/keyship/host/materialize/testca"
+	"github.com/keyship/keyship/backends/file/filetest"
 )
 
 // binDir holds keyship and keyship-backend-file, built once by TestMain, so
@@ -86,28 +84,7 @@ func newJob(t testing.TB) *job {
 	t.Helper()
 	dir := t.TempDir()
 	j := &job{dir: dir, root: filepath.Join(dir, "secrets"), config: filepath.Join(dir, "keyship.yaml"), sandbox: filepath.Join(dir, "sandbox")}
-	ca, err := testca.NewCA("Test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue("node1.example.com", testca.WithDNS("node1.example.com"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(canary), []byte("keypass-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := materialize.JKSTruststore([]*x509.Certificate{ca.Cert}, []byte("trustpass-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range map[string][]byte{
-		"spark/keystore": ks, "spark/keystore_password": []byte(canary), "spark/key_password": []byte("keypass-1"),
-		"spark/truststore": ts, "spark/truststore_password": []byte("trustpass-1"), "spark/ca_bundle_truststore": ts,
-	} {
-		j.put(t, name, data)
-	}
+	filetest.Seed(t, j.root, canary)
 	cfg := fmt.Sprintf("default_backend: file\nplugin_dir: %s\nbackends:\n  file:\n    plugin: keyship-backend-file\n    config:\n      root: %s\n", binDir, j.root)
 	if err := os.WriteFile(j.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -115,16 +92,7 @@ func newJob(t testing.TB) *job {
 	return j
 }
 
-func (j *job) put(t testing.TB, name string, data []byte) {
-	t.Helper()
-	p := filepath.Join(j.root, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+func (j *job) put(t testing.TB, name string, data []byte) { filetest.Put(t, j.root, name, data) }
 
 // spec writes a security.tls spec with the given settings over seed 000's.
 func (j *job) spec(t testing.TB, change map[string]any) string {

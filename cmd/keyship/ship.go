@@ -30,6 +30,9 @@ type shipFlags struct {
 	specPath string
 	sandbox  string
 	timeout  time.Duration
+	hosts    []string
+	server   string
+	jobID    string
 }
 
 func newShipCmd(g *globals) *cobra.Command {
@@ -56,6 +59,9 @@ variables and never contain them.`,
 	cmd.Flags().StringVar(&f.specPath, "spec", "", "the job's TLS spec (DC/OS security.tls JSON) (required)")
 	cmd.Flags().StringVar(&f.sandbox, "sandbox", defaultSandbox(), "directory to write the stores into (default $MESOS_SANDBOX/.keyship when set)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", defaultShipTimeout, "deadline for resolving and building")
+	cmd.Flags().StringSliceVar(&f.hosts, "hosts", nil, "hostnames the keystore's certificate must cover (comma-separated)")
+	cmd.Flags().StringVar(&f.server, "server", "", "ship through a running keyship serve at unix:///path (the same bundle, built there)")
+	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server (default: derived from the spec)")
 	_ = cmd.MarkFlagRequired("spec")
 	return cmd
 }
@@ -71,10 +77,14 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if f.sandbox == "" {
 		return usageError{fmt.Errorf("--sandbox is required (or set MESOS_SANDBOX)")}
 	}
+	if f.server != "" {
+		return g.shipThroughServer(ctx, f)
+	}
 	s, err := readSpec(f.specPath)
 	if err != nil {
 		return err
 	}
+	s.Hosts = append(s.Hosts, f.hosts...)
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return err
@@ -92,23 +102,40 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
 	defer bundle.Zero()
-	files := sandboxFiles(bundle)
-	res, err := sandbox.Write(f.sandbox, files, sandbox.Options{})
+	dir, err := g.writeSandbox(f.sandbox, sandboxFiles(bundle), bundle.Files, bundle.Warnings)
 	if err != nil {
 		return err
 	}
-	for _, w := range bundle.Warnings {
+	fmt.Fprint(g.stdout, conf.Properties(conf.Spark(bundle, dir, s.Protocol)))
+	return nil
+}
+
+// writeSandbox writes files atomically into dir and prints what it shipped;
+// it returns dir's absolute path.
+func (g *globals) writeSandbox(dir string, files []sandbox.File, stores []materialize.File, warnings []string) (string, error) {
+	res, err := sandbox.Write(dir, files, sandbox.Options{})
+	if err != nil {
+		return "", err
+	}
+	for _, w := range warnings {
 		g.logger.Warn(w)
 	}
-	dir, _ := filepath.Abs(f.sandbox)
-	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s\n", len(res.Paths), dir)
-	for _, fl := range bundle.Files {
+	abs, _ := filepath.Abs(dir)
+	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s\n", len(res.Paths), abs)
+	for _, fl := range stores {
 		fmt.Fprintf(g.stdout, "#   %s (version %s)\n", fl.Path, fl.Version)
 	}
 	fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
-		conf.EnvKeystorePassword, filepath.Join(dir, keystorePasswordFile))
-	fmt.Fprint(g.stdout, conf.Properties(conf.Spark(bundle, dir, s.Protocol)))
-	return nil
+		conf.EnvKeystorePassword, filepath.Join(abs, keystorePasswordFile))
+	return abs, nil
+}
+
+// passwordFiles maps the password environment variables to the files that
+// carry them in the sandbox.
+var passwordFiles = map[string]string{
+	conf.EnvKeystorePassword:   keystorePasswordFile,
+	conf.EnvKeyPassword:        keyPasswordFile,
+	conf.EnvTruststorePassword: truststorePasswordFile,
 }
 
 // sandboxFiles lists the bundle's stores and its password files.
@@ -117,14 +144,14 @@ func sandboxFiles(b *materialize.Bundle) []sandbox.File {
 	for _, f := range b.Files {
 		out = append(out, sandbox.File{Path: f.Path, Mode: f.Mode, Contents: f.Contents})
 	}
-	add := func(name string, pw []byte) {
-		if pw != nil {
-			out = append(out, sandbox.File{Path: name, Mode: 0o600, Contents: pw})
+	for _, pw := range []struct {
+		env string
+		pw  []byte
+	}{{conf.EnvKeystorePassword, b.KeystorePassword}, {conf.EnvKeyPassword, b.KeyPassword}, {conf.EnvTruststorePassword, b.TruststorePassword}} {
+		if pw.pw != nil {
+			out = append(out, sandbox.File{Path: passwordFiles[pw.env], Mode: 0o600, Contents: pw.pw})
 		}
 	}
-	add(keystorePasswordFile, b.KeystorePassword)
-	add(keyPasswordFile, b.KeyPassword)
-	add(truststorePasswordFile, b.TruststorePassword)
 	return out
 }
 
