@@ -165,6 +165,7 @@ func parseKVMounts(v string) (map[string]int, error) {
 	for item := range strings.SplitSeq(v, ",") {
 		mount, ver, ok := strings.Cut(strings.TrimSpace(item), "=")
 		mount = strings.Trim(strings.TrimSpace(mount), "/")
+		ver = strings.TrimSpace(ver)
 		if !ok || mount == "" || (ver != "1" && ver != "2") {
 			return nil, invalid("kv_mounts item %q: want mount=1 or mount=2, e.g. secret=2,legacy=1", item)
 		}
