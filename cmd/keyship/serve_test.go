@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -17,32 +18,7 @@ import (
 func TestShipThroughServeGivesTheSameStores(t *testing.T) {
 	j := newJob(t)
 	specPath := j.spec(t, nil)
-	sock := filepath.Join(t.TempDir(), "keyship.sock")
-	srv := exec.Command(filepath.Join(binDir, "keyship"), "serve", "--config", j.config, "--listen", "unix://"+sock)
-	out, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	srv.Stderr = &stderr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening ") {
-				ready <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("keyship serve did not start: %s", stderr.String())
-	}
+	sock, stderr := startServe(t, j)
 	st, err := os.Stat(sock)
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("API socket mode %v (%v), want 0600", st.Mode().Perm(), err)
@@ -68,7 +44,59 @@ func TestShipThroughServeGivesTheSameStores(t *testing.T) {
 	if !strings.Contains(remote.stdout, "spark.ssl.keyStore="+filepath.Join(remoteDir, "keystore.jks")) {
 		t.Errorf("ship --server settings do not point at its sandbox:\n%s", remote.stdout)
 	}
-	if strings.Contains(stderr.String(), canary) {
+	if strings.Contains(stderr(), canary) {
 		t.Error("keyship serve logged the keystore password")
 	}
+}
+
+// startServe runs keyship serve for j on a fresh unix socket until the test
+// ends; it returns the socket path and a function that reads its stderr.
+func startServe(t testing.TB, j *job) (string, func() string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "keyship.sock")
+	srv := exec.Command(filepath.Join(binDir, "keyship"), "serve", "--config", j.config, "--listen", "unix://"+sock)
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	srv.Stderr = &stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "listening ") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("keyship serve did not start: %s", stderr.String())
+	}
+	return sock, stderr.String
+}
+
+// syncBuffer is a bytes.Buffer safe to write from exec's copier goroutine
+// while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
