@@ -162,6 +162,10 @@ func TestShipWritesStoresAndSparkSettings(t *testing.T) {
 	if n := strings.Count(string(out), "PrivateKeyEntry"); n != 1 {
 		t.Fatalf("keytool lists %d PrivateKeyEntry, want 1", n)
 	}
+	manifest, err := os.ReadFile(filepath.Join(j.sandbox, "manifest.json"))
+	if err != nil || !strings.Contains(string(manifest), `"path": "keystore.jks"`) || strings.Contains(string(manifest), canary) {
+		t.Errorf("manifest.json missing, incomplete or holding a password (%v):\n%s", err, manifest)
+	}
 	want := "spark.ssl.keyStore=" + filepath.Join(j.sandbox, "keystore.jks")
 	if !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "spark.ssl.keyStorePassword=${env:KEYSHIP_KEYSTORE_PASSWORD}") {
 		t.Errorf("Spark settings missing from output:\n%s", r.stdout)

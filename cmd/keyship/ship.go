@@ -33,6 +33,7 @@ type shipFlags struct {
 	hosts    []string
 	server   string
 	jobID    string
+	owner    string
 }
 
 func newShipCmd(g *globals) *cobra.Command {
@@ -62,6 +63,7 @@ variables and never contain them.`,
 	cmd.Flags().StringSliceVar(&f.hosts, "hosts", nil, "hostnames the keystore's certificate must cover (comma-separated)")
 	cmd.Flags().StringVar(&f.server, "server", "", "ship through a running keyship serve at unix:///path (the same bundle, built there)")
 	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server (default: derived from the spec)")
+	cmd.Flags().StringVar(&f.owner, "owner", "", "uid:gid to own the sandbox and its files (needs root); default: this process")
 	_ = cmd.MarkFlagRequired("spec")
 	return cmd
 }
@@ -102,7 +104,7 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
 	defer bundle.Zero()
-	dir, err := g.writeSandbox(f.sandbox, sandboxFiles(bundle), bundle.Files, bundle.Warnings)
+	dir, err := g.writeSandbox(f, sandboxFiles(bundle), bundle.Files, bundle.Warnings)
 	if err != nil {
 		return err
 	}
@@ -110,10 +112,23 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	return nil
 }
 
-// writeSandbox writes files atomically into dir and prints what it shipped;
-// it returns dir's absolute path.
-func (g *globals) writeSandbox(dir string, files []sandbox.File, stores []materialize.File, warnings []string) (string, error) {
-	res, err := sandbox.Write(dir, files, sandbox.Options{})
+// writeSandbox writes files and their manifest.json atomically into
+// f.sandbox and prints what it shipped; it returns the sandbox's absolute path.
+func (g *globals) writeSandbox(f shipFlags, files []sandbox.File, stores []materialize.File, warnings []string) (string, error) {
+	opts, err := ownerOptions(f.owner)
+	if err != nil {
+		return "", err
+	}
+	versions := map[string]string{}
+	for _, st := range stores {
+		versions[st.Path] = st.Version
+	}
+	manifest, err := sandbox.Manifest(files, versions)
+	if err != nil {
+		return "", err
+	}
+	dir := f.sandbox
+	res, err := sandbox.Write(dir, append(files, manifest), opts)
 	if err != nil {
 		return "", err
 	}
@@ -128,6 +143,18 @@ func (g *globals) writeSandbox(dir string, files []sandbox.File, stores []materi
 	fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
 		conf.EnvKeystorePassword, filepath.Join(abs, keystorePasswordFile))
 	return abs, nil
+}
+
+// ownerOptions parses --owner uid:gid.
+func ownerOptions(owner string) (sandbox.Options, error) {
+	if owner == "" {
+		return sandbox.Options{}, nil
+	}
+	var uid, gid int
+	if n, err := fmt.Sscanf(owner, "%d:%d", &uid, &gid); err != nil || n != 2 || uid < 0 || gid < 0 {
+		return sandbox.Options{}, usageError{fmt.Errorf("--owner %q: want numeric uid:gid, e.g. 1000:1000", owner)}
+	}
+	return sandbox.Options{Owner: &sandbox.Owner{UID: uid, GID: gid}}, nil
 }
 
 // passwordFiles maps the password environment variables to the files that

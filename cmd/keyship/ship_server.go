@@ -61,7 +61,7 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 			clear(fl.Contents)
 		}
 	}()
-	dir, err := g.writeSandbox(f.sandbox, files, stores, resp.GetWarnings())
+	dir, err := g.writeSandbox(f, files, stores, resp.GetWarnings())
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,41 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"io/fs"
+)
+
+// ManifestName is the file name of the manifest Manifest makes.
+const ManifestName = "manifest.json"
+
+// ManifestEntry describes one shipped file; it never holds its contents.
+type ManifestEntry struct {
+	Path    string `json:"path"`
+	Mode    string `json:"mode"`
+	Version string `json:"version,omitempty"`
+}
+
+// Manifest returns a manifest.json File that lists files by path, mode and
+// version (versions is keyed by path; a missing one is left out), so that a
+// task or an operator can see what was shipped without reading a secret.
+// Ship it in the same Write as files.
+func Manifest(files []File, versions map[string]string) (File, error) {
+	entries := make([]ManifestEntry, len(files))
+	for i, f := range files {
+		mode, _ := fileMode(f.Mode)
+		entries[i] = ManifestEntry{Path: f.Path, Mode: octal(mode), Version: versions[f.Path]}
+	}
+	data, err := json.MarshalIndent(struct {
+		Files []ManifestEntry `json:"files"`
+	}{entries}, "", "  ")
+	if err != nil {
+		return File{}, err
+	}
+	return File{Path: ManifestName, Mode: 0o600, Contents: append(data, '\n')}, nil
+}
+
+func octal(m fs.FileMode) string {
+	const digits = "01234567"
+	p := m.Perm()
+	return string([]byte{'0', digits[p>>6&7], digits[p>>3&7], digits[p&7]})
+}
