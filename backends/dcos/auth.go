@@ -176,7 +176,13 @@ func (s *session) loginLocked(ctx context.Context, first bool) error {
 	// A given token is used until the cluster refuses it; a token the backend
 	// logged in for is renewed shortly before its exp.
 	if c := tokenClaims(tok); c.Exp > 0 && a.method != MethodToken {
-		s.exp = time.Unix(c.Exp, 0)
+		if exp := time.Unix(c.Exp, 0); exp.After(now) {
+			s.exp = exp
+		} else {
+			// Renewing by this clock would mean a login per request.
+			s.c.logger.Warn("the new DC/OS auth token is already past its exp by this host's clock; is the clock wrong? renewing only when the cluster refuses the token",
+				"uid", a.uid, "exp", exp.UTC().Format(time.RFC3339))
+		}
 	}
 	if a.method != MethodToken {
 		s.c.logger.Info("logged in to DC/OS", "uid", a.uid, "method", a.method, "token_expires_in", s.exp.Sub(now).Round(time.Second).String())

@@ -75,6 +75,7 @@ type authSettings struct {
 	tokenFile string          // token
 }
 
+// invalid returns an ErrInvalidConfig error with the backend's prefix.
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("dcos backend: "+format+": %w", append(args, plugin.ErrInvalidConfig)...)
 }
