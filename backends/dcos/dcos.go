@@ -15,8 +15,9 @@
 //
 //	url                        cluster URL, https only (required), e.g. https://master.mesos
 //	ca_file                    PEM file with the cluster CA (dcos-ca.crt) to verify the cluster
-//	ca_sha256                  hex SHA-256 of the CA certificate (DER) served at /ca/dcos-ca.crt;
-//	                           the backend fetches it once and trusts it only if the pin matches
+//	ca_sha256                  hex SHA-256 of the CA certificate (DER) served at /ca/dcos-ca.crt
+//	                           (openssl x509 -in dcos-ca.crt -noout -fingerprint -sha256; colons
+//	                           allowed); the backend fetches it once and trusts it only if it matches
 //	tls_skip_verify            "true" to skip TLS verification; logged as a warning, like
 //	                           dcos config set core.ssl_verify false. Set at most one of
 //	                           ca_file, ca_sha256 and tls_skip_verify; none means the system roots
