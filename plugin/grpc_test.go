@@ -27,7 +27,7 @@ func (f failing) Get(_ context.Context, refs []plugin.Ref) ([]plugin.Result, err
 func dial(t *testing.T, b plugin.Backend) plugin.Backend {
 	t.Helper()
 	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{Impl: b}})
-	t.Cleanup(func() { _ = client.Close(); server.Stop() })
+	t.Cleanup(func() { server.Stop(); _ = client.Close() })
 	raw, err := client.Dispense(plugin.PluginName)
 	if err != nil {
 		t.Fatal(err)

@@ -44,8 +44,52 @@ type Backend struct {
 	// SHA256 pins the plugin binary (hex). A binary that does not match is
 	// not started.
 	SHA256 string `yaml:"sha256"`
-	// Config is passed to the backend's Configure.
-	Config map[string]string `yaml:"config"`
+	// Config is passed to the backend's Configure. Nested maps are
+	// flattened to dotted names (auth: {method: token} becomes
+	// "auth.method": "token"); scalars become their YAML text.
+	Config Settings `yaml:"config"`
+}
+
+// Settings is a backend's flat settings map, read from YAML that may nest.
+type Settings map[string]string
+
+// UnmarshalYAML flattens nested mappings into dotted keys.
+func (s *Settings) UnmarshalYAML(node *yaml.Node) error {
+	out := Settings{}
+	if err := flatten(node, "", out); err != nil {
+		return err
+	}
+	*s = out
+	return nil
+}
+
+func flatten(node *yaml.Node, prefix string, out Settings) error {
+	switch node.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			key := node.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if err := flatten(node.Content[i+1], key, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	case yaml.ScalarNode:
+		if node.Tag == "!!null" {
+			return nil
+		}
+		if _, dup := out[prefix]; dup {
+			return fmt.Errorf("line %d: setting %q given twice", node.Line, prefix)
+		}
+		out[prefix] = node.Value
+		return nil
+	case yaml.AliasNode:
+		return flatten(node.Alias, prefix, out)
+	default:
+		return fmt.Errorf("line %d: setting %q: want a value or a mapping, not a list", node.Line, prefix)
+	}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)

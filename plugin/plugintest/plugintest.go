@@ -85,7 +85,7 @@ func (k *kit) backend(t *testing.T) plugin.Backend {
 	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{
 		plugin.PluginName: &plugin.GRPCPlugin{Impl: k.cfg.New()},
 	})
-	t.Cleanup(func() { _ = client.Close(); server.Stop() })
+	t.Cleanup(func() { server.Stop(); _ = client.Close() })
 	raw, err := client.Dispense(plugin.PluginName)
 	if err != nil {
 		t.Fatalf("dispense backend: %v", err)
