@@ -37,10 +37,13 @@ var dcosKnown = []string{
 // (JSSE) and OpenSSL accept today.
 var Protocols = []string{"TLSv1.2", "TLSv1.3"}
 
-// Store types a Spec may ask for.
+// Store types a Spec may ask for: the format of the stores the consumer
+// reads. JVM consumers read a JKS or PKCS12 keystore and truststore;
+// OpenSSL consumers (libprocess) read PEM key, certificate and CA files.
 const (
 	StoreTypeJKS    = "jks"
 	StoreTypePKCS12 = "pkcs12"
+	StoreTypePEM    = "pem"
 )
 
 // ParseDCOS parses the DC/OS Spark / Data Science Engine TLS settings,
@@ -388,11 +391,18 @@ func kindOf(raw json.RawMessage) string {
 	}
 }
 
-// malformed describes a JSON decoding error with its line and column.
+// malformed describes a JSON decoding error of a security.tls document with
+// its line and column.
 func malformed(data []byte, err error) error {
+	return malformedAs("security.tls JSON", data, err)
+}
+
+// malformedAs describes a JSON decoding error of a document of kind what
+// with its line and column; it wraps err.
+func malformedAs(what string, data []byte, err error) error {
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
-		return fmt.Errorf("spec: malformed security.tls JSON: %w", err)
+		return fmt.Errorf("spec: malformed %s: %w", what, err)
 	}
 	// Offset counts the bytes read, the offending one included.
 	// At the end of the input, the position is just past the last byte.
@@ -403,5 +413,5 @@ func malformed(data []byte, err error) error {
 	off = min(off, len(data))
 	line := 1 + bytes.Count(data[:off], []byte("\n"))
 	col := off - bytes.LastIndexByte(data[:off], '\n')
-	return fmt.Errorf("spec: malformed security.tls JSON at line %d, column %d: %w", line, col, err)
+	return fmt.Errorf("spec: malformed %s at line %d, column %d: %w", what, line, col, err)
 }

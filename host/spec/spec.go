@@ -1,6 +1,28 @@
-// Package spec turns a job's TLS request, in the dialect its users write
-// (today the DC/OS security.tls JSON), into one typed Spec: which secret refs
-// hold the stores and passwords, and what the job wants built from them.
+// Package spec turns a job's TLS request, in the dialect its users write,
+// into one typed Spec: which secret refs hold the stores and passwords, and
+// what the job wants built from them.
+//
+// The dialects are the DC/OS security.tls JSON (ParseDCOS), Spark properties
+// and the dcos-spark TLS flags (ParseSpark, ReadSparkProperties), Flink's
+// flink-conf.yaml (ParseFlink) and libprocess's LIBPROCESS_SSL_* environment
+// (ParseLibprocess, ReadEnv). Parse detects the dialect of a document; inputs
+// that mean the same thing give the same Spec, whatever their dialect (only
+// Field.Name, the setting's name in the user's words, differs).
+//
+// Every parser reports all the problems of a request at once, as an *Errors
+// of *FieldError, each naming the setting in the dialect's own words. No
+// error holds a password or an inline store.
+//
+// Quickstart:
+//
+//	s, err := spec.Parse(doc, "") // detect the dialect
+//	if err != nil {
+//		// errors.As(err, new(*spec.Errors)) lists every problem.
+//	}
+//	req, err := spec.NewRequest("job-42", s, []spec.Task{
+//		{ID: "driver", Role: spec.RoleDriver, Hosts: []string{"node1.example.com"}},
+//	})
+//	// req.Spec.Hosts now holds every task's hosts.
 package spec
 
 import (
@@ -26,8 +48,70 @@ type Spec struct {
 	StoreType string
 	// Hosts are the hostnames and IP addresses the keystore's certificate
 	// must cover (the tasks' hosts, or keyship check --hosts). Empty means
-	// the host check is not run.
+	// the host check is not run. NewRequest fills it from the tasks when it
+	// is empty.
 	Hosts []string
+
+	// VerifyHostname says whether the consumer checks the peer's hostname
+	// against its certificate (Flink's security.ssl.verify-hostname), or is
+	// nil when the request does not say: the consumer's default applies
+	// (true for Flink).
+	VerifyHostname *bool
+	// Endpoints says which of the consumer's TLS endpoints use the stores,
+	// when the request turns on only some of them (Flink's
+	// security.ssl.internal.enabled and security.ssl.rest.enabled). nil
+	// means every endpoint, as in every dialect that does not tell them
+	// apart.
+	Endpoints *Endpoints
+	// Libprocess holds the libprocess TLS switches of a request in the
+	// libprocess dialect (LIBPROCESS_SSL_*), or is nil: then a libprocess
+	// emitter uses its own defaults.
+	Libprocess *Libprocess
+}
+
+// Endpoints are the TLS endpoints of a consumer that tells them apart: Flink's
+// internal connections (RPC, data exchange, blob server) and its REST
+// endpoint (web UI, REST API, CLI).
+type Endpoints struct {
+	Internal bool
+	REST     bool
+}
+
+// Libprocess holds the switches of libprocess's TLS (Mesos components and
+// frameworks; the LIBPROCESS_SSL_* environment variables, or their legacy
+// SSL_* names). A nil pointer or an empty string means the request does not
+// set the switch. The files (CERT_FILE, KEY_FILE, CA_FILE) are not here: they
+// are Spec.Keystore.Certificate, Spec.Keystore.Key and Spec.Truststore.
+type Libprocess struct {
+	// SupportDowngrade is SUPPORT_DOWNGRADE: accept non-TLS connections
+	// (for a rolling upgrade).
+	SupportDowngrade *bool
+	// VerifyCert is VERIFY_CERT (or its newer name VERIFY_SERVER_CERT):
+	// verify the certificates peers present.
+	VerifyCert *bool
+	// RequireCert is REQUIRE_CERT (or its newer name REQUIRE_CLIENT_CERT):
+	// require a certificate from connecting clients. It implies VerifyCert.
+	RequireCert *bool
+	// VerifyIPAdd is VERIFY_IPADD: also accept a certificate whose IP
+	// address SAN matches the peer.
+	VerifyIPAdd *bool
+	// VerifyDepth is VERIFY_DEPTH, the maximum certificate chain depth.
+	VerifyDepth *int
+	// CADir is CA_DIR, a directory of hashed CA certificates on the agent.
+	// keyship does not ship it; it is passed through.
+	CADir string
+	// Ciphers is CIPHERS, an OpenSSL cipher list separated by ":".
+	Ciphers string
+	// ECDHCurve is ECDH_CURVE: "auto" or curves separated by ":".
+	ECDHCurve string
+	// HostnameValidationScheme is HOSTNAME_VALIDATION_SCHEME: "legacy" or
+	// "openssl".
+	HostnameValidationScheme string
+	// EnableSSLv3, EnableTLS10 and EnableTLS11 are ENABLE_SSL_V3,
+	// ENABLE_TLS_V1_0 and ENABLE_TLS_V1_1; a request may only turn them off.
+	EnableSSLv3, EnableTLS10, EnableTLS11 *bool
+	// EnableTLS12 and EnableTLS13 are ENABLE_TLS_V1_2 and ENABLE_TLS_V1_3.
+	EnableTLS12, EnableTLS13 *bool
 }
 
 // Store is where a store's material comes from, with the refs of the

@@ -1,0 +1,452 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The Flink settings keyship reads (Flink's SecurityOptions). The older
+// security.ssl.* store settings (seed 002) are the fallback of both the
+// internal and the REST ones, as in Flink 1.x.
+const (
+	flinkPrefix         = "security.ssl."
+	flinkEnabled        = "security.ssl.enabled"
+	flinkProtocol       = "security.ssl.protocol"
+	flinkVerifyHostname = "security.ssl.verify-hostname"
+	flinkRESTAuth       = "security.ssl.rest.authentication-enabled"
+
+	flinkInternal = "internal"
+	flinkREST     = "rest"
+
+	fKeystore           = "keystore"
+	fKeystorePassword   = "keystore-password"
+	fKeyPassword        = "key-password"
+	fTruststore         = "truststore"
+	fTruststorePassword = "truststore-password"
+	fKeystoreType       = "keystore-type"
+	fTruststoreType     = "truststore-type"
+	fEnabled            = "enabled"
+)
+
+// flinkKnown lists the settings keyship reads, in the order of Flink's
+// documentation.
+var flinkKnown = func() []string {
+	out := []string{flinkEnabled}
+	for _, ep := range []string{flinkInternal, flinkREST} {
+		out = append(out, flinkPrefix+ep+"."+fEnabled)
+		for _, s := range []string{fKeystore, fKeystorePassword, fKeyPassword, fKeystoreType, fTruststore, fTruststorePassword, fTruststoreType} {
+			out = append(out, flinkPrefix+ep+"."+s)
+		}
+	}
+	for _, s := range []string{fKeystore, fKeystorePassword, fKeyPassword, fTruststore, fTruststorePassword} {
+		out = append(out, flinkPrefix+s)
+	}
+	return append(out, flinkProtocol, flinkVerifyHostname, flinkRESTAuth)
+}()
+
+// flinkPassThrough are security.ssl settings that Flink reads and keyship
+// leaves to Flink: they do not change which stores are built.
+var flinkPassThrough = []string{
+	"security.ssl.algorithms", "security.ssl.provider", "security.ssl.reload",
+	"security.ssl.internal.cert.fingerprint", "security.ssl.rest.cert.fingerprint",
+	"security.ssl.internal.session-cache-size", "security.ssl.internal.session-timeout",
+	"security.ssl.internal.handshake-timeout", "security.ssl.internal.close-notify-flush-timeout",
+	"security.ssl.session-cache-size", "security.ssl.session-timeout",
+	"security.ssl.handshake-timeout", "security.ssl.close-notify-flush-timeout",
+}
+
+// ParseFlink parses the TLS settings of a Flink configuration (flink-conf.yaml,
+// or the nested config.yaml of newer Flink) into a Spec.
+//
+// The document is read as YAML (quotes are removed; the text of a value is
+// taken as written, so 0123 stays "0123"); nested mappings are flattened to
+// dotted keys, so "security: {ssl: {enabled: true}}" is security.ssl.enabled.
+// Keys outside security.ssl are ignored.
+//
+// Flink's rules, as in Flink 1.x SecurityOptions and SSLUtils:
+//   - internal TLS is on when security.ssl.internal.enabled is true, or when
+//     it is not set and the older security.ssl.enabled is true; the same for
+//     the REST endpoint with security.ssl.rest.enabled. At least one must be
+//     on. When only one is, Spec.Endpoints says which.
+//   - each store setting of an endpoint, security.ssl.<endpoint>.keystore
+//     and so on, falls back to the older security.ssl.keystore and so on
+//     (seed 002's standalone and YARN examples use only these);
+//   - internal TLS needs a keystore, keystore-password, key-password,
+//     truststore and truststore-password; the REST endpoint needs a
+//     keystore, keystore-password and key-password, and a truststore with
+//     its password when security.ssl.rest.authentication-enabled is true;
+//   - keystore-type and truststore-type are JKS or PKCS12 (default JKS) and
+//     must agree, as keyship writes the stores in one type;
+//   - security.ssl.protocol is one of Protocols (default DefaultProtocol);
+//   - security.ssl.verify-hostname is kept in Spec.VerifyHostname.
+//
+// keyship builds one keystore and one truststore per job: when both
+// endpoints are on, their stores and passwords must be the same (the same
+// refs or the same literal values); a difference is an error naming the REST
+// setting.
+//
+// Store settings hold refs: "/etc/node.keystore" and "certs/node.keystore"
+// are refs for the default backend. Passwords are literal (seed 002's
+// "password") unless written ${secret:REF}.
+//
+// Problems are reported together as an *Errors of *FieldError naming the
+// setting, e.g. "security.ssl.internal.key-password". Malformed YAML gives an
+// error with its line.
+func ParseFlink(data []byte) (*Spec, error) {
+	vals, err := flattenFlink(data)
+	if err != nil {
+		return nil, err
+	}
+	p := &flinkParser{settings: settings{errs: &Errors{}}, vals: vals.vals, parsed: map[string]flinkField{}}
+	for _, k := range vals.dups {
+		p.errs.add(displayKey(k), "", fmt.Sprintf("set more than once (lines %d and %d)", vals.vals[k].firstLine, vals.vals[k].line))
+	}
+	return p.parse()
+}
+
+// flinkValue is one leaf of a Flink configuration.
+type flinkValue struct {
+	text      string
+	kind      string // "scalar", "null", or what else it is, in words
+	line      int    // the line of the value used (the last one)
+	firstLine int    // the line of the first one, for duplicates
+}
+
+type flatFlink struct {
+	vals map[string]flinkValue
+	dups []string // security.ssl keys given more than once, each listed once
+}
+
+// flattenFlink reads a YAML document into dotted keys.
+func flattenFlink(data []byte) (*flatFlink, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("spec: empty Flink configuration; want security.ssl.* settings")
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("spec: malformed Flink configuration YAML: %w", yamlError(err))
+	}
+	out := &flatFlink{vals: map[string]flinkValue{}}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return out, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+			return out, nil
+		}
+		return nil, fmt.Errorf("spec: a Flink configuration must be a YAML mapping of settings (key: value), got %s", yamlKind(root))
+	}
+	flattenMapping(root, "", out, 0)
+	return out, nil
+}
+
+// maxFlinkDepth bounds the nesting flattenMapping follows.
+const maxFlinkDepth = 32
+
+func flattenMapping(n *yaml.Node, prefix string, out *flatFlink, depth int) {
+	if depth > maxFlinkDepth {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		key := k.Value
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		if v.Kind == yaml.MappingNode {
+			flattenMapping(v, key, out, depth+1)
+			continue
+		}
+		fv := flinkValue{line: v.Line, firstLine: v.Line}
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			fv.kind = "null"
+		case v.Kind == yaml.ScalarNode:
+			fv.kind, fv.text = "scalar", v.Value
+		default:
+			fv.kind = yamlKind(v)
+		}
+		if old, seen := out.vals[key]; seen {
+			if strings.HasPrefix(key, flinkPrefix) && !slices.Contains(out.dups, key) {
+				out.dups = append(out.dups, key)
+			}
+			fv.firstLine = old.firstLine
+		}
+		out.vals[key] = fv
+	}
+}
+
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.ScalarNode:
+		return "a value"
+	}
+	return "nothing"
+}
+
+// yamlError keeps the YAML parser's message (a line and what is wrong; the
+// parser does not quote the document) and drops its type.
+func yamlError(err error) error {
+	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// flinkField is a store or password setting as read for an endpoint.
+type flinkField struct {
+	key   string // the setting that gave it
+	field Field
+	ok    bool // set and valid
+	set   bool // set, valid or not
+}
+
+type flinkParser struct {
+	settings
+	vals   map[string]flinkValue
+	parsed map[string]flinkField // by key, so that a fallback is read once
+}
+
+// get returns the text of a setting; null and "" count as not set. A value
+// that is not a scalar is reported.
+func (p *flinkParser) get(key string) (string, bool) {
+	v, ok := p.vals[key]
+	if !ok || v.kind == "null" {
+		return "", false
+	}
+	if v.kind != "scalar" {
+		if _, done := p.parsed[key]; !done {
+			p.errs.add(key, "", "must be a single value, got "+v.kind)
+			p.parsed[key] = flinkField{key: key, set: true}
+		}
+		return "", false
+	}
+	t := strings.TrimSpace(v.text)
+	return t, t != ""
+}
+
+// flag reads a boolean setting; it reports whether it was set and valid.
+func (p *flinkParser) flag(key string) (bool, bool) {
+	v, ok := p.get(key)
+	if !ok {
+		return false, false
+	}
+	return p.boolean(key, v)
+}
+
+// endpointKey returns the setting that gives setting s to endpoint ep: its own
+// (security.ssl.<ep>.<s>) or else the older shared one (security.ssl.<s>), or
+// "" when neither is set.
+func (p *flinkParser) endpointKey(ep, s string, fallback bool) string {
+	own := flinkPrefix + ep + "." + s
+	if _, ok := p.get(own); ok {
+		return own
+	}
+	if fallback {
+		if _, ok := p.get(flinkPrefix + s); ok {
+			return flinkPrefix + s
+		}
+	}
+	return ""
+}
+
+// read reads the setting that gives s to ep, once per setting.
+func (p *flinkParser) read(ep, s string, read func(name, v string) (Field, bool)) flinkField {
+	key := p.endpointKey(ep, s, true)
+	if key == "" {
+		return flinkField{}
+	}
+	if f, done := p.parsed[key]; done {
+		return f
+	}
+	v, _ := p.get(key)
+	f, ok := read(key, v)
+	ff := flinkField{key: key, field: f, ok: ok, set: true}
+	p.parsed[key] = ff
+	return ff
+}
+
+// flinkStores are the settings of one endpoint.
+type flinkStores struct {
+	ep                         string
+	ks, ksp, kp, ts, tsp       flinkField
+	storeType, trustStoreType  string
+	storeTypeKey, trustTypeKey string
+}
+
+func (p *flinkParser) endpoint(ep string, needTrust bool) flinkStores {
+	st := flinkStores{ep: ep}
+	st.ks = p.read(ep, fKeystore, p.fileRef)
+	st.ksp = p.read(ep, fKeystorePassword, p.password)
+	st.kp = p.read(ep, fKeyPassword, p.password)
+	st.ts = p.read(ep, fTruststore, p.fileRef)
+	st.tsp = p.read(ep, fTruststorePassword, p.password)
+	own := func(s string) string { return flinkPrefix + ep + "." + s }
+	what := map[string]string{flinkInternal: "internal TLS", flinkREST: "TLS on the REST endpoint"}[ep]
+	require := func(f flinkField, s, desc string) {
+		if !f.set {
+			p.errs.add(own(s), "", fmt.Sprintf("required for %s (%s; or the older %s%s)", what, desc, flinkPrefix, s))
+		}
+	}
+	require(st.ks, fKeystore, "the secret ref of the keystore")
+	require(st.ksp, fKeystorePassword, "the keystore password")
+	require(st.kp, fKeyPassword, "the private key password")
+	if needTrust {
+		require(st.ts, fTruststore, "the secret ref of the truststore")
+	}
+	if st.ts.set {
+		require(st.tsp, fTruststorePassword, "the truststore password")
+	} else if st.tsp.set && !needTrust {
+		p.errs.add(st.tsp.key, "", fmt.Sprintf("set without a truststore; set %s too, or remove this setting", own(fTruststore)))
+	}
+	st.storeType, st.storeTypeKey = StoreTypeJKS, ""
+	if k := p.endpointKey(ep, fKeystoreType, false); k != "" {
+		v, _ := p.get(k)
+		if t := p.storeType(k, v); t != "" {
+			st.storeType, st.storeTypeKey = t, k
+		}
+	}
+	if k := p.endpointKey(ep, fTruststoreType, false); k != "" {
+		v, _ := p.get(k)
+		if t := p.storeType(k, v); t != "" {
+			st.trustStoreType, st.trustTypeKey = t, k
+			if t != st.storeType {
+				p.errs.add(k, "", fmt.Sprintf("truststore type %q differs from the keystore type %q; keyship writes both stores in one type", strings.ToUpper(t), strings.ToUpper(st.storeType)))
+			}
+		}
+	}
+	return st
+}
+
+func (p *flinkParser) parse() (*Spec, error) {
+	legacy, legacySet := p.flag(flinkEnabled)
+	on := func(ep string) bool {
+		if v, ok := p.flag(flinkPrefix + ep + "." + fEnabled); ok {
+			return v
+		}
+		if _, set := p.get(flinkPrefix + ep + "." + fEnabled); set {
+			return false // reported by flag
+		}
+		return legacySet && legacy
+	}
+	internalOn, restOn := on(flinkInternal), on(flinkREST)
+	restAuth, _ := p.flag(flinkRESTAuth)
+
+	var primary, secondary *flinkStores
+	switch {
+	case internalOn && restOn:
+		in, rest := p.endpoint(flinkInternal, true), p.endpoint(flinkREST, restAuth)
+		primary, secondary = &in, &rest
+	case internalOn:
+		in := p.endpoint(flinkInternal, true)
+		primary = &in
+	case restOn:
+		rest := p.endpoint(flinkREST, restAuth)
+		primary = &rest
+	default:
+		if len(p.errs.List) == 0 {
+			p.errs.add(flinkPrefix+flinkInternal+"."+fEnabled, "", "TLS is not enabled: set "+
+				flinkPrefix+flinkInternal+"."+fEnabled+" and/or "+flinkPrefix+flinkREST+"."+fEnabled+
+				" (or the older "+flinkEnabled+") to true")
+		}
+	}
+	if secondary != nil {
+		p.same(primary.ks, secondary.ks, "keystore")
+		p.same(primary.ksp, secondary.ksp, "keystore password")
+		p.same(primary.kp, secondary.kp, "key password")
+		if secondary.ts.set {
+			p.same(primary.ts, secondary.ts, "truststore")
+			p.same(primary.tsp, secondary.tsp, "truststore password")
+		}
+		if secondary.storeType != primary.storeType && secondary.storeTypeKey != "" {
+			p.errs.add(secondary.storeTypeKey, "", fmt.Sprintf("keystore type %q differs from the internal one %q; keyship writes one keystore per job",
+				strings.ToUpper(secondary.storeType), strings.ToUpper(primary.storeType)))
+		}
+	}
+
+	protocol := DefaultProtocol
+	if v, ok := p.get(flinkProtocol); ok {
+		if pr := p.protocol(flinkProtocol, v); pr != "" {
+			protocol = pr
+		}
+	}
+	var verify *bool
+	if v, ok := p.flag(flinkVerifyHostname); ok {
+		verify = &v
+	}
+
+	var unknown []string
+	for k := range p.vals {
+		if strings.HasPrefix(k, flinkPrefix) && !slices.Contains(flinkKnown, k) && !slices.Contains(flinkPassThrough, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		reason := "unknown setting; keyship reads " + strings.Join([]string{flinkEnabled, "security.ssl.internal.*", "security.ssl.rest.*", flinkProtocol, flinkVerifyHostname}, ", ")
+		if g := flinkGuess(k); g != "" {
+			reason = "unknown setting; did you mean " + g + "?"
+		}
+		p.errs.add(displayKey(k), "", reason)
+	}
+
+	if len(p.errs.List) > 0 {
+		return nil, p.errs
+	}
+	s := &Spec{
+		Keystore: Store{
+			Secret:      primary.ks.field,
+			Password:    primary.ksp.field,
+			KeyPassword: new(primary.kp.field),
+		},
+		Protocol:       protocol,
+		StoreType:      primary.storeType,
+		VerifyHostname: verify,
+	}
+	ts := primary
+	if !ts.ts.set && secondary != nil && secondary.ts.set {
+		ts = secondary
+	}
+	if ts.ts.set {
+		s.Truststore = &Store{Secret: ts.ts.field, Password: ts.tsp.field}
+	}
+	if !(internalOn && restOn) {
+		s.Endpoints = &Endpoints{Internal: internalOn, REST: restOn}
+	}
+	return s, nil
+}
+
+// same reports a REST setting that gives the endpoint another secret than
+// the internal one.
+func (p *flinkParser) same(internal, rest flinkField, what string) {
+	if !internal.ok || !rest.ok || internal.key == rest.key || sameSecret(internal.field, rest.field) {
+		return
+	}
+	p.errs.add(rest.key, "", fmt.Sprintf("the REST endpoint's %s differs from the internal one (%s); keyship ships one %s per job, "+
+		"used by both endpoints: give them the same, or set %s%s.%s to false", what, internal.key, what, flinkPrefix, flinkREST, fEnabled))
+}
+
+// flinkGuess returns the known setting an unknown key probably meant: the
+// same name in another case or spelling, or Flink's shared
+// security.ssl.protocol for a per-endpoint protocol.
+func flinkGuess(k string) string {
+	if g := guessKey(k, flinkKnown); g != "" {
+		return g
+	}
+	if strings.HasSuffix(k, ".protocol") {
+		return flinkProtocol + " (Flink has one protocol for every endpoint)"
+	}
+	return ""
+}
