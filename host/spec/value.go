@@ -150,7 +150,8 @@ func sameSecret(a, b Field) bool {
 }
 
 // guessKey returns the known key that key probably meant (another letter
-// case, "-" or "_" for each other, or without them), or "".
+// case, "-" or "_" for each other or left out, or a typo of at most two
+// letters), or "".
 func guessKey(key string, known []string) string {
 	norm := func(s string) string {
 		return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
@@ -161,7 +162,37 @@ func guessKey(key string, known []string) string {
 			return k
 		}
 	}
-	return ""
+	if len(n) > 64 {
+		return ""
+	}
+	best, bestDist := "", 3
+	for _, k := range known {
+		if d := editDistance(n, norm(k)); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // displayKey quotes a key that would not print on one line.
