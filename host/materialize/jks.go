@@ -46,31 +46,6 @@ var (
 	errCannotRecoverKey = errors.New("cannot recover key")
 )
 
-// notJKS returns why data is not a JKS store, in words for an operator, or ""
-// when it starts with the JKS magic. kind is "keystore", "truststore", ...
-// It looks only at the first bytes and never quotes them.
-func notJKS(data []byte, kind string) string {
-	if len(data) >= 4 {
-		switch binary.BigEndian.Uint32(data) {
-		case jksMagic:
-			return ""
-		case jceksMagic:
-			return fmt.Sprintf("not a JKS %s (Invalid keystore format): it is a JCEKS keystore; convert it with keytool -importkeystore -deststoretype JKS", kind)
-		}
-	}
-	const later = " (Invalid keystore format; PKCS12/PEM support comes later)"
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	switch {
-	case bytes.HasPrefix(trimmed, []byte("/u3+7")):
-		return "not a JKS " + kind + later + ": it is base64 text of a JKS keystore; store the keystore's binary bytes"
-	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
-		return "not a JKS " + kind + later + ": it is PEM text"
-	case len(data) > 0 && data[0] == 0x30:
-		return "not a JKS " + kind + later + ": it looks like PKCS12 or DER"
-	}
-	return "not a JKS " + kind + later
-}
-
 // jksStore is a JKS store whose integrity digest matched its store password.
 // Private keys stay protected until openKey.
 type jksStore struct {
@@ -364,21 +339,11 @@ func writeJKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certifi
 // alias gets "-1", "-2", ... appended. The output is deterministic: entries are
 // in alias order and each creation date is the certificate's NotBefore.
 func JKSTruststore(certs []*x509.Certificate, storePass []byte) ([]byte, error) {
-	entries := make([]jksCert, 0, len(certs))
-	taken := make(map[string]bool)
-	for _, c := range certs {
-		base := strings.ToLower(c.Subject.CommonName)
-		if base == "" {
-			base = "ca"
-		}
-		alias := base
-		for i := 1; taken[alias]; i++ {
-			alias = base + "-" + strconv.Itoa(i)
-		}
-		taken[alias] = true
-		entries = append(entries, jksCert{alias: alias, cert: c})
+	entries := make([]jksCert, len(certs))
+	for i, c := range certs {
+		entries[i] = jksCert{cert: c}
 	}
-	return writeJKSTrusted(entries, storePass)
+	return writeJKSTrusted(aliasCerts(entries), storePass)
 }
 
 // writeJKSTrusted writes trusted certificate entries under their aliases.

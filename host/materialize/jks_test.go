@@ -191,7 +191,7 @@ func FuzzDecodeJKS(f *testing.F) {
 	f.Add([]byte{0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		notJKS(data, "keystore")
+		notAStore(data, "keystore")
 		for i, d := range [][]byte{data, resign(data, pass)} {
 			st, err := decodeJKS(d, pass)
 			if err != nil {

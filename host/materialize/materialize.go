@@ -1,35 +1,37 @@
 // Package materialize turns the resolved secrets of a spec into checked stores
-// the job can use: it opens the keystore, truststore and CA bundle with their
-// passwords, checks what a JVM would otherwise fail on at the first TLS
-// handshake, and writes fresh, deterministic stores into a Bundle.
+// the job can use: it opens the keystore, truststore and CA bundle in whatever
+// form the secret store holds them (JKS, PKCS12, PEM, a DER certificate, raw
+// or base64, or a certificate just issued), runs the pre-flight checks that
+// catch what a JVM or OpenSSL would otherwise fail on at the first TLS
+// handshake, and writes fresh, deterministic stores into a Bundle in the
+// forms the consumer reads (JKS, PKCS12, PEM).
 //
 // Quickstart:
 //
-//	bundle, err := materialize.Build(ctx, s, secrets, materialize.Options{})
+//	bundle, err := materialize.Build(ctx, s, secrets, materialize.Options{
+//		Hosts: []string{"node1.example.com"},
+//	})
 //	if err != nil {
 //		// errors.As(err, new(*spec.Errors)) lists every problem of the spec,
 //		// each naming the setting and the ref; none holds secret bytes.
+//		// errors.As(err, new(*materialize.Error)) adds the warnings.
 //	}
 //	defer bundle.Zero()
-//	// ship bundle.Files; put bundle.KeystorePassword etc. into the
-//	// consumer's settings.
-//
-// Today the inputs must be JKS and the outputs are JKS (keystore.jks,
-// truststore.jks, ca-bundle.jks).
+//	// ship bundle.Files; bundle.File(materialize.RoleKeystore) is the
+//	// keystore; put bundle.KeystorePassword etc. into the consumer's
+//	// settings.
 package materialize
 
 import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,39 +43,49 @@ import (
 // never modifies or zeroes it: the caller owns the secrets.
 type Secrets map[spec.Ref]plugin.Secret
 
+// DefaultExpiryWarning is how long before a certificate expires Build starts
+// to warn, when Options.ExpiryWarning is zero.
+const DefaultExpiryWarning = 30 * 24 * time.Hour
+
+// DefaultKeyAlias is the alias of the private key entry written when the
+// input has none (PEM, an issued certificate) and Options.KeyAlias is empty.
+const DefaultKeyAlias = "keyship"
+
 // Options tunes Build. The zero value is valid.
-type Options struct{}
+type Options struct {
+	// Hosts are the hostnames and IP addresses the keystore's certificate
+	// must cover; empty means Spec.Hosts. With neither, the host check is
+	// not run.
+	Hosts []string
+	// Now returns the time the expiry check runs at; nil means time.Now.
+	Now func() time.Time
+	// ExpiryWarning is how long before a certificate's NotAfter Build warns;
+	// 0 means DefaultExpiryWarning and a negative value turns the warning
+	// off.
+	ExpiryWarning time.Duration
+	// Deadline, when set, is when the job may still run: a certificate that
+	// expires before it fails the build.
+	Deadline time.Time
+	// Issued holds the certificates issued for the spec's Issue settings,
+	// keyed by the Issue's Field.Name. The host fills it by calling the
+	// backend's Issue; Build neither modifies nor zeroes it.
+	Issued map[string]plugin.Issued
+	// Outputs lists the formats to write, in order; empty means the spec's
+	// store type (jks when it names none). Add FormatPEM for consumers that
+	// read PEM files (libprocess, OpenSSL).
+	Outputs []Format
+	// PKCS12 selects the algorithms of PKCS#12 files; "" means
+	// PKCS12Modern2023.
+	PKCS12 PKCS12Encryption
+	// KeyAlias is the alias of the keystore's private key entry; "" keeps
+	// the input's alias, or DefaultKeyAlias when the input has none.
+	KeyAlias string
+}
 
 // Sensitive is secret bytes: a password or a store's contents. It converts
 // to and from []byte freely, but formats as "[redacted]" with every fmt verb
 // and in log/slog, so that printing a Bundle or a File never shows it.
-type Sensitive []byte
-
-// Format writes "[redacted]" whatever the verb.
-func (Sensitive) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
-
-// LogValue keeps the bytes out of log/slog output.
-func (Sensitive) LogValue() slog.Value { return slog.StringValue("[redacted]") }
-
-// Role says what a File is for, so that a shipper can point the consumer's
-// setting (spark.ssl.keyStore, security.ssl.truststore, ...) at it whatever
-// its format.
-type Role string
-
-// The roles of the files of a Bundle.
-const (
-	RoleKeystore   Role = "keystore"
-	RoleTruststore Role = "truststore"
-	RoleCABundle   Role = "ca-bundle"
-)
-
-// The paths of the files Build writes today, relative to wherever the shipper
-// puts them.
-const (
-	KeystoreJKS   = "keystore.jks"
-	TruststoreJKS = "truststore.jks"
-	CABundleJKS   = "ca-bundle.jks"
-)
+type Sensitive = spec.Sensitive
 
 // FileMode is the mode of every File Build writes: the stores are secrets.
 const FileMode fs.FileMode = 0o600
@@ -90,8 +102,9 @@ type File struct {
 	Contents Sensitive
 	// Version changes whenever an input of the file changes. It is derived
 	// from the opaque versions of the input secrets, never from secret bytes,
-	// and is empty when some input secret has no version (then the shipper
-	// cannot tell whether the file changed and should rewrite it).
+	// and is empty when some input has no version (an inline setting, a
+	// secret without version): then the shipper cannot tell whether the file
+	// changed and should rewrite it.
 	Version string
 }
 
@@ -111,20 +124,27 @@ type CertInfo struct {
 // Bundle is what Build made of a spec: the files to ship and the passwords
 // the consumer's settings need. Call Zero once the bundle is shipped.
 type Bundle struct {
-	// Files are the stores, keystore first, then truststore and CA bundle
-	// when the spec has them.
+	// Files are the files of each format of Options.Outputs in turn: the
+	// keystore first, then the truststore and CA bundle when there is trust
+	// material (for PEM: key.pem, cert.pem, ca.pem).
 	Files []File
-	// KeystorePassword opens the keystore file.
+	// KeystorePassword opens the keystore files; nil when only PEM is
+	// written. It is the spec's keystore password, or, when the spec sets
+	// none (PEM inputs, issued certificates), one derived from the private
+	// key: secret, printable, and the same for the same key.
 	KeystorePassword Sensitive
-	// KeyPassword opens the private key in the keystore file. It is the
-	// keystore password when the spec sets no key password.
+	// KeyPassword opens the private key in the keystore files. It is the
+	// spec's key password, else the keystore password; when a PKCS12 file is
+	// written it is always the keystore password (PKCS12 keystores use one
+	// password).
 	KeyPassword Sensitive
 	// TruststorePassword opens the truststore and CA bundle files, or is nil
-	// when the spec has no truststore.
+	// when none is written. Derived like KeystorePassword when the spec sets
+	// none.
 	TruststorePassword Sensitive
 
-	// KeyAlias is the alias of the private key entry in the keystore file
-	// (in lower case, as Java's JKS writes aliases).
+	// KeyAlias is the alias of the private key entry in the keystore files
+	// (in lower case, as Java writes aliases).
 	KeyAlias string
 	// Chain describes the key's certificate chain, leaf first.
 	Chain []CertInfo
@@ -136,7 +156,8 @@ type Bundle struct {
 	Warnings []string
 }
 
-// File returns the bundle's file with role r, or nil.
+// File returns the bundle's file with role r, or nil. When several formats
+// were written, it is the file of the first of Options.Outputs.
 func (b *Bundle) File(r Role) *File {
 	for i := range b.Files {
 		if b.Files[i].Role == r {
@@ -163,27 +184,58 @@ func (b *Bundle) Zero() {
 	b.KeystorePassword, b.KeyPassword, b.TruststorePassword = nil, nil, nil
 }
 
-// Build checks the stores that secrets hold for s and writes the stores the
-// job will use. It guarantees, before anything ships:
-//   - every password is printable ASCII (Java's JKS and PKCS12 need that);
-//   - the keystore opens with its store password, holds exactly one private
-//     key entry, the key opens with the key password and matches the leaf
-//     certificate of its chain;
-//   - the truststore (when the spec has one) opens with its password and
-//     holds at least one trusted certificate; the CA bundle opens with the
-//     truststore password.
+// Error is what Build returns when a check fails: every problem of the spec,
+// and the warnings found along the way. errors.As finds the *spec.Errors
+// (and each *spec.FieldError) inside it.
+type Error struct {
+	// Problems lists every failed check, each naming the setting and its
+	// ref.
+	Problems *spec.Errors
+	// Warnings are what would only have been warned about.
+	Warnings []string
+}
+
+// Error lists the problems, one per line.
+func (e *Error) Error() string { return e.Problems.Error() }
+
+// Unwrap returns the problems.
+func (e *Error) Unwrap() error { return e.Problems }
+
+// Build opens the stores that secrets hold for s, checks them, and writes the
+// stores the job will use. It guarantees, before anything ships, the
+// pre-flight checks:
 //
-// The keystore file holds the private key entry only; the truststore and CA
-// bundle files hold the trusted certificate entries only (private keys found
-// there are left out, with a warning). Entries keep their aliases, in lower
-// case as Java's JKS writes them.
+//  1. every store opens with its password and the key with the key password
+//     (Java's "keystore was tampered with, or password was incorrect",
+//     "Cannot recover key");
+//  2. the keystore holds exactly one private key, whose public key matches
+//     the leaf certificate;
+//  3. the chain verifies against the truststore and CA bundle the job will
+//     use ("unable to find valid certification path to requested target");
+//  4. the leaf covers every host of Options.Hosts or Spec.Hosts (SAN DNS and
+//     IP, RFC 6125 wildcards, the CN only without DNS SANs: "no name
+//     matching <host> found");
+//  5. no certificate of the chain is expired or not yet valid, or expires
+//     before Options.Deadline; one expiring within Options.ExpiryWarning
+//     gives a warning;
+//  6. the protocol is TLSv1.2 or TLSv1.3, and the key and certificate can
+//     serve it (key type and size, key usage, extended key usage);
+//  7. every password is printable ASCII (Java's JKS and PKCS12 need that).
 //
-// When checks fail, Build returns a *spec.Errors with every problem found,
-// each a *spec.FieldError naming the setting and its ref in the words of the
-// JVM's own messages. Errors never hold secret bytes or passwords.
+// Inputs are told apart by content (JKS, PKCS12, PEM, a DER certificate);
+// base64 is decoded only where the setting says so (Field.Encoding base64)
+// or the name does (a DC/OS secret named __dcos_base64__...).
 //
-// Build does not modify secrets. The outputs depend only on the inputs: two
-// Builds of the same secrets give byte-identical files.
+// The keystore files hold the private key entry only; the truststore and CA
+// bundle files hold trusted certificate entries only (private keys found
+// there are left out, with a warning).
+//
+// When checks fail, Build returns an *Error with every problem found, each a
+// *spec.FieldError naming the setting and its ref in the words operators
+// search for. Errors never hold secret bytes or passwords.
+//
+// Build does not modify secrets or opts.Issued. The outputs depend only on
+// the inputs: two Builds of the same inputs give byte-identical files.
 func Build(ctx context.Context, s *spec.Spec, secrets Secrets, opts Options) (*Bundle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -191,83 +243,191 @@ func Build(ctx context.Context, s *spec.Spec, secrets Secrets, opts Options) (*B
 	if s == nil {
 		return nil, errors.New("materialize: nil spec")
 	}
-	switch strings.ToLower(s.StoreType) {
-	case "", "jks":
-	default:
-		return nil, fmt.Errorf("materialize: store type %q: %w (only jks today)", s.StoreType, errors.ErrUnsupported)
+	outputs, err := outputFormats(s, opts)
+	if err != nil {
+		return nil, err
 	}
-
-	b := &builder{spec: s, secrets: secrets}
+	if _, err := newP12Writer(opts.PKCS12); err != nil {
+		return nil, fmt.Errorf("materialize: %w", err)
+	}
+	b := &builder{spec: s, secrets: secrets, opts: opts, now: time.Now()}
+	if opts.Now != nil {
+		b.now = opts.Now()
+	}
 	defer b.zero()
+
 	ks := b.openKeystore()
-	var ts, ca []jksCert
-	if s.Truststore != nil {
-		ts = b.openTrusted(s.Truststore.Secret, s.Truststore.Password, "truststore")
+	trust := b.openTrust()
+	if ks != nil {
+		b.checkChain(ks, trust)
 	}
-	if s.CABundle != nil {
-		if s.Truststore == nil {
-			b.fail(*s.CABundle, "a CA bundle opens with the truststore password, and the spec sets no truststore")
-		} else {
-			ca = b.openTrusted(*s.CABundle, s.Truststore.Password, "CA bundle")
-		}
-	}
+	b.checkProtocol(ks)
 	if len(b.errs.List) > 0 {
-		return nil, &b.errs
+		return nil, &Error{Problems: &b.errs, Warnings: b.warnings}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return b.bundle(ks, ts, ca)
+	return b.bundle(ks, trust, outputs)
+}
+
+// outputFormats returns the formats Build writes.
+func outputFormats(s *spec.Spec, opts Options) ([]Format, error) {
+	if len(opts.Outputs) == 0 {
+		switch st := strings.ToLower(s.StoreType); st {
+		case "", spec.StoreTypeJKS:
+			return []Format{FormatJKS}, nil
+		case spec.StoreTypePKCS12:
+			return []Format{FormatPKCS12}, nil
+		case spec.StoreTypePEM:
+			return []Format{FormatPEM}, nil
+		default:
+			return nil, fmt.Errorf("materialize: store type %q: %w (use jks, pkcs12 or pem)", s.StoreType, errors.ErrUnsupported)
+		}
+	}
+	var out []Format
+	for _, f := range opts.Outputs {
+		switch f {
+		case FormatJKS, FormatPKCS12, FormatPEM:
+		default:
+			return nil, fmt.Errorf("materialize: output format %q: %w (use jks, pkcs12 or pem)", f, errors.ErrUnsupported)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// pwKey identifies a password setting: by ref, or by name when inline.
+type pwKey struct {
+	ref    spec.Ref
+	inline string
+}
+
+func keyOf(f spec.Field) pwKey {
+	if f.Inline() {
+		return pwKey{inline: f.Name}
+	}
+	return pwKey{ref: f.Ref}
 }
 
 // builder holds the state of one Build: the problems found so far and the
-// password copies it made.
+// secret copies it made, which zero clears.
 type builder struct {
 	spec     *spec.Spec
 	secrets  Secrets
+	opts     Options
+	now      time.Time
 	errs     spec.Errors
 	warnings []string
-	// passwords are the checked copies of password secrets, by ref (nil
-	// when the check failed); zero clears them.
-	passwords map[spec.Ref][]byte
+	// passwords are the checked copies of password settings (nil when the
+	// check failed).
+	passwords map[pwKey][]byte
+	// owned are buffers the builder decoded (base64) and must zero.
+	owned [][]byte
+	// issuedCA are the CA certificates of an issued keystore.
+	issuedCA []*x509.Certificate
 }
 
-// keyMaterial is the opened private key entry of the keystore.
+// keyMaterial is the opened private key of the keystore.
 type keyMaterial struct {
 	alias string
 	key   crypto.PrivateKey // matches chain[0]
 	chain []*x509.Certificate
+	// source is the setting that names the certificate: the keystore
+	// secret, the certificate setting, or the Issue's.
+	source spec.Field
+	// kind names the source in messages: "keystore", "certificate", ...
+	kind string
+	// inputs are the settings the key and chain come from (for versions).
+	inputs []spec.Field
+	// issuedVersion is the version of an issued certificate.
+	issuedVersion string
+}
+
+// label names a source in messages: "keystore /spark/keystore".
+func (k *keyMaterial) label() string { return k.kind + " " + where(k.source) }
+
+// where names a setting's secret in messages: its ref, or the setting's name
+// when the secret is inline.
+func where(f spec.Field) string {
+	if f.Inline() || f.Ref == (spec.Ref{}) {
+		return f.Name
+	}
+	return f.Ref.String()
 }
 
 func (b *builder) fail(f spec.Field, reason string) {
-	b.errs.List = append(b.errs.List, &spec.FieldError{Field: f.Name, Ref: f.Ref.String(), Reason: reason})
-}
-
-// secret returns the data of f's secret, or reports that there is none.
-func (b *builder) secret(f spec.Field) ([]byte, bool) {
-	sec, ok := b.secrets[f.Ref]
-	switch {
-	case !ok:
-		b.fail(f, "no secret was resolved for this ref")
-		return nil, false
-	case len(sec.Data) == 0:
-		b.fail(f, "the secret is empty")
-		return nil, false
+	fe := &spec.FieldError{Field: f.Name, Reason: reason}
+	if !f.Inline() && f.Ref != (spec.Ref{}) {
+		fe.Ref = f.Ref.String()
 	}
-	return sec.Data, true
+	b.errs.List = append(b.errs.List, fe)
 }
 
-// password returns a copy of the password that f refers to, once checked. A
-// password that two settings share is checked and reported once.
+func (b *builder) warn(format string, args ...any) {
+	b.warnings = append(b.warnings, fmt.Sprintf(format, args...))
+}
+
+// raw returns the bytes of f's secret (inline or resolved), base64-decoded
+// when the setting or the ref's name says so, or reports why there are none.
+func (b *builder) raw(f spec.Field) ([]byte, bool) {
+	var data []byte
+	if f.Inline() {
+		data = f.Value
+		if len(data) == 0 {
+			b.fail(f, "the setting is empty")
+			return nil, false
+		}
+	} else {
+		sec, ok := b.secrets[f.Ref]
+		switch {
+		case !ok:
+			b.fail(f, "no secret was resolved for this ref")
+			return nil, false
+		case len(sec.Data) == 0:
+			b.fail(f, "the secret is empty")
+			return nil, false
+		}
+		data = sec.Data
+	}
+	enc := f.Encoding
+	if enc == "" && !f.Inline() && isDCOSBase64(f.Ref) {
+		enc = spec.EncodingBase64
+	}
+	switch enc {
+	case "":
+		return data, true
+	case spec.EncodingBase64:
+		dec, err := decodeBase64(data)
+		if err != nil {
+			why := "the setting says base64"
+			if f.Encoding == "" {
+				why = "its name starts with " + dcosBase64Prefix
+			}
+			b.fail(f, "the secret is not valid base64 text ("+why+")")
+			return nil, false
+		}
+		b.owned = append(b.owned, dec)
+		return dec, true
+	}
+	b.fail(f, fmt.Sprintf("unknown encoding %q; keyship decodes %q", f.Encoding, spec.EncodingBase64))
+	return nil, false
+}
+
+// password returns a checked copy of the password f holds. A password that
+// two settings share is checked and reported once.
 func (b *builder) password(f spec.Field) ([]byte, bool) {
-	if pw, ok := b.passwords[f.Ref]; ok {
+	k := keyOf(f)
+	if pw, ok := b.passwords[k]; ok {
 		return pw, pw != nil
 	}
 	if b.passwords == nil {
-		b.passwords = make(map[spec.Ref][]byte)
+		b.passwords = make(map[pwKey][]byte)
 	}
-	b.passwords[f.Ref] = nil
-	data, ok := b.secret(f)
+	b.passwords[k] = nil
+	data, ok := b.raw(f)
 	if !ok {
 		return nil, false
 	}
@@ -275,9 +435,18 @@ func (b *builder) password(f spec.Field) ([]byte, bool) {
 		b.fail(f, reason)
 		return nil, false
 	}
-	pw := append([]byte(nil), data...)
-	b.passwords[f.Ref] = pw
+	pw := bytes.Clone(data)
+	b.passwords[k] = pw
 	return pw, true
+}
+
+// optPassword is password for a setting that may be unset: (nil, true) when
+// it is.
+func (b *builder) optPassword(f spec.Field) ([]byte, bool) {
+	if !f.IsSet() {
+		return nil, true
+	}
+	return b.password(f)
 }
 
 // checkPassword says why pw cannot be a JKS or PKCS12 password, or returns
@@ -298,215 +467,12 @@ func checkPassword(pw []byte) string {
 	return ""
 }
 
-// zero clears the password copies of the builder.
+// zero clears the secret copies of the builder.
 func (b *builder) zero() {
 	for _, pw := range b.passwords {
 		clear(pw)
 	}
-}
-
-// openKeystore checks the keystore of the spec and returns its key entry, or
-// nil after reporting why it cannot be used.
-func (b *builder) openKeystore() *keyMaterial {
-	st := b.spec.Keystore
-	data, okData := b.secret(st.Secret)
-	storePass, okStore := b.password(st.Password)
-	keyPassField := st.Password
-	if st.KeyPassword != nil {
-		keyPassField = *st.KeyPassword
-	}
-	keyPass, okKey := b.password(keyPassField)
-	if !okData || !b.wellFormed(st.Secret, data, "keystore") || !okStore {
-		return nil
-	}
-	store, err := decodeJKS(data, storePass)
-	if err != nil {
-		b.storeError(st.Secret, st.Password, "keystore", err)
-		return nil
-	}
-	if len(store.keys) != 1 {
-		b.fail(st.Secret, keyCountReason(store))
-		return nil
-	}
-	entry := store.keys[0]
-	if !okKey {
-		return nil
-	}
-	key, err := store.openKey(entry, keyPass)
-	switch {
-	case errors.Is(err, errCannotRecoverKey):
-		reason := fmt.Sprintf("the password does not open private key %q in keystore %s (Cannot recover key)", entry.alias, st.Secret.Ref)
-		if st.KeyPassword == nil {
-			reason += "; the spec sets no key password, so the keystore password was tried"
-		}
-		b.fail(keyPassField, reason)
-		return nil
-	case err != nil:
-		b.fail(st.Secret, fmt.Sprintf("private key entry %q: %v", entry.alias, err))
-		return nil
-	}
-	if !publicKeyMatches(key, entry.chain[0]) {
-		b.fail(st.Secret, fmt.Sprintf("the private key of entry %q does not match the public key of its certificate %q",
-			entry.alias, entry.chain[0].Subject.String()))
-		return nil
-	}
-	return &keyMaterial{alias: entry.alias, key: key, chain: entry.chain}
-}
-
-// keyCountReason explains a keystore that does not hold exactly one private
-// key entry.
-func keyCountReason(store *jksStore) string {
-	if len(store.keys) > 1 {
-		return fmt.Sprintf("the keystore holds %d private key entries (%s); it must hold exactly one private key and its certificate chain",
-			len(store.keys), store.keyAliases())
-	}
-	reason := "the keystore holds no private key entry (PrivateKeyEntry); it must hold exactly one private key and its certificate chain"
-	if len(store.certs) > 0 {
-		reason += fmt.Sprintf(" (it holds only trusted certificate entries: %s; is it a truststore?)", store.certAliases())
-	}
-	return reason
-}
-
-// openTrusted checks a truststore or CA bundle and returns its trusted
-// certificate entries, or nil after reporting why it cannot be used.
-func (b *builder) openTrusted(secret, password spec.Field, kind string) []jksCert {
-	data, okData := b.secret(secret)
-	pass, okPass := b.password(password)
-	if !okData || !b.wellFormed(secret, data, kind) || !okPass {
-		return nil
-	}
-	store, err := decodeJKS(data, pass)
-	if err != nil {
-		b.storeError(secret, password, kind, err)
-		return nil
-	}
-	if len(store.certs) == 0 {
-		b.fail(secret, fmt.Sprintf("the %s holds no trusted certificate entry (trustedCertEntry)", kind))
-		return nil
-	}
-	if len(store.keys) > 0 {
-		b.warnings = append(b.warnings, fmt.Sprintf("%s %s: private key entries %s are left out: a %s holds trusted certificates only",
-			kind, secret.Ref, store.keyAliases(), kind))
-	}
-	return store.certs
-}
-
-// wellFormed reports whether data is a well-formed JKS store, and why not.
-// It needs no password, so that a corrupt store is reported even when its
-// password is wrong too.
-func (b *builder) wellFormed(secret spec.Field, data []byte, kind string) bool {
-	if reason := notJKS(data, kind); reason != "" {
-		b.fail(secret, reason)
-		return false
-	}
-	if _, _, err := scanJKS(data); err != nil {
-		b.fail(secret, fmt.Sprintf("the %s is corrupt: %v", kind, err))
-		return false
-	}
-	return true
-}
-
-// storeError reports an error of decodeJKS against the setting that caused
-// it: the password for a digest mismatch, the store otherwise.
-func (b *builder) storeError(secret, password spec.Field, kind string, err error) {
-	if errors.Is(err, errJKSDigest) {
-		b.fail(password, fmt.Sprintf("the password does not open %s %s (keystore was tampered with, or password was incorrect)", kind, secret.Ref))
-		return
-	}
-	b.fail(secret, fmt.Sprintf("the %s is corrupt: %v", kind, err))
-}
-
-// bundle writes the output stores of checked inputs.
-func (b *builder) bundle(ks *keyMaterial, ts, ca []jksCert) (*Bundle, error) {
-	s := b.spec
-	out := &Bundle{Warnings: b.warnings, KeyAlias: strings.ToLower(ks.alias)}
-	storePass := b.passwords[s.Keystore.Password.Ref]
-	keyPassField := s.Keystore.Password
-	if s.Keystore.KeyPassword != nil {
-		keyPassField = *s.Keystore.KeyPassword
-	}
-	keyPass := b.passwords[keyPassField.Ref]
-
-	contents, err := writeJKSKeystore(ks.alias, ks.key, ks.chain, storePass, keyPass)
-	if err != nil {
-		return nil, fmt.Errorf("materialize: write %s: %w", KeystoreJKS, err)
-	}
-	out.Files = append(out.Files, File{
-		Path: KeystoreJKS, Role: RoleKeystore, Mode: FileMode, Contents: contents,
-		Version: b.version(KeystoreJKS, s.Keystore.Secret, s.Keystore.Password, keyPassField),
-	})
-	for _, c := range ks.chain {
-		out.Chain = append(out.Chain, certInfo(c))
-	}
-	if s.Truststore != nil {
-		tsPass := b.passwords[s.Truststore.Password.Ref]
-		for _, w := range []struct {
-			path   string
-			role   Role
-			secret spec.Field
-			certs  []jksCert
-		}{
-			{TruststoreJKS, RoleTruststore, s.Truststore.Secret, ts},
-			{CABundleJKS, RoleCABundle, derefField(s.CABundle), ca},
-		} {
-			if w.certs == nil {
-				continue
-			}
-			contents, err := writeJKSTrusted(w.certs, tsPass)
-			if err != nil {
-				out.Zero()
-				return nil, fmt.Errorf("materialize: write %s: %w", w.path, err)
-			}
-			out.Files = append(out.Files, File{
-				Path: w.path, Role: w.role, Mode: FileMode, Contents: contents,
-				Version: b.version(w.path, w.secret, s.Truststore.Password),
-			})
-			for _, c := range w.certs {
-				out.Trusted = append(out.Trusted, certInfo(c.cert))
-			}
-		}
-	}
-	// The Bundle gets its own copies; the builder zeroes its copies.
-	out.KeystorePassword = Sensitive(bytes.Clone(storePass))
-	out.KeyPassword = Sensitive(bytes.Clone(keyPass))
-	if s.Truststore != nil {
-		out.TruststorePassword = Sensitive(bytes.Clone(b.passwords[s.Truststore.Password.Ref]))
-	}
-	return out, nil
-}
-
-func derefField(f *spec.Field) spec.Field {
-	if f == nil {
-		return spec.Field{}
-	}
-	return *f
-}
-
-// version derives a File.Version from the versions of the secrets behind
-// fields: a short SHA-256 over the output's name and each ref with its
-// opaque version. It is "" when some secret has no version.
-func (b *builder) version(path string, fields ...spec.Field) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "keyship/materialize/v1\x00%s\x00", path)
-	for _, f := range fields {
-		v := b.secrets[f.Ref].Version
-		if v == "" {
-			return ""
-		}
-		fmt.Fprintf(h, "%s\x00%d:%s\x00", f.Ref, len(v), v)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
-}
-
-func certInfo(c *x509.Certificate) CertInfo {
-	return CertInfo{
-		Subject:      c.Subject.String(),
-		Issuer:       c.Issuer.String(),
-		SerialNumber: c.SerialNumber.Text(16),
-		NotBefore:    c.NotBefore,
-		NotAfter:     c.NotAfter,
-		DNSNames:     c.DNSNames,
-		IPAddresses:  c.IPAddresses,
-		IsCA:         c.IsCA,
+	for _, o := range b.owned {
+		clear(o)
 	}
 }

@@ -297,10 +297,14 @@ func TestSensitiveNeverFormats(t *testing.T) {
 
 func TestBuildRejectsUnsupportedStoreType(t *testing.T) {
 	s := dcosSpec()
-	s.StoreType = "pkcs12"
+	s.StoreType = "bks"
 	_, err := Build(context.Background(), s, goodInputs(t).secrets(s), Options{})
 	if !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("store type pkcs12: %v, want errors.ErrUnsupported", err)
+		t.Errorf("store type bks: %v, want errors.ErrUnsupported", err)
+	}
+	_, err = Build(context.Background(), dcosSpec(), goodInputs(t).secrets(s), Options{Outputs: []Format{"der"}})
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("output format der: %v, want errors.ErrUnsupported", err)
 	}
 	s.StoreType = "JKS"
 	if _, err := Build(context.Background(), s, goodInputs(t).secrets(s), Options{}); err != nil {
@@ -479,18 +483,18 @@ func TestBuildFailures(t *testing.T) {
 			name:   "PEM keystore",
 			change: func(_ *spec.Spec, in *inputs) { in.keystore = []byte("-----BEGIN CERTIFICATE-----\nMIIB\n") },
 			want: []problem{{"security.tls.keystore_secret", []string{
-				"not a JKS keystore", "Invalid keystore format", "PKCS12/PEM support comes later", "PEM text"}}},
+				"the PEM is corrupt", "no matching -----END line"}}},
 		},
 		{
 			name:   "PKCS12 truststore",
 			change: func(_ *spec.Spec, in *inputs) { in.truststore = []byte{0x30, 0x82, 0x0a, 0x00, 0x02, 0x01, 0x03} },
 			want: []problem{{"security.tls.truststore_secret", []string{
-				"not a JKS truststore", "PKCS12/PEM support comes later", "PKCS12 or DER"}}},
+				"not a JKS, PKCS12 or PEM truststore (Invalid keystore format)", "neither a PKCS12 file nor a certificate"}}},
 		},
 		{
 			name:   "base64 keystore",
 			change: func(_ *spec.Spec, in *inputs) { in.keystore = []byte("/u3+7QAAAAIAAAAB") },
-			want:   []problem{{"security.tls.keystore_secret", []string{"base64 text of a JKS keystore"}}},
+			want:   []problem{{"security.tls.keystore_secret", []string{"base64 text of a JKS store", "declare the setting base64"}}},
 		},
 		{
 			name: "JCEKS keystore",

@@ -26,7 +26,7 @@ import (
 
 // DefaultValidity is how long a certificate is valid when no WithValidity
 // option is given. It starts one hour in the past to absorb clock skew.
-const DefaultValidity = 30 * 24 * time.Hour
+const DefaultValidity = 90 * 24 * time.Hour
 
 // CA is a certificate authority that signs node certificates.
 type CA struct {

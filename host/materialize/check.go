@@ -1,0 +1,244 @@
+package materialize
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyship/keyship/host/spec"
+)
+
+// The pre-flight checks that need an opened keystore: trust (3), hosts (4),
+// expiry (5) and what the key and certificate can serve (6). Checks 1, 2 and
+// 7 run while the stores are opened.
+
+// checkChain runs checks 3, 4 and 5 on the keystore's chain.
+func (b *builder) checkChain(ks *keyMaterial, t trustMaterial) {
+	anchors := t.anchors(b.issuedCA)
+	if len(anchors) > 0 {
+		if reason := trustPath(ks.chain, anchors); reason != "" {
+			field, name := b.trustSource(ks)
+			b.fail(field, fmt.Sprintf("%s does not trust %s: unable to find valid certification path to requested target (%s)",
+				name, ks.label(), reason))
+		}
+	}
+	b.checkHosts(ks)
+	b.checkExpiry(ks, anchors)
+}
+
+// trustSource is the setting the trust check blames, and its name in
+// messages.
+func (b *builder) trustSource(ks *keyMaterial) (spec.Field, string) {
+	s := b.spec
+	switch {
+	case s.Truststore != nil && s.Truststore.Secret.IsSet():
+		return s.Truststore.Secret, "truststore " + where(s.Truststore.Secret)
+	case s.Truststore != nil && s.Truststore.Certificate != nil:
+		return *s.Truststore.Certificate, "truststore " + where(*s.Truststore.Certificate)
+	case s.CABundle != nil && s.CABundle.IsSet():
+		return *s.CABundle, "CA bundle " + where(*s.CABundle)
+	}
+	return ks.source, "the issuer's CA certificates"
+}
+
+// trustPath says why chain does not lead to one of anchors, the way Java's
+// PKIX trust manager and OpenSSL decide, or returns "" when it does: the
+// leaf is itself trusted, or each certificate is signed by the next one of
+// the chain (a CA) until one is signed by a trusted certificate. As in both,
+// the validity of a trusted certificate is not checked, and SHA-1
+// signatures are accepted.
+func trustPath(chain, anchors []*x509.Certificate) string {
+	trusted := func(c *x509.Certificate) bool { return slices.ContainsFunc(anchors, c.Equal) }
+	used := make([]bool, len(chain))
+	cur := chain[0]
+	used[0] = true
+	for {
+		if trusted(cur) {
+			return ""
+		}
+		var sameName *x509.Certificate
+		var sameNameErr error
+		for _, a := range anchors {
+			if !bytes.Equal(a.RawSubject, cur.RawIssuer) {
+				continue
+			}
+			err := signedBy(cur, a)
+			if err == nil {
+				return ""
+			}
+			sameName, sameNameErr = a, err
+		}
+		next := -1
+		for i, c := range chain {
+			if !used[i] && bytes.Equal(c.RawSubject, cur.RawIssuer) && signedBy(cur, c) == nil {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			var insecure x509.InsecureAlgorithmError
+			switch {
+			case sameName != nil && errors.As(sameNameErr, &insecure):
+				return fmt.Sprintf("certificate %q is signed with %v, which Java and OpenSSL reject", cur.Subject.String(), insecure)
+			case sameName != nil:
+				return fmt.Sprintf("the truststore's %q has the name of the issuer of %q but not its key: a different CA with the same name (signature check failed)",
+					sameName.Subject.String(), cur.Subject.String())
+			case cur == chain[0]:
+				return fmt.Sprintf("issuer %q not in truststore", cur.Issuer.String())
+			}
+			return fmt.Sprintf("issuer %q of %q not in the keystore's chain or the truststore", cur.Issuer.String(), cur.Subject.String())
+		}
+		c := chain[next]
+		if !c.BasicConstraintsValid || !c.IsCA {
+			return fmt.Sprintf("%q signs %q but is not a CA (basicConstraints CA:true is missing)", c.Subject.String(), cur.Subject.String())
+		}
+		used[next] = true
+		cur = c
+	}
+}
+
+// signedBy checks child's signature with parent's key. SHA-1 is accepted
+// (Java and OpenSSL accept it from a private CA); MD5 is not.
+func signedBy(child, parent *x509.Certificate) error {
+	return parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
+}
+
+// hosts returns the hosts the leaf must cover, trimmed and without
+// duplicates.
+func (b *builder) hosts() []string {
+	in := b.opts.Hosts
+	if len(in) == 0 {
+		in = b.spec.Hosts
+	}
+	var out []string
+	for _, h := range in {
+		h = strings.TrimSpace(h)
+		if h != "" && !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, h) }) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// checkHosts is check 4: the leaf covers every host.
+func (b *builder) checkHosts(ks *keyMaterial) {
+	leaf := ks.chain[0]
+	for _, h := range b.hosts() {
+		if coversHost(leaf, h) {
+			continue
+		}
+		reason := fmt.Sprintf("%s: no name matching %s found (certificate covers %s)", ks.label(), h, certNames(leaf))
+		if net.ParseIP(h) != nil {
+			reason += "; an IP address must be an IP address subject alternative name"
+		}
+		b.fail(ks.source, reason)
+	}
+}
+
+// checkExpiry is check 5 on the chain: trusted certificates in the chain
+// are skipped, as Java and OpenSSL do not check a trust anchor's validity.
+func (b *builder) checkExpiry(ks *keyMaterial, anchors []*x509.Certificate) {
+	warnWithin := b.opts.ExpiryWarning
+	if warnWithin == 0 {
+		warnWithin = DefaultExpiryWarning
+	}
+	const day = 24 * time.Hour
+	for i, c := range ks.chain {
+		if i > 0 && slices.ContainsFunc(anchors, c.Equal) {
+			continue
+		}
+		name := fmt.Sprintf("certificate %q", c.Subject.String())
+		if i > 0 {
+			name = "CA " + name + " of its chain"
+		}
+		stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+		switch {
+		case b.now.After(c.NotAfter):
+			b.fail(ks.source, fmt.Sprintf("%s: %s expired on %s (CertificateExpiredException: NotAfter: %s)",
+				ks.label(), name, stamp(c.NotAfter), stamp(c.NotAfter)))
+		case b.now.Before(c.NotBefore):
+			b.fail(ks.source, fmt.Sprintf("%s: %s is not yet valid until %s (CertificateNotYetValidException: NotBefore: %s)",
+				ks.label(), name, stamp(c.NotBefore), stamp(c.NotBefore)))
+		case !b.opts.Deadline.IsZero() && c.NotAfter.Before(b.opts.Deadline):
+			b.fail(ks.source, fmt.Sprintf("%s: %s expires on %s, before the job's deadline %s",
+				ks.label(), name, stamp(c.NotAfter), stamp(b.opts.Deadline)))
+		case warnWithin > 0 && c.NotAfter.Before(b.now.Add(warnWithin)):
+			days := int(math.Ceil(c.NotAfter.Sub(b.now).Hours() / 24))
+			b.warn("%s: %s expires on %s, in %d days (inside the %d-day warning window)",
+				ks.label(), name, stamp(c.NotAfter), days, int(warnWithin/day))
+		}
+	}
+}
+
+// protocolField names the protocol setting of the spec's dialect for
+// messages: the keystore setting's prefix with "protocol" (security.tls.,
+// spark.ssl., security.ssl.), or "protocol".
+func (b *builder) protocolField() spec.Field {
+	name := b.spec.Keystore.Secret.Name
+	if name == "" && b.spec.Keystore.Certificate != nil {
+		name = b.spec.Keystore.Certificate.Name
+	}
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		return spec.Field{Name: name[:i+1] + "protocol"}
+	}
+	return spec.Field{Name: "protocol"}
+}
+
+// checkProtocol is check 6: the protocol is TLSv1.2 or TLSv1.3, and the
+// key and leaf certificate can serve it.
+func (b *builder) checkProtocol(ks *keyMaterial) {
+	protocol := b.spec.Protocol
+	if protocol == "" {
+		protocol = spec.DefaultProtocol
+	}
+	switch protocol {
+	case "TLSv1.2", "TLSv1.3":
+	case "SSLv3", "TLSv1", "TLSv1.0", "TLSv1.1":
+		b.fail(b.protocolField(), fmt.Sprintf("protocol %s is disabled in Java (jdk.tls.disabledAlgorithms, since 8u291 and 11.0.11) and in OpenSSL 3 at its default security level; use TLSv1.2 or TLSv1.3", protocol))
+		return
+	default:
+		b.fail(b.protocolField(), fmt.Sprintf("protocol %q is not one Java and OpenSSL both accept; use TLSv1.2 or TLSv1.3", protocol))
+		return
+	}
+	if ks == nil {
+		return
+	}
+	leaf := ks.chain[0]
+	switch k := ks.key.(type) {
+	case *rsa.PrivateKey:
+		switch bits := k.N.BitLen(); {
+		case bits < 1024:
+			b.fail(ks.source, fmt.Sprintf("%s: the RSA key has %d bits; Java refuses RSA keys under 1024 bits (jdk.certpath.disabledAlgorithms) and OpenSSL under 2048: use 2048 bits or more", ks.label(), bits))
+		case bits < 2048:
+			b.warn("%s: the RSA key has %d bits; OpenSSL at security level 2 (Debian, Ubuntu, RHEL defaults) refuses keys under 2048 bits", ks.label(), bits)
+		}
+	case *ecdsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		b.fail(ks.source, fmt.Sprintf("%s: a %T key cannot serve %s; use an RSA or EC key", ks.label(), ks.key, protocol))
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		_, isRSA := ks.key.(*rsa.PrivateKey)
+		if protocol == "TLSv1.3" || !isRSA || leaf.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
+			b.fail(ks.source, fmt.Sprintf("%s: the certificate's key usage lacks digitalSignature, which %s needs to sign the handshake (Java: KeyUsage does not allow digital signatures)", ks.label(), protocol))
+		}
+	}
+	if len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0 {
+		has := func(u x509.ExtKeyUsage) bool {
+			return slices.Contains(leaf.ExtKeyUsage, u) || slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny)
+		}
+		if !has(x509.ExtKeyUsageServerAuth) {
+			b.fail(ks.source, fmt.Sprintf("%s: the certificate's extended key usage does not include TLS server authentication (serverAuth): Java rejects it (Extended key usage does not permit use for TLS server authentication)", ks.label()))
+		} else if !has(x509.ExtKeyUsageClientAuth) {
+			b.warn("%s: the certificate's extended key usage lacks clientAuth: peers that require client certificates (mutual TLS, Flink's internal connections) reject it", ks.label())
+		}
+	}
+}

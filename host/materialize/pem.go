@@ -1,0 +1,172 @@
+package materialize
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// PEM as OpenSSL, Vault PKI and Kubernetes TLS secrets hold it: private keys
+// in PKCS#1, SEC1, PKCS#8 or encrypted PKCS#8, certificates, and text
+// around the blocks (OpenSSL's "Bag Attributes", comments), which is
+// skipped.
+
+// The PEM block types keyship reads and writes.
+const (
+	pemCertificate        = "CERTIFICATE"
+	pemTrustedCertificate = "TRUSTED CERTIFICATE" // OpenSSL's, with trust settings after the certificate
+	pemPKCS8Key           = "PRIVATE KEY"
+	pemEncryptedKey       = "ENCRYPTED PRIVATE KEY"
+	pemRSAKey             = "RSA PRIVATE KEY"
+	pemECKey              = "EC PRIVATE KEY"
+	pemECParameters       = "EC PARAMETERS" // openssl ecparam -genkey writes it before the key
+)
+
+// pemContents is what a PEM input holds.
+type pemContents struct {
+	keys    []*pem.Block // private key blocks, in order
+	certs   []*x509.Certificate
+	ignored []string // block types that are neither
+}
+
+// zero clears the key blocks.
+func (p *pemContents) zero() {
+	for _, k := range p.keys {
+		clear(k.Bytes)
+	}
+}
+
+// isPEM reports whether data holds a PEM block boundary.
+func isPEM(data []byte) bool {
+	return bytes.Contains(data, []byte("-----BEGIN "))
+}
+
+// decodePEM reads every PEM block of data. It fails on a block that does not
+// decode (no END line, bad base64) and on certificates that do not parse;
+// the error never quotes the data. The caller zeroes the result.
+func decodePEM(data []byte) (*pemContents, error) {
+	out := &pemContents{}
+	rest := data
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		switch block.Type {
+		case pemCertificate, pemTrustedCertificate:
+			der := block.Bytes
+			if block.Type == pemTrustedCertificate {
+				// The certificate is followed by OpenSSL's trust settings.
+				var raw asn1.RawValue
+				if _, err := asn1.Unmarshal(der, &raw); err != nil {
+					return nil, fmt.Errorf("PEM block %d (%s) is not a certificate: %v", n, block.Type, err)
+				}
+				der = raw.FullBytes
+			}
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil, fmt.Errorf("PEM block %d (%s) is not a valid X.509 certificate: %v", n, block.Type, err)
+			}
+			out.certs = append(out.certs, c)
+		case pemPKCS8Key, pemEncryptedKey, pemRSAKey, pemECKey:
+			out.keys = append(out.keys, block)
+		case pemECParameters:
+		default:
+			out.ignored = append(out.ignored, block.Type)
+		}
+	}
+	if bytes.Contains(rest, []byte("-----BEGIN ")) {
+		out.zero()
+		return nil, errors.New("a PEM block does not decode (no matching -----END line, or bad base64 inside)")
+	}
+	return out, nil
+}
+
+// errLegacyPEMEncryption is the OpenSSL-proprietary encryption of
+// "Proc-Type: 4,ENCRYPTED" keys, which is insecure and not read.
+var errLegacyPEMEncryption = errors.New(`the key is encrypted with OpenSSL's legacy PEM encryption ("Proc-Type: 4,ENCRYPTED"), which keyship does not read; convert it with openssl pkcs8 -topk8 -v2 aes-256-cbc`)
+
+// parsePEMKey parses a private key block. An ENCRYPTED PRIVATE KEY is
+// decrypted with password (nil when the spec gives none); a wrong password
+// gives errCannotRecoverKey.
+func parsePEMKey(block *pem.Block, password []byte) (crypto.PrivateKey, error) {
+	if _, ok := block.Headers["Proc-Type"]; ok {
+		return nil, errLegacyPEMEncryption
+	}
+	switch block.Type {
+	case pemPKCS8Key:
+		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("not a PKCS#8 private key: %v", err)
+		}
+		return key, nil
+	case pemRSAKey:
+		key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("not a PKCS#1 RSA private key: %v", err)
+		}
+		return key, nil
+	case pemECKey:
+		key, err := x509.ParseECPrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("not a SEC1 EC private key: %v", err)
+		}
+		return key, nil
+	case pemEncryptedKey:
+		if password == nil {
+			return nil, errNoKeyPassword
+		}
+		var info encryptedPrivateKeyInfo
+		if err := unmarshalAll(block.Bytes, &info); err != nil {
+			return nil, fmt.Errorf("not an encrypted PKCS#8 private key: %v", err)
+		}
+		der, err := pbeDecrypt(info.Algorithm, password, info.EncryptedData)
+		switch {
+		case errors.Is(err, errBadPadding):
+			return nil, errCannotRecoverKey
+		case err != nil:
+			return nil, err
+		}
+		defer clear(der)
+		key, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			return nil, errCannotRecoverKey
+		}
+		return key, nil
+	}
+	return nil, fmt.Errorf("PEM block type %q is not a private key", block.Type)
+}
+
+// errNoKeyPassword means an encrypted key and no password to open it.
+var errNoKeyPassword = errors.New("the private key is encrypted (ENCRYPTED PRIVATE KEY) and the spec sets no password for it")
+
+// EncodePEMKey returns key as an unencrypted PKCS#8 "PRIVATE KEY" PEM
+// block, as OpenSSL and libprocess read it. The caller zeroes the result.
+func EncodePEMKey(key crypto.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal private key: %w", err)
+	}
+	defer clear(der)
+	return pem.EncodeToMemory(&pem.Block{Type: pemPKCS8Key, Bytes: der}), nil
+}
+
+// EncodePEMCertificates returns certs as "CERTIFICATE" PEM blocks, in order.
+func EncodePEMCertificates(certs []*x509.Certificate) []byte {
+	var b bytes.Buffer
+	for _, c := range certs {
+		_ = pem.Encode(&b, &pem.Block{Type: pemCertificate, Bytes: c.Raw})
+	}
+	return b.Bytes()
+}
+
+// ignoredTypes lists ignored PEM block types for a warning.
+func ignoredTypes(types []string) string {
+	return `"` + strings.Join(types, `", "`) + `"`
+}
