@@ -146,9 +146,6 @@ func (a *authenticator) login(ctx context.Context, seen uint64, fromWatcher bool
 		return 0, fmt.Errorf("vault backend: used after Close: %w", plugin.ErrInvalidConfig)
 	}
 	prev := a.token
-	if prev != "" && prev != tok {
-		a.old = append(a.old, prev)
-	}
 	a.client.SetToken(tok)
 	a.token, a.stale = tok, false
 	a.gen++
@@ -158,6 +155,7 @@ func (a *authenticator) login(ctx context.Context, seen uint64, fromWatcher bool
 		a.stopWatch = nil
 	}
 	a.mu.Unlock()
+	a.remember(prev) // still redacted after it is replaced
 	a.logins.Add(1)
 	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
 	a.logger.Info("logged in to Vault", "method", a.s.method, "ttl", ttl.String(), "renewable", secret.Auth.Renewable)

@@ -60,7 +60,7 @@ func cleanPath(ref plugin.Ref) (string, error) {
 }
 
 // mountOf finds the mount holding path p (no leading or trailing "/").
-func (c *conn) mountOf(ctx context.Context, ref plugin.Ref, p string) (mount, error) {
+func (c *conn) mountOf(ctx context.Context, bt *batch, ref plugin.Ref, p string) (mount, error) {
 	best := ""
 	for mp := range c.s.kvMounts {
 		if strings.HasPrefix(p+"/", mp) && len(mp) > len(best) {
@@ -83,17 +83,24 @@ func (c *conn) mountOf(ctx context.Context, ref plugin.Ref, p string) (mount, er
 	if hit != nil {
 		return *hit, nil
 	}
-	s, err := c.call(ctx, func() (*api.Secret, error) {
+	s, err := c.call(ctx, bt, func() (*api.Secret, error) {
 		return c.client.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+p)
 	})
 	if err != nil || s == nil {
+		noMount := fmt.Errorf("vault backend: %s: no secrets engine is mounted at %q (enable one, or fix the mount in the path): %w",
+			refName(ref), p, plugin.ErrNotFound)
 		switch code := statusOf(err); {
-		case err == nil || code == 404 || (code == 400 && strings.Contains(vaultReasons(err, c.auth.red), "no mount")):
-			return mount{}, fmt.Errorf("vault backend: %s: no secrets engine is mounted at %q (enable one, or fix the mount in the path): %w",
-				refName(ref), p, plugin.ErrNotFound)
+		case err == nil || code == 404:
+			return mount{}, noMount
 		case code == 403 && !isSealed(err):
-			return mount{}, fmt.Errorf("vault backend: %s: permission denied: the token's policies grant no capability on %q "+
-				"(a KV v2 secret needs \"read\" on <mount>/data/<path>, KV v1 on <mount>/<path>), or set kv_mounts: %w",
+			// Vault answers 403 both when nothing is mounted there and when
+			// the token may not see the mount. A token that has capabilities
+			// on the path tells the two apart.
+			if c.mayAccess(ctx, p) {
+				return mount{}, noMount
+			}
+			return mount{}, fmt.Errorf("vault backend: %s: permission denied: the token's policies grant no capability on %q, or no secrets engine is mounted there "+
+				"(a KV v2 secret needs \"read\" on <mount>/data/<path>, KV v1 on <mount>/<path>; kv_mounts skips this detection): %w",
 				refName(ref), p, plugin.ErrPermissionDenied)
 		}
 		return mount{}, mapError(ctx, "find the mount of "+refName(ref), err, c.auth.red)
@@ -117,8 +124,23 @@ func (c *conn) mountOf(ctx context.Context, ref plugin.Ref, p string) (mount, er
 	return m, nil
 }
 
+// mayAccess reports whether the token's policies grant any capability on
+// path p (sys/capabilities-self, which the default policy allows).
+func (c *conn) mayAccess(ctx context.Context, p string) bool {
+	caps, err := c.client.Sys().CapabilitiesSelfWithContext(ctx, p)
+	if err != nil {
+		return false
+	}
+	for _, cp := range caps {
+		if cp != "deny" {
+			return true
+		}
+	}
+	return false
+}
+
 // get reads one ref.
-func (c *conn) get(ctx context.Context, ref plugin.Ref, memo map[string]readResult) plugin.Result {
+func (c *conn) get(ctx context.Context, ref plugin.Ref, bt *batch) plugin.Result {
 	field, decode := ref.Field, c.s.decode
 	if field == "" {
 		field = c.s.defaultField
@@ -132,10 +154,10 @@ func (c *conn) get(ctx context.Context, ref plugin.Ref, memo map[string]readResu
 		return plugin.Result{Err: err}
 	}
 	key := p + "@" + ref.Version
-	r, ok := memo[key]
+	r, ok := bt.memo[key]
 	if !ok {
-		r = c.readSecret(ctx, ref, p)
-		memo[key] = r
+		r = c.readSecret(ctx, bt, ref, p)
+		bt.memo[key] = r
 	}
 	if r.err != nil {
 		return plugin.Result{Err: r.err}
@@ -174,8 +196,8 @@ func (c *conn) get(ctx context.Context, ref plugin.Ref, memo map[string]readResu
 }
 
 // readSecret reads the secret at p (a ref's cleaned path) and its version.
-func (c *conn) readSecret(ctx context.Context, ref plugin.Ref, p string) readResult {
-	m, err := c.mountOf(ctx, ref, p)
+func (c *conn) readSecret(ctx context.Context, bt *batch, ref plugin.Ref, p string) readResult {
+	m, err := c.mountOf(ctx, bt, ref, p)
 	if err != nil {
 		return readResult{err: err}
 	}
@@ -200,7 +222,7 @@ func (c *conn) readSecret(ctx context.Context, ref plugin.Ref, p string) readRes
 		r.err = fmt.Errorf("vault backend: %s: %s keeps no versions; drop the @%s: %w", refName(ref), m, ref.Version, plugin.ErrInvalidConfig)
 		return r
 	}
-	s, err := c.call(ctx, func() (*api.Secret, error) {
+	s, err := c.call(ctx, bt, func() (*api.Secret, error) {
 		return c.client.Logical().ReadWithDataWithContext(ctx, apiPath, params)
 	})
 	if err != nil {
@@ -344,7 +366,8 @@ func (c *conn) list(ctx context.Context, prefix string) ([]string, error) {
 	if _, err := cleanPath(ref); err != nil {
 		return nil, err
 	}
-	m, err := c.mountOf(ctx, ref, p)
+	bt := &batch{}
+	m, err := c.mountOf(ctx, bt, ref, p)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +376,7 @@ func (c *conn) list(ctx context.Context, prefix string) ([]string, error) {
 	if m.version == 2 {
 		apiPath = m.path + "metadata/" + rest
 	}
-	s, err := c.call(ctx, func() (*api.Secret, error) {
+	s, err := c.call(ctx, bt, func() (*api.Secret, error) {
 		return c.client.Logical().ListWithContext(ctx, strings.TrimSuffix(apiPath, "/"))
 	})
 	switch {
@@ -378,7 +401,7 @@ func (c *conn) list(ctx context.Context, prefix string) ([]string, error) {
 
 // listMounts lists the KV mounts the token can see.
 func (c *conn) listMounts(ctx context.Context) ([]string, error) {
-	s, err := c.call(ctx, func() (*api.Secret, error) {
+	s, err := c.call(ctx, &batch{}, func() (*api.Secret, error) {
 		return c.client.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts")
 	})
 	if err != nil {

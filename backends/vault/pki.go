@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -62,7 +63,7 @@ func (c *conn) issue(ctx context.Context, req plugin.IssueRequest) (plugin.Issue
 		body["ttl"] = fmt.Sprintf("%ds", int64((req.TTL+time.Second-1)/time.Second))
 	}
 	what := fmt.Sprintf("issue from %q for %s", p, strings.Join(append(append([]string{}, req.DNSNames...), req.IPAddresses...), ","))
-	s, err := c.call(ctx, func() (*api.Secret, error) {
+	s, err := c.call(ctx, &batch{}, func() (*api.Secret, error) {
 		return c.client.Logical().WriteWithContext(ctx, p, body)
 	})
 	switch {
@@ -113,8 +114,8 @@ func issuedFrom(data map[string]any) (plugin.Issued, error) {
 		clear(key)
 		return plugin.Issued{}, fmt.Errorf("private_key is not PKCS#8 (was private_key_format=pkcs8 honoured?)")
 	}
-	pub, ok := priv.(interface{ Public() any })
-	if !ok || !publicKeyEqual(pub.Public(), leaf.PublicKey) {
+	signer, ok := priv.(crypto.Signer)
+	if !ok || !publicKeyEqual(signer.Public(), leaf.PublicKey) {
 		clear(key)
 		return plugin.Issued{}, fmt.Errorf("private_key does not match the certificate")
 	}
@@ -156,7 +157,7 @@ func issuedFrom(data map[string]any) (plugin.Issued, error) {
 }
 
 // publicKeyEqual compares two public keys with their Equal methods.
-func publicKeyEqual(a, b any) bool {
-	e, ok := a.(interface{ Equal(any) bool })
+func publicKeyEqual(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && e.Equal(b)
 }

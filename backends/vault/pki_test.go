@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"math/big"
@@ -61,7 +62,7 @@ func checkIssued(t *testing.T, got plugin.Issued, hosts []string, ttl time.Durat
 	if err != nil {
 		t.Fatalf("PrivateKey is not PKCS#8: %v", err)
 	}
-	if !key.(interface{ Public() any }).Public().(interface{ Equal(any) bool }).Equal(leaf.PublicKey) {
+	if !key.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(leaf.PublicKey) {
 		t.Error("PrivateKey does not match the leaf")
 	}
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()

@@ -263,14 +263,36 @@ func (b *Backend) Get(ctx context.Context, refs []plugin.Ref) ([]plugin.Result, 
 		return nil, err
 	}
 	out := make([]plugin.Result, len(refs))
-	memo := map[string]readResult{}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// One login attempt per batch: a login that fails fails every ref
+	// with its error (Vault locks out AppRole credentials after a few
+	// failed logins).
+	if _, err := c.auth.ensure(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		for i := range out {
+			out[i].Err = err
+		}
+		return out, nil
+	}
+	bt := &batch{memo: map[string]readResult{}}
 	for i, ref := range refs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out[i] = c.get(ctx, ref, memo)
+		out[i] = c.get(ctx, ref, bt)
 	}
 	return out, nil
+}
+
+// batch is the state of one Get: secrets already read, and whether a login
+// after a 403 was already tried.
+type batch struct {
+	memo     map[string]readResult
+	relogged bool
 }
 
 // List returns, for an empty prefix, the KV mounts the token can see
@@ -329,14 +351,16 @@ type mountEntry struct {
 }
 
 // call runs f with a token; when Vault answers 403, it asks the
-// authenticator whether a new token makes a second try worthwhile.
-func (c *conn) call(ctx context.Context, f func() (*api.Secret, error)) (*api.Secret, error) {
+// authenticator, at most once per batch, whether a new token makes a second
+// try worthwhile.
+func (c *conn) call(ctx context.Context, bt *batch, f func() (*api.Secret, error)) (*api.Secret, error) {
 	gen, err := c.auth.ensure(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s, err := f()
-	if statusOf(err) == 403 && !isSealed(err) {
+	if statusOf(err) == 403 && !isSealed(err) && !bt.relogged {
+		bt.relogged = true
 		retry, rerr := c.auth.recover(ctx, gen)
 		if rerr != nil {
 			return nil, rerr

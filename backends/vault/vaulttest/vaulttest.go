@@ -99,7 +99,8 @@ type Options struct {
 
 // Server is a running Vault dev server.
 type Server struct {
-	// Addr is the server's URL, http(s)://127.0.0.1:<port>.
+	// Addr is the server's URL, http(s)://127.0.0.1:<port>. Without TLS it
+	// is a listener that accepts JSON strings up to 16 MiB.
 	Addr string
 	// RootToken is the dev server's root token (random per server).
 	RootToken string
@@ -144,11 +145,24 @@ func New(bin string, opts Options) (*Server, error) {
 	return nil, lastErr
 }
 
+// largeJSONListener is a second, plain-HTTP listener the tests use instead
+// of the dev listener: Vault 1.21 limits a JSON string to 1 MiB by default,
+// too little for a 1 MiB binary secret kept as base64.
+const largeJSONListener = `listener "tcp" {
+  address                      = "127.0.0.1:%d"
+  cluster_address              = "127.0.0.1:%d"
+  tls_disable                  = true
+  max_json_string_value_length = 16777216
+  max_request_size             = 67108864
+}
+`
+
 func start(bin, dir string, opts Options) (*Server, error) {
-	port, err := freePort()
+	ports, err := freePorts(4) // dev listener and its cluster port (+1), and the large-JSON listener's two
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 	tok := make([]byte, 16)
 	if _, err := rand.Read(tok); err != nil {
 		return nil, err
@@ -157,6 +171,14 @@ func start(bin, dir string, opts Options) (*Server, error) {
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	args := []string{"server", "-dev", "-dev-root-token-id=" + s.RootToken, "-dev-listen-address=" + listen, "-dev-no-store-token", "-log-level=info"}
 	s.Addr = "http://" + listen
+	if !opts.TLS {
+		cfg := filepath.Join(dir, fmt.Sprintf("listener-%d.hcl", port))
+		if err := os.WriteFile(cfg, fmt.Appendf(nil, largeJSONListener, ports[2], ports[3]), 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, "-config="+cfg)
+		s.Addr = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	}
 	if opts.TLS {
 		certDir := filepath.Join(dir, fmt.Sprintf("tls-%d", port))
 		if err := os.MkdirAll(certDir, 0o700); err != nil {
@@ -229,13 +251,28 @@ func (s *Server) logTail() string {
 	return strings.ReplaceAll(string(b), s.RootToken, "[root token]")
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n/2 pairs of free loopback ports p, p+1 (Vault puts a
+// listener's cluster port next to it).
+func freePorts(n int) ([]int, error) {
+	var out []int
+	for tries := 0; len(out) < n && tries < 100; tries++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1))
+		_ = l.Close()
+		if err != nil {
+			continue
+		}
+		_ = next.Close()
+		out = append(out, p, p+1)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if len(out) < n {
+		return nil, errors.New("no free pairs of loopback ports")
+	}
+	return out, nil
 }
 
 // Close kills the server and removes its files.
