@@ -137,6 +137,7 @@ func (a *authenticator) login(ctx context.Context, seen uint64, fromWatcher bool
 
 	secret, err := a.doLogin(ctx)
 	if err != nil {
+		a.logger.Warn("login to Vault failed", "method", a.s.method, "error", a.red.redact(err.Error()))
 		return 0, err
 	}
 	tok := secret.Auth.ClientToken
