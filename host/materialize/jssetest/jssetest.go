@@ -1,0 +1,187 @@
+// Package jssetest runs the real Java peers of keyship's stores in tests: a
+// JSSE TLS handshake that uses a keystore and a truststore the way a Spark or
+// Flink job does, and Java's keytool. It is a normal package for use from
+// tests only.
+//
+// Quickstart:
+//
+//	err := jssetest.Handshake(t, bundle.File(materialize.RoleKeystore).Contents, "JKS",
+//		bundle.KeystorePassword, bundle.KeyPassword,
+//		bundle.File(materialize.RoleTruststore).Contents, bundle.TruststorePassword,
+//		"node1.example.com", "TLSv1.3")
+//	if err != nil {
+//		t.Fatal(err) // e.g. "javax.net.ssl.SSLHandshakeException: No subject alternative DNS name matching ... found."
+//	}
+//
+// When java, javac or keytool is missing, the test is skipped, or fails when
+// the environment sets KEYSHIP_REQUIRE_PEERS=1 (make test does).
+package jssetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+//go:embed testdata/Handshake.java
+var handshakeSource []byte
+
+// RequirePeersEnv names the environment variable that turns a missing peer
+// from a skip into a failure when it is "1".
+const RequirePeersEnv = "KEYSHIP_REQUIRE_PEERS"
+
+// Require returns the path of tool (java, javac, keytool, openssl), or ends
+// the test: it skips, or fails when KEYSHIP_REQUIRE_PEERS=1.
+func Require(t testing.TB, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv(RequirePeersEnv) == "1" {
+			t.Fatalf("%s not found and %s=1 (run tools/install-deps.sh)", tool, RequirePeersEnv)
+		}
+		t.Skipf("%s not found; run tools/install-deps.sh to test against the real peer", tool)
+	}
+	return p
+}
+
+// The Java program is compiled once per test binary into a directory under
+// os.TempDir named after the source's hash, which later test binaries reuse.
+var (
+	compileOnce sync.Once
+	classDir    string
+	compileErr  error
+)
+
+func compile(javac string) (string, error) {
+	compileOnce.Do(func() {
+		sum := sha256.Sum256(handshakeSource)
+		dir := filepath.Join(os.TempDir(), "keyship-jssetest-"+hex.EncodeToString(sum[:8]))
+		if _, err := os.Stat(filepath.Join(dir, "Handshake.class")); err == nil {
+			classDir = dir
+			return
+		}
+		tmp, err := os.MkdirTemp(os.TempDir(), "keyship-jssetest-build-")
+		if err != nil {
+			compileErr = err
+			return
+		}
+		defer func() { _ = os.RemoveAll(tmp) }()
+		src := filepath.Join(tmp, "Handshake.java")
+		if err := os.WriteFile(src, handshakeSource, 0o600); err != nil {
+			compileErr = err
+			return
+		}
+		out, err := exec.Command(javac, "-nowarn", "-d", tmp, src).CombinedOutput()
+		if err != nil {
+			compileErr = fmt.Errorf("javac Handshake.java: %v\n%s", err, out)
+			return
+		}
+		_ = os.Remove(src)
+		// Another test binary may have won the race: then its directory
+		// is as good as ours.
+		if err := os.Rename(tmp, dir); err != nil {
+			if _, statErr := os.Stat(filepath.Join(dir, "Handshake.class")); statErr != nil {
+				compileErr = err
+				return
+			}
+		}
+		classDir = dir
+	})
+	return classDir, compileErr
+}
+
+// javaFlags start a small JVM quickly: this is one handshake, not a server.
+var javaFlags = []string{"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData"}
+
+// Handshake runs one TLS handshake between a JSSE server and a JSSE client
+// (Java's SSLSocket, in one JVM) and returns the handshake's error, or nil
+// when it completes with protocol ("TLSv1.2" or "TLSv1.3").
+//
+// The server presents keystore, a store of storeType ("JKS" or "PKCS12";
+// Java 17 opens either as either) opened with storePass and its key with
+// keyPass. The client trusts truststore (JKS or PKCS12, told by its content)
+// opened with trustPass, and connects to 127.0.0.1 while naming hostname for
+// SNI and hostname verification (endpoint identification "HTTPS"), so that no
+// /etc/hosts entry is needed.
+//
+// The error holds Java's exception chain, e.g. "...SSLHandshakeException: No
+// subject alternative DNS name matching node3.example.com found." or
+// "...PKIX path building failed: ... unable to find valid certification path
+// to requested target"; a store that does not open is an error too. Handshake
+// ends the test itself only when the peers are missing (see Require) or the
+// harness breaks. The stores go to files under t.TempDir (0600), the
+// passwords through the JVM's standard input; nothing secret is printed.
+func Handshake(t testing.TB, keystore []byte, storeType string, storePass, keyPass []byte, truststore []byte, trustPass []byte, hostname string, protocol string) error {
+	t.Helper()
+	java := Require(t, "java")
+	javac := Require(t, "javac")
+	dir, err := compile(javac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range [][]byte{storePass, keyPass, trustPass} {
+		if bytes.ContainsAny(pw, "\r\n") || len(pw) == 0 {
+			return errors.New("jssetest: a password is empty or holds a line break")
+		}
+	}
+	work := t.TempDir()
+	ks, ts := filepath.Join(work, "keystore"), filepath.Join(work, "truststore")
+	if err := os.WriteFile(ks, keystore, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ts, truststore, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trustType := "PKCS12"
+	if bytes.HasPrefix(truststore, []byte{0xfe, 0xed, 0xfe, 0xed}) {
+		trustType = "JKS"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := append(append([]string{}, javaFlags...), "-cp", dir, "Handshake", ks, storeType, ts, trustType, hostname, protocol)
+	cmd := exec.CommandContext(ctx, java, args...)
+	var stdin bytes.Buffer
+	for _, pw := range [][]byte{storePass, keyPass, trustPass} {
+		stdin.Write(pw)
+		stdin.WriteByte('\n')
+	}
+	defer clear(stdin.Bytes())
+	cmd.Stdin = &stdin
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	line := strings.TrimSpace(string(out))
+	switch {
+	case err == nil && strings.HasPrefix(line, "OK "):
+		return nil
+	case strings.HasPrefix(line, "FAIL "):
+		return errors.New(strings.TrimPrefix(line, "FAIL "))
+	}
+	t.Fatalf("jssetest: java Handshake: %v\n%s\n%s", err, out, stderr.String())
+	return nil
+}
+
+// Keytool runs Java's keytool with args and returns its combined output and
+// error (an *exec.ExitError when keytool fails). It ends the test only when
+// keytool is missing (see Require). keytool's messages hold no passwords,
+// but its arguments do: callers should not print args.
+func Keytool(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	keytool := Require(t, "keytool")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, keytool, append([]string{"-J-XX:+UseSerialGC", "-J-XX:TieredStopAtLevel=1", "-J-XX:-UsePerfData"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
