@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"errors"
+	"net"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -72,7 +74,65 @@ func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options
 		return nil, err
 	}
 	defer resolve.Zero(secrets)
+	if issues := s.Issues(); len(issues) > 0 {
+		hosts := opts.Hosts
+		if len(hosts) == 0 {
+			hosts = s.Hosts
+		}
+		issued, err := h.issue(ctx, issues, hosts)
+		defer func() {
+			for _, is := range issued {
+				clear(is.PrivateKey)
+			}
+		}()
+		if err != nil {
+			return nil, err
+		}
+		opts.Issued = issued
+	}
 	return materialize.Build(ctx, s, secrets, opts)
+}
+
+// issue asks each Issue's backend for a certificate covering hosts. Every
+// call issues a new certificate, so the caller builds once per job and host
+// set (host/server caches by both).
+func (h *Host) issue(ctx context.Context, issues []*spec.Issue, hosts []string) (map[string]plugin.Issued, error) {
+	out := map[string]plugin.Issued{}
+	var errs []error
+	for _, is := range issues {
+		fail := func(reason string) {
+			errs = append(errs, &spec.FieldError{Field: is.Field.Name, Ref: is.Field.Ref.String(), Reason: reason})
+		}
+		if len(hosts) == 0 {
+			fail("a certificate is issued for the job's hosts, and the request names none (give the tasks' hosts, or --hosts)")
+			continue
+		}
+		b, err := h.loader.Backend(ctx, is.Field.Ref.Backend)
+		if err != nil {
+			errs = append(errs, &resolve.Error{Field: is.Field, Err: err})
+			continue
+		}
+		issuer, ok := b.(plugin.Issuer)
+		if !ok {
+			fail("this backend cannot issue certificates (no certificate authority)")
+			continue
+		}
+		req := plugin.IssueRequest{Path: is.Field.Ref.Path, TTL: is.TTL}
+		for _, host := range hosts {
+			if ip := net.ParseIP(host); ip != nil {
+				req.IPAddresses = append(req.IPAddresses, ip.String())
+			} else {
+				req.DNSNames = append(req.DNSNames, host)
+			}
+		}
+		got, err := issuer.Issue(ctx, req)
+		if err != nil {
+			errs = append(errs, &resolve.Error{Field: is.Field, Err: err})
+			continue
+		}
+		out[is.Field.Name] = got
+	}
+	return out, errors.Join(errs...)
 }
 
 // Close stops every plugin process the host started.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // dcosTLS is the full name of the DC/OS TLS settings object.
@@ -25,12 +26,14 @@ const (
 	dcosCABundleSecret     = "ca_bundle_secret"
 	dcosProtocol           = "protocol"
 	dcosStoreType          = "store_type"
+	dcosKeystoreIssue      = "keystore_issue"
+	dcosKeystoreIssueTTL   = "keystore_issue_ttl"
 )
 
 var dcosKnown = []string{
 	dcosEnabled, dcosKeystoreSecret, dcosKeystorePassword, dcosKeyPassword,
 	dcosTruststoreSecret, dcosTruststorePassword, dcosCABundleSecret,
-	dcosProtocol, dcosStoreType,
+	dcosProtocol, dcosStoreType, dcosKeystoreIssue, dcosKeystoreIssueTTL,
 }
 
 // Protocols are the TLS protocols a Spec may ask for: the ones both the JVM
@@ -73,6 +76,15 @@ const (
 //
 // As a keyship extension, store_type selects the keystore type the consumer
 // reads: "jks" (the default) or "pkcs12", in any letter case.
+//
+// Also a keyship extension, keystore_issue asks a backend's certificate
+// authority for a new certificate covering the job's hosts instead of reading
+// keystore_secret: its value is the issuer's ref, e.g.
+// "vault:pki/issue/spark-node" (a Vault PKI role) or "dcos:ca" (the DC/OS
+// CA). keystore_secret must then be left out; keystore_password and
+// key_password become optional (without them keyship makes random
+// passwords for the stores it writes). keystore_issue_ttl asks for a lifetime
+// as a Go duration ("72h"); without it the authority's default applies.
 //
 // Keys outside security.tls are ignored (the same document may carry a
 // service's other options); unknown keys inside security.tls are errors.
@@ -156,9 +168,30 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 	tsp := p.ref(dcosTruststorePassword)
 	ca := p.ref(dcosCABundleSecret)
 
+	issue := p.ref(dcosKeystoreIssue)
+	var issueTTL time.Duration
+	if v, st := p.str(dcosKeystoreIssueTTL); st == valid {
+		d, err := time.ParseDuration(v)
+		switch {
+		case issue.state == absent:
+			errs.add(fieldName(dcosKeystoreIssueTTL), "", "only goes with security.tls.keystore_issue")
+		case err != nil || d <= 0:
+			errs.add(fieldName(dcosKeystoreIssueTTL), "", fmt.Sprintf("want a positive duration such as 72h, got %q", v))
+		default:
+			issueTTL = d
+		}
+	}
+
 	// Required settings are only reported for a spec that enables TLS: for
 	// one that does not, "not enabled" is the one thing to fix.
-	if enabled {
+	switch {
+	case issue.state != absent && ks.state != absent:
+		errs.add(fieldName(dcosKeystoreSecret), ks.raw, "give keystore_secret or keystore_issue, not both")
+	case issue.state != absent:
+		if issue.ref.Field != "" || issue.ref.Version != "" {
+			errs.add(fieldName(dcosKeystoreIssue), issue.raw, "an issuer ref names a backend and a path (vault:pki/issue/<role>, dcos:ca), without #field or @version")
+		}
+	case enabled:
 		p.require(ks, "the secret ref of the keystore")
 		p.require(ksp, "the secret ref of the keystore password")
 		p.require(kp, "the secret ref of the private key password")
@@ -215,6 +248,16 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 		},
 		Protocol:  protocol,
 		StoreType: storeType,
+	}
+	if issue.state == valid {
+		s.Keystore.Secret = Field{}
+		if ksp.state == absent {
+			s.Keystore.Password = Field{}
+		}
+		if kp.state == absent {
+			s.Keystore.KeyPassword = nil
+		}
+		s.Keystore.Issue = &Issue{Field: issue.field(), TTL: issueTTL}
 	}
 	if ts.state == valid {
 		s.Truststore = &Store{Secret: ts.field(), Password: tsp.field()}

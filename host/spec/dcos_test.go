@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // seed000 is the security.tls example of the DC/OS Data Science Engine SSL
@@ -263,7 +264,7 @@ func TestParseDCOSReportsAllProblems(t *testing.T) {
 	wantMsg := `security.tls.key_password (/spark/key_password@): empty version after "@"
 security.tls.keystore_password: required (the secret ref of the keystore password)
 security.tls.protocol: protocol "SSLv3" is not accepted; use TLSv1.2 or TLSv1.3
-security.tls.colour: unknown setting; known settings are enabled, keystore_secret, keystore_password, key_password, truststore_secret, truststore_password, ca_bundle_secret, protocol, store_type`
+security.tls.colour: unknown setting; known settings are enabled, keystore_secret, keystore_password, key_password, truststore_secret, truststore_password, ca_bundle_secret, protocol, store_type, keystore_issue, keystore_issue_ttl`
 	if err.Error() != wantMsg {
 		t.Errorf("message:\n%s\nwant:\n%s", err, wantMsg)
 	}
@@ -425,4 +426,30 @@ func FuzzParseDCOS(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseDCOSKeystoreIssue(t *testing.T) {
+	s, err := ParseDCOS([]byte(`{"security": {"tls": {"enabled": true,
+		"keystore_issue": "vault:pki/issue/spark-node", "keystore_issue_ttl": "72h"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := s.Keystore.Issue
+	if is == nil || is.Field.Name != "security.tls.keystore_issue" || is.Field.Ref.Backend != "vault" || is.Field.Ref.Path != "pki/issue/spark-node" || is.TTL != 72*time.Hour {
+		t.Fatalf("Issue = %+v", is)
+	}
+	if s.Keystore.Secret.IsSet() || s.Keystore.Password.IsSet() || s.Keystore.KeyPassword != nil || len(s.Fields()) != 0 {
+		t.Fatalf("an issued keystore reads no secrets unless asked: %+v", s.Keystore)
+	}
+	for doc, want := range map[string]string{
+		`"keystore_issue": "dcos:ca", "keystore_secret": "/spark/keystore"`: "not both",
+		`"keystore_issue": "vault:pki/issue/r#f"`:                            "without #field",
+		`"keystore_issue": "dcos:ca", "keystore_issue_ttl": "soon"`:          "positive duration",
+		`"keystore_issue_ttl": "1h", "keystore_secret": "/k", "keystore_password": "/p", "key_password": "/q"`: "only goes with",
+	} {
+		_, err := ParseDCOS([]byte(`{"security": {"tls": {"enabled": true, ` + doc + `}}}`))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", doc, err, want)
+		}
+	}
 }
