@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,6 +36,7 @@ type shipFlags struct {
 	server   string
 	jobID    string
 	owner    string
+	dialect  string
 }
 
 func newShipCmd(g *globals) *cobra.Command {
@@ -41,7 +44,8 @@ func newShipCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ship --spec FILE --sandbox DIR",
 		Short: "Resolve a job's TLS spec, check the stores and write them into a sandbox directory",
-		Long: `ship reads a job's TLS request (the DC/OS security.tls JSON), reads every
+		Long: `ship reads a job's TLS request (DC/OS security.tls JSON, Spark properties,
+flink-conf.yaml or LIBPROCESS_SSL_* lines; the dialect is detected), reads every
 secret ref it names once, checks the keystore and truststore before anything
 ships, and writes them atomically into the sandbox directory (files 0600,
 directory 0700). The store passwords go into keystore.password, key.password
@@ -57,12 +61,13 @@ variables and never contain them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return g.ship(cmd.Context(), f) },
 	}
-	cmd.Flags().StringVar(&f.specPath, "spec", "", "the job's TLS spec (DC/OS security.tls JSON) (required)")
+	cmd.Flags().StringVar(&f.specPath, "spec", "", "the job's TLS spec: security.tls JSON, Spark properties, flink-conf.yaml or LIBPROCESS_SSL_* lines (required)")
 	cmd.Flags().StringVar(&f.sandbox, "sandbox", defaultSandbox(), "directory to write the stores into (default $MESOS_SANDBOX/.keyship when set)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", defaultShipTimeout, "deadline for resolving and building")
 	cmd.Flags().StringSliceVar(&f.hosts, "hosts", nil, "hostnames the keystore's certificate must cover (comma-separated)")
 	cmd.Flags().StringVar(&f.server, "server", "", "ship through a running keyship serve at unix:///path (the same bundle, built there)")
 	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server (default: derived from the spec)")
+	cmd.Flags().StringVar(&f.dialect, "dialect", "", "the spec's dialect: dcos, spark, flink or libprocess (default: detect from the content)")
 	cmd.Flags().StringVar(&f.owner, "owner", "", "uid:gid to own the sandbox and its files (needs root); default: this process")
 	_ = cmd.MarkFlagRequired("spec")
 	return cmd
@@ -82,7 +87,7 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if f.server != "" {
 		return g.shipThroughServer(ctx, f)
 	}
-	s, err := readSpec(f.specPath)
+	s, err := readSpec(f.specPath, f.dialect)
 	if err != nil {
 		return err
 	}
@@ -182,13 +187,16 @@ func sandboxFiles(b *materialize.Bundle) []sandbox.File {
 	return out
 }
 
-// readSpec reads and parses a DC/OS security.tls JSON spec file.
-func readSpec(path string) (*spec.Spec, error) {
+// readSpec reads and parses a spec file in dialect ("" detects it).
+func readSpec(path, dialect string) (*spec.Spec, error) {
+	if dialect != "" && !slices.Contains(spec.Dialects, dialect) {
+		return nil, usageError{fmt.Errorf("--dialect %q: want one of %s", dialect, strings.Join(spec.Dialects, ", "))}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--spec: %w", err)}
 	}
-	s, err := spec.ParseDCOS(data)
+	s, err := spec.Parse(data, dialect)
 	if err != nil {
 		return nil, fmt.Errorf("spec %s:\n%w", path, err)
 	}

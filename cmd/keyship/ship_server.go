@@ -36,6 +36,7 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 	resp, err := c.Ship(ctx, &hostv1.ShipRequest{
 		JobId:   jobID,
 		Spec:    doc,
+		Dialect: server.DialectOf(f.dialect),
 		Tasks:   []*hostv1.Task{{Id: "local", Role: "component", Hosts: f.hosts}},
 		Targets: []hostv1.Target{hostv1.Target_TARGET_FILES, hostv1.Target_TARGET_MESOS},
 	})

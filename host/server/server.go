@@ -140,7 +140,7 @@ func checkShipRequest(req *hostv1.ShipRequest) error {
 func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect hostv1.Dialect, hosts []string, ttl time.Duration) (*job, error) {
 	sp, err := parseSpec(specDoc, dialect)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00", dialect, len(specDoc))
@@ -192,14 +192,33 @@ func (s *Server) lookup(key string) *job {
 	return nil
 }
 
+// dialects maps the API's dialects to host/spec's.
+var dialects = map[hostv1.Dialect]string{
+	hostv1.Dialect_DIALECT_UNSPECIFIED: "",
+	hostv1.Dialect_DIALECT_DCOS:        spec.DialectDCOS,
+	hostv1.Dialect_DIALECT_SPARK:       spec.DialectSpark,
+	hostv1.Dialect_DIALECT_FLINK:       spec.DialectFlink,
+	hostv1.Dialect_DIALECT_LIBPROCESS:  spec.DialectLibprocess,
+}
+
+// DialectOf returns the API dialect of a host/spec dialect name ("" is
+// DIALECT_UNSPECIFIED: detect).
+func DialectOf(name string) hostv1.Dialect {
+	for d, n := range dialects {
+		if n == name {
+			return d
+		}
+	}
+	return hostv1.Dialect_DIALECT_UNSPECIFIED
+}
+
 // parseSpec parses a request document in its dialect.
 func parseSpec(doc []byte, dialect hostv1.Dialect) (*spec.Spec, error) {
-	switch dialect {
-	case hostv1.Dialect_DIALECT_UNSPECIFIED, hostv1.Dialect_DIALECT_DCOS:
-		return spec.ParseDCOS(doc)
-	default:
+	name, ok := dialects[dialect]
+	if !ok {
 		return nil, fmt.Errorf("dialect %s: %w", dialect, plugin.ErrUnsupported)
 	}
+	return spec.Parse(doc, name)
 }
 
 // toStatus maps pipeline errors to gRPC codes: spec and check failures are
@@ -306,6 +325,9 @@ func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.C
 		return nil, status.Errorf(codes.InvalidArgument, "spec: required, at most %d bytes", maxSpec)
 	}
 	sp, err := parseSpec(req.GetSpec(), req.GetDialect())
+	if err != nil && Problems(err) == nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	if err == nil {
 		sp.Hosts = append(sp.Hosts, req.GetHosts()...)
 		var b *materialize.Bundle

@@ -221,6 +221,8 @@ func TestShipRequestValidation(t *testing.T) {
 		{JobId: "j", Tasks: tasks("e", 1)},
 		{JobId: "j", Spec: []byte(filetest.Spec)},
 		{JobId: "j", Spec: []byte(filetest.Spec), Tasks: []*hostv1.Task{{Id: "a"}, {Id: "a"}}},
+		{JobId: "j", Spec: []byte("not a spec in any dialect"), Tasks: tasks("e", 1)},
+		{JobId: "j", Spec: []byte(filetest.Spec), Tasks: tasks("e", 1), Dialect: hostv1.Dialect(99)},
 	} {
 		if _, err := f.srv.Ship(context.Background(), req); err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
 			t.Errorf("bad request accepted or wrong code: %v", err)
