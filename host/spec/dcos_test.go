@@ -442,9 +442,9 @@ func TestParseDCOSKeystoreIssue(t *testing.T) {
 		t.Fatalf("an issued keystore reads no secrets unless asked: %+v", s.Keystore)
 	}
 	for doc, want := range map[string]string{
-		`"keystore_issue": "dcos:ca", "keystore_secret": "/spark/keystore"`: "not both",
-		`"keystore_issue": "vault:pki/issue/r#f"`:                            "without #field",
-		`"keystore_issue": "dcos:ca", "keystore_issue_ttl": "soon"`:          "positive duration",
+		`"keystore_issue": "dcos:ca", "keystore_secret": "/spark/keystore"`:                                    "not both",
+		`"keystore_issue": "vault:pki/issue/r#f"`:                                                              "without #field",
+		`"keystore_issue": "dcos:ca", "keystore_issue_ttl": "soon"`:                                            "positive duration",
 		`"keystore_issue_ttl": "1h", "keystore_secret": "/k", "keystore_password": "/p", "key_password": "/q"`: "only goes with",
 	} {
 		_, err := ParseDCOS([]byte(`{"security": {"tls": {"enabled": true, ` + doc + `}}}`))

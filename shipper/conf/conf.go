@@ -1,0 +1,64 @@
+// Package conf writes the settings a consumer pastes into its configuration
+// so that it reads the shipped files where they are in the task: Spark
+// properties (spark.ssl.*, and spark.mesos.*.secret.* when Mesos resolves the
+// secrets by reference), Flink configuration (security.ssl.*) and the
+// libprocess environment (LIBPROCESS_SSL_*).
+//
+// Settings never hold a password where it could be printed: Spark refers to
+// the passwords through ${env:NAME} (the variables of shipper/mesos), libprocess
+// reads PEM files that need none, and Flink, which cannot refer to anything,
+// gets its passwords in a secret fragment (SecretYAML) that ships as a 0600
+// file and is never printed; YAML, Properties and Environment, the formatters
+// for stdout, leave password settings out.
+//
+// Quickstart:
+//
+//	fmt.Print(conf.Properties(conf.Spark(bundle, ".keyship", s.Protocol)))
+//	flink, err := conf.Flink(bundle, ".keyship", s)
+//	fmt.Print(conf.YAML(flink))             // no passwords
+//	fragment := conf.SecretYAML(flink)      // ship as .keyship/flink-ssl.yaml, 0600
+package conf
+
+import (
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/shipper/mesos"
+)
+
+// Setting is one key = value of a consumer's configuration.
+type Setting struct {
+	Key   string
+	Value string
+	// Password holds the value instead of Value when the setting is a
+	// password that the consumer can only read literally (Flink). Only
+	// SecretYAML writes it; the formatters for stdout leave the setting
+	// out.
+	Password materialize.Sensitive
+}
+
+// The environment variables that carry the store passwords into the task
+// (set by shipper/mesos's secret variables). Settings refer to them rather
+// than holding passwords.
+const (
+	EnvKeystorePassword   = mesos.EnvKeystorePassword
+	EnvKeyPassword        = mesos.EnvKeyPassword
+	EnvTruststorePassword = mesos.EnvTruststorePassword
+)
+
+// The files beside the stores that hold their passwords, when the
+// passwords ship as files too (the Spark REFERENCE case, keyship ship's
+// sandbox).
+const (
+	KeystorePasswordFile   = "keystore.password"
+	KeyPasswordFile        = "key.password"
+	TruststorePasswordFile = "truststore.password"
+)
+
+// The roles of the Bundle files that each consumer reads, in one place so
+// that following materialize's names is a one-line change.
+const (
+	roleKeystore   = materialize.RoleKeystore
+	roleTruststore = materialize.RoleTruststore
+	roleKeyPEM     = materialize.RoleKeyPEM
+	roleCertPEM    = materialize.RoleCertPEM
+	roleCAPEM      = materialize.RoleCAPEM
+)
