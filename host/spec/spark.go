@@ -82,10 +82,11 @@ var sparkNamespaces = []string{"ui", "standalone", "historyServer", "rpc", "fs"}
 //     spark.ssl.trustStoreType, when set, must be the same, as keyship
 //     writes both stores in one type.
 //
-// Store settings hold refs and passwords are literal unless written
-// ${secret:REF}: see the rules at the top of value.go, repeated in the
-// package documentation of Parse. Giving a setting and its dcos-spark flag
-// together is an error.
+// Store settings hold refs (a plain path is a ref for the default backend)
+// and passwords are literal unless written ${secret:REF}, as Parse explains;
+// the dcos-spark flags follow the same rule (--keystore-secret-path is a
+// DC/OS secret path, --keystore-password a password, as dcos-spark takes
+// them). Giving a setting and its dcos-spark flag together is an error.
 //
 // Keys outside spark.ssl are ignored (a whole spark-defaults.conf may be
 // given), and so are the spark.ssl settings that do not change the stores
