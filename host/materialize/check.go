@@ -23,7 +23,19 @@ import (
 
 // checkChain runs checks 3, 4 and 5 on the keystore's chain.
 func (b *builder) checkChain(ks *keyMaterial, t trustMaterial) {
-	anchors := t.anchors(b.issuedCA)
+	// The job's JVM trusts its truststore (spark.ssl.trustStore,
+	// security.ssl.truststore); the CA bundle or the issuer's CA only when
+	// the spec has none.
+	// A store that did not open is reported already: no trust check then.
+	var anchors []*x509.Certificate
+	switch s := b.spec; {
+	case s.Truststore != nil:
+		anchors = certsOf(t.truststore)
+	case s.CABundle != nil:
+		anchors = certsOf(t.caBundle)
+	default:
+		anchors = b.issuedCA
+	}
 	if len(anchors) > 0 {
 		if reason := trustPath(ks.chain, anchors); reason != "" {
 			field, name := b.trustSource(ks)

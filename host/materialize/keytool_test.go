@@ -6,39 +6,32 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyship/keyship/host/materialize/jssetest"
 )
 
 // keytool runs Java's keytool, the real peer of every store Build reads and
-// writes, and returns its standard output. The tests skip when it is missing.
+// writes, and returns its output. It skips (or fails under
+// KEYSHIP_REQUIRE_PEERS=1) when keytool is missing.
 func keytool(t *testing.T, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("keytool")
-	if err != nil {
-		t.Skip("keytool not on PATH: install a JDK (CI does) to test against Java's keystores")
-	}
-	var stderr strings.Builder
-	cmd := exec.CommandContext(t.Context(), path, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := jssetest.Keytool(t, args...)
 	if err != nil {
 		// keytool's messages hold no passwords; its arguments do, so they
 		// are not printed.
-		t.Fatalf("keytool %s: %v\n%s%s", args[0], err, out, stderr.String())
+		t.Fatalf("keytool %s: %v\n%s", args[0], err, out)
 	}
-	return string(out)
+	return out
 }
 
 // TestKeytoolReadsOutput proves Java opens what Build writes: the keystore
 // with its store password (one PrivateKeyEntry), its key with the key
 // password (keytool -certreq signs with it), and the truststore.
 func TestKeytoolReadsOutput(t *testing.T) {
-	if _, err := exec.LookPath("keytool"); err != nil {
-		t.Skip("keytool not on PATH: install a JDK (CI does) to test against Java's keystores")
-	}
+	jssetest.Require(t, "keytool")
 	t.Parallel()
 	s := dcosSpec()
 	b, err := Build(context.Background(), s, goodInputs(t).secrets(s), Options{})
@@ -99,9 +92,7 @@ func checkCSR(t *testing.T, csr string, leaf *x509.Certificate) {
 // makes, as the Flink and DC/OS documentation tell users to make them (RSA,
 // JKS), and writes stores Java reads back.
 func TestBuildReadsKeytoolStores(t *testing.T) {
-	if _, err := exec.LookPath("keytool"); err != nil {
-		t.Skip("keytool not on PATH: install a JDK (CI does) to test against Java's keystores")
-	}
+	jssetest.Require(t, "keytool")
 	t.Parallel()
 	dir := t.TempDir()
 	node := filepath.Join(dir, "node.keystore")

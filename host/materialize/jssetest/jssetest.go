@@ -185,3 +185,77 @@ func Keytool(t testing.TB, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// Seed002Password is the password of every store MakeSeed002 makes.
+const Seed002Password = "password"
+
+// MakeSeed002 runs the keytool commands of Flink's SSL setup guide (seed
+// 002) in dir, exactly as written there (RSA keys, Java's default PKCS12
+// store type), and so makes:
+//
+//	ca.keystore        the private CA (PrivateKeyEntry "ca", bc=ca:true)
+//	ca.cer             its certificate, DER (keytool -exportcert)
+//	ca.truststore      trustedCertEntry "ca"
+//	node.keystore      PrivateKeyEntry "node" (CN=example.com, SAN DNS:node1.example.com,DNS:node2.example.com,
+//	                   signed by the CA, chain of 2) and trustedCertEntry "ca"
+//	wildcard.keystore  PrivateKeyEntry "wildcard" (CN=*.example.com, no SAN, signed by the CA) and "ca"
+//
+// every store with password Seed002Password. It takes 13 keytool runs (about
+// 10 s): call it once per test binary where possible.
+func MakeSeed002(t testing.TB, dir string) {
+	t.Helper()
+	Require(t, "keytool") // here, not in the goroutines below
+	pw := Seed002Password
+	at := func(name string) string { return filepath.Join(dir, name) }
+	ca := [][]string{
+		// Creating a Private Certificate Authority.
+		{"-genkeypair", "-alias", "ca", "-keystore", at("ca.keystore"), "-dname", "CN=Sample CA", "-storepass", pw, "-keypass", pw, "-keyalg", "RSA", "-ext", "bc=ca:true"},
+		{"-keystore", at("ca.keystore"), "-storepass", pw, "-alias", "ca", "-exportcert", "-file", at("ca.cer")},
+		{"-importcert", "-keystore", at("ca.truststore"), "-alias", "ca", "-storepass", pw, "-noprompt", "-file", at("ca.cer")},
+	}
+	// Creating a Multi-Host Certificate.
+	nodeReq := [][]string{
+		{"-genkeypair", "-alias", "node", "-keystore", at("node.keystore"), "-dname", "CN=example.com", "-ext", "SAN=DNS:node1.example.com,DNS:node2.example.com", "-storepass", pw, "-keypass", pw, "-keyalg", "RSA"},
+		{"-certreq", "-keystore", at("node.keystore"), "-storepass", pw, "-alias", "node", "-file", at("node.csr")},
+	}
+	nodeCert := [][]string{
+		{"-gencert", "-keystore", at("ca.keystore"), "-storepass", pw, "-alias", "ca", "-ext", "SAN=DNS:node1.example.com,DNS:node2.example.com", "-infile", at("node.csr"), "-outfile", at("node.cer")},
+		{"-importcert", "-keystore", at("node.keystore"), "-storepass", pw, "-file", at("ca.cer"), "-alias", "ca", "-noprompt"},
+		{"-importcert", "-keystore", at("node.keystore"), "-storepass", pw, "-file", at("node.cer"), "-alias", "node", "-noprompt"},
+	}
+	// Creating a Wildcard Certificate.
+	wildReq := [][]string{
+		{"-genkeypair", "-alias", "wildcard", "-keystore", at("wildcard.keystore"), "-dname", "CN=*.example.com", "-storepass", pw, "-keypass", pw, "-keyalg", "RSA"},
+		{"-certreq", "-keystore", at("wildcard.keystore"), "-storepass", pw, "-alias", "wildcard", "-file", at("wildcard.csr")},
+	}
+	wildCert := [][]string{
+		{"-gencert", "-keystore", at("ca.keystore"), "-storepass", pw, "-alias", "ca", "-infile", at("wildcard.csr"), "-outfile", at("wildcard.cer")},
+		{"-importcert", "-keystore", at("wildcard.keystore"), "-storepass", pw, "-file", at("ca.cer"), "-alias", "ca", "-noprompt"},
+		{"-importcert", "-keystore", at("wildcard.keystore"), "-storepass", pw, "-file", at("wildcard.cer"), "-alias", "wildcard", "-noprompt"},
+	}
+	// The three keys are made side by side; the CA then signs (keytool
+	// -gencert reads ca.keystore, so the signings run one after the
+	// other).
+	run := func(steps ...[][]string) error {
+		for _, group := range steps {
+			for _, args := range group {
+				if out, err := Keytool(t, args...); err != nil {
+					return fmt.Errorf("keytool %s ... %s: %v\n%s", args[0], filepath.Base(args[len(args)-1]), err, out)
+				}
+			}
+		}
+		return nil
+	}
+	errs := make(chan error, 3)
+	go func() { errs <- run(ca) }()
+	go func() { errs <- run(nodeReq) }()
+	go func() { errs <- run(wildReq) }()
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run(nodeCert, wildCert); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -22,9 +22,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.security.KeyStore;
 import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SNIHostName;
@@ -84,20 +82,21 @@ public class Handshake {
         InetAddress loopback = InetAddress.getByName("127.0.0.1");
         SSLServerSocket server = (SSLServerSocket) serverCtx.getServerSocketFactory().createServerSocket(0, 1, loopback);
         server.setEnabledProtocols(new String[] {protocol});
-        ExecutorService pool = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "server");
-            t.setDaemon(true);
-            return t;
-        });
-        Future<String> served = pool.submit(() -> {
+        CompletableFuture<String> served = new CompletableFuture<>();
+        Thread serverThread = new Thread(() -> {
             try (SSLSocket s = (SSLSocket) server.accept()) {
                 s.setSoTimeout(30000);
                 s.startHandshake();
+                served.complete(s.getSession().getProtocol());
                 s.getOutputStream().write(1);
                 s.getOutputStream().flush();
-                return s.getSession().getProtocol();
+                s.getInputStream().read(); // until the client closes
+            } catch (Throwable e) {
+                served.completeExceptionally(e);
             }
-        });
+        }, "server");
+        serverThread.setDaemon(true);
+        serverThread.start();
 
         Socket raw = new Socket();
         raw.connect(new InetSocketAddress(loopback, server.getLocalPort()), 30000);
