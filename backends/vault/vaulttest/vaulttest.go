@@ -10,7 +10,8 @@
 //
 // The vault binary is, in order: $VAULT_BIN, `vault` on PATH, or the one
 // tools/vault/build.sh builds at CachePath (`make vault`). Without one the
-// test is skipped, unless KEYSHIP_REQUIRE_VAULT is set (CI), which fails it.
+// test is skipped, unless KEYSHIP_REQUIRE_VAULT=1 or KEYSHIP_REQUIRE_PEERS=1
+// (make test, CI), which fail it.
 //
 // The dev server keeps everything in memory and has a KV v2 engine mounted at
 // "secret/". Its log, which holds the root token, is never printed.
@@ -76,14 +77,17 @@ func isExecutable(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// Binary returns the vault binary, or skips t (fails it when
-// KEYSHIP_REQUIRE_VAULT is set) saying how to get one.
+// Binary returns the vault binary, or skips t saying how to get one. It
+// fails t instead when KEYSHIP_REQUIRE_VAULT or KEYSHIP_REQUIRE_PEERS is "1"
+// (make test and CI set the latter after building Vault).
 func Binary(t testing.TB) string {
 	t.Helper()
 	b, err := Find()
 	if err != nil {
-		if os.Getenv("KEYSHIP_REQUIRE_VAULT") != "" {
-			t.Fatalf("KEYSHIP_REQUIRE_VAULT is set and %v", err)
+		for _, env := range []string{"KEYSHIP_REQUIRE_VAULT", "KEYSHIP_REQUIRE_PEERS"} {
+			if os.Getenv(env) == "1" {
+				t.Fatalf("%s=1 and %v", env, err)
+			}
 		}
 		t.Skip(err.Error())
 	}
