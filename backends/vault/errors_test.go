@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -54,6 +56,20 @@ func TestTLS(t *testing.T) {
 	b := configured(t, map[string]string{"address": s.Addr, "ca_file": s.CACert, "auth.token_file": token})
 	if r := get(t, b, ref); r.Err != nil || string(r.Secret.Data) != "pw" {
 		t.Fatalf("with ca_file: %v", r.Err)
+	}
+	caDir := t.TempDir() // ca_dir: a directory of PEM CA files
+	if pem, err := os.ReadFile(s.CACert); err != nil || os.WriteFile(filepath.Join(caDir, "ca.pem"), pem, 0o600) != nil {
+		t.Fatalf("copy the CA: %v", err)
+	}
+	certDir := filepath.Dir(s.CACert) // a client certificate loads (the dev server does not ask for one)
+	b = configured(t, map[string]string{"address": s.Addr, "ca_dir": caDir, "auth.token_file": token,
+		"client_cert": filepath.Join(certDir, "vault-cert.pem"), "client_key": filepath.Join(certDir, "vault-key.pem")})
+	if r := get(t, b, ref); r.Err != nil || string(r.Secret.Data) != "pw" {
+		t.Fatalf("with ca_dir and a client certificate: %v", r.Err)
+	}
+	bad := vault.NewWithLogger(nil)
+	if err := bad.Configure(context.Background(), map[string]string{"address": s.Addr, "ca_file": token, "auth.token_file": token}); !errors.Is(err, plugin.ErrInvalidConfig) {
+		t.Errorf("ca_file that is not PEM: Configure error %v, want ErrInvalidConfig", err)
 	}
 	b = configured(t, map[string]string{"address": s.Addr, "auth.token_file": token})
 	r := get(t, b, ref)

@@ -450,3 +450,27 @@ func TestList(t *testing.T) {
 		t.Errorf("List of an empty prefix: %v, want ErrNotFound", err)
 	}
 }
+
+func TestKVMountsOverrideDetection(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	root := s.Client(t)
+	putKV2(t, root, "secret", "override/tls", map[string]any{"password": "v2-pw"})
+	putKV1(t, root, "kv1", "override/tls", map[string]any{"password": "v1-pw"})
+	cfg := rootConfig(t, s)
+	cfg["kv_mounts"] = "secret=2,kv1=1"
+	b := configured(t, cfg)
+	for path, want := range map[string]string{"secret/override/tls": "v2-pw", "kv1/override/tls": "v1-pw"} {
+		if r := get(t, b, plugin.Ref{Path: path, Field: "password"}); r.Err != nil || string(r.Secret.Data) != want {
+			t.Errorf("%s with kv_mounts: %v", path, r.Err)
+		}
+	}
+	// A wrong override is obeyed, not second-guessed: KV v2 read the KV v1
+	// way finds no secret there.
+	cfg = rootConfig(t, s)
+	cfg["kv_mounts"] = "secret=1"
+	r := get(t, configured(t, cfg), plugin.Ref{Path: "secret/override/tls", Field: "password"})
+	if r.Err == nil {
+		t.Error("kv_mounts secret=1 read a KV v2 secret: the override was not used")
+	}
+}
