@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -69,9 +70,38 @@ func (h *Host) Loader() *loader.Loader { return h.loader }
 // its Zero once it is shipped. Errors name the spec field and ref and never
 // hold secret bytes.
 func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options) (*materialize.Bundle, error) {
+	b, _, err := h.BuildWithOrigins(ctx, s, opts)
+	return b, err
+}
+
+// Origins says which outputs of a build are byte-identical to the secret of
+// one spec field, so that a shipper may send a reference to that secret
+// instead of its bytes (a Mesos secret REFERENCE on DC/OS).
+type Origins struct {
+	// Files maps the role of a bundle file to the field whose secret is
+	// exactly the file's bytes.
+	Files map[materialize.Role]spec.Field
+	// KeystorePassword, KeyPassword and TruststorePassword are the fields
+	// whose secrets are exactly the bundle's passwords, or nil.
+	KeystorePassword, KeyPassword, TruststorePassword *spec.Field
+}
+
+// BackendName returns the name of the backend a ref is read from (its own,
+// or the default), as Info reports it, e.g. "dcos".
+func (h *Host) BackendName(ctx context.Context, r spec.Ref) (string, error) {
+	b, err := h.loader.Backend(ctx, r.Backend)
+	if err != nil {
+		return "", err
+	}
+	info, err := b.Info(ctx)
+	return info.Name, err
+}
+
+// BuildWithOrigins is Build that also reports the Origins of the outputs.
+func (h *Host) BuildWithOrigins(ctx context.Context, s *spec.Spec, opts materialize.Options) (*materialize.Bundle, *Origins, error) {
 	secrets, err := h.resolver.Resolve(ctx, s.Fields())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resolve.Zero(secrets)
 	if issues := s.Issues(); len(issues) > 0 {
@@ -86,11 +116,51 @@ func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options
 			}
 		}()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts.Issued = issued
 	}
-	return materialize.Build(ctx, s, secrets, opts)
+	b, err := materialize.Build(ctx, s, secrets, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, origins(s, secrets, b), nil
+}
+
+// origins compares the bundle's outputs with the secrets they came from.
+func origins(s *spec.Spec, secrets map[spec.Ref]plugin.Secret, b *materialize.Bundle) *Origins {
+	o := &Origins{Files: map[materialize.Role]spec.Field{}}
+	same := func(f *spec.Field, out []byte) bool {
+		if f == nil || !f.IsSet() || f.Inline() || f.Encoding != "" || out == nil {
+			return false
+		}
+		sec, ok := secrets[f.Ref]
+		return ok && bytes.Equal(sec.Data, out)
+	}
+	fields := s.Fields()
+	for _, file := range b.Files {
+		for i := range fields {
+			if same(&fields[i], file.Contents) {
+				o.Files[file.Role] = fields[i]
+				break
+			}
+		}
+	}
+	pick := func(out []byte, candidates ...*spec.Field) *spec.Field {
+		for _, f := range candidates {
+			if same(f, out) {
+				c := *f
+				return &c
+			}
+		}
+		return nil
+	}
+	o.KeystorePassword = pick(b.KeystorePassword, &s.Keystore.Password)
+	o.KeyPassword = pick(b.KeyPassword, s.Keystore.KeyPassword, &s.Keystore.Password)
+	if s.Truststore != nil {
+		o.TruststorePassword = pick(b.TruststorePassword, &s.Truststore.Password)
+	}
+	return o
 }
 
 // issue asks each Issue's backend for a certificate covering hosts. Every

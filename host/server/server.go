@@ -40,6 +40,7 @@ import (
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/conf"
 	"github.com/keyship/keyship/shipper/fetch"
+	"github.com/keyship/keyship/shipper/mesos"
 )
 
 // Limits on a request; larger ones are refused with INVALID_ARGUMENT.
@@ -66,10 +67,13 @@ type Server struct {
 	retired []*job
 }
 
-// job is one built bundle and when it expires.
+// job is one built bundle, what ships with it, and when it expires.
 type job struct {
-	bundle   *materialize.Bundle
-	protocol string
+	bundle *materialize.Bundle
+	// files are the bundle's files plus the consumer's extra files.
+	files    []materialize.File
+	settings []conf.Setting
+	sources  mesos.Sources
 	expires  time.Time
 }
 
@@ -138,7 +142,7 @@ func checkShipRequest(req *hostv1.ShipRequest) error {
 // issues per-host certificates (a new host set needs a new certificate),
 // so that a Flink AppMaster asking for each new TaskManager reuses the build.
 func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect hostv1.Dialect, hosts []string, ttl time.Duration) (*job, error) {
-	sp, err := parseSpec(specDoc, dialect)
+	sp, name, err := parseSpec(specDoc, dialect)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -162,11 +166,11 @@ func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect 
 		// The build outlives any one caller's cancellation: it is shared.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		b, err := s.host.Build(bctx, sp, materialize.Options{})
+		j, err := s.build(bctx, sp, name)
 		if err != nil {
 			return nil, err
 		}
-		j := &job{bundle: b, protocol: sp.Protocol, expires: s.now().Add(ttl)}
+		j.expires = s.now().Add(ttl)
 		s.mu.Lock()
 		if old, ok := s.jobs[key]; ok {
 			s.retired = append(s.retired, old)
@@ -180,6 +184,47 @@ func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect 
 	}
 	return v.(*job), nil
 }
+
+// build builds sp for its dialect's consumer: the stores, the consumer's
+// settings and extra files, and which outputs DC/OS can send by reference.
+func (s *Server) build(ctx context.Context, sp *spec.Spec, dialect string) (*job, error) {
+	consumer := conf.ConsumerOf(dialect)
+	b, origins, err := s.host.BuildWithOrigins(ctx, sp, materialize.Options{Outputs: conf.Outputs(consumer)})
+	if err != nil {
+		return nil, err
+	}
+	settings, extra, err := conf.For(consumer, b, shipDir, sp)
+	if err != nil {
+		b.Zero()
+		return nil, err
+	}
+	return &job{bundle: b, files: append(slices.Clone(b.Files), extra...), settings: settings, sources: MesosSources(ctx, s.host, origins)}, nil
+}
+
+// MesosSources keeps the origins that a Mesos secret resolver can read by
+// reference: whole secrets of a DC/OS backend, named by their path.
+func MesosSources(ctx context.Context, h *host.Host, o *host.Origins) mesos.Sources {
+	src := mesos.Sources{Files: map[materialize.Role]mesos.Reference{}}
+	ref := func(f *spec.Field) *mesos.Reference {
+		if f == nil || f.Ref.Field != "" || f.Ref.Version != "" {
+			return nil
+		}
+		if name, err := h.BackendName(ctx, f.Ref); err != nil || name != "dcos" {
+			return nil
+		}
+		return &mesos.Reference{Name: f.Ref.Path}
+	}
+	for role, f := range o.Files {
+		if r := ref(&f); r != nil {
+			src.Files[role] = *r
+		}
+	}
+	src.KeystorePassword, src.KeyPassword, src.TruststorePassword = ref(o.KeystorePassword), ref(o.KeyPassword), ref(o.TruststorePassword)
+	return src
+}
+
+// shipDir is where, relative to a task's sandbox, the files land.
+const shipDir = ".keyship"
 
 // lookup returns the live job at key, or nil.
 func (s *Server) lookup(key string) *job {
@@ -212,13 +257,21 @@ func DialectOf(name string) hostv1.Dialect {
 	return hostv1.Dialect_DIALECT_UNSPECIFIED
 }
 
-// parseSpec parses a request document in its dialect.
-func parseSpec(doc []byte, dialect hostv1.Dialect) (*spec.Spec, error) {
+// parseSpec parses a request document in its dialect and returns the
+// dialect it was read as.
+func parseSpec(doc []byte, dialect hostv1.Dialect) (*spec.Spec, string, error) {
 	name, ok := dialects[dialect]
 	if !ok {
-		return nil, fmt.Errorf("dialect %s: %w", dialect, plugin.ErrUnsupported)
+		return nil, "", fmt.Errorf("dialect %s: %w", dialect, plugin.ErrUnsupported)
 	}
-	return spec.Parse(doc, name)
+	if name == "" {
+		var err error
+		if name, err = spec.Detect(doc); err != nil {
+			return nil, "", err
+		}
+	}
+	sp, err := spec.Parse(doc, name)
+	return sp, name, err
 }
 
 // toStatus maps pipeline errors to gRPC codes: spec and check failures are
@@ -251,13 +304,12 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 	if len(targets) == 0 {
 		targets[hostv1.Target_TARGET_FETCH] = true
 	}
-	dir := ".keyship"
-	if s.fetch != nil {
-		dir = s.fetch.Dir()
+	dir := shipDir
+	if s.fetch != nil && s.fetch.Dir() != shipDir {
+		return nil, status.Errorf(codes.Internal, "fetch server writes into %q, the settings point at %q", s.fetch.Dir(), shipDir)
 	}
-	b := j.bundle
-	resp := &hostv1.ShipResponse{JobId: req.GetJobId(), Warnings: b.Warnings, ExpiresUnix: j.expires.Unix()}
-	for _, f := range b.Files {
+	resp := &hostv1.ShipResponse{JobId: req.GetJobId(), Warnings: j.bundle.Warnings, ExpiresUnix: j.expires.Unix()}
+	for _, f := range j.files {
 		pf := &hostv1.File{Path: path.Join(dir, f.Path), Mode: uint32(f.Mode), Version: f.Version, Role: string(f.Role)}
 		if targets[hostv1.Target_TARGET_FILES] {
 			pf.Contents = f.Contents
@@ -269,8 +321,8 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 		if s.fetch == nil {
 			return nil, status.Error(codes.FailedPrecondition, "TARGET_FETCH: this server has no fetch server (keyship serve --fetch-listen)")
 		}
-		files := make([]fetch.File, len(b.Files))
-		for i, f := range b.Files {
+		files := make([]fetch.File, len(j.files))
+		for i, f := range j.files {
 			files[i] = fetch.File{Path: f.Path, Contents: f.Contents}
 		}
 		tasks := make([]string, len(req.GetTasks()))
@@ -282,40 +334,54 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 	}
+	var vols []*hostv1.SecretVolume
+	var env []*hostv1.SecretEnv
+	if targets[hostv1.Target_TARGET_MESOS] {
+		var err error
+		if vols, env, err = mesosSecrets(j, dir); err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+	}
 	for _, t := range req.GetTasks() {
-		ts := &hostv1.TaskShipment{TaskId: t.GetId()}
+		ts := &hostv1.TaskShipment{TaskId: t.GetId(), Volumes: vols, Env: env}
 		for _, u := range uris[t.GetId()] {
 			ts.Uris = append(ts.Uris, &hostv1.FetchURI{Value: u.Value, OutputFile: u.OutputFile})
 		}
-		if targets[hostv1.Target_TARGET_MESOS] {
-			ts.Volumes, ts.Env = mesosSecrets(b, dir)
-		}
 		resp.Tasks = append(resp.Tasks, ts)
 	}
-	for _, st := range conf.Spark(b, dir, j.protocol) {
-		resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
+	for _, st := range j.settings {
+		if st.Password == nil {
+			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
+		}
 	}
 	return resp, nil
 }
 
-// mesosSecrets returns a task's secret volumes (one per file) and secret
-// environment variables (the passwords), as VALUE secrets: keyship built
-// the stores, so their bytes travel in the TaskInfo.
-func mesosSecrets(b *materialize.Bundle, dir string) ([]*hostv1.SecretVolume, []*hostv1.SecretEnv) {
-	var vols []*hostv1.SecretVolume
-	for _, f := range b.Files {
-		vols = append(vols, &hostv1.SecretVolume{ContainerPath: path.Join(dir, f.Path), Secret: &hostv1.Secret{Source: &hostv1.Secret_Value{Value: f.Contents}}})
+// mesosSecrets returns the job's secret volumes (one per file) and secret
+// environment variables (the passwords): a REFERENCE where DC/OS holds
+// exactly the bytes, a VALUE where keyship built them.
+func mesosSecrets(j *job, dir string) ([]*hostv1.SecretVolume, []*hostv1.SecretEnv, error) {
+	plan, err := mesos.NewPlan(&materialize.Bundle{Files: j.files, KeystorePassword: j.bundle.KeystorePassword,
+		KeyPassword: j.bundle.KeyPassword, TruststorePassword: j.bundle.TruststorePassword}, dir, j.sources)
+	if err != nil {
+		return nil, nil, err
 	}
+	var vols []*hostv1.SecretVolume
 	var env []*hostv1.SecretEnv
-	for _, e := range []struct {
-		name string
-		pw   []byte
-	}{{conf.EnvKeystorePassword, b.KeystorePassword}, {conf.EnvKeyPassword, b.KeyPassword}, {conf.EnvTruststorePassword, b.TruststorePassword}} {
-		if e.pw != nil {
-			env = append(env, &hostv1.SecretEnv{Name: e.name, Secret: &hostv1.Secret{Source: &hostv1.Secret_Value{Value: e.pw}}})
+	for _, it := range plan.Items {
+		sec := &hostv1.Secret{}
+		if ms := it.Secret(); ms.Reference != nil {
+			sec.Source = &hostv1.Secret_Reference{Reference: &hostv1.SecretReference{Name: ms.Reference.Name, Key: ms.Reference.Key}}
+		} else {
+			sec.Source = &hostv1.Secret_Value{Value: ms.Value.Data}
+		}
+		if it.Env != "" {
+			env = append(env, &hostv1.SecretEnv{Name: it.Env, Secret: sec})
+		} else {
+			vols = append(vols, &hostv1.SecretVolume{ContainerPath: it.Path, Secret: sec})
 		}
 	}
-	return vols, env
+	return vols, env, nil
 }
 
 // Check implements hostv1.ShipperServiceServer: it runs the pre-flight
@@ -324,7 +390,7 @@ func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.C
 	if len(req.GetSpec()) == 0 || len(req.GetSpec()) > maxSpec {
 		return nil, status.Errorf(codes.InvalidArgument, "spec: required, at most %d bytes", maxSpec)
 	}
-	sp, err := parseSpec(req.GetSpec(), req.GetDialect())
+	sp, _, err := parseSpec(req.GetSpec(), req.GetDialect())
 	if err != nil && Problems(err) == nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
