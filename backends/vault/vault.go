@@ -35,8 +35,8 @@
 //
 // # Settings
 //
-// Settings are flat; in YAML the auth.* names are quoted or written as
-// nested keys flattened by the host ("auth: {method: approle}").
+// Configure takes flat, dotted names. In the host config the auth.* ones
+// may be nested (auth: {method: approle, ...}); the host flattens them.
 //
 //	address                Vault address; else VAULT_ADDR; else https://127.0.0.1:8200
 //	namespace              Vault Enterprise namespace; else VAULT_NAMESPACE
@@ -84,6 +84,11 @@
 // messages; a sealed Vault, a standby, 5xx answers, refused connections and
 // timeouts are ErrUnavailable (a sealed Vault says "sealed"); an untrusted
 // TLS certificate and malformed refs are ErrInvalidConfig.
+//
+// # List
+//
+// List("") returns the KV mounts the token can see ("secret/"); List of a
+// path returns the keys under it as full paths, directories ending in "/".
 //
 // # PKI
 //
