@@ -74,8 +74,10 @@
 // backend looks the token up: if Vault rejects the token itself, the backend
 // logs in once more and retries the request once; if the token is valid, the
 // 403 is a policy decision and is returned as ErrPermissionDenied naming the
-// path and the capability needed. Tokens, secret ids and JWTs never appear
-// in logs or errors.
+// path and the capability needed. A Get batch makes at most one login
+// attempt and one re-login, whatever its size (Vault locks AppRole
+// credentials out after repeated failures). Tokens, secret ids and JWTs
+// never appear in logs or errors.
 //
 // # Errors
 //
@@ -97,7 +99,9 @@
 // backend writes common_name, alt_names, ip_sans and ttl to it and returns
 // the PKCS#8 key, the chain (leaf first, then any intermediates) and the CA
 // certificates; the Version is the leaf's serial number. Every call issues a
-// new certificate.
+// new certificate. In a job's spec the issuer is the ref
+// "vault:pki/issue/spark-node"; the host calls Issue once per job and host
+// set.
 package vault
 
 import (
