@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/server"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/mesos"
 	"github.com/keyship/keyship/shipper/sandbox"
 )
 
@@ -37,7 +40,18 @@ type shipFlags struct {
 	jobID    string
 	owner    string
 	dialect  string
+	emit     string
 }
+
+// The --emit values beyond the consumers of conf.Consumers.
+const (
+	emitMesos    = "mesos"
+	emitMarathon = "marathon"
+)
+
+// mesosFragmentFile holds the Mesos TaskInfo fragment when it carries secret
+// values, so that they never reach stdout.
+const mesosFragmentFile = "mesos-taskinfo.json"
 
 func newShipCmd(g *globals) *cobra.Command {
 	var f shipFlags
@@ -67,6 +81,7 @@ variables and never contain them.`,
 	cmd.Flags().StringSliceVar(&f.hosts, "hosts", nil, "hostnames the keystore's certificate must cover (comma-separated)")
 	cmd.Flags().StringVar(&f.server, "server", "", "ship through a running keyship serve at unix:///path (the same bundle, built there)")
 	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server (default: derived from the spec)")
+	cmd.Flags().StringVar(&f.emit, "emit", "", "what to print: spark, flink, libprocess (settings), mesos or marathon (JSON fragments); default: the settings of the spec's consumer")
 	cmd.Flags().StringVar(&f.dialect, "dialect", "", "the spec's dialect: dcos, spark, flink or libprocess (default: detect from the content)")
 	cmd.Flags().StringVar(&f.owner, "owner", "", "uid:gid to own the sandbox and its files (needs root); default: this process")
 	_ = cmd.MarkFlagRequired("spec")
@@ -87,9 +102,19 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if f.server != "" {
 		return g.shipThroughServer(ctx, f)
 	}
-	s, err := readSpec(f.specPath, f.dialect)
+	consumer := ""
+	switch {
+	case slices.Contains(conf.Consumers, f.emit), f.emit == "":
+		consumer = f.emit
+	case f.emit != emitMesos && f.emit != emitMarathon:
+		return usageError{fmt.Errorf("--emit %q: want spark, flink, libprocess, mesos or marathon", f.emit)}
+	}
+	s, dialect, err := readSpec(f.specPath, f.dialect)
 	if err != nil {
 		return err
+	}
+	if consumer == "" {
+		consumer = conf.ConsumerOf(dialect)
 	}
 	s.Hosts = append(s.Hosts, f.hosts...)
 	cfg, err := g.loadConfig()
@@ -104,17 +129,86 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 
-	bundle, err := h.Build(ctx, s, materialize.Options{})
+	bundle, origins, err := h.BuildWithOrigins(ctx, s, materialize.Options{Outputs: conf.Outputs(consumer)})
 	if err != nil {
 		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
 	defer bundle.Zero()
-	dir, err := g.writeSandbox(f, sandboxFiles(bundle), bundle.Files, bundle.Warnings)
+	// Settings point at the files where the task reads them: the sandbox
+	// here, or .keyship in the task's sandbox for a Mesos fragment.
+	dir, err := filepath.Abs(f.sandbox)
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(g.stdout, conf.Properties(conf.Spark(bundle, dir, s.Protocol)))
+	if f.emit == emitMesos || f.emit == emitMarathon {
+		dir = taskDir
+	}
+	settings, extra, err := conf.For(consumer, bundle, dir, s)
+	if err != nil {
+		return fmt.Errorf("nothing shipped: %w", err)
+	}
+	stores := append(slices.Clone(bundle.Files), extra...)
+	files := sandboxFiles(bundle)
+	for _, x := range extra {
+		files = append(files, sandbox.File{Path: x.Path, Mode: x.Mode, Contents: x.Contents})
+	}
+	var out []byte
+	if f.emit == emitMesos || f.emit == emitMarathon {
+		withExtra := *bundle
+		withExtra.Files = stores
+		plan, err := mesos.NewPlan(&withExtra, taskDir, server.MesosSources(ctx, h, origins))
+		if err != nil {
+			return err
+		}
+		if out, err = mesosFragment(f.emit, plan); err != nil {
+			return err
+		}
+		if f.emit == emitMesos && plan.ByValue() {
+			files = append(files, sandbox.File{Path: mesosFragmentFile, Mode: 0o600, Contents: out})
+			out = nil
+		}
+	}
+	abs, err := g.writeSandbox(f, files, stores, bundle.Warnings)
+	if err != nil {
+		return err
+	}
+	switch {
+	case out != nil:
+		_, err = g.stdout.Write(out)
+		return err
+	case f.emit == emitMesos:
+		fmt.Fprintf(g.stdout, "# the TaskInfo fragment carries secret values (keyship built the stores), so it is not printed:\n# merge %s (0600) into the TaskInfo\n", filepath.Join(abs, mesosFragmentFile))
+		return nil
+	}
+	if consumer == conf.ConsumerSpark {
+		fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
+			conf.EnvKeystorePassword, filepath.Join(abs, keystorePasswordFile))
+	}
+	fmt.Fprint(g.stdout, conf.Format(consumer, settings))
 	return nil
+}
+
+// taskDir is where, relative to a task's sandbox, Mesos puts the files.
+const taskDir = ".keyship"
+
+// mesosFragment is the JSON of plan as a Mesos TaskInfo fragment or a
+// Marathon app fragment. Marathon secrets can only be references: a plan
+// with keyship-built items has no Marathon form.
+func mesosFragment(emit string, plan *mesos.Plan) ([]byte, error) {
+	var v any = plan.TaskInfo()
+	if emit == emitMarathon {
+		app, left := plan.Marathon()
+		if len(left) > 0 {
+			var what []string
+			for _, it := range left {
+				what = append(what, it.Path+it.Env)
+			}
+			return nil, fmt.Errorf("--emit marathon: Marathon secrets must be references to the DC/OS secret store, and keyship built %s; ship them with --sandbox, --emit mesos or keyship serve's fetch URIs", strings.Join(what, ", "))
+		}
+		v = app
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	return append(data, '\n'), err
 }
 
 // writeSandbox writes files and their manifest.json atomically into
@@ -145,8 +239,6 @@ func (g *globals) writeSandbox(f shipFlags, files []sandbox.File, stores []mater
 	for _, fl := range stores {
 		fmt.Fprintf(g.stdout, "#   %s (version %s)\n", fl.Path, fl.Version)
 	}
-	fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
-		conf.EnvKeystorePassword, filepath.Join(abs, keystorePasswordFile))
 	return abs, nil
 }
 
@@ -187,18 +279,24 @@ func sandboxFiles(b *materialize.Bundle) []sandbox.File {
 	return out
 }
 
-// readSpec reads and parses a spec file in dialect ("" detects it).
-func readSpec(path, dialect string) (*spec.Spec, error) {
+// readSpec reads and parses a spec file in dialect ("" detects it) and
+// returns the dialect it was read as.
+func readSpec(path, dialect string) (*spec.Spec, string, error) {
 	if dialect != "" && !slices.Contains(spec.Dialects, dialect) {
-		return nil, usageError{fmt.Errorf("--dialect %q: want one of %s", dialect, strings.Join(spec.Dialects, ", "))}
+		return nil, "", usageError{fmt.Errorf("--dialect %q: want one of %s", dialect, strings.Join(spec.Dialects, ", "))}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--spec: %w", err)}
+		return nil, "", usageError{fmt.Errorf("--spec: %w", err)}
+	}
+	if dialect == "" {
+		if dialect, err = spec.Detect(data); err != nil {
+			return nil, "", fmt.Errorf("spec %s: %w", path, err)
+		}
 	}
 	s, err := spec.Parse(data, dialect)
 	if err != nil {
-		return nil, fmt.Errorf("spec %s:\n%w", path, err)
+		return nil, "", fmt.Errorf("spec %s:\n%w", path, err)
 	}
-	return s, nil
+	return s, dialect, nil
 }
