@@ -64,8 +64,13 @@ type Server struct {
 	mu     sync.Mutex
 	jobs   map[string]*job // by job key (job id + spec digest)
 	// retired are replaced jobs whose bundles are zeroed after zeroGrace.
-	retired []*job
+	retired   []*job
+	lastSweep time.Time
 }
+
+// sweepEvery bounds how often a lookup sweeps expired jobs and fetch grants
+// (a sweep walks all of them); keyship serve also sweeps on a timer.
+const sweepEvery = time.Second
 
 // job is one built bundle, what ships with it, and when it expires.
 type job struct {
@@ -230,7 +235,9 @@ const shipDir = ".keyship"
 func (s *Server) lookup(key string) *job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sweepLocked()
+	if s.now().Sub(s.lastSweep) >= sweepEvery {
+		s.sweepLocked()
+	}
 	if j, ok := s.jobs[key]; ok && s.now().Before(j.expires) {
 		return j
 	}
@@ -450,6 +457,7 @@ const zeroGrace = time.Minute
 
 func (s *Server) sweepLocked() {
 	now := s.now()
+	s.lastSweep = now
 	for k, j := range s.jobs {
 		if !now.Before(j.expires.Add(zeroGrace)) {
 			j.bundle.Zero()

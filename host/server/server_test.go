@@ -48,7 +48,7 @@ type fixture struct {
 	now     atomic.Pointer[time.Time]
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	root := t.TempDir()
 	filetest.Seed(t, root, "store-pass-1")

@@ -58,9 +58,15 @@ type Server struct {
 	dir     string
 	now     func() time.Time
 
-	mu     sync.Mutex
-	grants map[[32]byte]*grant // by SHA-256 of the token
+	mu        sync.Mutex
+	grants    map[[32]byte]*grant // by SHA-256 of the token
+	lastSweep time.Time
 }
+
+// sweepEvery bounds how often Publish sweeps expired grants: a sweep walks
+// every grant, so sweeping on every call would make Publish cost grow with
+// the number of live jobs.
+const sweepEvery = time.Second
 
 type grant struct {
 	token   []byte
@@ -122,7 +128,9 @@ func (s *Server) Publish(tasks []string, files []File, uses int, ttl time.Durati
 	out := make(map[string][]URI, len(tasks))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sweepLocked()
+	if now := s.now(); now.Sub(s.lastSweep) >= sweepEvery {
+		s.sweepLocked()
+	}
 	for _, task := range tasks {
 		if _, dup := out[task]; dup {
 			return nil, fmt.Errorf("fetch: task %q given twice", task)
@@ -203,6 +211,7 @@ func (s *Server) Sweep() {
 
 func (s *Server) sweepLocked() {
 	now := s.now()
+	s.lastSweep = now
 	live := map[*job]bool{}
 	var dead []*job
 	for k, g := range s.grants {

@@ -1,0 +1,39 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+)
+
+// BenchmarkShipPerExecutor is a Ship of an already-built job with N
+// executors: what each extra executor costs once the job is resolved (it
+// must be near zero: no backend read, one fetch token, shared Mesos
+// secrets). It reports ns/executor and checks the backend was read only for
+// the first build.
+//
+//	go test -run '^$' -bench ShipPerExecutor ./host/server/
+func BenchmarkShipPerExecutor(b *testing.B) {
+	for _, target := range []hostv1.Target{hostv1.Target_TARGET_MESOS, hostv1.Target_TARGET_FETCH} {
+		for _, n := range []int{1, 1000} {
+			b.Run(fmt.Sprintf("%s/executors=%d", target, n), func(b *testing.B) {
+				f := newFixture(b)
+				req := shipReq("bench", tasks("exec", n), target)
+				if _, err := f.srv.Ship(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+				for b.Loop() {
+					if _, err := f.srv.Ship(context.Background(), req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if got := f.backend.reads.Load(); got != distinctRefs {
+					b.Fatalf("%d backend reads for one job", got)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/executor")
+			})
+		}
+	}
+}
