@@ -6,6 +6,8 @@
 # Tools are pinned and cached under $(CACHE); nothing is assumed installed
 # beyond Go (tools/install-deps.sh installs Java and OpenSSL when missing).
 
+SHELL     := bash
+.SHELLFLAGS := -eu -o pipefail -c
 GO        ?= go
 CACHE     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keyship
 BUF_VERSION         := v1.75.0
