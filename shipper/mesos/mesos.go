@@ -123,6 +123,9 @@ func (it Item) Secret() *Secret {
 // Plan is how each file and password of one Bundle reaches a task. A Plan
 // shares the Bundle's bytes: use it before Bundle.Zero.
 type Plan struct {
+	// Dir is the directory of the files in the task, relative to the
+	// sandbox ("." for the sandbox itself).
+	Dir string
 	// Items are the files, in the Bundle's order, then the keystore, key and
 	// truststore passwords.
 	Items []Item
@@ -159,7 +162,7 @@ func NewPlan(b *materialize.Bundle, dir string, src Sources) (*Plan, error) {
 		c := *r
 		return &c
 	}
-	p := &Plan{}
+	p := &Plan{Dir: dir}
 	seen := map[materialize.Role]bool{}
 	for _, f := range b.Files {
 		if reason := checkRel(f.Path); reason != "" {
