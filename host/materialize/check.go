@@ -104,7 +104,7 @@ func trustPath(chain, anchors []*x509.Certificate) string {
 			case sameName != nil:
 				return fmt.Sprintf("the truststore's %q has the name of the issuer of %q but not its key: a different CA with the same name (signature check failed)",
 					sameName.Subject.String(), cur.Subject.String())
-			case cur == chain[0]:
+			case cur == chain[0] || bytes.Equal(cur.RawIssuer, cur.RawSubject):
 				return fmt.Sprintf("issuer %q not in truststore", cur.Issuer.String())
 			}
 			return fmt.Sprintf("issuer %q of %q not in the keystore's chain or the truststore", cur.Issuer.String(), cur.Subject.String())

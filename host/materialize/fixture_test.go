@@ -41,6 +41,20 @@ var fx = sync.OnceValue(func() *fixture {
 	return &fixture{ca: ca, otherCA: otherCA, node: node, other: other}
 })
 
+// rsaFx is an RSA CA and node, for the few tests where RSA is the point
+// (RSA keys are slow to make).
+var rsaFx = sync.OnceValue(func() *testca.Leaf {
+	ca, err := testca.NewCA("RSA CA", testca.WithRSA())
+	if err != nil {
+		panic(err)
+	}
+	leaf, err := ca.Issue("rsa.example.com", testca.WithRSA(), testca.WithDNS("node1.example.com"))
+	if err != nil {
+		panic(err)
+	}
+	return leaf
+})
+
 // The passwords of the test inputs. They differ, so that a test can tell
 // which one an error is about; none may ever appear in an error.
 const (

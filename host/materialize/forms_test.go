@@ -75,10 +75,10 @@ func pemKey(t testing.TB, typ string, key crypto.PrivateKey) []byte {
 }
 
 // encryptedPKCS8 is key as an ENCRYPTED PRIVATE KEY (PBES2, AES-256-CBC).
-func encryptedPKCS8(t testing.TB, key crypto.PrivateKey, pass string) []byte {
+func encryptedPKCS8(t testing.TB, key crypto.PrivateKey, pass string, iterations int) []byte {
 	t.Helper()
 	der := must(x509.MarshalPKCS8PrivateKey(key))
-	alg := must(pbeAlgorithm(false, []byte("0123456789abcdef"), []byte("fedcba9876543210"), 2048))
+	alg := must(pbeAlgorithm(false, []byte("0123456789abcdef"), []byte("fedcba9876543210"), iterations))
 	enc := must(pbeEncrypt(alg, []byte(pass), der))
 	info := must(asn1.Marshal(encryptedPrivateKeyInfo{Algorithm: alg, EncryptedData: enc}))
 	return pem.EncodeToMemory(&pem.Block{Type: pemEncryptedKey, Bytes: info})
@@ -146,7 +146,7 @@ func forms(t testing.TB) []*form {
 		Truststore: &spec.Store{Certificate: &caCert, Password: ref("tls.truststore_password", "/tls/truststore_password")},
 		CABundle:   &ca,
 	}, values: map[string][]byte{
-		"tls.key": encryptedPKCS8(t, f.node.Key, storePass), "tls.crt": chainPEM, "tls.ca": caPEM, "tls.ca_bundle": bundlePEM,
+		"tls.key": encryptedPKCS8(t, f.node.Key, storePass, 2048), "tls.crt": chainPEM, "tls.ca": caPEM, "tls.ca_bundle": bundlePEM,
 		"tls.keystore_password": []byte(storePass), "tls.key_password": []byte(storePass), "tls.truststore_password": []byte(trustPass),
 	}})
 

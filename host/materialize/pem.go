@@ -52,12 +52,14 @@ func isPEM(data []byte) bool {
 func decodePEM(data []byte) (*pemContents, error) {
 	out := &pemContents{}
 	rest := data
+	blocks := 0
 	for n := 1; ; n++ {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			break
 		}
+		blocks++
 		switch block.Type {
 		case pemCertificate, pemTrustedCertificate:
 			der := block.Bytes
@@ -81,7 +83,8 @@ func decodePEM(data []byte) (*pemContents, error) {
 			out.ignored = append(out.ignored, block.Type)
 		}
 	}
-	if bytes.Contains(rest, []byte("-----BEGIN ")) {
+	// pem.Decode skips a block it cannot decode and goes on with the next.
+	if bytes.Count(data, []byte("-----BEGIN ")) != blocks {
 		out.zero()
 		return nil, errors.New("a PEM block does not decode (no matching -----END line, or bad base64 inside)")
 	}

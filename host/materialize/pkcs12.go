@@ -476,6 +476,15 @@ func buildChain(leaf *x509.Certificate, pool []*x509.Certificate) []*x509.Certif
 // p12Writer writes deterministic PKCS#12 files.
 type p12Writer struct {
 	legacy bool
+	// iterations of the KDFs; 0 means p12Iterations (tests lower it).
+	iterations int
+}
+
+func (w p12Writer) iter() int {
+	if w.iterations > 0 {
+		return w.iterations
+	}
+	return p12Iterations
 }
 
 // seed derives a salt or IV for one use from public data, so that the same
@@ -579,7 +588,7 @@ func (w p12Writer) keystore(alias string, key crypto.PrivateKey, chain []*x509.C
 		return nil, err
 	}
 
-	alg, err := pbeAlgorithm(w.legacy, seed("key-salt", w.saltLen(), leaf.Raw), seed("key-iv", 16, leaf.Raw), p12Iterations)
+	alg, err := pbeAlgorithm(w.legacy, seed("key-salt", w.saltLen(), leaf.Raw), seed("key-iv", 16, leaf.Raw), w.iter())
 	if err != nil {
 		return nil, err
 	}
@@ -695,7 +704,7 @@ func (w p12Writer) encryptedSafe(purpose string, bags []p12SafeBag, password []b
 	if err != nil {
 		return p12ContentInfo{}, err
 	}
-	alg, err := pbeAlgorithm(w.legacy, seed(purpose+"-salt", w.saltLen(), public...), seed(purpose+"-iv", 16, public...), p12Iterations)
+	alg, err := pbeAlgorithm(w.legacy, seed(purpose+"-salt", w.saltLen(), public...), seed(purpose+"-iv", 16, public...), w.iter())
 	if err != nil {
 		return p12ContentInfo{}, err
 	}
@@ -727,7 +736,7 @@ func (w p12Writer) pfx(safes []p12ContentInfo, password []byte) ([]byte, error) 
 	md := p12MacData{
 		Mac:        p12DigestInfo{Algorithm: pkix.AlgorithmIdentifier{Algorithm: macAlg, Parameters: asn1.NullRawValue}},
 		MacSalt:    seed("mac-salt", w.saltLen(), authSafe),
-		Iterations: p12Iterations,
+		Iterations: w.iter(),
 	}
 	bmp := bmpPassword(password)
 	defer clear(bmp)
