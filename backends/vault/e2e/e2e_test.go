@@ -20,16 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/backends/vault/vaulttest"
-	"github.com/keyship/keyship/host"
-	"github.com/keyship/keyship/host/config"
-	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/jssetest"
-	"github.com/keyship/keyship/host/spec"
 )
 
 // binDir holds keyship and keyship-backend-vault, built once by TestMain.
@@ -198,10 +193,11 @@ backends:
 	}
 }
 
-// TestPKIIssuedKeystoreJSSE issues a per-host keystore from Vault's PKI
-// engine through the host pipeline (Build with a spec whose keystore is an
-// Issue, the vault backend as a plugin subprocess) and has JSSE verify it
-// by each host name: the job's hosts are accepted, any other is rejected.
+// TestPKIIssuedKeystoreJSSE ships a per-host keystore issued by Vault's PKI
+// engine through the real keyship ship (a spec whose keystore_issue names
+// the PKI role, --hosts the job's hosts, the vault plugin subprocess) and
+// has JSSE verify it by each host name: the job's hosts are accepted, any
+// other is rejected.
 func TestPKIIssuedKeystoreJSSE(t *testing.T) {
 	jssetest.Require(t, "java")
 	s := vaulttest.Start(t, vaulttest.Options{})
@@ -218,27 +214,32 @@ func TestPKIIssuedKeystoreJSSE(t *testing.T) {
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
-	h := host.New(&config.Config{Backends: map[string]config.Backend{"vault": {
-		Plugin: filepath.Join(binDir, "keyship-backend-vault"),
-		Config: map[string]string{"address": s.Addr, "auth.token_file": writeFile(t, t.TempDir(), "token", []byte(s.RootToken))},
-	}}}, host.WithLogger(hclog.NewNullLogger()))
-	t.Cleanup(func() { _ = h.Close() })
-	issue := &spec.Issue{Field: spec.Field{Name: "security.tls.issue", Ref: spec.Ref{Backend: "vault", Path: "pki/issue/spark-node"}}, TTL: time.Hour}
-	sp := &spec.Spec{Keystore: spec.Store{Issue: issue}}
-	hosts := []string{"localhost", "exec-1.example.test"}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("plugin_dir: %s\nbackends:\n  vault:\n    plugin: keyship-backend-vault\n    config:\n      address: %s\n      auth:\n        token_file: %s\n",
+		binDir, s.Addr, writeFile(t, dir, "token", []byte(s.RootToken)))
+	config := writeFile(t, dir, "keyship.yaml", []byte(cfg))
+	specFile := writeFile(t, dir, "job.json", []byte(`{"security": {"tls": {"enabled": true,
+		"keystore_issue": "vault:pki/issue/spark-node", "keystore_issue_ttl": "1h", "protocol": "TLSv1.3"}}}`))
+	sandbox := filepath.Join(dir, "sandbox")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := h.Build(ctx, sp, materialize.Options{Hosts: hosts, Outputs: []materialize.Format{materialize.FormatJKS}})
-	if err != nil {
-		t.Fatalf("Build with a Vault-issued keystore: %v", err)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "keyship"), "ship", "--config", config, "--spec", specFile,
+		"--sandbox", sandbox, "--hosts", "localhost,exec-1.example.test")
+	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=", "VAULT_TOKEN=", "VAULT_ADDR=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("keyship ship with a Vault-issued keystore: %v\n%s", err, strings.ReplaceAll(string(out), s.RootToken, "[token]"))
 	}
-	defer b.Zero()
-	ks, ts := b.File(materialize.RoleKeystore), b.File(materialize.RoleTruststore)
-	if ks == nil || ts == nil {
-		t.Fatalf("bundle has keystore %v, truststore %v", ks != nil, ts != nil)
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(sandbox, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
+	ks, ts := read("keystore.jks"), read("truststore.jks")
+	storePass, keyPass, trustPass := read("keystore.password"), read("key.password"), read("truststore.password")
 	for host, want := range map[string]bool{"localhost": true, "exec-1.example.test": true, "exec-2.example.test": false} {
-		err := jssetest.Handshake(t, ks.Contents, "JKS", b.KeystorePassword, b.KeyPassword, ts.Contents, b.TruststorePassword, host, "TLSv1.3")
+		err := jssetest.Handshake(t, ks, "JKS", storePass, keyPass, ts, trustPass, host, "TLSv1.3")
 		if (err == nil) != want {
 			t.Errorf("JSSE handshake verifying the Vault-issued certificate as %s: %v (want success %v)", host, err, want)
 		}
