@@ -7,8 +7,6 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,11 +14,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyship/keyship/backends/dcos"
 	"github.com/keyship/keyship/backends/dcos/dcostest"
 	"github.com/keyship/keyship/backends/file/filetest"
-	"github.com/keyship/keyship/host/materialize"
-	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/host/materialize/jssetest"
 )
 
 // binDir holds keyship and keyship-backend-dcos, built once by TestMain.
@@ -42,35 +38,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requirePeer skips when tool is missing, or fails under
-// KEYSHIP_REQUIRE_PEERS=1 (make test installs the peers first).
-func requirePeer(t *testing.T, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("KEYSHIP_REQUIRE_PEERS") == "1" {
-			t.Fatalf("%s not found and KEYSHIP_REQUIRE_PEERS=1 (run tools/install-deps.sh)", tool)
-		}
-		t.Skipf("%s not found; run tools/install-deps.sh", tool)
-	}
-	return p
-}
-
 // canary is the keystore password: it must appear in no output.
 const canary = "canary-DCOS-pw-51c7e2a9"
-
-// handshake runs testdata/Handshake.java: a JSSE server with the keystore and
-// a JSSE client with the truststore that verifies the server as host.
-func handshake(t *testing.T, keystore, storePassFile, keyPassFile, truststore, trustPassFile, host string) (string, bool) {
-	t.Helper()
-	java := requirePeer(t, "java")
-	src, err := filepath.Abs(filepath.Join("testdata", "Handshake.java"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(java, src, keystore, storePassFile, keyPassFile, truststore, trustPassFile, host, "TLSv1.2").CombinedOutput()
-	return string(out), err == nil && strings.HasPrefix(string(out), "handshake ok")
-}
 
 func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
@@ -82,7 +51,7 @@ func writeFile(t testing.TB, dir, name string, data []byte) string {
 }
 
 func TestShipSeed000FromDCOS(t *testing.T) {
-	keytool := requirePeer(t, "keytool")
+	jssetest.Require(t, "keytool")
 	dir := t.TempDir()
 
 	// Seed 000's stores and passwords, made for a node reachable as localhost,
@@ -146,74 +115,65 @@ backends:
 	}
 
 	ks := filepath.Join(sandbox, "keystore.jks")
-	ts := filepath.Join(sandbox, "truststore.jks")
-	out, err := exec.Command(keytool, "-list", "-keystore", ks, "-storepass", canary).CombinedOutput()
-	if err != nil || strings.Count(string(out), "PrivateKeyEntry") != 1 {
-		t.Fatalf("keytool -list of the shipped keystore: %v, %d PrivateKeyEntry", err, strings.Count(string(out), "PrivateKeyEntry"))
+	out, err := jssetest.Keytool(t, "-list", "-keystore", ks, "-storepass", canary)
+	if err != nil || strings.Count(out, "PrivateKeyEntry") != 1 {
+		t.Fatalf("keytool -list of the shipped keystore: %v, %d PrivateKeyEntry", err, strings.Count(out, "PrivateKeyEntry"))
 	}
-	storePass := filepath.Join(sandbox, "keystore.password")
-	keyPass := filepath.Join(sandbox, "key.password")
-	trustPass := filepath.Join(sandbox, "truststore.password")
-	if out, ok := handshake(t, ks, storePass, keyPass, ts, trustPass, "localhost"); !ok {
-		t.Fatalf("JSSE handshake with the shipped stores, as localhost: %s", out)
+	st := readSandbox(t, sandbox)
+	if err := st.handshake(t, "localhost"); err != nil {
+		t.Fatalf("JSSE handshake with the shipped stores, as localhost: %v", err)
 	}
 	// The positive control: verification is on, so a name the certificate
 	// does not cover fails.
-	if out, ok := handshake(t, ks, storePass, keyPass, ts, trustPass, "elsewhere.example.com"); ok {
-		t.Fatalf("JSSE accepted the certificate for a host it does not cover: %s", out)
+	if err := st.handshake(t, "elsewhere.example.com"); err == nil {
+		t.Fatal("JSSE accepted the certificate for a host it does not cover")
 	}
 }
 
+// stores are a shipped sandbox's keystore, truststore and passwords.
+type stores struct{ ks, ts, storePass, keyPass, trustPass []byte }
+
+func readSandbox(t *testing.T, dir string) stores {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	return stores{read("keystore.jks"), read("truststore.jks"), read("keystore.password"), read("key.password"), read("truststore.password")}
+}
+
+// handshake runs a JSSE server with the keystore and a client with the
+// truststore that verifies the server as host.
+func (s stores) handshake(t *testing.T, host string) error {
+	return jssetest.Handshake(t, s.ks, "JKS", s.storePass, s.keyPass, s.ts, s.trustPass, host, "TLSv1.2")
+}
+
+// TestIssuedCertificateJavaHandshake ships a keystore issued by the DC/OS
+// CA (keystore_issue: dcos:ca) through the real keyship ship for the job's
+// hosts, and has JSSE verify it by each name.
 func TestIssuedCertificateJavaHandshake(t *testing.T) {
-	requirePeer(t, "java")
+	jssetest.Require(t, "java")
 	dir := t.TempDir()
 	srv := dcostest.New(t)
 	sa := writeFile(t, dir, "sa.json", srv.NewServiceAccount(t, "flink"))
 	srv.Grant("flink", "dcos:adminrouter:ops:ca:rw", "full")
-	b := dcos.NewWithLogger(nil)
-	if err := b.Configure(context.Background(), map[string]string{
-		"url": srv.URL, "ca_file": srv.WriteCAFile(t), "auth.method": "service_account", "auth.service_account_file": sa,
-	}); err != nil {
-		t.Fatal(err)
+	cfg := fmt.Sprintf("plugin_dir: %s\nbackends:\n  dcos:\n    plugin: keyship-backend-dcos\n    config:\n      url: %s\n      ca_file: %s\n      auth:\n        method: service_account\n        service_account_file: %s\n",
+		binDir, srv.URL, srv.WriteCAFile(t), sa)
+	config := writeFile(t, dir, "keyship.yaml", []byte(cfg))
+	spec := writeFile(t, dir, "job.json", []byte(`{"security": {"tls": {"enabled": true, "keystore_issue": "dcos:ca"}}}`))
+	sandbox := filepath.Join(dir, "sandbox")
+	cmd := exec.Command(filepath.Join(binDir, "keyship"), "ship", "--config", config, "--spec", spec, "--sandbox", sandbox, "--hosts", "localhost,tm-1.example.com")
+	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("keyship ship with a DC/OS-issued keystore: %v\n%s", err, out)
 	}
-	out, err := b.Issue(context.Background(), plugin.IssueRequest{Path: "ca", DNSNames: []string{"localhost", "tm-1.example.com"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer clear(out.PrivateKey)
-	key, err := x509.ParsePKCS8PrivateKey(out.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chain []*x509.Certificate
-	for _, der := range out.Chain {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain = append(chain, c)
-	}
-	ca, err := x509.ParseCertificate(out.CACertificates[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	storePass, keyPass, trustPass := "store-pass-1", "key-pass-1", "trust-pass-1"
-	ksData, err := materialize.JKSKeystore("node", key, chain, []byte(storePass), []byte(keyPass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsData, err := materialize.JKSTruststore([]*x509.Certificate{ca}, []byte(trustPass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks := writeFile(t, dir, "keystore.jks", ksData)
-	ts := writeFile(t, dir, "truststore.jks", tsData)
-	sp := writeFile(t, dir, "store.password", []byte(storePass))
-	kp := writeFile(t, dir, "key.password", []byte(keyPass))
-	tp := writeFile(t, dir, "trust.password", []byte(trustPass))
+	st := readSandbox(t, sandbox)
 	for host, want := range map[string]bool{"localhost": true, "tm-1.example.com": true, "tm-2.example.com": false} {
-		if res, ok := handshake(t, ks, sp, kp, ts, tp, host); ok != want {
-			t.Errorf("JSSE handshake verifying the issued certificate as %s: %s (want success %v)", host, res, want)
+		if err := st.handshake(t, host); (err == nil) != want {
+			t.Errorf("JSSE handshake verifying the issued certificate as %s: %v (want success %v)", host, err, want)
 		}
 	}
 }
