@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyship/keyship/backends/file/filetest"
+	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/jssetest"
 )
 
@@ -96,5 +98,54 @@ func TestCheckReportsEveryProblemWithoutSecrets(t *testing.T) {
 	}
 	if r = keyship(t, "check", "--config", j.config, "--spec", j.spec(t, nil), "--deadline", "tomorrow"); r.code != 2 {
 		t.Errorf("--deadline tomorrow: exit %d, want 2 (usage)", r.code)
+	}
+}
+
+// TestTwoShipsGiveIdenticalStores: the same inputs shipped twice give
+// byte-identical stores, from JKS inputs and from a PEM key and chain into
+// PKCS12.
+func TestTwoShipsGiveIdenticalStores(t *testing.T) {
+	j := newJob(t)
+	other := filetest.Seed(t, t.TempDir(), canary)
+	key, err := materialize.EncodePEMKey(other.Leaf.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.put(t, "spark/node.pem", append(key, materialize.EncodePEMCertificates(other.Leaf.Chain)...))
+	j.put(t, "spark/ca.pem", materialize.EncodePEMCertificates(other.Leaf.Chain[1:]))
+	for _, c := range []struct {
+		change map[string]any
+		files  []string
+	}{
+		{nil, []string{"keystore.jks", "truststore.jks", "ca-bundle.jks"}},
+		{map[string]any{"keystore_secret": "/spark/node.pem", "truststore_secret": "/spark/ca.pem",
+			"ca_bundle_secret": "/spark/ca.pem", "store_type": "pkcs12"}, []string{"keystore.p12", "truststore.p12", "ca-bundle.p12"}},
+	} {
+		specPath := j.spec(t, c.change)
+		var first map[string][]byte
+		for i := range 2 {
+			sandbox := filepath.Join(t.TempDir(), "sandbox")
+			r := keyship(t, "ship", "--config", j.config, "--spec", specPath, "--sandbox", sandbox)
+			if r.code != 0 {
+				t.Fatalf("ship %d: exit %d\n%s", i, r.code, r.stderr)
+			}
+			files := map[string][]byte{}
+			for _, name := range c.files {
+				data, err := os.ReadFile(filepath.Join(sandbox, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				files[name] = data
+			}
+			if first == nil {
+				first = files
+				continue
+			}
+			for name, data := range files {
+				if string(data) != string(first[name]) {
+					t.Errorf("%s differs between two ships of the same inputs", name)
+				}
+			}
+		}
 	}
 }

@@ -2,7 +2,6 @@ package materialize
 
 import (
 	"context"
-	"crypto/x509"
 	"testing"
 
 	"github.com/keyship/keyship/host/spec"
@@ -40,7 +39,6 @@ func BenchmarkBuildPEMToJKS(b *testing.B) {
 func BenchmarkBuildEveryFormat(b *testing.B) {
 	fm := forms(b)[0]
 	secrets := fm.secrets()
-	_ = x509.Certificate{}
 	b.ResetTimer()
 	for b.Loop() {
 		bundle, err := Build(context.Background(), fm.spec, secrets, allOutputs)

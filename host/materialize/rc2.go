@@ -5,9 +5,10 @@ import (
 	"math/bits"
 )
 
-// rc2Cipher is the RC2 block cipher of RFC 2268. keyship only reads it: old
-// PKCS#12 files (Java 8's keytool, OpenSSL before 3.0) encrypt their
-// certificates with 40-bit RC2. It is never written.
+// rc2Cipher is the RC2 block cipher of RFC 2268. keyship only reads with it:
+// old PKCS#12 files (Java 8's keytool, OpenSSL before 3.0) encrypt their
+// certificates with 40-bit RC2. keyship never writes RC2; Encrypt completes
+// cipher.Block and proves Decrypt against the RFC's vectors.
 type rc2Cipher struct {
 	k [64]uint16
 }
