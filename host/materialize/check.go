@@ -39,8 +39,13 @@ func (b *builder) checkChain(ks *keyMaterial, t trustMaterial) {
 	if len(anchors) > 0 {
 		if reason := trustPath(ks.chain, anchors); reason != "" {
 			field, name := b.trustSource(ks)
-			b.fail(field, fmt.Sprintf("%s does not trust %s: unable to find valid certification path to requested target (%s)",
-				name, ks.label(), reason))
+			msg := fmt.Sprintf("%s does not trust %s: unable to find valid certification path to requested target (%s)",
+				name, ks.label(), reason)
+			if b.verifiesCerts() {
+				b.fail(field, msg)
+			} else {
+				b.warn("%s; libprocess does not verify certificates here (LIBPROCESS_SSL_VERIFY_CERT is not true), so this does not fail", msg)
+			}
 		}
 	}
 	b.checkHosts(ks)
@@ -152,8 +157,35 @@ func (b *builder) checkHosts(ks *keyMaterial) {
 		if net.ParseIP(h) != nil {
 			reason += "; an IP address must be an IP address subject alternative name"
 		}
+		if why := b.noHostnameVerification(); why != "" {
+			b.warn("%s; %s, so this does not fail", reason, why)
+			continue
+		}
 		b.fail(ks.source, reason)
 	}
+}
+
+// verifiesCerts reports whether the consumer verifies the peer's
+// certificate chain: always, except libprocess unless VERIFY_CERT or
+// REQUIRE_CERT is on.
+func (b *builder) verifiesCerts() bool {
+	lp := b.spec.Libprocess
+	if lp == nil {
+		return true
+	}
+	return lp.VerifyCert != nil && *lp.VerifyCert || lp.RequireCert != nil && *lp.RequireCert
+}
+
+// noHostnameVerification says why the consumer does not check hostnames, or
+// returns "" when it does: then a host the certificate does not cover fails.
+func (b *builder) noHostnameVerification() string {
+	switch {
+	case b.spec.VerifyHostname != nil && !*b.spec.VerifyHostname:
+		return "hostname verification is off in the request (e.g. security.ssl.verify-hostname: false)"
+	case !b.verifiesCerts():
+		return "libprocess does not verify certificates here (LIBPROCESS_SSL_VERIFY_CERT is not true)"
+	}
+	return ""
 }
 
 // checkExpiry is check 5 on the chain: trusted certificates in the chain

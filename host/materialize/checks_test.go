@@ -254,6 +254,39 @@ func TestCheck4Hosts(t *testing.T) {
 	if _, err := Build(context.Background(), s, secrets, Options{Hosts: []string{"node2.example.com"}}); err != nil {
 		t.Errorf("Options.Hosts does not replace Spec.Hosts: %v", err)
 	}
+
+	// A consumer that does not verify hostnames (Flink's
+	// security.ssl.verify-hostname: false, libprocess without VERIFY_CERT)
+	// gets a warning, not a failure.
+	off, on := false, true
+	for name, change := range map[string]func(*spec.Spec){
+		"verify-hostname false": func(s *spec.Spec) { s.VerifyHostname = &off },
+		"libprocess":            func(s *spec.Spec) { s.Libprocess = &spec.Libprocess{} },
+	} {
+		s, secrets := withKeystore(t, f.node.Key, f.node.Chain, f.otherCA.Cert)
+		change(s)
+		b, err := Build(context.Background(), s, secrets, Options{Hosts: []string{"node3.example.com"}})
+		if name == "libprocess" {
+			if err != nil || len(b.Warnings) != 2 || !strings.Contains(b.Warnings[0], "unable to find valid certification path") {
+				t.Errorf("%s: %v, warnings %q", name, err, b.Warnings)
+			}
+			s.Libprocess.VerifyCert = &on
+			_, err = Build(context.Background(), s, secrets, Options{Hosts: []string{"node3.example.com"}})
+			checkProblems(t, err, testPasswords,
+				problem{"security.tls.truststore_secret", []string{"unable to find valid certification path"}},
+				problem{"security.tls.keystore_secret", []string{"no name matching node3.example.com found"}})
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: an untrusted chain passed", name)
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) || len(e.Problems.List) != 1 || len(e.Warnings) != 1 ||
+			!strings.Contains(e.Warnings[0], "no name matching node3.example.com found") || !strings.Contains(e.Warnings[0], "hostname verification is off") {
+			t.Errorf("%s: %v, warnings %v", name, err, e)
+		}
+	}
 }
 
 // TestCheck5Expiry: expired, not yet valid, expiring before the deadline

@@ -222,6 +222,9 @@ func (e *Error) Unwrap() error { return e.Problems }
 //     serve it (key type and size, key usage, extended key usage);
 //  7. every password is printable ASCII (Java's JKS and PKCS12 need that).
 //
+// Checks 3 and 4 give warnings instead when the consumer would not make them
+// (Spec.VerifyHostname false; libprocess without VERIFY_CERT).
+//
 // Inputs are told apart by content (JKS, PKCS12, PEM, a DER certificate);
 // base64 is decoded only where the setting says so (Field.Encoding base64)
 // or the name does (a DC/OS secret named __dcos_base64__...).
