@@ -143,3 +143,35 @@ func FuzzDecodeBase64(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBuild feeds arbitrary keystore and truststore secrets (raw, or
+// declared base64) through Build: it must report problems, never panic.
+func FuzzBuild(f *testing.F) {
+	fix := fx()
+	for _, w := range []p12Writer{{iterations: 1}} {
+		f.Add(must(w.keystore("node", fix.node.Key, fix.node.Chain, []byte(storePass))), must(w.truststore(trustAliases(fix.node.Chain[1:]), []byte(trustPass))), false)
+	}
+	f.Add(must(JKSKeystore("node", fix.node.Key, fix.node.Chain, []byte(storePass), []byte(storePass))), fix.ca.Cert.Raw, false)
+	f.Add(append(pemKey(f, pemPKCS8Key, fix.node.Key), EncodePEMCertificates(fix.node.Chain)...), EncodePEMCertificates(fix.node.Chain[1:]), false)
+	f.Add([]byte(base64.StdEncoding.EncodeToString(fix.ca.Cert.Raw)), []byte("/u3+7"), true)
+	old := maxIterations
+	maxIterations = 64
+	f.Cleanup(func() { maxIterations = old })
+	f.Fuzz(func(t *testing.T, keystore, truststore []byte, b64 bool) {
+		s := dcosSpec()
+		s.Keystore.KeyPassword = nil
+		if b64 {
+			s.Keystore.Secret.Encoding = "base64"
+			s.Truststore.Secret.Encoding = "base64"
+		}
+		fm := &form{spec: s, values: map[string][]byte{
+			"security.tls.keystore_secret": keystore, "security.tls.keystore_password": []byte(storePass),
+			"security.tls.truststore_secret": truststore, "security.tls.truststore_password": []byte(trustPass),
+			"security.tls.ca_bundle_secret": truststore,
+		}}
+		b, err := fm.build(t, Options{Outputs: []Format{FormatJKS, FormatPKCS12, FormatPEM}, Hosts: []string{"node1.example.com"}})
+		if err == nil {
+			b.Zero()
+		}
+	})
+}

@@ -166,11 +166,17 @@ func (b *builder) openKeystoreSecret(st spec.Store) *keyMaterial {
 // openPair opens a keystore given as a PEM key and a certificate chain in
 // separate settings.
 func (b *builder) openPair(st spec.Store) *keyMaterial {
-	if st.Key == nil || !st.Key.IsSet() {
+	hasKey := st.Key != nil && st.Key.IsSet()
+	hasCert := st.Certificate != nil && st.Certificate.IsSet()
+	switch {
+	case !hasKey && !hasCert:
+		b.errs.List = append(b.errs.List, &spec.FieldError{Field: "keystore",
+			Reason: "the spec names no keystore (a store secret, a key and certificate, or an issuer)"})
+		return nil
+	case !hasKey:
 		b.fail(*st.Certificate, "a certificate without its private key: set the key setting too")
 		return nil
-	}
-	if st.Certificate == nil || !st.Certificate.IsSet() {
+	case !hasCert:
 		b.fail(*st.Key, "a private key without its certificate: set the certificate setting too")
 		return nil
 	}
