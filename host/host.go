@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -22,6 +23,9 @@ import (
 type Host struct {
 	loader   *loader.Loader
 	resolver *resolve.Resolver
+	// infoNames caches each backend's Info.Name (Info is static): asking a
+	// plugin for it on every ship costs a round trip per call.
+	infoNames sync.Map // backend config name -> Info.Name
 }
 
 // Option changes a Host.
@@ -89,12 +93,23 @@ type Origins struct {
 // BackendName returns the name of the backend a ref is read from (its own,
 // or the default), as Info reports it, e.g. "dcos".
 func (h *Host) BackendName(ctx context.Context, r spec.Ref) (string, error) {
+	key := r.Backend
+	if key == "" {
+		key = h.loader.DefaultBackend()
+	}
+	if name, ok := h.infoNames.Load(key); ok {
+		return name.(string), nil
+	}
 	b, err := h.loader.Backend(ctx, r.Backend)
 	if err != nil {
 		return "", err
 	}
 	info, err := b.Info(ctx)
-	return info.Name, err
+	if err != nil {
+		return "", err
+	}
+	h.infoNames.Store(key, info.Name)
+	return info.Name, nil
 }
 
 // BuildWithOrigins is Build that also reports the Origins of the outputs.

@@ -32,6 +32,22 @@ var Handshake = goplugin.HandshakeConfig{
 // broken plugin from making the host buffer without limit.
 const MaxMessageSize = 16 << 20
 
+// windowSize is the HTTP/2 flow-control window on both ends of the plugin
+// connection. Setting it turns off gRPC's bandwidth-delay probing, which
+// sends extra PING frames (and wakes both processes) around every small
+// message; a window of one maximal message keeps a whole batch in flight.
+const windowSize = MaxMessageSize
+
+// DialOptions are the gRPC options a host uses for its plugin connections:
+// the message bound and the fixed window that match Serve's.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(windowSize),
+	}
+}
+
 // GRPCPlugin is the go-plugin glue for a Backend. Hosts use it with Impl nil
 // (as a client); Serve sets Impl.
 type GRPCPlugin struct {

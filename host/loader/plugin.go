@@ -16,7 +16,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/keyship/keyship/plugin"
 )
@@ -115,10 +114,7 @@ func (s *Subprocess) start(ctx context.Context) error {
 		AutoMTLS:         true,
 		Managed:          true,
 		Logger:           s.logger,
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(plugin.MaxMessageSize),
-			grpc.MaxCallSendMsgSize(plugin.MaxMessageSize),
-		)},
+		GRPCDialOptions:  plugin.DialOptions(),
 	})
 	rpc, err := client.Client()
 	if err != nil {

@@ -37,3 +37,20 @@ func BenchmarkShipPerExecutor(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShipNewJob is a Ship of a job not yet built, in-process with the
+// built-in file backend: resolve seed 000's 6 refs, materialize and check,
+// plan the Mesos secrets. keyship serve's warm Ship is this plus the gRPC
+// hop and the plugin's.
+func BenchmarkShipNewJob(b *testing.B) {
+	f := newFixture(b)
+	i := 0
+	for b.Loop() {
+		req := shipReq(fmt.Sprint("job-", i), tasks("exec", 2), hostv1.Target_TARGET_MESOS)
+		req.TtlSeconds = 1
+		if _, err := f.srv.Ship(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -68,9 +68,11 @@ type Server struct {
 	lastSweep time.Time
 }
 
-// sweepEvery bounds how often a lookup sweeps expired jobs and fetch grants
-// (a sweep walks all of them); keyship serve also sweeps on a timer.
-const sweepEvery = time.Second
+// sweepEvery bounds how often a lookup sweeps expired jobs and fetch grants.
+// Expiry is enforced at lookup; sweeping only frees and zeroes memory, and it
+// walks every job, so it stays off most requests (keyship serve also sweeps
+// on a timer).
+const sweepEvery = 10 * time.Second
 
 // job is one built bundle, what ships with it, and when it expires.
 type job struct {
