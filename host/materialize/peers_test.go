@@ -99,8 +99,8 @@ func TestKeytoolListsEveryStore(t *testing.T) {
 // TestJavaHandshake: a JSSE server with the keystore Build wrote and a
 // client with its truststore (endpoint identification HTTPS) complete a
 // handshake over TLSv1.2 and TLSv1.3, from JKS and PKCS12 files; a name the
-// certificate does not cover and an untrusted CA fail, and Build's own checks
-// say so first, in the same words.
+// certificate does not cover, an untrusted CA and a wrong key password fail,
+// and Build's own checks say so first, in the same words.
 func TestJavaHandshake(t *testing.T) {
 	jssetest.Require(t, "java")
 	t.Parallel()
@@ -110,6 +110,9 @@ func TestJavaHandshake(t *testing.T) {
 	otherTrust := must(JKSTruststore([]*x509.Certificate{fx().otherCA.Cert}, []byte(trustPass)))
 
 	jks, p12 := b.Files[0].Contents, b.Files[3].Contents
+	// seed 000's spec: a key password of its own.
+	s := dcosSpec()
+	own := must(Build(context.Background(), s, goodInputs(t).secrets(s), Options{}))
 	cases := []struct {
 		name, storeType string
 		keystore, trust []byte
@@ -118,6 +121,8 @@ func TestJavaHandshake(t *testing.T) {
 	}{
 		{"JKS TLSv1.2", "JKS", jks, b.Files[1].Contents, "node1.example.com", "TLSv1.2", ""},
 		{"JKS TLSv1.3", "JKS", jks, b.Files[1].Contents, "node2.example.com", "TLSv1.3", ""},
+		{"JKS with its own key password", "JKS", own.Files[0].Contents, own.Files[1].Contents, "node1.example.com", "TLSv1.3", ""},
+		{"JKS opened with the store password as key password", "JKS", own.Files[0].Contents, own.Files[1].Contents, "node1.example.com", "TLSv1.3", "Cannot recover key"},
 		{"PKCS12 TLSv1.3", "PKCS12", p12, b.Files[4].Contents, "node1.example.com", "TLSv1.3", ""},
 		{"PKCS12 LegacyDES TLSv1.2", "PKCS12", legacy.Files[0].Contents, legacy.Files[1].Contents, "node2.example.com", "TLSv1.2", ""},
 		{"name not covered", "JKS", jks, b.Files[1].Contents, "node3.example.com", "TLSv1.3", "No subject alternative DNS name matching node3.example.com found"},
@@ -126,7 +131,11 @@ func TestJavaHandshake(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			err := jssetest.Handshake(t, c.keystore, c.storeType, []byte(storePass), []byte(storePass), c.trust, []byte(trustPass), c.host, c.protocol)
+			kp := storePass
+			if c.name == "JKS with its own key password" {
+				kp = keyPass
+			}
+			err := jssetest.Handshake(t, c.keystore, c.storeType, []byte(storePass), []byte(kp), c.trust, []byte(trustPass), c.host, c.protocol)
 			switch {
 			case c.want == "" && err != nil:
 				t.Errorf("Java's handshake failed: %v", err)
