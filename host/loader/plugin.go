@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,8 +26,11 @@ import (
 type Subprocess struct {
 	name   string
 	path   string
-	sum    []byte // SHA-256 of the binary, checked before each start
+	pin    []byte // pinned SHA-256, or nil; go-plugin checks it at every exec
 	logger hclog.Logger
+
+	sumOnce sync.Once
+	sum     string // hex SHA-256 of the binary, computed when asked
 
 	mu      sync.Mutex
 	client  *goplugin.Client
@@ -38,50 +40,47 @@ type Subprocess struct {
 	starts  int
 }
 
-// Start checks the binary at path against pin (hex SHA-256; empty means "do
-// not pin", the sum is still computed and reported), then starts it as
-// backend name with AutoMTLS over gRPC. The backend is not yet configured.
-// Close stops it.
+// Start starts the plugin binary at path as backend name, gRPC over AutoMTLS.
+// With a pin (hex SHA-256; empty means "do not pin") go-plugin hashes the
+// binary at every exec and refuses one that does not match; the error names
+// the file and both sums. The backend is not yet configured. Close stops it.
 func Start(ctx context.Context, name, path, pin string, logger hclog.Logger) (*Subprocess, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	sum, err := fileSHA256(path)
-	if err != nil {
-		return nil, fmt.Errorf("backend %s: plugin %s: %w", name, path, err)
-	}
+	s := &Subprocess{name: name, path: path, logger: logger.Named(name)}
 	if pin != "" {
 		want, err := hex.DecodeString(pin)
 		if err != nil || len(want) != sha256.Size {
 			return nil, fmt.Errorf("backend %s: sha256 pin %q is not 64 hex digits: %w", name, pin, plugin.ErrInvalidConfig)
 		}
-		if !bytes.Equal(want, sum) {
-			return nil, fmt.Errorf("backend %s: refusing to load plugin %s: sha256 mismatch: pinned %s, file has %s: %w",
-				name, path, pin, hex.EncodeToString(sum), plugin.ErrInvalidConfig)
-		}
+		s.pin = want
 	}
-	s := &Subprocess{name: name, path: path, sum: sum, logger: logger.Named(name)}
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func fileSHA256(path string) ([]byte, error) {
+func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	defer func() { _ = f.Close() }()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return nil, err
+		return "", err
 	}
-	return h.Sum(nil), nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// SHA256 returns the hex SHA-256 of the plugin binary.
-func (s *Subprocess) SHA256() string { return hex.EncodeToString(s.sum) }
+// SHA256 returns the hex SHA-256 of the plugin binary (hashing it on the
+// first call), or "" when the file cannot be read.
+func (s *Subprocess) SHA256() string {
+	s.sumOnce.Do(func() { s.sum, _ = fileSHA256(s.path) })
+	return s.sum
+}
 
 // Path returns the plugin binary's path.
 func (s *Subprocess) Path() string { return s.path }
@@ -105,11 +104,15 @@ func (s *Subprocess) Pid() int {
 
 // start launches the process; s.mu must be held or s not yet shared.
 func (s *Subprocess) start(ctx context.Context) error {
+	var secure *goplugin.SecureConfig
+	if s.pin != nil {
+		secure = &goplugin.SecureConfig{Checksum: s.pin, Hash: sha256.New()}
+	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  plugin.Handshake,
 		Plugins:          goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{}},
 		Cmd:              exec.Command(s.path),
-		SecureConfig:     &goplugin.SecureConfig{Checksum: s.sum, Hash: sha256.New()},
+		SecureConfig:     secure,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Managed:          true,
@@ -117,6 +120,11 @@ func (s *Subprocess) start(ctx context.Context) error {
 		GRPCDialOptions:  plugin.DialOptions(),
 	})
 	rpc, err := client.Client()
+	if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
+		client.Kill()
+		return fmt.Errorf("backend %s: refusing to load plugin %s: sha256 mismatch: pinned %s, file has %s: %w",
+			s.name, s.path, hex.EncodeToString(s.pin), s.SHA256(), plugin.ErrInvalidConfig)
+	}
 	if err != nil {
 		client.Kill()
 		return fmt.Errorf("backend %s: start plugin %s: %w: %w", s.name, s.path, err, plugin.ErrPluginExited)
