@@ -82,8 +82,8 @@ const (
 // keystore_secret: its value is the issuer's ref, e.g.
 // "vault:pki/issue/spark-node" (a Vault PKI role) or "dcos:ca" (the DC/OS
 // CA). keystore_secret must then be left out; keystore_password and
-// key_password become optional (without them keyship makes random
-// passwords for the stores it writes). keystore_issue_ttl asks for a lifetime
+// key_password become optional (without them keyship derives the
+// passwords of the stores it writes from the issued private key). keystore_issue_ttl asks for a lifetime
 // as a Go duration ("72h"); without it the authority's default applies.
 //
 // Keys outside security.tls are ignored (the same document may carry a

@@ -124,7 +124,9 @@ type Store struct {
 	// or Issue is used.
 	Secret Field
 	// Password opens Secret; for PEM inputs it is the password of the
-	// stores keyship writes, and unset means keyship makes a random one.
+	// stores keyship writes, and unset means keyship derives one from the
+	// private key (secret, printable, and stable, so outputs stay
+	// deterministic).
 	Password Field
 	// KeyPassword is the ref of the private key's password (keystores only).
 	KeyPassword *Field
