@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +31,7 @@ const uid = "keyship"
 type fixture struct {
 	srv  *dcostest.Server
 	cfg  map[string]string
-	logs *syncBuffer
+	logs *plugintest.LogBuffer
 }
 
 func newFixture(t *testing.T, opts ...dcostest.Option) *fixture {
@@ -48,7 +47,7 @@ func newFixture(t *testing.T, opts ...dcostest.Option) *fixture {
 			"auth.method":               "service_account",
 			"auth.service_account_file": sa,
 		},
-		logs: &syncBuffer{},
+		logs: &plugintest.LogBuffer{},
 	}
 }
 
@@ -592,22 +591,4 @@ func TestCanariesNeverLogged(t *testing.T) {
 			t.Errorf("a credential is in the log")
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

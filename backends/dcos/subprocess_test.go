@@ -3,7 +3,6 @@ package dcos_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,18 +16,10 @@ import (
 var pluginBin string // the real keyship-backend-dcos, built by TestMain
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keyship-dcos-test")
-	if err != nil {
-		panic(err)
-	}
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-dcos")
 	pluginBin = filepath.Join(dir, "keyship-backend-dcos")
-	cmd := exec.Command("go", "build", "-o", pluginBin, "github.com/keyship/keyship/cmd/keyship-backend-dcos")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		panic("build plugin: " + err.Error())
-	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

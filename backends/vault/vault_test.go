@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,21 +33,13 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keyship-vault-test")
-	if err != nil {
-		panic(err)
-	}
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-vault")
 	pluginBin = filepath.Join(dir, "keyship-backend-vault")
-	cmd := exec.Command("go", "build", "-o", pluginBin, "github.com/keyship/keyship/cmd/keyship-backend-vault")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		panic("build plugin: " + err.Error())
-	}
 	code := m.Run()
 	if shared.srv != nil {
 		shared.srv.Close()
 	}
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -83,27 +74,9 @@ func secretFile(t testing.TB, content string) string {
 	return p
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // captureLogger logs everything, down to trace, into a buffer.
-func captureLogger() (hclog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func captureLogger() (hclog.Logger, *plugintest.LogBuffer) {
+	buf := &plugintest.LogBuffer{}
 	return hclog.New(&hclog.LoggerOptions{Name: "vault", Output: buf, Level: hclog.Trace}), buf
 }
 

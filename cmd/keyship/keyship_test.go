@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/keyship/keyship/backends/file/filetest"
+	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // binDir holds keyship and keyship-backend-file, built once by TestMain, so
@@ -19,18 +20,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keyship-cli-test")
-	if err != nil {
-		panic(err)
-	}
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		panic("build: " + err.Error())
-	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -7,9 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // TestShipThroughServeGivesTheSameStores runs a real keyship serve on a unix
@@ -59,7 +60,7 @@ func startServe(t testing.TB, j *job) (string, func() string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr plugintest.LogBuffer
 	srv.Stderr = &stderr
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -80,23 +81,4 @@ func startServe(t testing.TB, j *job) (string, func() string) {
 		t.Fatalf("keyship serve did not start: %s", stderr.String())
 	}
 	return sock, stderr.String
-}
-
-// syncBuffer is a bytes.Buffer safe to write from exec's copier goroutine
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,14 +1,11 @@
 package loader_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,18 +24,10 @@ import (
 var pluginBin string // the real keyship-backend-file, built by TestMain
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keyship-loader-test")
-	if err != nil {
-		panic(err)
-	}
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file")
 	pluginBin = filepath.Join(dir, "keyship-backend-file")
-	cmd := exec.Command("go", "build", "-o", pluginBin, "github.com/keyship/keyship/cmd/keyship-backend-file")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		panic("build plugin: " + err.Error())
-	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -159,7 +148,7 @@ func TestAutoMTLSRefusesPlaintext(t *testing.T) {
 
 func TestPluginStderrFoldedIntoHostLog(t *testing.T) {
 	t.Setenv("KEYSHIP_PLUGIN_LOG_LEVEL", "debug")
-	var buf syncBuffer
+	var buf plugintest.LogBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Debug})
 	s := start(t, logger)
 	if _, err := s.Info(context.Background()); err != nil {
@@ -208,22 +197,4 @@ func TestLoaderBuiltinAndSubprocess(t *testing.T) {
 	if len(ds) != 2 || ds[0].Path != "built-in" || ds[1].Path != pluginBin || len(ds[1].SHA256) != 64 || ds[1].Version != file.Version {
 		t.Errorf("Describe = %+v", ds)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

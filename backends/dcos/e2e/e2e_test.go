@@ -17,24 +17,17 @@ import (
 	"github.com/keyship/keyship/backends/dcos/dcostest"
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/host/materialize/jssetest"
+	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // binDir holds keyship and keyship-backend-dcos, built once by TestMain.
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keyship-dcos-e2e")
-	if err != nil {
-		panic(err)
-	}
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-dcos")
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-dcos")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		panic("build: " + err.Error())
-	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -25,24 +25,17 @@ import (
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/backends/vault/vaulttest"
 	"github.com/keyship/keyship/host/materialize/jssetest"
+	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // binDir holds keyship and keyship-backend-vault, built once by TestMain.
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "keyship-vault-e2e")
-	if err != nil {
-		panic(err)
-	}
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-vault")
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-vault")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		panic("build: " + err.Error())
-	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
