@@ -224,9 +224,12 @@ func (b *builder) checkExpiry(ks *keyMaterial, anchors []*x509.Certificate) {
 }
 
 // protocolField names the protocol setting of the spec's dialect for
-// messages: the keystore setting's prefix with "protocol" (security.tls.,
-// spark.ssl., security.ssl.), or "protocol".
+// messages: Spec.ProtocolSetting, or for a spec built in code the keystore
+// setting's prefix with "protocol", or "protocol".
 func (b *builder) protocolField() spec.Field {
+	if b.spec.ProtocolSetting != "" {
+		return spec.Field{Name: b.spec.ProtocolSetting}
+	}
 	name := b.spec.Keystore.Secret.Name
 	if name == "" && b.spec.Keystore.Certificate != nil {
 		name = b.spec.Keystore.Certificate.Name

@@ -246,8 +246,9 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 			Password:    ksp.field(),
 			KeyPassword: new(kp.field()),
 		},
-		Protocol:  protocol,
-		StoreType: storeType,
+		Protocol:        protocol,
+		ProtocolSetting: fieldName(dcosProtocol),
+		StoreType:       storeType,
 	}
 	if issue.state == valid {
 		s.Keystore.Secret = Field{}

@@ -44,9 +44,10 @@ func TestParseDCOSSeed000(t *testing.T) {
 			Secret:   f("truststore_secret", "/spark/truststore"),
 			Password: f("truststore_password", "/spark/truststore_password"),
 		},
-		CABundle:  new(f("ca_bundle_secret", "/spark/ca_bundle_truststore")),
-		Protocol:  "TLSv1.2",
-		StoreType: "jks",
+		CABundle:        new(f("ca_bundle_secret", "/spark/ca_bundle_truststore")),
+		Protocol:        "TLSv1.2",
+		ProtocolSetting: "security.tls.protocol",
+		StoreType:       "jks",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("ParseDCOS(seed 000) =\n%#v\nwant\n%#v", got, want)

@@ -411,9 +411,10 @@ func (p *flinkParser) parse() (*Spec, error) {
 			Password:    primary.ksp.field,
 			KeyPassword: new(primary.kp.field),
 		},
-		Protocol:       protocol,
-		StoreType:      primary.storeType,
-		VerifyHostname: verify,
+		Protocol:        protocol,
+		ProtocolSetting: flinkProtocol,
+		StoreType:       primary.storeType,
+		VerifyHostname:  verify,
 	}
 	ts := primary
 	if !ts.ts.set && secondary != nil && secondary.ts.set {

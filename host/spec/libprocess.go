@@ -219,10 +219,11 @@ func (p *lpParser) parse() (*Spec, error) {
 		return nil, p.errs
 	}
 	s := &Spec{
-		Keystore:   Store{Key: key, Certificate: cert},
-		Protocol:   protocol,
-		StoreType:  StoreTypePEM,
-		Libprocess: l,
+		Keystore:        Store{Key: key, Certificate: cert},
+		Protocol:        protocol,
+		ProtocolSetting: "LIBPROCESS_SSL_ENABLE_TLS_V1_*",
+		StoreType:       StoreTypePEM,
+		Libprocess:      l,
 	}
 	if ca != nil {
 		s.Truststore = &Store{Secret: *ca}

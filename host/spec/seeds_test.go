@@ -66,6 +66,7 @@ func withoutNames(s *Spec) *Spec {
 		return nil
 	}
 	cp := *s
+	cp.ProtocolSetting = ""
 	clear := func(f *Field) *Field {
 		if f == nil {
 			return nil
@@ -253,8 +254,9 @@ func TestSeedSpecs(t *testing.T) {
 				Secret:   ref("security.ssl.truststore", "/etc/ca.truststore"),
 				Password: inline("security.ssl.truststore-password", "password"),
 			},
-			Protocol:  "TLSv1.2",
-			StoreType: "jks",
+			Protocol:        "TLSv1.2",
+			ProtocolSetting: "security.ssl.protocol",
+			StoreType:       "jks",
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got\n%s\nwant\n%s", dump(got), dump(want))

@@ -258,8 +258,9 @@ func (p *sparkParser) parse() (*Spec, error) {
 		p.errs.add(name, "", "set without a truststore; set "+p.rename(sparkTrustStore)+" or "+flagTruststoreSecretPath+" too, or remove this setting")
 	}
 
-	protocol := DefaultProtocol
+	protocol, protocolSetting := DefaultProtocol, sparkProtocol
 	if e, ok := p.get(sparkProtocol); ok {
+		protocolSetting = e.name
 		if v := p.protocol(e.name, e.value); v != "" {
 			protocol = v
 		}
@@ -297,9 +298,10 @@ func (p *sparkParser) parse() (*Spec, error) {
 		return nil, p.errs
 	}
 	s := &Spec{
-		Keystore:  Store{Secret: ks, Password: ksp},
-		Protocol:  protocol,
-		StoreType: storeType,
+		Keystore:        Store{Secret: ks, Password: ksp},
+		Protocol:        protocol,
+		ProtocolSetting: protocolSetting,
+		StoreType:       storeType,
 	}
 	if kpSet {
 		s.Keystore.KeyPassword = new(kp)

@@ -44,6 +44,10 @@ type Spec struct {
 	CABundle *Field
 	// Protocol is the TLS protocol the job asks for, e.g. "TLSv1.2".
 	Protocol string
+	// ProtocolSetting names the setting Protocol comes from in the
+	// request's dialect (security.tls.protocol, spark.ssl.protocol, ...),
+	// so that a protocol problem names it; "" for a spec built in code.
+	ProtocolSetting string
 	// StoreType is the keystore type the consumer reads: "jks" (default) or "pkcs12".
 	StoreType string
 	// Hosts are the hostnames and IP addresses the keystore's certificate
