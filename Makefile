@@ -36,8 +36,11 @@ vault:
 
 # KEYSHIP_REQUIRE_PEERS makes tests fail, not skip, when keytool, javac,
 # openssl, curl or the Vault server is missing: `make test` provides them.
+# -race: the host is concurrent by design (one build per job shared by many
+# callers, atomic sandbox swaps, plugin restarts), and the detector costs
+# about a minute here.
 test: deps build vault
-	KEYSHIP_REQUIRE_PEERS=1 $(GO) test -count=1 ./...
+	KEYSHIP_REQUIRE_PEERS=1 $(GO) test -race -count=1 ./...
 
 $(BUF):
 	GOBIN=$(dir $@) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
