@@ -128,17 +128,11 @@ func (g *globals) runChecks(ctx context.Context, f checkFlags, deadline time.Tim
 	if len(f.hosts) == 0 {
 		rep.Hosts = s.Hosts
 	}
-	cfg, err := g.loadConfig()
+	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
 		return err
 	}
-	h := g.newHost(cfg)
-	defer func() { _ = h.Close() }()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
+	defer done()
 	warn := f.expiryWarning
 	if warn == 0 {
 		warn = -1 // --expiry-warning 0 turns the warning off

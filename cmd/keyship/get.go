@@ -30,14 +30,11 @@ stdout only with --reveal, and then nothing else is printed.`,
 			if err != nil {
 				return usageError{err}
 			}
-			cfg, err := g.loadConfig()
+			h, ctx, done, err := g.startHost(context.Background(), timeout)
 			if err != nil {
 				return err
 			}
-			h := g.newHost(cfg)
-			defer func() { _ = h.Close() }()
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
+			defer done()
 			b, err := h.Loader().Backend(ctx, ref.Backend)
 			if err != nil {
 				return err
@@ -55,7 +52,7 @@ stdout only with --reveal, and then nothing else is printed.`,
 				_, err := g.stdout.Write(sec.Data)
 				return err
 			}
-			fmt.Fprintf(g.stdout, "ref:     %s\nbackend: %s\nsize:    %d bytes\nversion: %s\n", ref, backendName(ref, cfg.DefaultBackend), len(sec.Data), sec.Version)
+			fmt.Fprintf(g.stdout, "ref:     %s\nbackend: %s\nsize:    %d bytes\nversion: %s\n", ref, backendName(ref, h.Loader().DefaultBackend()), len(sec.Data), sec.Version)
 			keys := make([]string, 0, len(sec.Metadata))
 			for k := range sec.Metadata {
 				keys = append(keys, k)

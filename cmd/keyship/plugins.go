@@ -20,14 +20,11 @@ load is listed with its error and makes the command exit non-zero.`,
 		Example: `  keyship plugins --config keyship.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			cfg, err := g.loadConfig()
+			h, ctx, done, err := g.startHost(context.Background(), 30*time.Second)
 			if err != nil {
 				return err
 			}
-			h := g.newHost(cfg)
-			defer func() { _ = h.Close() }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+			defer done()
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tVERSION\tPATH\tSHA256")
 			failed := 0

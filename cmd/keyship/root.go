@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -119,6 +121,22 @@ func (g *globals) loadConfig() (*config.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// startHost loads the config and starts a Host with keyship's built-in
+// backends, and derives a context with the command's deadline. Call done
+// when finished: it releases the context and stops the plugins.
+func (g *globals) startHost(ctx context.Context, timeout time.Duration) (h *host.Host, hctx context.Context, done func(), err error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h = g.newHost(cfg)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	return h, hctx, func() { cancel(); _ = h.Close() }, nil
 }
 
 // newHost builds a Host with keyship's built-in backends.

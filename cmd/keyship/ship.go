@@ -117,17 +117,11 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 		consumer = conf.ConsumerOf(dialect)
 	}
 	s.Hosts = append(s.Hosts, f.hosts...)
-	cfg, err := g.loadConfig()
+	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
 		return err
 	}
-	h := g.newHost(cfg)
-	defer func() { _ = h.Close() }()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
+	defer done()
 
 	bundle, origins, err := h.BuildWithOrigins(ctx, s, materialize.Options{Outputs: conf.Outputs(consumer)})
 	if err != nil {

@@ -293,17 +293,26 @@ func JKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate,
 	return writeJKSKeystore(alias, key, chain, storePass, keyPass)
 }
 
-func writeJKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate, storePass, keyPass []byte) ([]byte, error) {
+// checkKeyEntry checks what every keystore writer needs: an alias, a chain
+// whose leaf matches the key, and a printable store password.
+func checkKeyEntry(alias string, key crypto.PrivateKey, chain []*x509.Certificate, storePass []byte) error {
 	switch {
 	case alias == "":
-		return nil, errors.New("empty alias")
+		return errors.New("empty alias")
 	case len(chain) == 0:
-		return nil, errors.New("empty certificate chain")
+		return errors.New("empty certificate chain")
 	case !publicKeyMatches(key, chain[0]):
-		return nil, errors.New("the private key does not match the leaf certificate")
+		return errors.New("the private key does not match the leaf certificate")
 	}
 	if reason := checkPassword(storePass); reason != "" {
-		return nil, errors.New("store password: " + reason)
+		return errors.New("store password: " + reason)
+	}
+	return nil
+}
+
+func writeJKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate, storePass, keyPass []byte) ([]byte, error) {
+	if err := checkKeyEntry(alias, key, chain, storePass); err != nil {
+		return nil, err
 	}
 	if reason := checkPassword(keyPass); reason != "" {
 		return nil, errors.New("key password: " + reason)

@@ -546,16 +546,8 @@ func newP12Writer(enc PKCS12Encryption) (p12Writer, error) {
 }
 
 func (w p12Writer) keystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate, storePass []byte) ([]byte, error) {
-	switch {
-	case alias == "":
-		return nil, errors.New("empty alias")
-	case len(chain) == 0:
-		return nil, errors.New("empty certificate chain")
-	case !publicKeyMatches(key, chain[0]):
-		return nil, errors.New("the private key does not match the leaf certificate")
-	}
-	if reason := checkPassword(storePass); reason != "" {
-		return nil, errors.New("store password: " + reason)
+	if err := checkKeyEntry(alias, key, chain, storePass); err != nil {
+		return nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
