@@ -65,20 +65,7 @@ func TestParseLibprocessProblems(t *testing.T) {
 		"LIBPROCESS_SSL_KEY_FILE":  "/key.pem",
 		"LIBPROCESS_SSL_CERT_FILE": "/cert.pem",
 	}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range ok {
-			m[k] = v
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == "<unset>" {
-				delete(m, kv[i])
-			} else {
-				m[kv[i]] = kv[i+1]
-			}
-		}
-		return m
-	}
+	with := func(kv ...string) map[string]string { return overlay(ok, kv...) }
 	tests := []struct {
 		name string
 		env  map[string]string

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -38,20 +39,7 @@ func TestParseSparkValid(t *testing.T) {
 		"spark.ssl.keyStore":         "vault:secret/spark/tls#keystore@3",
 		"spark.ssl.keyStorePassword": "${secret:vault:secret/spark/tls#storepass}",
 	}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == "" {
-				delete(m, kv[i])
-			} else {
-				m[kv[i]] = kv[i+1]
-			}
-		}
-		return m
-	}
+	with := func(kv ...string) map[string]string { return overlay(base, kv...) }
 	tests := []struct {
 		name  string
 		props map[string]string
@@ -122,20 +110,7 @@ func TestParseSparkProblems(t *testing.T) {
 		"spark.ssl.keyStore":         "/spark/keystore",
 		"spark.ssl.keyStorePassword": "pw",
 	}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range ok {
-			m[k] = v
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == "<unset>" {
-				delete(m, kv[i])
-			} else {
-				m[kv[i]] = kv[i+1]
-			}
-		}
-		return m
-	}
+	with := func(kv ...string) map[string]string { return overlay(ok, kv...) }
 	tests := []struct {
 		name  string
 		props map[string]string
@@ -251,4 +226,18 @@ func TestReadSparkProperties(t *testing.T) {
 		problem{"line 6", "", "a properties line needs a key"},
 		problem{"line 7", "", "did you mean --truststore-password?"},
 	)
+}
+
+// overlay copies base and applies key, value pairs over it; the value
+// "<unset>" deletes the key.
+func overlay(base map[string]string, kv ...string) map[string]string {
+	m := maps.Clone(base)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "<unset>" {
+			delete(m, kv[i])
+		} else {
+			m[kv[i]] = kv[i+1]
+		}
+	}
+	return m
 }
