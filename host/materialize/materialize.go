@@ -106,7 +106,30 @@ type File struct {
 	// secret without version): then the shipper cannot tell whether the file
 	// changed and should rewrite it.
 	Version string
+	// Source says whether Contents are the exact bytes of one secret (a
+	// store shipped as it is, see Spec.Passthrough), and which; the zero
+	// Source means keyship built the file.
+	Source Source
 }
+
+// Source says where a file or password of a Bundle came from: the setting
+// whose secret holds exactly its bytes, or nothing (the zero Source) when
+// keyship built, converted, decoded or derived it. Build records it; a
+// shipper reads it to send a reference to the secret instead of its bytes.
+type Source struct {
+	// Field is the name of the setting, e.g. "security.tls.keystore_secret".
+	Field string
+	// Ref is the secret the bytes are exactly.
+	Ref spec.Ref
+	// Referable is set by the host, not Build: the secret's backend declares
+	// that the Mesos secret resolver can read its secrets by name
+	// (plugin.CapabilityMesosReference), and the ref names the latest
+	// version of a whole secret.
+	Referable bool
+}
+
+// Exact reports whether the bytes are exactly one secret's.
+func (s Source) Exact() bool { return s.Ref.Path != "" }
 
 // CertInfo is the non-secret description of one certificate, for responses,
 // logs and later checks.
@@ -142,6 +165,10 @@ type Bundle struct {
 	// when none is written. Derived like KeystorePassword when the spec sets
 	// none.
 	TruststorePassword Sensitive
+	// KeystorePasswordSource, KeyPasswordSource and TruststorePasswordSource
+	// say which secret each password is exactly, or are zero when keyship
+	// derived the password or the setting holds it inline.
+	KeystorePasswordSource, KeyPasswordSource, TruststorePasswordSource Source
 
 	// KeyAlias is the alias of the private key entry in the keystore files
 	// (in lower case, as Java writes aliases).
@@ -331,6 +358,9 @@ type builder struct {
 	owned [][]byte
 	// issuedCA are the CA certificates of an issued keystore.
 	issuedCA []*x509.Certificate
+	// passFormats maps the store settings that could ship as they are to
+	// their format (see passthrough).
+	passFormats map[string]Format
 }
 
 // keyMaterial is the opened private key of the keystore.

@@ -93,6 +93,11 @@ func (b *builder) openKeystoreSecret(st spec.Store) *keyMaterial {
 			return nil
 		}
 		km.alias, km.key, km.chain = entry.alias, key, entry.chain
+		if len(store.certs) == 0 {
+			// A keystore ships as it is only when writing it anew would
+			// drop nothing (trusted entries are left out of keystores).
+			b.passable(st.Secret, FormatJKS)
+		}
 	case formatPKCS12:
 		if !okStore {
 			return nil
@@ -141,6 +146,11 @@ func (b *builder) openKeystoreSecret(st spec.Store) *keyMaterial {
 			return nil
 		}
 		km.alias, km.key, km.chain = alias, key, chain
+		if bytes.Equal(storePass, keyPass) && !slices.ContainsFunc(store.certs, func(c p12Cert) bool { return c.trusted }) {
+			// Java opens a PKCS12 key with the store password; trusted
+			// entries would be left out of a keystore written anew.
+			b.passable(st.Secret, FormatPKCS12)
+		}
 	case formatPEM:
 		// The passwords are those of the stores keyship writes, and the
 		// key password (or else the store password) opens an encrypted key.
@@ -469,6 +479,8 @@ func (b *builder) openTrusted(secret, password spec.Field, kind string) []jksCer
 		if len(store.keys) > 0 {
 			b.warn("%s %s: private key entries %s are left out: a %s holds trusted certificates only",
 				kind, where(secret), store.keyAliases(), kind)
+		} else {
+			b.passable(secret, FormatJKS)
 		}
 		return store.certs
 	case formatPKCS12:
@@ -509,6 +521,9 @@ func (b *builder) openTrusted(secret, password spec.Field, kind string) []jksCer
 			b.warn("%s %s: its certificates are not marked trusted for Java (as openssl pkcs12 -export writes them without -jdktrust); the %s keyship writes marks them trusted",
 				kind, where(secret), kind)
 			return trustAliases(loose)
+		}
+		if len(store.keys) == 0 && len(loose) == 0 {
+			b.passable(secret, FormatPKCS12)
 		}
 		out := make([]jksCert, len(trusted))
 		for i, c := range trusted {

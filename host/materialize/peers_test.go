@@ -360,6 +360,7 @@ func TestSeed002KeytoolStores(t *testing.T) {
 	pw := []byte(jssetest.Seed002Password)
 	flink := func(keystore string) *form {
 		s := dcosSpec()
+		s.Passthrough = new(false) // the conversions are what this test proves
 		s.Keystore.Secret.Ref.Path = "/flink/" + keystore
 		s.Truststore.Secret.Ref.Path = "/flink/ca.truststore"
 		s.CABundle.Ref.Path = "/flink/ca.cer"

@@ -56,16 +56,19 @@ func (b *builder) bundle(ks *keyMaterial, t trustMaterial, outputs []Format) (ou
 	if stores {
 		if st := s.Keystore; st.Password.IsSet() {
 			out.KeystorePassword = bytes.Clone(b.passwords[keyOf(st.Password)])
+			out.KeystorePasswordSource = exactSource(st.Password)
 		} else if out.KeystorePassword, err = derivedPassword(ks.key, "keystore"); err != nil {
 			return nil, fmt.Errorf("materialize: %w", err)
 		}
 		out.KeyPassword = bytes.Clone(out.KeystorePassword)
+		out.KeyPasswordSource = out.KeystorePasswordSource
 		if kp := s.Keystore.KeyPassword; kp != nil && kp.IsSet() {
 			pw := b.passwords[keyOf(*kp)]
 			switch {
 			case !slices.Contains(outputs, FormatPKCS12):
 				clear(out.KeyPassword)
 				out.KeyPassword = bytes.Clone(pw)
+				out.KeyPasswordSource = exactSource(*kp)
 			case !bytes.Equal(pw, out.KeystorePassword):
 				out.Warnings = append(out.Warnings, "the PKCS12 keystore protects its key with the keystore password, as keytool and OpenSSL expect: configure the keystore password as the key password")
 			}
@@ -73,6 +76,7 @@ func (b *builder) bundle(ks *keyMaterial, t trustMaterial, outputs []Format) (ou
 		if len(trusted) > 0 || len(t.caBundle) > 0 {
 			if s.Truststore != nil && s.Truststore.Password.IsSet() {
 				out.TruststorePassword = bytes.Clone(b.passwords[keyOf(s.Truststore.Password)])
+				out.TruststorePasswordSource = exactSource(s.Truststore.Password)
 			} else if out.TruststorePassword, err = derivedPassword(ks.key, "truststore"); err != nil {
 				return nil, fmt.Errorf("materialize: %w", err)
 			}
@@ -107,16 +111,35 @@ func (b *builder) bundle(ks *keyMaterial, t trustMaterial, outputs []Format) (ou
 		caInputs = append(b.trustPasswordInputs(ks), b.fieldInput(*s.CABundle))
 	}
 
+	// passFrom names, per role, the setting whose store may ship as it is.
+	passFrom := map[Role]spec.Field{}
+	if st := s.Keystore; st.Issue == nil && st.Key == nil && st.Certificate == nil {
+		passFrom[RoleKeystore] = st.Secret
+	}
+	if ts := s.Truststore; ts != nil && (ts.Certificate == nil || !ts.Certificate.IsSet()) {
+		passFrom[RoleTruststore] = ts.Secret
+	}
+	if s.CABundle != nil {
+		passFrom[RoleCABundle] = *s.CABundle
+	}
+	var format Format
 	add := func(path string, role Role, inputs []versionInput, write func() ([]byte, error)) error {
-		contents, err := write()
-		if err != nil {
-			return fmt.Errorf("materialize: write %s: %w", path, err)
+		file := File{Path: path, Role: role, Mode: FileMode, Version: version(path, inputs)}
+		if data, src, ok := b.passthrough(passFrom[role], format); ok {
+			file.Contents, file.Source = data, src
+		} else {
+			contents, werr := write()
+			if werr != nil {
+				return fmt.Errorf("materialize: write %s: %w", path, werr)
+			}
+			file.Contents = contents
 		}
-		out.Files = append(out.Files, File{Path: path, Role: role, Mode: FileMode, Contents: contents, Version: version(path, inputs)})
+		out.Files = append(out.Files, file)
 		return nil
 	}
 	p12 := p12Writer{legacy: b.opts.PKCS12 == PKCS12LegacyDES}
 	for _, f := range outputs {
+		format = f
 		switch f {
 		case FormatJKS:
 			err = add(KeystoreJKS, RoleKeystore, ksInputs, func() ([]byte, error) {

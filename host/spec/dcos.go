@@ -28,12 +28,13 @@ const (
 	dcosStoreType          = "store_type"
 	dcosKeystoreIssue      = "keystore_issue"
 	dcosKeystoreIssueTTL   = "keystore_issue_ttl"
+	dcosPassthrough        = "passthrough"
 )
 
 var dcosKnown = []string{
 	dcosEnabled, dcosKeystoreSecret, dcosKeystorePassword, dcosKeyPassword,
 	dcosTruststoreSecret, dcosTruststorePassword, dcosCABundleSecret,
-	dcosProtocol, dcosStoreType, dcosKeystoreIssue, dcosKeystoreIssueTTL,
+	dcosProtocol, dcosStoreType, dcosKeystoreIssue, dcosKeystoreIssueTTL, dcosPassthrough,
 }
 
 // Protocols are the TLS protocols a Spec may ask for: the ones both the JVM
@@ -85,6 +86,12 @@ const (
 // key_password become optional (without them keyship derives the
 // passwords of the stores it writes from the issued private key). keystore_issue_ttl asks for a lifetime
 // as a Go duration ("72h"); without it the authority's default applies.
+//
+// Also a keyship extension, passthrough (true by default) ships a keystore,
+// truststore or CA bundle that is already a JKS or PKCS12 store of the
+// store_type as its exact bytes once it passes every check, so that Mesos can
+// read it by REFERENCE from the secret store; false makes keyship write every
+// store anew (Spec.Passthrough).
 //
 // Keys outside security.tls are ignored (the same document may carry a
 // service's other options); unknown keys inside security.tls are errors.
@@ -222,6 +229,16 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 		}
 	}
 
+	var passthrough *bool
+	if raw := tls.vals[dcosPassthrough]; !isAbsent(raw) {
+		var v bool
+		if kindOf(raw) != "boolean" || json.Unmarshal(raw, &v) != nil {
+			errs.add(fieldName(dcosPassthrough), "", "must be true or false, got "+kindOf(raw))
+		} else {
+			passthrough = &v
+		}
+	}
+
 	var unknown []string
 	for k := range tls.vals {
 		if !slices.Contains(dcosKnown, k) {
@@ -249,6 +266,7 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 		Protocol:        protocol,
 		ProtocolSetting: fieldName(dcosProtocol),
 		StoreType:       storeType,
+		Passthrough:     passthrough,
 	}
 	if issue.state == valid {
 		s.Keystore.Secret = Field{}

@@ -265,7 +265,7 @@ func TestParseDCOSReportsAllProblems(t *testing.T) {
 	wantMsg := `security.tls.key_password (/spark/key_password@): empty version after "@"
 security.tls.keystore_password: required (the secret ref of the keystore password)
 security.tls.protocol: protocol "SSLv3" is not accepted; use TLSv1.2 or TLSv1.3
-security.tls.colour: unknown setting; known settings are enabled, keystore_secret, keystore_password, key_password, truststore_secret, truststore_password, ca_bundle_secret, protocol, store_type, keystore_issue, keystore_issue_ttl`
+security.tls.colour: unknown setting; known settings are enabled, keystore_secret, keystore_password, key_password, truststore_secret, truststore_password, ca_bundle_secret, protocol, store_type, keystore_issue, keystore_issue_ttl, passthrough`
 	if err.Error() != wantMsg {
 		t.Errorf("message:\n%s\nwant:\n%s", err, wantMsg)
 	}

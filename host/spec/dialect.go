@@ -162,7 +162,17 @@ func Parse(data []byte, dialect string) (*Spec, error) {
 		}
 		dialect = d
 	}
-	switch strings.ToLower(dialect) {
+	dialect = strings.ToLower(dialect)
+	s, err := parseDialect(data, dialect)
+	if err != nil {
+		return nil, err
+	}
+	s.Dialect = dialect
+	return s, nil
+}
+
+func parseDialect(data []byte, dialect string) (*Spec, error) {
+	switch dialect {
 	case DialectDCOS:
 		return ParseDCOS(data)
 	case DialectSpark:

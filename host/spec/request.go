@@ -32,6 +32,29 @@ type Task struct {
 	Hosts []string
 }
 
+// The consumers of a job's stores: what reads the settings keyship writes.
+const (
+	ConsumerSpark      = "spark"      // spark.ssl.* properties
+	ConsumerFlink      = "flink"      // security.ssl.* in Flink's configuration
+	ConsumerLibprocess = "libprocess" // LIBPROCESS_SSL_* and PEM files
+)
+
+// Consumers lists the consumers.
+var Consumers = []string{ConsumerSpark, ConsumerFlink, ConsumerLibprocess}
+
+// ConsumerOf returns the consumer a request in dialect is for: Spark for the
+// DC/OS and Spark dialects, Flink and libprocess for theirs.
+func ConsumerOf(dialect string) string {
+	switch dialect {
+	case DialectFlink:
+		return ConsumerFlink
+	case DialectLibprocess:
+		return ConsumerLibprocess
+	default:
+		return ConsumerSpark
+	}
+}
+
 // Request is one job's TLS request: the Spec (from any dialect) and the tasks
 // that get its stores. The dialects carry no tasks, so the tasks stay here,
 // beside the Spec, and every task of a job shares the job's one Spec and
@@ -44,15 +67,80 @@ type Request struct {
 	Spec *Spec
 	// Tasks are the job's tasks, in the caller's order.
 	Tasks []Task
+	// Consumer is what reads the job's settings (one of Consumers): the
+	// Spec's dialect's (ConsumerOf), unless the caller asked for another.
+	Consumer string
 }
 
-// MaxJobIDLen is the longest job id a Request accepts, in bytes.
-const MaxJobIDLen = 256
+// The limits of a Request, the same for every caller.
+const (
+	// MaxJobIDLen is the longest job id, in bytes.
+	MaxJobIDLen = 256
+	// MaxDocumentLen is the largest TLS request document, in bytes.
+	MaxDocumentLen = 1 << 20
+	// MaxTasks is the most tasks one Request may name.
+	MaxTasks = 10000
+)
+
+// Document is a job's TLS request as a caller hands it over: the document in
+// its dialect, and what the dialects do not carry.
+type Document struct {
+	// JobID names the job. Required.
+	JobID string
+	// Data is the TLS request (DC/OS security.tls JSON, Spark properties,
+	// Flink YAML or LIBPROCESS_SSL_* lines). Required.
+	Data []byte
+	// Dialect is Data's dialect (one of Dialects), or "" to detect it.
+	Dialect string
+	// Consumer is who reads the settings (one of Consumers), or "" for the
+	// dialect's consumer.
+	Consumer string
+	// Tasks are the job's tasks; none for a local ship.
+	Tasks []Task
+	// Hosts are hosts the keystore's certificate must cover beside the
+	// tasks' (keyship ship --hosts, keyship check --hosts).
+	Hosts []string
+}
+
+// ReadRequest parses d.Data in its dialect and makes a Request of it with
+// NewRequest: the one way a caller's request enters the pipeline.
+func ReadRequest(d Document) (*Request, error) {
+	errs := &Errors{}
+	switch {
+	case len(d.Data) == 0:
+		errs.add("spec", "", "required: the job's TLS request")
+	case len(d.Data) > MaxDocumentLen:
+		errs.add("spec", "", fmt.Sprintf("larger than %d bytes", MaxDocumentLen))
+	}
+	if len(d.Tasks) > MaxTasks {
+		errs.add("tasks", "", fmt.Sprintf("%d tasks; at most %d", len(d.Tasks), MaxTasks))
+	}
+	if d.Consumer != "" && !slices.Contains(Consumers, d.Consumer) {
+		errs.add("consumer", "", fmt.Sprintf("%q is not one of %s", d.Consumer, strings.Join(Consumers, ", ")))
+	}
+	if len(errs.List) > 0 {
+		return nil, errs
+	}
+	s, err := Parse(d.Data, d.Dialect)
+	if err != nil {
+		return nil, err
+	}
+	s.Hosts = append(s.Hosts, d.Hosts...)
+	req, err := NewRequest(d.JobID, s, d.Tasks)
+	if err != nil {
+		return nil, err
+	}
+	req.Consumer = d.Consumer
+	if req.Consumer == "" {
+		req.Consumer = ConsumerOf(s.Dialect)
+	}
+	return req, nil
+}
 
 // NewRequest checks a job id, a Spec and tasks and makes them a Request.
 //
 // Host names are compared and kept in lower case, without a trailing dot; IP
-// addresses in their canonical form. When s.Hosts is empty, the Request's
+// addresses in their canonical form, in the tasks and in s.Hosts. When s.Hosts is empty, the Request's
 // Spec.Hosts is the union of the tasks' hosts, sorted; when s.Hosts is set
 // (keyship check --hosts), it is kept as given. Zero tasks are allowed: a
 // request for the CLI's ship has none.
@@ -107,15 +195,27 @@ func NewRequest(jobID string, s *Spec, tasks []Task) (*Request, error) {
 			union = append(union, norm)
 		}
 	}
+	var given []string
+	if s != nil {
+		for k, h := range s.Hosts {
+			norm, reason := normalizeHost(h)
+			if reason != "" {
+				errs.add(fmt.Sprintf("hosts[%d]", k), "", reason)
+				continue
+			}
+			given = append(given, norm)
+		}
+	}
 	if len(errs.List) > 0 {
 		return nil, errs
 	}
 	cp := *s
-	if len(cp.Hosts) == 0 && len(union) > 0 {
+	cp.Hosts = given
+	if len(given) == 0 && len(union) > 0 {
 		slices.Sort(union)
 		cp.Hosts = slices.Compact(union)
 	}
-	return &Request{JobID: jobID, Spec: &cp, Tasks: out}, nil
+	return &Request{JobID: jobID, Spec: &cp, Tasks: out, Consumer: ConsumerOf(s.Dialect)}, nil
 }
 
 // normalizeHost returns h as a lower-case DNS name without a trailing dot, or

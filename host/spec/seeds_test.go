@@ -67,6 +67,7 @@ func withoutNames(s *Spec) *Spec {
 	}
 	cp := *s
 	cp.ProtocolSetting = ""
+	cp.Dialect = ""
 	clear := func(f *Field) *Field {
 		if f == nil {
 			return nil
@@ -257,6 +258,7 @@ func TestSeedSpecs(t *testing.T) {
 			Protocol:        "TLSv1.2",
 			ProtocolSetting: "security.ssl.protocol",
 			StoreType:       "jks",
+			Dialect:         DialectFlink,
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got\n%s\nwant\n%s", dump(got), dump(want))

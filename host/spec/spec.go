@@ -50,6 +50,17 @@ type Spec struct {
 	ProtocolSetting string
 	// StoreType is the keystore type the consumer reads: "jks" (default) or "pkcs12".
 	StoreType string
+	// Passthrough says whether a keystore, truststore or CA bundle that a
+	// backend holds as a JKS or PKCS12 store, that passes every check and
+	// that is already in the format the consumer reads, ships as its exact
+	// bytes (nil or true: the default) or is written anew by keyship
+	// (false). Exact bytes let a shipper send a reference to the secret
+	// instead of the bytes (a Mesos secret REFERENCE on DC/OS). The DC/OS
+	// dialect's "passthrough" setting sets it.
+	Passthrough *bool
+	// Dialect is the dialect the request was read in (one of Dialects, set
+	// by Parse), or "" for a Spec built in code.
+	Dialect string
 	// Hosts are the hostnames and IP addresses the keystore's certificate
 	// must cover (the tasks' hosts, or keyship check --hosts). Empty means
 	// the host check is not run. NewRequest fills it from the tasks when it
@@ -201,6 +212,10 @@ type Ref struct {
 	Field   string
 	Version string
 }
+
+// PassesThrough reports whether stores ship as their exact bytes where they
+// can (Passthrough unset or true).
+func (s *Spec) PassesThrough() bool { return s.Passthrough == nil || *s.Passthrough }
 
 // Fields lists every set field of s whose secret must be read from a
 // backend (not inline, not an Issue), keystore first, in a fixed order.
