@@ -8,15 +8,16 @@
 //   - host/config and host/loader set up the backends the config names;
 //   - host/resolve reads every distinct ref once;
 //   - host/materialize checks the stores and builds the Bundle;
-//   - shipper/... writes the Bundle where the job will read it.
+//   - shipper.Prepare, the one ship pipeline, hands the Bundle to the
+//     targets (sandbox, Mesos, fetch, consumer settings).
 //
 // Quickstart:
 //
 //	cfg, err := config.Load("keyship.yaml")
 //	h := host.New(cfg, host.WithBuiltin("file", file.New))
 //	defer h.Close()
-//	s, err := spec.ParseDCOS(jobJSON)
-//	bundle, err := h.Build(ctx, s, materialize.Options{})
+//	req, err := spec.ReadRequest(spec.Document{JobID: "job-1", Data: jobJSON})
+//	bundle, err := h.Build(ctx, req.Spec, materialize.Options{})
 //	defer bundle.Zero()
-//	// hand bundle.Files to shipper/sandbox.Write
+//	// bundle.Files are checked stores; shipper.Prepare does this and more
 package host

@@ -1,10 +1,10 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,9 +23,9 @@ import (
 type Host struct {
 	loader   *loader.Loader
 	resolver *resolve.Resolver
-	// infoNames caches each backend's Info.Name (Info is static): asking a
-	// plugin for it on every ship costs a round trip per call.
-	infoNames sync.Map // backend config name -> Info.Name
+	// caps caches each backend's Info.Capabilities (Info is static): asking
+	// a plugin for it on every ship costs a round trip per call.
+	caps sync.Map // backend config name -> []string
 }
 
 // Option changes a Host.
@@ -69,118 +69,82 @@ func New(cfg *config.Config, opts ...Option) *Host {
 // Loader returns the host's backend loader.
 func (h *Host) Loader() *loader.Loader { return h.loader }
 
-// Build resolves the refs of s and materializes its stores. The secrets read
-// are zeroed before Build returns; the caller owns the Bundle and must call
-// its Zero once it is shipped. Errors name the spec field and ref and never
-// hold secret bytes.
+// Build resolves the refs of s and materializes its stores for the hosts in
+// s.Hosts. The secrets read are zeroed before Build returns; the caller owns
+// the Bundle and must call its Zero once it is shipped. Each File and password
+// Source that is exactly one secret is marked Referable when that secret's
+// backend declares plugin.CapabilityMesosReference. Errors name the spec
+// field and ref and never hold secret bytes.
 func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options) (*materialize.Bundle, error) {
-	b, _, err := h.BuildWithOrigins(ctx, s, opts)
-	return b, err
-}
-
-// Origins says which outputs of a build are byte-identical to the secret of
-// one spec field, so that a shipper may send a reference to that secret
-// instead of its bytes (a Mesos secret REFERENCE on DC/OS).
-type Origins struct {
-	// Files maps the role of a bundle file to the field whose secret is
-	// exactly the file's bytes.
-	Files map[materialize.Role]spec.Field
-	// KeystorePassword, KeyPassword and TruststorePassword are the fields
-	// whose secrets are exactly the bundle's passwords, or nil.
-	KeystorePassword, KeyPassword, TruststorePassword *spec.Field
-}
-
-// BackendName returns the name of the backend a ref is read from (its own,
-// or the default), as Info reports it, e.g. "dcos".
-func (h *Host) BackendName(ctx context.Context, r spec.Ref) (string, error) {
-	key := r.Backend
-	if key == "" {
-		key = h.loader.DefaultBackend()
-	}
-	if name, ok := h.infoNames.Load(key); ok {
-		return name.(string), nil
-	}
-	b, err := h.loader.Backend(ctx, r.Backend)
-	if err != nil {
-		return "", err
-	}
-	info, err := b.Info(ctx)
-	if err != nil {
-		return "", err
-	}
-	h.infoNames.Store(key, info.Name)
-	return info.Name, nil
-}
-
-// BuildWithOrigins is Build that also reports the Origins of the outputs.
-func (h *Host) BuildWithOrigins(ctx context.Context, s *spec.Spec, opts materialize.Options) (*materialize.Bundle, *Origins, error) {
 	secrets, err := h.resolver.Resolve(ctx, s.Fields())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer resolve.Zero(secrets)
 	if issues := s.Issues(); len(issues) > 0 {
-		hosts := opts.Hosts
-		if len(hosts) == 0 {
-			hosts = s.Hosts
-		}
-		issued, err := h.issue(ctx, issues, hosts)
+		issued, err := h.issue(ctx, issues, s.Hosts)
 		defer func() {
 			for _, is := range issued {
 				clear(is.PrivateKey)
 			}
 		}()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		opts.Issued = issued
 	}
 	b, err := materialize.Build(ctx, s, secrets, opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return b, origins(s, secrets, b), nil
+	h.markReferable(ctx, b)
+	return b, nil
 }
 
-// origins compares the bundle's outputs with the secrets they came from.
-func origins(s *spec.Spec, secrets map[spec.Ref]plugin.Secret, b *materialize.Bundle) *Origins {
-	o := &Origins{Files: map[materialize.Role]spec.Field{}}
-	same := func(f *spec.Field, out []byte) bool {
-		if f == nil || !f.IsSet() || f.Inline() || f.Encoding != "" || out == nil {
-			return false
+// markReferable sets Source.Referable on the bundle's exact sources whose
+// backend the Mesos secret resolver can read by name: a whole secret (no
+// #field) at its latest version (no @version), as Mesos reads it.
+func (h *Host) markReferable(ctx context.Context, b *materialize.Bundle) {
+	mark := func(src *materialize.Source) {
+		if !src.Exact() || src.Ref.Field != "" || src.Ref.Version != "" {
+			return
 		}
-		sec, ok := secrets[f.Ref]
-		return ok && bytes.Equal(sec.Data, out)
+		src.Referable = slices.Contains(h.capabilities(ctx, src.Ref.Backend), plugin.CapabilityMesosReference)
 	}
-	fields := s.Fields()
-	for _, file := range b.Files {
-		for i := range fields {
-			if same(&fields[i], file.Contents) {
-				o.Files[file.Role] = fields[i]
-				break
-			}
-		}
+	for i := range b.Files {
+		mark(&b.Files[i].Source)
 	}
-	pick := func(out []byte, candidates ...*spec.Field) *spec.Field {
-		for _, f := range candidates {
-			if same(f, out) {
-				c := *f
-				return &c
-			}
-		}
+	mark(&b.KeystorePasswordSource)
+	mark(&b.KeyPasswordSource)
+	mark(&b.TruststorePasswordSource)
+}
+
+// capabilities returns the capabilities the backend named backend ("" for
+// the default) declares in its Info, or nil when it cannot be asked. Info is
+// static, so each backend is asked once.
+func (h *Host) capabilities(ctx context.Context, backend string) []string {
+	key := backend
+	if key == "" {
+		key = h.loader.DefaultBackend()
+	}
+	if caps, ok := h.caps.Load(key); ok {
+		return caps.([]string)
+	}
+	b, err := h.loader.Backend(ctx, backend)
+	if err != nil {
 		return nil
 	}
-	o.KeystorePassword = pick(b.KeystorePassword, &s.Keystore.Password)
-	o.KeyPassword = pick(b.KeyPassword, s.Keystore.KeyPassword, &s.Keystore.Password)
-	if s.Truststore != nil {
-		o.TruststorePassword = pick(b.TruststorePassword, &s.Truststore.Password)
+	info, err := b.Info(ctx)
+	if err != nil {
+		return nil
 	}
-	return o
+	h.caps.Store(key, info.Capabilities)
+	return info.Capabilities
 }
 
 // issue asks each Issue's backend for a certificate covering hosts. Every
 // call issues a new certificate, so the caller builds once per job and host
-// set (host/server caches by both).
+// set (shipper/server caches by both).
 func (h *Host) issue(ctx context.Context, issues []*spec.Issue, hosts []string) (map[string]plugin.Issued, error) {
 	out := map[string]plugin.Issued{}
 	var errs []error

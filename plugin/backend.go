@@ -99,6 +99,13 @@ type Issuer interface {
 // CapabilityIssue is the capability of a backend that implements Issuer.
 const CapabilityIssue = "issue"
 
+// CapabilityMesosReference is the capability of a backend whose secrets the
+// Mesos secret resolver of the cluster can read itself, by the ref's path
+// (DC/OS Secrets): the host may then ship a secret's exact bytes as a Mesos
+// Secret of type REFERENCE instead of a VALUE, so the bytes never pass
+// through the launcher or the TaskInfo.
+const CapabilityMesosReference = "mesos-reference"
+
 // IssueRequest asks for a certificate for a set of hosts.
 type IssueRequest struct {
 	// Path says where to issue from, in the backend's terms (a Vault PKI

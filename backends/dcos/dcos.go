@@ -141,7 +141,7 @@ func (b *Backend) Info(context.Context) (plugin.Info, error) {
 		Name:             Name,
 		Version:          Version,
 		ProtocolVersions: []uint32{plugin.ProtocolVersion},
-		Capabilities:     []string{plugin.CapabilityList, plugin.CapabilityIssue},
+		Capabilities:     []string{plugin.CapabilityList, plugin.CapabilityIssue, plugin.CapabilityMesosReference},
 	}, nil
 }
 

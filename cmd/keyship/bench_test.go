@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/keyship/keyship/backends/file/filetest"
-	"github.com/keyship/keyship/host/server"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper/server"
 )
 
 // BenchmarkColdShip is one `keyship ship` as a user runs it: process start,

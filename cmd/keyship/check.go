@@ -12,7 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyship/keyship/host/materialize"
-	"github.com/keyship/keyship/host/server"
+	"github.com/keyship/keyship/shipper"
+	"github.com/keyship/keyship/shipper/server"
 )
 
 type checkFlags struct {
@@ -120,14 +121,12 @@ func (g *globals) check(ctx context.Context, f checkFlags) error {
 // everything, and fills rep from a good bundle. The bundle is zeroed at once:
 // nothing ships.
 func (g *globals) runChecks(ctx context.Context, f checkFlags, deadline time.Time, rep *checkReport) error {
-	s, dialect, err := readSpec(f.specPath, f.dialect)
+	req, err := readRequest(f.specPath, f.dialect, "", f.hosts)
 	if err != nil {
 		return err
 	}
-	rep.Dialect = dialect
-	if len(f.hosts) == 0 {
-		rep.Hosts = s.Hosts
-	}
+	rep.Dialect = req.Spec.Dialect
+	rep.Hosts = req.Spec.Hosts
 	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
 		return err
@@ -137,11 +136,13 @@ func (g *globals) runChecks(ctx context.Context, f checkFlags, deadline time.Tim
 	if warn == 0 {
 		warn = -1 // --expiry-warning 0 turns the warning off
 	}
-	b, err := h.Build(ctx, s, materialize.Options{Hosts: f.hosts, ExpiryWarning: warn, Deadline: deadline})
+	sh, err := shipper.Prepare(ctx, h, req, shipper.Options{ChecksOnly: true,
+		Build: materialize.Options{ExpiryWarning: warn, Deadline: deadline}})
 	if err != nil {
 		return err
 	}
-	defer b.Zero()
+	defer sh.Zero()
+	b := sh.Bundle
 	rep.Warnings = append(rep.Warnings, b.Warnings...)
 	rep.Chain, rep.Trusted = b.Chain, b.Trusted
 	return nil

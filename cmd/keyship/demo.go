@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/testca"
+	"github.com/keyship/keyship/shipper"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -151,7 +152,7 @@ backends:
 		return err
 	}
 	fmt.Fprintf(out, "\nCheck it with Java's keytool:\n  keytool -list -keystore %s -storepass \"$(cat %s)\"\n",
-		filepath.Join(sandboxDir, "keystore.jks"), filepath.Join(sandboxDir, keystorePasswordFile))
+		filepath.Join(sandboxDir, "keystore.jks"), filepath.Join(sandboxDir, shipper.KeystorePasswordFile))
 	return nil
 }
 

@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/keyship/keyship/host/server"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/fetch"
+	"github.com/keyship/keyship/shipper/server"
 )
 
 type serveFlags struct {

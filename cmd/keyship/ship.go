@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,19 +15,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyship/keyship/host/materialize"
-	"github.com/keyship/keyship/host/server"
 	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/conf"
 	"github.com/keyship/keyship/shipper/mesos"
 	"github.com/keyship/keyship/shipper/sandbox"
-)
-
-// The files next to the stores that carry their passwords, for launchers
-// that export them into the task environment (conf.Env* names).
-const (
-	keystorePasswordFile   = "keystore.password"
-	keyPasswordFile        = "key.password"
-	truststorePasswordFile = "truststore.password"
 )
 
 // defaultShipTimeout bounds resolving and building one job.
@@ -109,48 +103,35 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	case f.emit != emitMesos && f.emit != emitMarathon:
 		return usageError{fmt.Errorf("--emit %q: want spark, flink, libprocess, mesos or marathon", f.emit)}
 	}
-	s, dialect, err := readSpec(f.specPath, f.dialect)
+	toMesos := f.emit == emitMesos || f.emit == emitMarathon
+	req, err := readRequest(f.specPath, f.dialect, consumer, f.hosts)
 	if err != nil {
 		return err
 	}
-	if consumer == "" {
-		consumer = conf.ConsumerOf(dialect)
-	}
-	s.Hosts = append(s.Hosts, f.hosts...)
 	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
 		return err
 	}
 	defer done()
 
-	bundle, origins, err := h.BuildWithOrigins(ctx, s, materialize.Options{Outputs: conf.Outputs(consumer)})
-	if err != nil {
-		return fmt.Errorf("nothing shipped:\n%w", err)
-	}
-	defer bundle.Zero()
 	// Settings point at the files where the task reads them: the sandbox
 	// here, or .keyship in the task's sandbox for a Mesos fragment.
 	dir, err := filepath.Abs(f.sandbox)
 	if err != nil {
 		return err
 	}
-	if f.emit == emitMesos || f.emit == emitMarathon {
-		dir = taskDir
+	if toMesos {
+		dir = shipper.TaskDir
 	}
-	settings, extra, err := conf.For(consumer, bundle, dir, s)
+	sh, err := shipper.Prepare(ctx, h, req, shipper.Options{Dir: dir})
 	if err != nil {
-		return fmt.Errorf("nothing shipped: %w", err)
+		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
-	stores := append(slices.Clone(bundle.Files), extra...)
-	files := sandboxFiles(bundle)
-	for _, x := range extra {
-		files = append(files, sandbox.File{Path: x.Path, Mode: x.Mode, Contents: x.Contents})
-	}
+	defer sh.Zero()
+	files := sh.SandboxFiles()
 	var out []byte
-	if f.emit == emitMesos || f.emit == emitMarathon {
-		withExtra := *bundle
-		withExtra.Files = stores
-		plan, err := mesos.NewPlan(&withExtra, taskDir, server.MesosSources(ctx, h, origins))
+	if toMesos {
+		plan, err := sh.Mesos()
 		if err != nil {
 			return err
 		}
@@ -158,11 +139,11 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 			return err
 		}
 		if f.emit == emitMesos && plan.ByValue() {
-			files = append(files, sandbox.File{Path: mesosFragmentFile, Mode: 0o600, Contents: out})
+			files = append(files, materialize.File{Path: mesosFragmentFile, Mode: 0o600, Contents: out})
 			out = nil
 		}
 	}
-	abs, err := g.writeSandbox(f, files, stores, bundle.Warnings)
+	abs, err := g.writeSandbox(f, files, sh.Bundle.Warnings)
 	if err != nil {
 		return err
 	}
@@ -174,16 +155,13 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 		fmt.Fprintf(g.stdout, "# the TaskInfo fragment carries secret values (keyship built the stores), so it is not printed:\n# merge %s (0600) into the TaskInfo\n", filepath.Join(abs, mesosFragmentFile))
 		return nil
 	}
-	if consumer == conf.ConsumerSpark {
+	if req.Consumer == conf.ConsumerSpark {
 		fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
-			conf.EnvKeystorePassword, filepath.Join(abs, keystorePasswordFile))
+			conf.EnvKeystorePassword, filepath.Join(abs, shipper.KeystorePasswordFile))
 	}
-	fmt.Fprint(g.stdout, conf.Format(consumer, settings))
+	fmt.Fprint(g.stdout, conf.Format(req.Consumer, sh.Settings))
 	return nil
 }
-
-// taskDir is where, relative to a task's sandbox, Mesos puts the files.
-const taskDir = ".keyship"
 
 // mesosFragment is the JSON of plan as a Mesos TaskInfo fragment or a
 // Marathon app fragment. Marathon secrets can only be references: a plan
@@ -207,21 +185,25 @@ func mesosFragment(emit string, plan *mesos.Plan) ([]byte, error) {
 
 // writeSandbox writes files and their manifest.json atomically into
 // f.sandbox and prints what it shipped; it returns the sandbox's absolute path.
-func (g *globals) writeSandbox(f shipFlags, files []sandbox.File, stores []materialize.File, warnings []string) (string, error) {
+func (g *globals) writeSandbox(f shipFlags, files []materialize.File, warnings []string) (string, error) {
 	opts, err := ownerOptions(f.owner)
 	if err != nil {
 		return "", err
 	}
+	sfiles := make([]sandbox.File, len(files))
 	versions := map[string]string{}
-	for _, st := range stores {
-		versions[st.Path] = st.Version
+	for i, fl := range files {
+		sfiles[i] = sandbox.File{Path: fl.Path, Mode: fl.Mode, Contents: fl.Contents}
+		if fl.Version != "" {
+			versions[fl.Path] = fl.Version
+		}
 	}
-	manifest, err := sandbox.Manifest(files, versions)
+	manifest, err := sandbox.Manifest(sfiles, versions)
 	if err != nil {
 		return "", err
 	}
 	dir := f.sandbox
-	res, err := sandbox.Write(dir, append(files, manifest), opts)
+	res, err := sandbox.Write(dir, append(sfiles, manifest), opts)
 	if err != nil {
 		return "", err
 	}
@@ -230,8 +212,10 @@ func (g *globals) writeSandbox(f shipFlags, files []sandbox.File, stores []mater
 	}
 	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s\n", len(res.Paths), abs)
-	for _, fl := range stores {
-		fmt.Fprintf(g.stdout, "#   %s (version %s)\n", fl.Path, fl.Version)
+	for _, fl := range files {
+		if fl.Role != "" {
+			fmt.Fprintf(g.stdout, "#   %s (version %s)\n", fl.Path, fl.Version)
+		}
 	}
 	return abs, nil
 }
@@ -248,49 +232,26 @@ func ownerOptions(owner string) (sandbox.Options, error) {
 	return sandbox.Options{Owner: &sandbox.Owner{UID: uid, GID: gid}}, nil
 }
 
-// passwordFiles maps the password environment variables to the files that
-// carry them in the sandbox.
-var passwordFiles = map[string]string{
-	conf.EnvKeystorePassword:   keystorePasswordFile,
-	conf.EnvKeyPassword:        keyPasswordFile,
-	conf.EnvTruststorePassword: truststorePasswordFile,
-}
-
-// sandboxFiles lists the bundle's stores and its password files.
-func sandboxFiles(b *materialize.Bundle) []sandbox.File {
-	var out []sandbox.File
-	for _, f := range b.Files {
-		out = append(out, sandbox.File{Path: f.Path, Mode: f.Mode, Contents: f.Contents})
-	}
-	for _, pw := range []struct {
-		env string
-		pw  []byte
-	}{{conf.EnvKeystorePassword, b.KeystorePassword}, {conf.EnvKeyPassword, b.KeyPassword}, {conf.EnvTruststorePassword, b.TruststorePassword}} {
-		if pw.pw != nil {
-			out = append(out, sandbox.File{Path: passwordFiles[pw.env], Mode: 0o600, Contents: pw.pw})
-		}
-	}
-	return out
-}
-
-// readSpec reads and parses a spec file in dialect ("" detects it) and
-// returns the dialect it was read as.
-func readSpec(path, dialect string) (*spec.Spec, string, error) {
+// readRequest reads a spec file in dialect ("" detects it) and makes it the
+// request of a local ship or check: for consumer ("" for the dialect's) and
+// hosts.
+func readRequest(path, dialect, consumer string, hosts []string) (*spec.Request, error) {
 	if dialect != "" && !slices.Contains(spec.Dialects, dialect) {
-		return nil, "", usageError{fmt.Errorf("--dialect %q: want one of %s", dialect, strings.Join(spec.Dialects, ", "))}
+		return nil, usageError{fmt.Errorf("--dialect %q: want one of %s", dialect, strings.Join(spec.Dialects, ", "))}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", usageError{fmt.Errorf("--spec: %w", err)}
+		return nil, usageError{fmt.Errorf("--spec: %w", err)}
 	}
-	if dialect == "" {
-		if dialect, err = spec.Detect(data); err != nil {
-			return nil, "", fmt.Errorf("spec %s: %w", path, err)
-		}
-	}
-	s, err := spec.Parse(data, dialect)
+	req, err := spec.ReadRequest(spec.Document{JobID: localJobID(data), Data: data, Dialect: dialect, Consumer: consumer, Hosts: hosts})
 	if err != nil {
-		return nil, "", fmt.Errorf("spec %s:\n%w", path, err)
+		return nil, fmt.Errorf("spec %s:\n%w", path, err)
 	}
-	return s, dialect, nil
+	return req, nil
+}
+
+// localJobID names the job of a local ship or check after its spec.
+func localJobID(doc []byte) string {
+	sum := sha256.Sum256(doc)
+	return "keyship-cli-" + hex.EncodeToString(sum[:8])
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -11,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/keyship/keyship/host/materialize"
-	"github.com/keyship/keyship/host/server"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
-	"github.com/keyship/keyship/shipper/sandbox"
+	"github.com/keyship/keyship/shipper"
+	"github.com/keyship/keyship/shipper/server"
 )
 
 // shipThroughServer ships the spec through a running keyship serve: the
@@ -30,8 +28,7 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 	defer func() { _ = c.Close() }()
 	jobID := f.jobID
 	if jobID == "" {
-		sum := sha256.Sum256(doc)
-		jobID = "keyship-cli-" + hex.EncodeToString(sum[:8])
+		jobID = localJobID(doc)
 	}
 	resp, err := c.Ship(ctx, &hostv1.ShipRequest{
 		JobId:   jobID,
@@ -43,18 +40,16 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 	if err != nil {
 		return fmt.Errorf("nothing shipped: %w", err)
 	}
-	var files []sandbox.File
-	var stores []materialize.File
+	var files []materialize.File
 	var fetchDir string
 	for _, fl := range resp.GetFiles() {
 		name := path.Base(fl.GetPath())
 		fetchDir = path.Dir(fl.GetPath())
-		files = append(files, sandbox.File{Path: name, Mode: fs.FileMode(fl.GetMode()), Contents: fl.GetContents()})
-		stores = append(stores, materialize.File{Path: name, Version: fl.GetVersion()})
+		files = append(files, materialize.File{Path: name, Role: materialize.Role(fl.GetRole()), Mode: fs.FileMode(fl.GetMode()), Contents: fl.GetContents(), Version: fl.GetVersion()})
 	}
 	for _, e := range resp.GetTasks()[0].GetEnv() {
-		if name, ok := passwordFiles[e.GetName()]; ok {
-			files = append(files, sandbox.File{Path: name, Mode: 0o600, Contents: e.GetSecret().GetValue()})
+		if name, ok := shipper.PasswordFiles[e.GetName()]; ok {
+			files = append(files, materialize.File{Path: name, Mode: materialize.FileMode, Contents: e.GetSecret().GetValue()})
 		}
 	}
 	defer func() {
@@ -62,7 +57,7 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 			clear(fl.Contents)
 		}
 	}()
-	dir, err := g.writeSandbox(f, files, stores, resp.GetWarnings())
+	dir, err := g.writeSandbox(f, files, resp.GetWarnings())
 	if err != nil {
 		return err
 	}

@@ -7,28 +7,16 @@ import (
 	"github.com/keyship/keyship/host/spec"
 )
 
-// The consumers settings can be written for.
+// The consumers settings can be written for (spec's, named here too for
+// the callers of this package).
 const (
-	ConsumerSpark      = "spark"
-	ConsumerFlink      = "flink"
-	ConsumerLibprocess = "libprocess"
+	ConsumerSpark      = spec.ConsumerSpark
+	ConsumerFlink      = spec.ConsumerFlink
+	ConsumerLibprocess = spec.ConsumerLibprocess
 )
 
 // Consumers lists the consumers, for flag help.
-var Consumers = []string{ConsumerSpark, ConsumerFlink, ConsumerLibprocess}
-
-// ConsumerOf returns the consumer a request in dialect is for: Spark for the
-// DC/OS and Spark dialects, Flink and libprocess for theirs.
-func ConsumerOf(dialect string) string {
-	switch dialect {
-	case spec.DialectFlink:
-		return ConsumerFlink
-	case spec.DialectLibprocess:
-		return ConsumerLibprocess
-	default:
-		return ConsumerSpark
-	}
-}
+var Consumers = spec.Consumers
 
 // RoleFlinkSecrets is the role of the extra file that carries Flink's
 // settings with their passwords (FlinkSecretFile).

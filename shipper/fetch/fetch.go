@@ -24,19 +24,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keyship/keyship/host/materialize"
 )
 
 // Prefix is the URL path under which files are served.
 const Prefix = "/v1/fetch/"
-
-// File is one file to serve.
-type File struct {
-	// Path is the file's name in the URI and, under Dir, in the task's
-	// sandbox, e.g. "keystore.jks".
-	Path string
-	// Contents are served as they are; Publish copies them.
-	Contents []byte
-}
 
 // URI is one fetch URI in mesos.CommandInfo.URI terms. Executable, Extract
 // and Cache are always false for stores: they are not programs or archives,
@@ -108,7 +101,7 @@ func (s *Server) Dir() string { return s.dir }
 // Publish makes files available to each of tasks for ttl, each URI usable
 // uses times (0 means once), and returns each task's URIs in files' order.
 // The contents are copied once for all tasks.
-func (s *Server) Publish(tasks []string, files []File, uses int, ttl time.Duration) (map[string][]URI, error) {
+func (s *Server) Publish(tasks []string, files []materialize.File, uses int, ttl time.Duration) (map[string][]URI, error) {
 	if uses <= 0 {
 		uses = 1
 	}

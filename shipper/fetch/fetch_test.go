@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/shipper/fetch"
 )
 
@@ -87,7 +88,7 @@ func (f *fixture) curl(t *testing.T, sandbox string, u fetch.URI) (int, int) {
 	return code, n
 }
 
-var files = []fetch.File{{Path: "keystore.jks", Contents: []byte("KEYSTORE\x00\xfe")}, {Path: "truststore.jks", Contents: []byte("TRUST")}}
+var files = []materialize.File{{Path: "keystore.jks", Contents: []byte("KEYSTORE\x00\xfe")}, {Path: "truststore.jks", Contents: []byte("TRUST")}}
 
 func TestFetcherPullsEveryTasksFiles(t *testing.T) {
 	f := newFixture(t)
@@ -157,7 +158,7 @@ func TestReusedWrongAndExpiredTokensGetNoBytes(t *testing.T) {
 func TestNUsesAndSweepZeroes(t *testing.T) {
 	f := newFixture(t)
 	contents := []byte("keep-me-secret")
-	uris, err := f.fs.Publish([]string{"t"}, []fetch.File{{Path: "k", Contents: contents}}, 3, time.Minute)
+	uris, err := f.fs.Publish([]string{"t"}, []materialize.File{{Path: "k", Contents: contents}}, 3, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestNUsesAndSweepZeroes(t *testing.T) {
 func TestPublishRejectsBadNames(t *testing.T) {
 	fs := fetch.New("https://x")
 	for _, name := range []string{"", "a/b", "..", ".hidden"} {
-		if _, err := fs.Publish([]string{"t"}, []fetch.File{{Path: name}}, 1, time.Minute); err == nil {
+		if _, err := fs.Publish([]string{"t"}, []materialize.File{{Path: name}}, 1, time.Minute); err == nil {
 			t.Errorf("name %q accepted", name)
 		}
 	}
@@ -223,7 +224,7 @@ func BenchmarkFetch1000(b *testing.B) {
 	body := bytes.Repeat([]byte("k"), 4096)
 	for b.Loop() {
 		b.StopTimer()
-		uris, err := fs.Publish(tasks, []fetch.File{{Path: "keystore.jks", Contents: body}}, 1, time.Minute)
+		uris, err := fs.Publish(tasks, []materialize.File{{Path: "keystore.jks", Contents: body}}, 1, time.Minute)
 		if err != nil {
 			b.Fatal(err)
 		}

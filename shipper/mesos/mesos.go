@@ -353,3 +353,26 @@ type ContainerInfo struct {
 	Type    string   `json:"type"`
 	Volumes []Volume `json:"volumes"`
 }
+
+// BundleSources returns the Sources that b records: each file and password
+// that materialize found to be exactly one secret, and the host marked
+// Referable (its backend's secrets are readable by the Mesos secret
+// resolver), ships by REFERENCE to that secret's path.
+func BundleSources(b *materialize.Bundle) Sources {
+	src := Sources{Files: map[materialize.Role]Reference{}}
+	ref := func(s materialize.Source) *Reference {
+		if !s.Referable {
+			return nil
+		}
+		return &Reference{Name: s.Ref.Path}
+	}
+	for _, f := range b.Files {
+		if r := ref(f.Source); r != nil {
+			src.Files[f.Role] = *r
+		}
+	}
+	src.KeystorePassword = ref(b.KeystorePasswordSource)
+	src.KeyPassword = ref(b.KeyPasswordSource)
+	src.TruststorePassword = ref(b.TruststorePasswordSource)
+	return src
+}

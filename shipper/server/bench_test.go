@@ -14,7 +14,7 @@ import (
 // secrets). It reports ns/executor and checks the backend was read only for
 // the first build.
 //
-//	go test -run '^$' -bench ShipPerExecutor ./host/server/
+//	go test -run '^$' -bench ShipPerExecutor ./shipper/server/
 func BenchmarkShipPerExecutor(b *testing.B) {
 	for _, target := range []hostv1.Target{hostv1.Target_TARGET_MESOS, hostv1.Target_TARGET_FETCH} {
 		for _, n := range []int{1, 1000} {

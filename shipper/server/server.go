@@ -12,6 +12,7 @@
 //
 //	h := host.New(cfg, host.WithBuiltin("file", file.New))
 //	fs := fetch.New("https://dispatcher.example.com:8443")
+//	// each Ship runs shipper.Prepare, the one ship pipeline, once per job
 //	srv := server.New(h, fs)
 //	g := grpc.NewServer()
 //	hostv1.RegisterShipperServiceServer(g, srv)
@@ -24,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"sync"
 	"time"
 
@@ -32,22 +32,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/keyship/keyship/host"
-	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/resolve"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
-	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/fetch"
-	"github.com/keyship/keyship/shipper/mesos"
 )
 
-// Limits on a request; larger ones are refused with INVALID_ARGUMENT.
+// Limits on a request beyond spec.ReadRequest's; larger ones are refused
+// with INVALID_ARGUMENT.
 const (
-	maxJobID    = 256
-	maxSpec     = 1 << 20
-	maxTasks    = 10000
 	DefaultTTL  = 10 * time.Minute
 	maxTTL      = 24 * time.Hour
 	maxFetchUse = 1000
@@ -56,9 +51,9 @@ const (
 // Server implements hostv1.ShipperServiceServer.
 type Server struct {
 	hostv1.UnimplementedShipperServiceServer
-	host  *host.Host
-	fetch *fetch.Server
-	now   func() time.Time
+	builder shipper.Builder
+	fetch   *fetch.Server
+	now     func() time.Time
 
 	builds singleflight.Group
 	mu     sync.Mutex
@@ -74,13 +69,9 @@ type Server struct {
 // on a timer).
 const sweepEvery = 10 * time.Second
 
-// job is one built bundle, what ships with it, and when it expires.
+// job is one prepared shipment and when it expires.
 type job struct {
-	bundle *materialize.Bundle
-	// files are the bundle's files plus the consumer's extra files.
-	files    []materialize.File
-	settings []conf.Setting
-	sources  mesos.Sources
+	shipment *shipper.Shipment
 	expires  time.Time
 }
 
@@ -90,10 +81,10 @@ type Option func(*Server)
 // WithClock sets the server's clock (for tests of expiry).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
-// New returns a Server that builds through h and publishes fetch URIs on fs
-// (nil disables TARGET_FETCH).
-func New(h *host.Host, fs *fetch.Server, opts ...Option) *Server {
-	s := &Server{host: h, fetch: fs, now: time.Now, jobs: map[string]*job{}}
+// New returns a Server that builds through b (a *host.Host) and publishes
+// fetch URIs on fs (nil disables TARGET_FETCH).
+func New(b shipper.Builder, fs *fetch.Server, opts ...Option) *Server {
+	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -109,34 +100,22 @@ func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.Shi
 	if req.GetTtlSeconds() > 0 {
 		ttl = min(time.Duration(req.GetTtlSeconds())*time.Second, maxTTL)
 	}
-	var hosts []string
-	for _, t := range req.GetTasks() {
-		hosts = append(hosts, t.GetHosts()...)
+	r, err := readRequest(req.GetJobId(), req.GetSpec(), req.GetDialect(), tasksOf(req.GetTasks()), nil)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	j, err := s.job(ctx, req.GetJobId(), req.GetSpec(), req.GetDialect(), hosts, ttl)
+	j, err := s.job(ctx, r, req.GetSpec(), req.GetDialect(), ttl)
 	if err != nil {
 		return nil, err
 	}
 	return s.response(req, j)
 }
 
+// checkShipRequest checks what the API adds to spec.ReadRequest's checks.
 func checkShipRequest(req *hostv1.ShipRequest) error {
 	var errs []error
-	if req.GetJobId() == "" || len(req.GetJobId()) > maxJobID {
-		errs = append(errs, fmt.Errorf("job_id: required, at most %d bytes", maxJobID))
-	}
-	if len(req.GetSpec()) == 0 || len(req.GetSpec()) > maxSpec {
-		errs = append(errs, fmt.Errorf("spec: required, at most %d bytes", maxSpec))
-	}
-	if n := len(req.GetTasks()); n == 0 || n > maxTasks {
-		errs = append(errs, fmt.Errorf("tasks: at least one and at most %d", maxTasks))
-	}
-	seen := map[string]bool{}
-	for i, t := range req.GetTasks() {
-		if t.GetId() == "" || seen[t.GetId()] {
-			errs = append(errs, fmt.Errorf("tasks[%d].id: required and unique in the job", i))
-		}
-		seen[t.GetId()] = true
+	if len(req.GetTasks()) == 0 {
+		errs = append(errs, fmt.Errorf("tasks: at least one and at most %d", spec.MaxTasks))
 	}
 	if req.GetFetchUses() > maxFetchUse {
 		errs = append(errs, fmt.Errorf("fetch_uses: at most %d", maxFetchUse))
@@ -144,24 +123,36 @@ func checkShipRequest(req *hostv1.ShipRequest) error {
 	return errors.Join(errs...)
 }
 
-// job returns the job's bundle, building it once for all concurrent callers.
+func tasksOf(in []*hostv1.Task) []spec.Task {
+	out := make([]spec.Task, len(in))
+	for i, t := range in {
+		out[i] = spec.Task{ID: t.GetId(), Role: t.GetRole(), Hosts: t.GetHosts()}
+	}
+	return out
+}
+
+// readRequest makes the API's request a spec.Request; its problems are the
+// caller's (INVALID_ARGUMENT).
+func readRequest(jobID string, doc []byte, dialect hostv1.Dialect, tasks []spec.Task, hosts []string) (*spec.Request, error) {
+	name, ok := dialects[dialect]
+	if !ok {
+		return nil, fmt.Errorf("dialect %s: %w", dialect, plugin.ErrUnsupported)
+	}
+	return spec.ReadRequest(spec.Document{JobID: jobID, Data: doc, Dialect: name, Tasks: tasks, Hosts: hosts})
+}
+
+// job returns the job's shipment, prepared once for all concurrent callers.
 // The key is the job id and the spec; the hosts join it only when the spec
 // issues per-host certificates (a new host set needs a new certificate),
 // so that a Flink AppMaster asking for each new TaskManager reuses the build.
-func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect hostv1.Dialect, hosts []string, ttl time.Duration) (*job, error) {
-	sp, name, err := parseSpec(specDoc, dialect)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
+func (s *Server) job(ctx context.Context, r *spec.Request, doc []byte, dialect hostv1.Dialect, ttl time.Duration) (*job, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00", dialect, len(specDoc))
-	h.Write(specDoc)
-	if len(sp.Issues()) > 0 {
-		sorted := slices.Clone(hosts)
-		slices.Sort(sorted)
-		fmt.Fprintf(h, "\x00%q", slices.Compact(sorted))
+	fmt.Fprintf(h, "%s\x00%d\x00", dialect, len(doc))
+	h.Write(doc)
+	if len(r.Spec.Issues()) > 0 {
+		fmt.Fprintf(h, "\x00%q", r.Spec.Hosts)
 	}
-	key := jobID + "\x00" + hex.EncodeToString(h.Sum(nil))
+	key := r.JobID + "\x00" + hex.EncodeToString(h.Sum(nil))
 	if j := s.lookup(key); j != nil {
 		return j, nil
 	}
@@ -169,15 +160,14 @@ func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect 
 		if j := s.lookup(key); j != nil {
 			return j, nil
 		}
-		sp.Hosts = append(sp.Hosts, hosts...)
 		// The build outlives any one caller's cancellation: it is shared.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		j, err := s.build(bctx, sp, name)
+		sh, err := shipper.Prepare(bctx, s.builder, r, shipper.Options{Dir: shipper.TaskDir})
 		if err != nil {
 			return nil, err
 		}
-		j.expires = s.now().Add(ttl)
+		j := &job{shipment: sh, expires: s.now().Add(ttl)}
 		s.mu.Lock()
 		if old, ok := s.jobs[key]; ok {
 			s.retired = append(s.retired, old)
@@ -191,47 +181,6 @@ func (s *Server) job(ctx context.Context, jobID string, specDoc []byte, dialect 
 	}
 	return v.(*job), nil
 }
-
-// build builds sp for its dialect's consumer: the stores, the consumer's
-// settings and extra files, and which outputs DC/OS can send by reference.
-func (s *Server) build(ctx context.Context, sp *spec.Spec, dialect string) (*job, error) {
-	consumer := conf.ConsumerOf(dialect)
-	b, origins, err := s.host.BuildWithOrigins(ctx, sp, materialize.Options{Outputs: conf.Outputs(consumer)})
-	if err != nil {
-		return nil, err
-	}
-	settings, extra, err := conf.For(consumer, b, shipDir, sp)
-	if err != nil {
-		b.Zero()
-		return nil, err
-	}
-	return &job{bundle: b, files: append(slices.Clone(b.Files), extra...), settings: settings, sources: MesosSources(ctx, s.host, origins)}, nil
-}
-
-// MesosSources keeps the origins that a Mesos secret resolver can read by
-// reference: whole secrets of a DC/OS backend, named by their path.
-func MesosSources(ctx context.Context, h *host.Host, o *host.Origins) mesos.Sources {
-	src := mesos.Sources{Files: map[materialize.Role]mesos.Reference{}}
-	ref := func(f *spec.Field) *mesos.Reference {
-		if f == nil || f.Ref.Field != "" || f.Ref.Version != "" {
-			return nil
-		}
-		if name, err := h.BackendName(ctx, f.Ref); err != nil || name != "dcos" {
-			return nil
-		}
-		return &mesos.Reference{Name: f.Ref.Path}
-	}
-	for role, f := range o.Files {
-		if r := ref(&f); r != nil {
-			src.Files[role] = *r
-		}
-	}
-	src.KeystorePassword, src.KeyPassword, src.TruststorePassword = ref(o.KeystorePassword), ref(o.KeyPassword), ref(o.TruststorePassword)
-	return src
-}
-
-// shipDir is where, relative to a task's sandbox, the files land.
-const shipDir = ".keyship"
 
 // lookup returns the live job at key, or nil.
 func (s *Server) lookup(key string) *job {
@@ -266,23 +215,6 @@ func DialectOf(name string) hostv1.Dialect {
 	return hostv1.Dialect_DIALECT_UNSPECIFIED
 }
 
-// parseSpec parses a request document in its dialect and returns the
-// dialect it was read as.
-func parseSpec(doc []byte, dialect hostv1.Dialect) (*spec.Spec, string, error) {
-	name, ok := dialects[dialect]
-	if !ok {
-		return nil, "", fmt.Errorf("dialect %s: %w", dialect, plugin.ErrUnsupported)
-	}
-	if name == "" {
-		var err error
-		if name, err = spec.Detect(doc); err != nil {
-			return nil, "", err
-		}
-	}
-	sp, err := spec.Parse(doc, name)
-	return sp, name, err
-}
-
 // toStatus maps pipeline errors to gRPC codes: spec and check failures are
 // the caller's input (INVALID_ARGUMENT); backend errors keep their kind.
 func toStatus(err error) error {
@@ -313,12 +245,13 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 	if len(targets) == 0 {
 		targets[hostv1.Target_TARGET_FETCH] = true
 	}
-	dir := shipDir
-	if s.fetch != nil && s.fetch.Dir() != shipDir {
-		return nil, status.Errorf(codes.Internal, "fetch server writes into %q, the settings point at %q", s.fetch.Dir(), shipDir)
+	sh := j.shipment
+	dir := sh.Dir
+	if s.fetch != nil && s.fetch.Dir() != dir {
+		return nil, status.Errorf(codes.Internal, "fetch server writes into %q, the settings point at %q", s.fetch.Dir(), dir)
 	}
-	resp := &hostv1.ShipResponse{JobId: req.GetJobId(), Warnings: j.bundle.Warnings, ExpiresUnix: j.expires.Unix()}
-	for _, f := range j.files {
+	resp := &hostv1.ShipResponse{JobId: req.GetJobId(), Warnings: sh.Bundle.Warnings, ExpiresUnix: j.expires.Unix()}
+	for _, f := range sh.Files {
 		pf := &hostv1.File{Path: path.Join(dir, f.Path), Mode: uint32(f.Mode), Version: f.Version, Role: string(f.Role)}
 		if targets[hostv1.Target_TARGET_FILES] {
 			pf.Contents = f.Contents
@@ -330,16 +263,12 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 		if s.fetch == nil {
 			return nil, status.Error(codes.FailedPrecondition, "TARGET_FETCH: this server has no fetch server (keyship serve --fetch-listen)")
 		}
-		files := make([]fetch.File, len(j.files))
-		for i, f := range j.files {
-			files[i] = fetch.File{Path: f.Path, Contents: f.Contents}
-		}
 		tasks := make([]string, len(req.GetTasks()))
 		for i, t := range req.GetTasks() {
 			tasks[i] = t.GetId()
 		}
 		var err error
-		if uris, err = s.fetch.Publish(tasks, files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
+		if uris, err = s.fetch.Publish(tasks, sh.Files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 	}
@@ -347,7 +276,7 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 	var env []*hostv1.SecretEnv
 	if targets[hostv1.Target_TARGET_MESOS] {
 		var err error
-		if vols, env, err = mesosSecrets(j, dir); err != nil {
+		if vols, env, err = mesosSecrets(sh); err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 	}
@@ -358,7 +287,7 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 		}
 		resp.Tasks = append(resp.Tasks, ts)
 	}
-	for _, st := range j.settings {
+	for _, st := range sh.Settings {
 		if st.Password == nil {
 			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
 		}
@@ -369,9 +298,8 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 // mesosSecrets returns the job's secret volumes (one per file) and secret
 // environment variables (the passwords): a REFERENCE where DC/OS holds
 // exactly the bytes, a VALUE where keyship built them.
-func mesosSecrets(j *job, dir string) ([]*hostv1.SecretVolume, []*hostv1.SecretEnv, error) {
-	plan, err := mesos.NewPlan(&materialize.Bundle{Files: j.files, KeystorePassword: j.bundle.KeystorePassword,
-		KeyPassword: j.bundle.KeyPassword, TruststorePassword: j.bundle.TruststorePassword}, dir, j.sources)
+func mesosSecrets(sh *shipper.Shipment) ([]*hostv1.SecretVolume, []*hostv1.SecretEnv, error) {
+	plan, err := sh.Mesos()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -396,20 +324,15 @@ func mesosSecrets(j *job, dir string) ([]*hostv1.SecretVolume, []*hostv1.SecretE
 // Check implements hostv1.ShipperServiceServer: it runs the pre-flight
 // checks and keeps nothing.
 func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.CheckResponse, error) {
-	if len(req.GetSpec()) == 0 || len(req.GetSpec()) > maxSpec {
-		return nil, status.Errorf(codes.InvalidArgument, "spec: required, at most %d bytes", maxSpec)
-	}
-	sp, _, err := parseSpec(req.GetSpec(), req.GetDialect())
-	if err != nil && Problems(err) == nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
+	r, err := readRequest("check", req.GetSpec(), req.GetDialect(), nil, req.GetHosts())
 	if err == nil {
-		sp.Hosts = append(sp.Hosts, req.GetHosts()...)
-		var b *materialize.Bundle
-		if b, err = s.host.Build(ctx, sp, materialize.Options{}); err == nil {
-			defer b.Zero()
-			return &hostv1.CheckResponse{Ok: true, Warnings: b.Warnings}, nil
+		var sh *shipper.Shipment
+		if sh, err = shipper.Prepare(ctx, s.builder, r, shipper.Options{ChecksOnly: true}); err == nil {
+			defer sh.Zero()
+			return &hostv1.CheckResponse{Ok: true, Warnings: sh.Bundle.Warnings}, nil
 		}
+	} else if Problems(err) == nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	problems := Problems(err)
 	if problems == nil {
@@ -462,7 +385,7 @@ func (s *Server) sweepLocked() {
 	s.lastSweep = now
 	for k, j := range s.jobs {
 		if !now.Before(j.expires.Add(zeroGrace)) {
-			j.bundle.Zero()
+			j.shipment.Zero()
 			delete(s.jobs, k)
 		}
 	}
@@ -471,7 +394,7 @@ func (s *Server) sweepLocked() {
 		if now.Before(j.expires.Add(zeroGrace)) {
 			kept = append(kept, j)
 		} else {
-			j.bundle.Zero()
+			j.shipment.Zero()
 		}
 	}
 	s.retired = kept

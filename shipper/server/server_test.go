@@ -21,10 +21,10 @@ import (
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
-	"github.com/keyship/keyship/host/server"
 	"github.com/keyship/keyship/plugin"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/fetch"
+	"github.com/keyship/keyship/shipper/server"
 )
 
 // counting wraps the file backend and counts the refs it is asked for.

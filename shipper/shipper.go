@@ -1,0 +1,166 @@
+// Package shipper is keyship's one ship pipeline: it takes a validated
+// request (spec.ReadRequest), has the host resolve and check its stores, and
+// prepares everything each target needs from the checked Bundle alone:
+//
+//   - the files for a sandbox directory (shipper/sandbox), with the password
+//     files beside the stores;
+//   - the Mesos TaskInfo or Marathon app fragment (shipper/mesos), where a
+//     store or password that is exactly one secret of a backend Mesos can
+//     read ships by REFERENCE;
+//   - the files a fetch server publishes (shipper/fetch);
+//   - the consumer's settings (shipper/conf) that point at the files.
+//
+// keyship ship (local and --server), keyship check and keyship serve all go
+// through Prepare; none repeats a step of it. A Shipment never re-reads the
+// Spec: where an output came from is what materialize recorded in the
+// Bundle.
+//
+// Quickstart:
+//
+//	req, err := spec.ReadRequest(spec.Document{JobID: "job-1", Data: doc})
+//	sh, err := shipper.Prepare(ctx, h, req, shipper.Options{Dir: shipper.TaskDir})
+//	defer sh.Zero()
+//	plan, err := sh.Mesos()        // secret volumes and SECRET env
+//	fmt.Print(conf.Format(req.Consumer, sh.Settings))
+package shipper
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/mesos"
+)
+
+// TaskDir is where, relative to a task's sandbox, the files land when Mesos
+// or a fetch URI delivers them.
+const TaskDir = ".keyship"
+
+// Builder resolves a Spec's refs and builds its checked stores: a
+// *host.Host.
+type Builder interface {
+	Build(ctx context.Context, s *spec.Spec, opts materialize.Options) (*materialize.Bundle, error)
+}
+
+// Options tunes Prepare.
+type Options struct {
+	// Dir is where the consumer reads the files, which the settings point
+	// at: the sandbox's absolute path (keyship ship --sandbox), or a path
+	// relative to the task's sandbox (TaskDir) when Mesos or a fetch URI
+	// delivers them. Required unless ChecksOnly.
+	Dir string
+	// Build tunes the checks (expiry warning, deadline). Prepare adds the
+	// formats the request's consumer reads to Build.Outputs.
+	Build materialize.Options
+	// ChecksOnly runs the checks and prepares no settings (keyship check):
+	// the Shipment's Bundle holds the stores of the spec's store type.
+	ChecksOnly bool
+}
+
+// Shipment is one request's checked stores and what every target needs.
+// It shares the Bundle's bytes: call Zero once it is shipped.
+type Shipment struct {
+	// Request is the request the Shipment is for.
+	Request *spec.Request
+	// Bundle is the checked stores and passwords.
+	Bundle *materialize.Bundle
+	// Dir is Options.Dir.
+	Dir string
+	// Files are the Bundle's files, then the consumer's extra files (Flink's
+	// 0600 settings fragment with its passwords).
+	Files []materialize.File
+	// Settings are the consumer's settings for Files in Dir; none holds a
+	// password in Value.
+	Settings []conf.Setting
+}
+
+// Prepare runs the pipeline for req: build and check through b, then the
+// consumer's settings and extra files. On error nothing is kept: the error
+// names the spec fields and refs, and holds no secret bytes.
+func Prepare(ctx context.Context, b Builder, req *spec.Request, opts Options) (*Shipment, error) {
+	if req == nil || req.Spec == nil {
+		return nil, errors.New("shipper: no request")
+	}
+	bopts := opts.Build
+	if !opts.ChecksOnly {
+		bopts.Outputs = append(slices.Clone(bopts.Outputs), conf.Outputs(req.Consumer)...)
+	}
+	bundle, err := b.Build(ctx, req.Spec, bopts)
+	if err != nil {
+		return nil, err
+	}
+	sh := &Shipment{Request: req, Bundle: bundle, Dir: opts.Dir, Files: bundle.Files}
+	if opts.ChecksOnly {
+		return sh, nil
+	}
+	settings, extra, err := conf.For(req.Consumer, bundle, opts.Dir, req.Spec)
+	if err != nil {
+		bundle.Zero()
+		return nil, err
+	}
+	sh.Settings = settings
+	sh.Files = append(slices.Clone(bundle.Files), extra...)
+	return sh, nil
+}
+
+// The files beside the stores that carry their passwords in a sandbox, for
+// launchers that export them into the task's environment (the variables of
+// shipper/mesos that the Spark settings name).
+const (
+	KeystorePasswordFile   = conf.KeystorePasswordFile
+	KeyPasswordFile        = conf.KeyPasswordFile
+	TruststorePasswordFile = conf.TruststorePasswordFile
+)
+
+// PasswordFiles maps each password environment variable to the sandbox file
+// that carries it.
+var PasswordFiles = map[string]string{
+	mesos.EnvKeystorePassword:   KeystorePasswordFile,
+	mesos.EnvKeyPassword:        KeyPasswordFile,
+	mesos.EnvTruststorePassword: TruststorePasswordFile,
+}
+
+// SandboxFiles are the files of a sandbox: Files, then one 0600 file per
+// password. They share the Bundle's bytes.
+func (s *Shipment) SandboxFiles() []materialize.File {
+	out := slices.Clone(s.Files)
+	b := s.Bundle
+	for _, pw := range []struct {
+		path  string
+		value materialize.Sensitive
+		src   materialize.Source
+	}{
+		{KeystorePasswordFile, b.KeystorePassword, b.KeystorePasswordSource},
+		{KeyPasswordFile, b.KeyPassword, b.KeyPasswordSource},
+		{TruststorePasswordFile, b.TruststorePassword, b.TruststorePasswordSource},
+	} {
+		if pw.value != nil {
+			out = append(out, materialize.File{Path: pw.path, Mode: materialize.FileMode, Contents: pw.value, Source: pw.src})
+		}
+	}
+	return out
+}
+
+// Mesos plans the Shipment's files and passwords as Mesos secret volumes and
+// SECRET environment variables in Dir (which must be relative to the task's
+// sandbox): a REFERENCE where the Bundle records that a file or password is
+// exactly a secret Mesos can read, a VALUE otherwise.
+func (s *Shipment) Mesos() (*mesos.Plan, error) {
+	b := *s.Bundle
+	b.Files = s.Files
+	return mesos.NewPlan(&b, s.Dir, mesos.BundleSources(&b))
+}
+
+// Zero zeroes the Shipment's Bundle and extra files.
+func (s *Shipment) Zero() {
+	if s == nil {
+		return
+	}
+	for _, f := range s.Files[len(s.Bundle.Files):] {
+		clear(f.Contents)
+	}
+	s.Bundle.Zero()
+}
