@@ -24,7 +24,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-dcos")
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-dcos", "github.com/keyship/keyship/cmd/keyship-backend-file")
 	binDir = dir
 	code := m.Run()
 	cleanup()
