@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/testca"
+	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper"
 )
 
@@ -80,21 +81,8 @@ func randomPassword() []byte {
 	return []byte(hex.EncodeToString(raw))
 }
 
-const demoSpec = `{
-  "security": {
-    "tls": {
-      "enabled": true,
-      "keystore_secret": "/spark/keystore",
-      "keystore_password": "/spark/keystore_password",
-      "key_password": "/spark/key_password",
-      "truststore_secret": "/spark/truststore",
-      "truststore_password": "/spark/truststore_password",
-      "ca_bundle_secret": "/spark/ca_bundle_truststore",
-      "protocol": "TLSv1.2"
-    }
-  }
-}
-`
+// demoSpec is seed 000's job, which the demo's secrets serve.
+const demoSpec = spec.ExampleDCOS
 
 func (g *globals) demo(cmd *cobra.Command, dir string) error {
 	exe, err := os.Executable()

@@ -31,6 +31,25 @@ const (
 	dcosPassthrough        = "passthrough"
 )
 
+// ExampleDCOS is the security.tls example of the DC/OS Data Science Engine's
+// TLS page (seed 000), with {{ model.packageName }} replaced by spark: the
+// spec of keyship demo and of the tests' seed-000 jobs.
+const ExampleDCOS = `{
+  "security": {
+    "tls": {
+      "enabled": true,
+      "keystore_secret": "/spark/keystore",
+      "keystore_password": "/spark/keystore_password",
+      "key_password": "/spark/key_password",
+      "truststore_secret": "/spark/truststore",
+      "truststore_password": "/spark/truststore_password",
+      "ca_bundle_secret": "/spark/ca_bundle_truststore",
+      "protocol": "TLSv1.2"
+    }
+  }
+}
+`
+
 var dcosKnown = []string{
 	dcosEnabled, dcosKeystoreSecret, dcosKeystorePassword, dcosKeyPassword,
 	dcosTruststoreSecret, dcosTruststorePassword, dcosCABundleSecret,

@@ -11,20 +11,7 @@ import (
 
 // seed000 is the security.tls example of the DC/OS Data Science Engine SSL
 // page (seeds/000), with {{ model.packageName }} replaced by spark.
-const seed000 = `{
-  "security": {
-    "tls": {
-      "enabled": true,
-      "keystore_secret": "/spark/keystore",
-      "keystore_password": "/spark/keystore_password",
-      "key_password": "/spark/key_password",
-      "truststore_secret": "/spark/truststore",
-      "truststore_password": "/spark/truststore_password",
-      "ca_bundle_secret": "/spark/ca_bundle_truststore",
-      "protocol": "TLSv1.2"
-    }
-  }
-}`
+const seed000 = ExampleDCOS
 
 func TestParseDCOSSeed000(t *testing.T) {
 	got, err := ParseDCOS([]byte(seed000))

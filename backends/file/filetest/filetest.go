@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/testca"
+	"github.com/keyship/keyship/host/spec"
 )
 
 // Job describes the secrets Seed wrote.
@@ -28,15 +29,7 @@ type Job struct {
 }
 
 // Spec is seed 000's security.tls JSON for the secrets Seed writes.
-const Spec = `{"security": {"tls": {
-  "enabled": true,
-  "keystore_secret": "/spark/keystore",
-  "keystore_password": "/spark/keystore_password",
-  "key_password": "/spark/key_password",
-  "truststore_secret": "/spark/truststore",
-  "truststore_password": "/spark/truststore_password",
-  "ca_bundle_secret": "/spark/ca_bundle_truststore",
-  "protocol": "TLSv1.2"}}}`
+const Spec = spec.ExampleDCOS
 
 // Seed writes a node keystore (hosts: the given names), a truststore, a CA
 // bundle and their passwords under root. storePassword lets a test plant a
