@@ -72,6 +72,7 @@ func Run(t *testing.T, cfg Config) {
 	t.Run("LargeSecret", k.large)
 	t.Run("Concurrent", k.concurrent)
 	t.Run("List", k.list)
+	t.Run("Versions", k.versions)
 }
 
 type kit struct{ cfg Config }

@@ -840,6 +840,186 @@ func (x *IssueResponse) GetVersion() string {
 	return ""
 }
 
+// VersionsRequest asks for the current versions of a batch of refs.
+type VersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refs, at least one. Duplicates are allowed and each gets its own
+	// result.
+	Refs          []*Ref `protobuf:"bytes,1,rep,name=refs,proto3" json:"refs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionsRequest) Reset() {
+	*x = VersionsRequest{}
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionsRequest) ProtoMessage() {}
+
+func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionsRequest.ProtoReflect.Descriptor instead.
+func (*VersionsRequest) Descriptor() ([]byte, []int) {
+	return file_keyship_backend_v1_backend_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *VersionsRequest) GetRefs() []*Ref {
+	if x != nil {
+		return x.Refs
+	}
+	return nil
+}
+
+// VersionsResponse holds one result per requested ref, in request order.
+type VersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly len(VersionsRequest.refs) results.
+	Results       []*VersionResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionsResponse) Reset() {
+	*x = VersionsResponse{}
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionsResponse) ProtoMessage() {}
+
+func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionsResponse.ProtoReflect.Descriptor instead.
+func (*VersionsResponse) Descriptor() ([]byte, []int) {
+	return file_keyship_backend_v1_backend_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *VersionsResponse) GetResults() []*VersionResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// VersionResult is the outcome for one ref: its version, or an error.
+type VersionResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*VersionResult_Version
+	//	*VersionResult_Error
+	Outcome       isVersionResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionResult) Reset() {
+	*x = VersionResult{}
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionResult) ProtoMessage() {}
+
+func (x *VersionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_backend_v1_backend_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionResult.ProtoReflect.Descriptor instead.
+func (*VersionResult) Descriptor() ([]byte, []int) {
+	return file_keyship_backend_v1_backend_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *VersionResult) GetOutcome() isVersionResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *VersionResult) GetVersion() string {
+	if x != nil {
+		if x, ok := x.Outcome.(*VersionResult_Version); ok {
+			return x.Version
+		}
+	}
+	return ""
+}
+
+func (x *VersionResult) GetError() *Error {
+	if x != nil {
+		if x, ok := x.Outcome.(*VersionResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isVersionResult_Outcome interface {
+	isVersionResult_Outcome()
+}
+
+type VersionResult_Version struct {
+	// The version Get would return for the ref now (Secret.version):
+	// opaque, never derived from the data in a way that reveals it.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3,oneof"`
+}
+
+type VersionResult_Error struct {
+	// Why the version could not be told. UNIMPLEMENTED means this ref's
+	// version can only be known by reading it (Vault KV v1).
+	Error *Error `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*VersionResult_Version) isVersionResult_Outcome() {}
+
+func (*VersionResult_Error) isVersionResult_Outcome() {}
+
 var File_keyship_backend_v1_backend_proto protoreflect.FileDescriptor
 
 const file_keyship_backend_v1_backend_proto_rawDesc = "" +
@@ -897,13 +1077,22 @@ const file_keyship_backend_v1_backend_proto_rawDesc = "" +
 	"privateKey\x12\x14\n" +
 	"\x05chain\x18\x02 \x03(\fR\x05chain\x12'\n" +
 	"\x0fca_certificates\x18\x03 \x03(\fR\x0ecaCertificates\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion2\x96\x03\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\">\n" +
+	"\x0fVersionsRequest\x12+\n" +
+	"\x04refs\x18\x01 \x03(\v2\x17.keyship.backend.v1.RefR\x04refs\"O\n" +
+	"\x10VersionsResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.keyship.backend.v1.VersionResultR\aresults\"i\n" +
+	"\rVersionResult\x12\x1a\n" +
+	"\aversion\x18\x01 \x01(\tH\x00R\aversion\x121\n" +
+	"\x05error\x18\x02 \x01(\v2\x19.keyship.backend.v1.ErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome2\xed\x03\n" +
 	"\x0eBackendService\x12I\n" +
 	"\x04Info\x12\x1f.keyship.backend.v1.InfoRequest\x1a .keyship.backend.v1.InfoResponse\x12X\n" +
 	"\tConfigure\x12$.keyship.backend.v1.ConfigureRequest\x1a%.keyship.backend.v1.ConfigureResponse\x12F\n" +
 	"\x03Get\x12\x1e.keyship.backend.v1.GetRequest\x1a\x1f.keyship.backend.v1.GetResponse\x12I\n" +
 	"\x04List\x12\x1f.keyship.backend.v1.ListRequest\x1a .keyship.backend.v1.ListResponse\x12L\n" +
-	"\x05Issue\x12 .keyship.backend.v1.IssueRequest\x1a!.keyship.backend.v1.IssueResponseB?Z=github.com/keyship/keyship/proto/keyship/backend/v1;backendv1b\x06proto3"
+	"\x05Issue\x12 .keyship.backend.v1.IssueRequest\x1a!.keyship.backend.v1.IssueResponse\x12U\n" +
+	"\bVersions\x12#.keyship.backend.v1.VersionsRequest\x1a$.keyship.backend.v1.VersionsResponseB?Z=github.com/keyship/keyship/proto/keyship/backend/v1;backendv1b\x06proto3"
 
 var (
 	file_keyship_backend_v1_backend_proto_rawDescOnce sync.Once
@@ -917,7 +1106,7 @@ func file_keyship_backend_v1_backend_proto_rawDescGZIP() []byte {
 	return file_keyship_backend_v1_backend_proto_rawDescData
 }
 
-var file_keyship_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_keyship_backend_v1_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_keyship_backend_v1_backend_proto_goTypes = []any{
 	(*InfoRequest)(nil),       // 0: keyship.backend.v1.InfoRequest
 	(*InfoResponse)(nil),      // 1: keyship.backend.v1.InfoResponse
@@ -933,31 +1122,39 @@ var file_keyship_backend_v1_backend_proto_goTypes = []any{
 	(*ListResponse)(nil),      // 11: keyship.backend.v1.ListResponse
 	(*IssueRequest)(nil),      // 12: keyship.backend.v1.IssueRequest
 	(*IssueResponse)(nil),     // 13: keyship.backend.v1.IssueResponse
-	nil,                       // 14: keyship.backend.v1.ConfigureRequest.ConfigEntry
-	nil,                       // 15: keyship.backend.v1.Secret.MetadataEntry
+	(*VersionsRequest)(nil),   // 14: keyship.backend.v1.VersionsRequest
+	(*VersionsResponse)(nil),  // 15: keyship.backend.v1.VersionsResponse
+	(*VersionResult)(nil),     // 16: keyship.backend.v1.VersionResult
+	nil,                       // 17: keyship.backend.v1.ConfigureRequest.ConfigEntry
+	nil,                       // 18: keyship.backend.v1.Secret.MetadataEntry
 }
 var file_keyship_backend_v1_backend_proto_depIdxs = []int32{
-	14, // 0: keyship.backend.v1.ConfigureRequest.config:type_name -> keyship.backend.v1.ConfigureRequest.ConfigEntry
+	17, // 0: keyship.backend.v1.ConfigureRequest.config:type_name -> keyship.backend.v1.ConfigureRequest.ConfigEntry
 	4,  // 1: keyship.backend.v1.GetRequest.refs:type_name -> keyship.backend.v1.Ref
 	7,  // 2: keyship.backend.v1.GetResponse.results:type_name -> keyship.backend.v1.Result
 	8,  // 3: keyship.backend.v1.Result.secret:type_name -> keyship.backend.v1.Secret
 	9,  // 4: keyship.backend.v1.Result.error:type_name -> keyship.backend.v1.Error
-	15, // 5: keyship.backend.v1.Secret.metadata:type_name -> keyship.backend.v1.Secret.MetadataEntry
-	0,  // 6: keyship.backend.v1.BackendService.Info:input_type -> keyship.backend.v1.InfoRequest
-	2,  // 7: keyship.backend.v1.BackendService.Configure:input_type -> keyship.backend.v1.ConfigureRequest
-	5,  // 8: keyship.backend.v1.BackendService.Get:input_type -> keyship.backend.v1.GetRequest
-	10, // 9: keyship.backend.v1.BackendService.List:input_type -> keyship.backend.v1.ListRequest
-	12, // 10: keyship.backend.v1.BackendService.Issue:input_type -> keyship.backend.v1.IssueRequest
-	1,  // 11: keyship.backend.v1.BackendService.Info:output_type -> keyship.backend.v1.InfoResponse
-	3,  // 12: keyship.backend.v1.BackendService.Configure:output_type -> keyship.backend.v1.ConfigureResponse
-	6,  // 13: keyship.backend.v1.BackendService.Get:output_type -> keyship.backend.v1.GetResponse
-	11, // 14: keyship.backend.v1.BackendService.List:output_type -> keyship.backend.v1.ListResponse
-	13, // 15: keyship.backend.v1.BackendService.Issue:output_type -> keyship.backend.v1.IssueResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	18, // 5: keyship.backend.v1.Secret.metadata:type_name -> keyship.backend.v1.Secret.MetadataEntry
+	4,  // 6: keyship.backend.v1.VersionsRequest.refs:type_name -> keyship.backend.v1.Ref
+	16, // 7: keyship.backend.v1.VersionsResponse.results:type_name -> keyship.backend.v1.VersionResult
+	9,  // 8: keyship.backend.v1.VersionResult.error:type_name -> keyship.backend.v1.Error
+	0,  // 9: keyship.backend.v1.BackendService.Info:input_type -> keyship.backend.v1.InfoRequest
+	2,  // 10: keyship.backend.v1.BackendService.Configure:input_type -> keyship.backend.v1.ConfigureRequest
+	5,  // 11: keyship.backend.v1.BackendService.Get:input_type -> keyship.backend.v1.GetRequest
+	10, // 12: keyship.backend.v1.BackendService.List:input_type -> keyship.backend.v1.ListRequest
+	12, // 13: keyship.backend.v1.BackendService.Issue:input_type -> keyship.backend.v1.IssueRequest
+	14, // 14: keyship.backend.v1.BackendService.Versions:input_type -> keyship.backend.v1.VersionsRequest
+	1,  // 15: keyship.backend.v1.BackendService.Info:output_type -> keyship.backend.v1.InfoResponse
+	3,  // 16: keyship.backend.v1.BackendService.Configure:output_type -> keyship.backend.v1.ConfigureResponse
+	6,  // 17: keyship.backend.v1.BackendService.Get:output_type -> keyship.backend.v1.GetResponse
+	11, // 18: keyship.backend.v1.BackendService.List:output_type -> keyship.backend.v1.ListResponse
+	13, // 19: keyship.backend.v1.BackendService.Issue:output_type -> keyship.backend.v1.IssueResponse
+	15, // 20: keyship.backend.v1.BackendService.Versions:output_type -> keyship.backend.v1.VersionsResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_keyship_backend_v1_backend_proto_init() }
@@ -969,13 +1166,17 @@ func file_keyship_backend_v1_backend_proto_init() {
 		(*Result_Secret)(nil),
 		(*Result_Error)(nil),
 	}
+	file_keyship_backend_v1_backend_proto_msgTypes[16].OneofWrappers = []any{
+		(*VersionResult_Version)(nil),
+		(*VersionResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyship_backend_v1_backend_proto_rawDesc), len(file_keyship_backend_v1_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	BackendService_Get_FullMethodName       = "/keyship.backend.v1.BackendService/Get"
 	BackendService_List_FullMethodName      = "/keyship.backend.v1.BackendService/List"
 	BackendService_Issue_FullMethodName     = "/keyship.backend.v1.BackendService/Issue"
+	BackendService_Versions_FullMethodName  = "/keyship.backend.v1.BackendService/Versions"
 )
 
 // BackendServiceClient is the client API for BackendService service.
@@ -62,6 +63,18 @@ type BackendServiceClient interface {
 	// (each call issues a new certificate), so the host calls it once per job
 	// and host set and caches the result.
 	Issue(ctx context.Context, in *IssueRequest, opts ...grpc.CallOption) (*IssueResponse, error)
+	// Versions tells the current version of each ref without its data, so
+	// that a host watching a job's refs can see that nothing changed without
+	// reading a secret. Each result's version is exactly the Secret.version a
+	// Get of the same ref would return now, and its error is the error that
+	// Get would give (NOT_FOUND, PERMISSION_DENIED, ...). Optional: a backend
+	// that declares the "versions" capability answers it from version
+	// metadata (Vault KV v2's metadata endpoint); the plugin SDK answers it
+	// for any other backend with a Get whose data stays in the plugin; a
+	// per-ref UNIMPLEMENTED means "read the ref with Get to know"; an older
+	// plugin returns UNIMPLEMENTED for the whole rpc, and the host then uses
+	// Get.
+	Versions(ctx context.Context, in *VersionsRequest, opts ...grpc.CallOption) (*VersionsResponse, error)
 }
 
 type backendServiceClient struct {
@@ -122,6 +135,16 @@ func (c *backendServiceClient) Issue(ctx context.Context, in *IssueRequest, opts
 	return out, nil
 }
 
+func (c *backendServiceClient) Versions(ctx context.Context, in *VersionsRequest, opts ...grpc.CallOption) (*VersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VersionsResponse)
+	err := c.cc.Invoke(ctx, BackendService_Versions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServiceServer is the server API for BackendService service.
 // All implementations must embed UnimplementedBackendServiceServer
 // for forward compatibility.
@@ -148,6 +171,18 @@ type BackendServiceServer interface {
 	// (each call issues a new certificate), so the host calls it once per job
 	// and host set and caches the result.
 	Issue(context.Context, *IssueRequest) (*IssueResponse, error)
+	// Versions tells the current version of each ref without its data, so
+	// that a host watching a job's refs can see that nothing changed without
+	// reading a secret. Each result's version is exactly the Secret.version a
+	// Get of the same ref would return now, and its error is the error that
+	// Get would give (NOT_FOUND, PERMISSION_DENIED, ...). Optional: a backend
+	// that declares the "versions" capability answers it from version
+	// metadata (Vault KV v2's metadata endpoint); the plugin SDK answers it
+	// for any other backend with a Get whose data stays in the plugin; a
+	// per-ref UNIMPLEMENTED means "read the ref with Get to know"; an older
+	// plugin returns UNIMPLEMENTED for the whole rpc, and the host then uses
+	// Get.
+	Versions(context.Context, *VersionsRequest) (*VersionsResponse, error)
 	mustEmbedUnimplementedBackendServiceServer()
 }
 
@@ -172,6 +207,9 @@ func (UnimplementedBackendServiceServer) List(context.Context, *ListRequest) (*L
 }
 func (UnimplementedBackendServiceServer) Issue(context.Context, *IssueRequest) (*IssueResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Issue not implemented")
+}
+func (UnimplementedBackendServiceServer) Versions(context.Context, *VersionsRequest) (*VersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Versions not implemented")
 }
 func (UnimplementedBackendServiceServer) mustEmbedUnimplementedBackendServiceServer() {}
 func (UnimplementedBackendServiceServer) testEmbeddedByValue()                        {}
@@ -284,6 +322,24 @@ func _BackendService_Issue_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BackendService_Versions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServiceServer).Versions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BackendService_Versions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServiceServer).Versions(ctx, req.(*VersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BackendService_ServiceDesc is the grpc.ServiceDesc for BackendService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -310,6 +366,10 @@ var BackendService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Issue",
 			Handler:    _BackendService_Issue_Handler,
+		},
+		{
+			MethodName: "Versions",
+			Handler:    _BackendService_Versions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
