@@ -155,13 +155,13 @@ func NewWithLogger(logger hclog.Logger) *Backend {
 	return &Backend{logger: logger}
 }
 
-// Info describes the Vault backend; it supports List and Issue.
+// Info describes the Vault backend; it supports List, Issue and Versions.
 func (b *Backend) Info(context.Context) (plugin.Info, error) {
 	return plugin.Info{
 		Name:             Name,
 		Version:          Version,
 		ProtocolVersions: []uint32{plugin.ProtocolVersion},
-		Capabilities:     []string{plugin.CapabilityList, plugin.CapabilityIssue},
+		Capabilities:     []string{plugin.CapabilityList, plugin.CapabilityIssue, plugin.CapabilityVersions},
 	}, nil
 }
 
@@ -351,6 +351,9 @@ type conn struct {
 
 	mu     sync.Mutex
 	mounts map[string]mountEntry // detected mounts by mount path
+	// deniedMetadata are the KV v2 metadata paths the token may not read
+	// (logged once each; see Versions).
+	deniedMetadata map[string]bool
 }
 
 // mountEntry is a detected mount and when the detection expires.
