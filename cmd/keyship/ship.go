@@ -35,6 +35,7 @@ type shipFlags struct {
 	owner    string
 	dialect  string
 	emit     string
+	watch    watchFlags
 }
 
 // The --emit values beyond the consumers of conf.Consumers.
@@ -78,6 +79,7 @@ variables and never contain them.`,
 	cmd.Flags().StringVar(&f.emit, "emit", "", "what to print: spark, flink, libprocess (settings), mesos or marathon (JSON fragments); default: the settings of the spec's consumer")
 	cmd.Flags().StringVar(&f.dialect, "dialect", "", "the spec's dialect: dcos, spark, flink or libprocess (default: detect from the content)")
 	cmd.Flags().StringVar(&f.owner, "owner", "", "uid:gid to own the sandbox and its files (needs root); default: this process")
+	addWatchFlags(cmd, &f.watch)
 	_ = cmd.MarkFlagRequired("spec")
 	return cmd
 }
@@ -93,6 +95,9 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if f.sandbox == "" {
 		return usageError{fmt.Errorf("--sandbox is required (or set MESOS_SANDBOX)")}
 	}
+	if err := f.watch.check(f); err != nil {
+		return usageError{err}
+	}
 	if f.server != "" {
 		return g.shipThroughServer(ctx, f)
 	}
@@ -107,6 +112,9 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	req, err := readRequest(f.specPath, f.dialect, consumer, f.hosts)
 	if err != nil {
 		return err
+	}
+	if f.watch.on {
+		return g.shipWatch(ctx, f, req)
 	}
 	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
@@ -143,7 +151,7 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 			out = nil
 		}
 	}
-	abs, err := g.writeSandbox(f, files, sh.Bundle.Warnings)
+	abs, err := g.writeSandbox(f, files, sh.NotAfter(), sh.Bundle.Warnings)
 	if err != nil {
 		return err
 	}
@@ -185,25 +193,13 @@ func mesosFragment(emit string, plan *mesos.Plan) ([]byte, error) {
 
 // writeSandbox writes files and their manifest.json atomically into
 // f.sandbox and prints what it shipped; it returns the sandbox's absolute path.
-func (g *globals) writeSandbox(f shipFlags, files []materialize.File, warnings []string) (string, error) {
+func (g *globals) writeSandbox(f shipFlags, files []materialize.File, notAfter map[string]time.Time, warnings []string) (string, error) {
 	opts, err := ownerOptions(f.owner)
 	if err != nil {
 		return "", err
 	}
-	sfiles := make([]sandbox.File, len(files))
-	versions := map[string]string{}
-	for i, fl := range files {
-		sfiles[i] = sandbox.File{Path: fl.Path, Mode: fl.Mode, Contents: fl.Contents}
-		if fl.Version != "" {
-			versions[fl.Path] = fl.Version
-		}
-	}
-	manifest, err := sandbox.Manifest(sfiles, versions)
-	if err != nil {
-		return "", err
-	}
 	dir := f.sandbox
-	res, err := sandbox.Write(dir, append(sfiles, manifest), opts)
+	res, err := writeSandboxFiles(dir, files, notAfter, opts)
 	if err != nil {
 		return "", err
 	}
@@ -218,6 +214,24 @@ func (g *globals) writeSandbox(f shipFlags, files []materialize.File, warnings [
 		}
 	}
 	return abs, nil
+}
+
+// writeSandboxFiles writes files and their manifest.json (paths, modes,
+// versions, and each store's not_after) atomically into dir.
+func writeSandboxFiles(dir string, files []materialize.File, notAfter map[string]time.Time, opts sandbox.Options) (*sandbox.Result, error) {
+	sfiles := make([]sandbox.File, len(files))
+	versions := map[string]string{}
+	for i, fl := range files {
+		sfiles[i] = sandbox.File{Path: fl.Path, Mode: fl.Mode, Contents: fl.Contents}
+		if fl.Version != "" {
+			versions[fl.Path] = fl.Version
+		}
+	}
+	manifest, err := sandbox.ManifestWithExpiry(sfiles, versions, notAfter)
+	if err != nil {
+		return nil, err
+	}
+	return sandbox.Write(dir, append(sfiles, manifest), opts)
 }
 
 // ownerOptions parses --owner uid:gid.

@@ -13,6 +13,9 @@ type ManifestEntry struct {
 	Path    string `json:"path"`
 	Mode    string `json:"mode"`
 	Version string `json:"version,omitempty"`
+	// NotAfter is when the certificates the file holds expire (RFC 3339,
+	// UTC), for stores; see ManifestWithExpiry.
+	NotAfter string `json:"not_after,omitempty"`
 }
 
 // Manifest returns a manifest.json File that lists files by path, mode and

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/shipper"
+	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/sandbox"
+	"github.com/keyship/keyship/shipper/watch"
+)
+
+// defaultRefresh is how often keyship ship --watch asks for the refs'
+// versions.
+const defaultRefresh = time.Minute
+
+type watchFlags struct {
+	on           bool
+	refresh      time.Duration
+	renewBefore  time.Duration
+	onChange     string
+	sparkVersion string
+}
+
+// The environment of an --on-change command.
+const (
+	envManifest = "KEYSHIP_MANIFEST" // the new set's manifest.json
+	envSandbox  = "KEYSHIP_SANDBOX"  // the sandbox directory
+	envReason   = "KEYSHIP_REASON"   // changed or renewed
+)
+
+func addWatchFlags(cmd *cobra.Command, f *watchFlags) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.on, "watch", false, "keep running: re-check the secrets every --refresh, rebuild, re-check and swap the sandbox when one changes or an issued certificate is due for renewal (SIGHUP: check now; SIGTERM: stop)")
+	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "with --watch: how often to check the secrets' versions (at least 1s)")
+	fl.DurationVar(&f.renewBefore, "renew-before", 0, "with --watch: renew an issued certificate this long before it expires (default: at 2/3 of its lifetime)")
+	fl.StringVar(&f.onChange, "on-change", "", "with --watch: shell command to run after each swap (not after a failed refresh), with "+envManifest+" set to the new manifest")
+	fl.StringVar(&f.sparkVersion, "spark-version", "", "with --watch and Spark: the job's Spark release; 4.0 or later gets the settings that reload the RPC truststore")
+}
+
+// check refuses flag combinations that --watch does not support.
+func (w watchFlags) check(f shipFlags) error {
+	if !w.on {
+		if w.onChange != "" || w.renewBefore != 0 || w.sparkVersion != "" {
+			return errors.New("--on-change, --renew-before and --spark-version need --watch")
+		}
+		return nil
+	}
+	switch {
+	case f.server != "":
+		return errors.New("--watch with --server: a server keeps its own jobs fresh; watch them with its Watch call")
+	case f.emit == emitMesos || f.emit == emitMarathon:
+		return fmt.Errorf("--watch keeps a sandbox fresh; --emit %s prints a fragment once (keyship serve's Watch streams new ones)", f.emit)
+	case f.watch.refresh < time.Second:
+		return fmt.Errorf("--refresh %s: at least 1s", f.watch.refresh)
+	case f.watch.renewBefore < 0:
+		return fmt.Errorf("--renew-before %s: must not be negative", f.watch.renewBefore)
+	}
+	if w.sparkVersion != "" {
+		if _, err := conf.SparkReloads(w.sparkVersion); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shipWatch ships req into the sandbox like ship, then keeps it fresh until
+// SIGTERM or SIGINT (see package shipper/watch): a refresh every --refresh,
+// SIGHUP for one now, --on-change after each swap.
+func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	sopts, err := ownerOptions(f.owner)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(f.sandbox)
+	if err != nil {
+		return err
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	h := g.newHost(cfg)
+	defer func() { _ = h.Close() }()
+
+	// current is the shipped set; only the watch's ship calls touch it.
+	var current *shipper.Shipment
+	defer func() { current.Zero() }()
+	ship := func(ctx context.Context, sh *shipper.Shipment, u watch.Update) error {
+		if _, err := writeSandboxFiles(dir, sh.SandboxFiles(), sh.NotAfter(), sopts); err != nil {
+			return err
+		}
+		old := current
+		current = sh
+		old.Zero()
+		if u.Reason == watch.Initial {
+			return nil
+		}
+		fmt.Fprintf(g.stdout, "# %s keyship shipped new stores to %s: %s\n", time.Now().UTC().Format(time.RFC3339), dir, updateText(u))
+		g.runOnChange(ctx, f.watch.onChange, dir, u)
+		return nil
+	}
+	job, err := watch.Start(ctx, h, req, watch.Options{
+		Prepare:     shipper.Options{Dir: dir},
+		Timeout:     f.timeout,
+		RenewBefore: f.watch.renewBefore,
+		RetryMax:    f.watch.refresh,
+		Logger:      g.logger.Named("watch"),
+	}, ship)
+	if err != nil {
+		return fmt.Errorf("nothing shipped:\n%w", err)
+	}
+	for _, w := range current.Bundle.Warnings {
+		g.logger.Warn(w)
+	}
+	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s, and watches them (refresh every %s", len(current.SandboxFiles())+1, dir, f.watch.refresh)
+	if t := job.RenewAt(); !t.IsZero() {
+		fmt.Fprintf(g.stdout, "; the issued certificate is renewed at %s", t.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(g.stdout, ")")
+	settings := current.Settings
+	reloads := false
+	if req.Consumer == conf.ConsumerSpark {
+		extra, err := conf.SparkReload(current.Bundle, f.watch.sparkVersion, f.watch.refresh)
+		if err != nil {
+			return usageError{err}
+		}
+		settings, reloads = append(settingsCopy(settings), extra...), len(extra) > 0
+		fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
+			conf.EnvKeystorePassword, filepath.Join(dir, shipper.KeystorePasswordFile))
+	}
+	fmt.Fprint(g.stdout, conf.ReloadNote(req.Consumer, reloads))
+	fmt.Fprint(g.stdout, conf.Format(req.Consumer, settings))
+
+	w := watch.NewWatcher(h, f.watch.refresh)
+	w.Add(job)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				g.logger.Info("SIGHUP: checking the secrets now")
+				w.RefreshNow()
+			}
+		}
+	}()
+	err = w.Run(ctx)
+	g.logger.Info("watch stopped; the stores in place stay", "sandbox", dir)
+	return err
+}
+
+func settingsCopy(s []conf.Setting) []conf.Setting { return append([]conf.Setting(nil), s...) }
+
+// updateText says in a line why a set was shipped.
+func updateText(u watch.Update) string {
+	if u.Reason == watch.Renewed {
+		return "the issued certificate was renewed (next renewal " + u.RenewAt.UTC().Format(time.RFC3339) + ")"
+	}
+	var parts []string
+	for _, c := range u.Changes {
+		parts = append(parts, c.String())
+	}
+	return "changed " + strings.Join(parts, "; ")
+}
+
+// runOnChange runs the --on-change command after a swap, with the manifest
+// path in its environment; its output goes to keyship's stderr. Its failure
+// is logged: the swap stands.
+func (g *globals) runOnChange(ctx context.Context, command, dir string, u watch.Update) {
+	if command == "" {
+		return
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.Env = append(os.Environ(),
+		envManifest+"="+filepath.Join(dir, sandbox.ManifestName),
+		envSandbox+"="+dir,
+		envReason+"="+string(u.Reason))
+	cmd.Stdout, cmd.Stderr = g.stderr, g.stderr
+	if err := cmd.Run(); err != nil {
+		g.logger.Error("--on-change command failed (the new stores are in place)", "error", err)
+	}
+}
