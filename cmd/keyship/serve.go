@@ -21,6 +21,7 @@ import (
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
+	"github.com/keyship/keyship/shipper/watch"
 )
 
 type serveFlags struct {
@@ -28,6 +29,7 @@ type serveFlags struct {
 	tlsCert, tlsKey, clientCA  string
 	fetchListen, fetchURL      string
 	fetchCert, fetchKey, caOut string
+	refresh, renewBefore       time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -35,9 +37,11 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --listen unix:///PATH|tcp://HOST:PORT",
 		Short: "Run the host API for dispatchers and AppMasters, and the HTTPS fetch server",
-		Long: `serve runs the keyship host API (keyship.host.v1.ShipperService: Ship, Check) for
-Spark dispatchers, Flink AppMasters and other launchers. A job is resolved and
-built once and kept in memory for its TTL; each task gets its own fetch URIs.
+		Long: `serve runs the keyship host API (keyship.host.v1.ShipperService: Ship, Check,
+Watch) for Spark dispatchers, Flink AppMasters and other launchers. A job is
+resolved and built once and kept in memory for its TTL; each task gets its own
+fetch URIs. Watch streams a job's new bundle whenever one of its secrets
+changes or its issued certificate is renewed (checked every --refresh).
 
 On a unix socket the socket's 0600 mode is the access control; on TCP the API
 requires mutual TLS (--tls-cert, --tls-key, --client-ca). With --fetch-listen it
@@ -64,6 +68,8 @@ Mesos agents must trust.`,
 	fl.StringVar(&f.fetchCert, "fetch-cert", "", "fetch server certificate (PEM)")
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
 	fl.StringVar(&f.caOut, "fetch-ca-out", "", "where to write the self-signed fetch certificate when --fetch-cert is not given")
+	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "how often watched jobs (the Watch call) have their secrets' versions checked; 0 turns Watch off")
+	fl.DurationVar(&f.renewBefore, "renew-before", 0, "renew a watched job's issued certificate this long before it expires (default: at 2/3 of its lifetime)")
 	_ = cmd.MarkFlagRequired("listen")
 	return cmd
 }
@@ -113,7 +119,13 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		g.logger.Info("fetch server listening", "addr", fl.Addr().String(), "url", base)
 		fmt.Fprintf(g.stdout, "fetch %s\n", base)
 	}
-	srv := server.New(h, fs)
+	var sopts []server.Option
+	if f.refresh > 0 {
+		w := watch.NewWatcher(h, f.refresh)
+		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: h, Watcher: w, RenewBefore: f.renewBefore, Logger: g.logger.Named("watch")}))
+		go func() { _ = w.Run(ctx) }()
+	}
+	srv := server.New(h, fs, sopts...)
 	l, err := server.Listen(f.listen)
 	if err != nil {
 		return err

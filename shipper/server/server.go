@@ -61,6 +61,8 @@ type Server struct {
 	// retired are replaced jobs whose bundles are zeroed after zeroGrace.
 	retired   []*job
 	lastSweep time.Time
+	// watching keeps watched jobs fresh (watch.go); nil without WithWatch.
+	watching *watching
 }
 
 // sweepEvery bounds how often a lookup sweeps expired jobs and fetch grants.
@@ -141,18 +143,10 @@ func readRequest(jobID string, doc []byte, dialect hostv1.Dialect, tasks []spec.
 	return spec.ReadRequest(spec.Document{JobID: jobID, Data: doc, Dialect: name, Tasks: tasks, Hosts: hosts})
 }
 
-// job returns the job's shipment, prepared once for all concurrent callers.
-// The key is the job id and the spec; the hosts join it only when the spec
-// issues per-host certificates (a new host set needs a new certificate),
-// so that a Flink AppMaster asking for each new TaskManager reuses the build.
+// job returns the job's shipment, prepared once for all concurrent callers
+// (keyed by jobKey).
 func (s *Server) job(ctx context.Context, r *spec.Request, doc []byte, dialect hostv1.Dialect, ttl time.Duration) (*job, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00", dialect, len(doc))
-	h.Write(doc)
-	if len(r.Spec.Issues()) > 0 {
-		fmt.Fprintf(h, "\x00%q", r.Spec.Hosts)
-	}
-	key := r.JobID + "\x00" + hex.EncodeToString(h.Sum(nil))
+	key := jobKey(r, doc, dialect)
 	if j := s.lookup(key); j != nil {
 		return j, nil
 	}
@@ -163,23 +157,46 @@ func (s *Server) job(ctx context.Context, r *spec.Request, doc []byte, dialect h
 		// The build outlives any one caller's cancellation: it is shared.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
+		if s.watching != nil {
+			return s.buildWatched(bctx, key, r, ttl)
+		}
 		sh, err := shipper.Prepare(bctx, s.builder, r, shipper.Options{Dir: shipper.TaskDir})
 		if err != nil {
 			return nil, err
 		}
-		j := &job{shipment: sh, expires: s.now().Add(ttl)}
-		s.mu.Lock()
-		if old, ok := s.jobs[key]; ok {
-			s.retired = append(s.retired, old)
-		}
-		s.jobs[key] = j
-		s.mu.Unlock()
-		return j, nil
+		return s.install(key, sh, s.now().Add(ttl)), nil
 	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return v.(*job), nil
+}
+
+// jobKey is the key of a job: its id and spec; the hosts join it only when
+// the spec issues per-host certificates (a new host set needs a new
+// certificate), so that a Flink AppMaster asking for each new TaskManager
+// reuses the build.
+func jobKey(r *spec.Request, doc []byte, dialect hostv1.Dialect) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00", dialect, len(doc))
+	h.Write(doc)
+	if len(r.Spec.Issues()) > 0 {
+		fmt.Fprintf(h, "\x00%q", r.Spec.Hosts)
+	}
+	return r.JobID + "\x00" + hex.EncodeToString(h.Sum(nil))
+}
+
+// install makes sh the job at key until expires, retiring the one it
+// replaces (zeroed after its own expiry, when no fetch URI can want it).
+func (s *Server) install(key string, sh *shipper.Shipment, expires time.Time) *job {
+	j := &job{shipment: sh, expires: expires}
+	s.mu.Lock()
+	if old, ok := s.jobs[key]; ok {
+		s.retired = append(s.retired, old)
+	}
+	s.jobs[key] = j
+	s.mu.Unlock()
+	return j
 }
 
 // lookup returns the live job at key, or nil.
@@ -251,8 +268,12 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 		return nil, status.Errorf(codes.Internal, "fetch server writes into %q, the settings point at %q", s.fetch.Dir(), dir)
 	}
 	resp := &hostv1.ShipResponse{JobId: req.GetJobId(), Warnings: sh.Bundle.Warnings, ExpiresUnix: j.expires.Unix()}
+	notAfter := sh.NotAfter()
 	for _, f := range sh.Files {
 		pf := &hostv1.File{Path: path.Join(dir, f.Path), Mode: uint32(f.Mode), Version: f.Version, Role: string(f.Role)}
+		if t, ok := notAfter[f.Path]; ok {
+			pf.NotAfterUnix = t.Unix()
+		}
 		if targets[hostv1.Target_TARGET_FILES] {
 			pf.Contents = f.Contents
 		}

@@ -90,6 +90,9 @@ func (w *Watcher) Remove(j *Job) {
 	signal(w.changed)
 }
 
+// Interval returns the Watcher's refresh interval.
+func (w *Watcher) Interval() time.Duration { return w.interval }
+
 // Len returns how many jobs the Watcher refreshes.
 func (w *Watcher) Len() int {
 	w.mu.Lock()

@@ -148,6 +148,63 @@ func (Target) EnumDescriptor() ([]byte, []int) {
 	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{1}
 }
 
+// WatchReason says why a WatchResponse was sent.
+type WatchReason int32
+
+const (
+	// Not a reason; never sent.
+	WatchReason_WATCH_REASON_UNSPECIFIED WatchReason = 0
+	// The job's bundle when the watch began.
+	WatchReason_WATCH_REASON_INITIAL WatchReason = 1
+	// A secret of the job changed (a new version of a ref).
+	WatchReason_WATCH_REASON_CHANGED WatchReason = 2
+	// The certificate keyship issued for the job was renewed.
+	WatchReason_WATCH_REASON_RENEWED WatchReason = 3
+)
+
+// Enum value maps for WatchReason.
+var (
+	WatchReason_name = map[int32]string{
+		0: "WATCH_REASON_UNSPECIFIED",
+		1: "WATCH_REASON_INITIAL",
+		2: "WATCH_REASON_CHANGED",
+		3: "WATCH_REASON_RENEWED",
+	}
+	WatchReason_value = map[string]int32{
+		"WATCH_REASON_UNSPECIFIED": 0,
+		"WATCH_REASON_INITIAL":     1,
+		"WATCH_REASON_CHANGED":     2,
+		"WATCH_REASON_RENEWED":     3,
+	}
+)
+
+func (x WatchReason) Enum() *WatchReason {
+	p := new(WatchReason)
+	*p = x
+	return p
+}
+
+func (x WatchReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyship_host_v1_host_proto_enumTypes[2].Descriptor()
+}
+
+func (WatchReason) Type() protoreflect.EnumType {
+	return &file_keyship_host_v1_host_proto_enumTypes[2]
+}
+
+func (x WatchReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchReason.Descriptor instead.
+func (WatchReason) EnumDescriptor() ([]byte, []int) {
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{2}
+}
+
 // Task is one task of the job: a driver, an executor, a TaskManager.
 type Task struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -418,7 +475,10 @@ type File struct {
 	// What the file is for: keystore, truststore, ca-bundle, ...
 	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
 	// Secret: the file's bytes, only with TARGET_FILES.
-	Contents      []byte `protobuf:"bytes,5,opt,name=contents,proto3" json:"contents,omitempty"`
+	Contents []byte `protobuf:"bytes,5,opt,name=contents,proto3" json:"contents,omitempty"`
+	// When the certificates the file holds expire (the earliest NotAfter),
+	// in Unix seconds; 0 for files without certificates.
+	NotAfterUnix  int64 `protobuf:"varint,6,opt,name=not_after_unix,json=notAfterUnix,proto3" json:"not_after_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -486,6 +546,13 @@ func (x *File) GetContents() []byte {
 		return x.Contents
 	}
 	return nil
+}
+
+func (x *File) GetNotAfterUnix() int64 {
+	if x != nil {
+		return x.NotAfterUnix
+	}
+	return 0
 }
 
 // TaskShipment is what one task needs in its TaskInfo.
@@ -1140,6 +1207,141 @@ func (x *Problem) GetReason() string {
 	return ""
 }
 
+// WatchRequest asks for a job's stores and for each new bundle after them.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job, as Ship takes it; the same job_id and spec share Ship's build
+	// and its TTL. Required.
+	Ship *ShipRequest `protobuf:"bytes,1,opt,name=ship,proto3" json:"ship,omitempty"`
+	// The consumer's release, e.g. "4.0.1" for Spark, for settings that only
+	// some releases read (Spark 4.0 and later reload their RPC truststore).
+	// Optional.
+	ConsumerVersion string `protobuf:"bytes,2,opt,name=consumer_version,json=consumerVersion,proto3" json:"consumer_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_keyship_host_v1_host_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_host_v1_host_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WatchRequest) GetShip() *ShipRequest {
+	if x != nil {
+		return x.Ship
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetConsumerVersion() string {
+	if x != nil {
+		return x.ConsumerVersion
+	}
+	return ""
+}
+
+// WatchResponse is one bundle of a watched job.
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What each task needs now, as Ship returns it, with fetch URIs of its
+	// own. Its files' versions are the new ones.
+	Shipment *ShipResponse `protobuf:"bytes,1,opt,name=shipment,proto3" json:"shipment,omitempty"`
+	// Why this bundle was sent.
+	Reason WatchReason `protobuf:"varint,2,opt,name=reason,proto3,enum=keyship.host.v1.WatchReason" json:"reason,omitempty"`
+	// The settings whose secret changed, each as "<field> (<ref>): <old
+	// version> -> <new version>" (WATCH_REASON_CHANGED). Versions are opaque
+	// and never secret.
+	Changes []string `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	// When the certificate keyship issued will be renewed, in Unix seconds;
+	// 0 when the job's certificate was not issued by keyship.
+	RenewAtUnix   int64 `protobuf:"varint,4,opt,name=renew_at_unix,json=renewAtUnix,proto3" json:"renew_at_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_keyship_host_v1_host_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_host_v1_host_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WatchResponse) GetShipment() *ShipResponse {
+	if x != nil {
+		return x.Shipment
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetReason() WatchReason {
+	if x != nil {
+		return x.Reason
+	}
+	return WatchReason_WATCH_REASON_UNSPECIFIED
+}
+
+func (x *WatchResponse) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetRenewAtUnix() int64 {
+	if x != nil {
+		return x.RenewAtUnix
+	}
+	return 0
+}
+
 var File_keyship_host_v1_host_proto protoreflect.FileDescriptor
 
 const file_keyship_host_v1_host_proto_rawDesc = "" +
@@ -1165,13 +1367,14 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\x05tasks\x18\x03 \x03(\v2\x1d.keyship.host.v1.TaskShipmentR\x05tasks\x124\n" +
 	"\bsettings\x18\x04 \x03(\v2\x18.keyship.host.v1.SettingR\bsettings\x12\x1a\n" +
 	"\bwarnings\x18\x05 \x03(\tR\bwarnings\x12!\n" +
-	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\"x\n" +
+	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\"\x9e\x01\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\rR\x04mode\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x12\n" +
 	"\x04role\x18\x04 \x01(\tR\x04role\x12\x1a\n" +
-	"\bcontents\x18\x05 \x01(\fR\bcontents\"\xbd\x01\n" +
+	"\bcontents\x18\x05 \x01(\fR\bcontents\x12$\n" +
+	"\x0enot_after_unix\x18\x06 \x01(\x03R\fnotAfterUnix\"\xbd\x01\n" +
 	"\fTaskShipment\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12-\n" +
 	"\x04uris\x18\x02 \x03(\v2\x19.keyship.host.v1.FetchURIR\x04uris\x127\n" +
@@ -1213,7 +1416,15 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\aProblem\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason*r\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"k\n" +
+	"\fWatchRequest\x120\n" +
+	"\x04ship\x18\x01 \x01(\v2\x1c.keyship.host.v1.ShipRequestR\x04ship\x12)\n" +
+	"\x10consumer_version\x18\x02 \x01(\tR\x0fconsumerVersion\"\xbe\x01\n" +
+	"\rWatchResponse\x129\n" +
+	"\bshipment\x18\x01 \x01(\v2\x1d.keyship.host.v1.ShipResponseR\bshipment\x124\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1c.keyship.host.v1.WatchReasonR\x06reason\x12\x18\n" +
+	"\achanges\x18\x03 \x03(\tR\achanges\x12\"\n" +
+	"\rrenew_at_unix\x18\x04 \x01(\x03R\vrenewAtUnix*r\n" +
 	"\aDialect\x12\x17\n" +
 	"\x13DIALECT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fDIALECT_DCOS\x10\x01\x12\x11\n" +
@@ -1224,10 +1435,16 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\x12TARGET_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTARGET_FETCH\x10\x01\x12\x10\n" +
 	"\fTARGET_MESOS\x10\x02\x12\x10\n" +
-	"\fTARGET_FILES\x10\x032\x9d\x01\n" +
+	"\fTARGET_FILES\x10\x03*y\n" +
+	"\vWatchReason\x12\x1c\n" +
+	"\x18WATCH_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14WATCH_REASON_INITIAL\x10\x01\x12\x18\n" +
+	"\x14WATCH_REASON_CHANGED\x10\x02\x12\x18\n" +
+	"\x14WATCH_REASON_RENEWED\x10\x032\xe7\x01\n" +
 	"\x0eShipperService\x12C\n" +
 	"\x04Ship\x12\x1c.keyship.host.v1.ShipRequest\x1a\x1d.keyship.host.v1.ShipResponse\x12F\n" +
-	"\x05Check\x12\x1d.keyship.host.v1.CheckRequest\x1a\x1e.keyship.host.v1.CheckResponseB9Z7github.com/keyship/keyship/proto/keyship/host/v1;hostv1b\x06proto3"
+	"\x05Check\x12\x1d.keyship.host.v1.CheckRequest\x1a\x1e.keyship.host.v1.CheckResponse\x12H\n" +
+	"\x05Watch\x12\x1d.keyship.host.v1.WatchRequest\x1a\x1e.keyship.host.v1.WatchResponse0\x01B9Z7github.com/keyship/keyship/proto/keyship/host/v1;hostv1b\x06proto3"
 
 var (
 	file_keyship_host_v1_host_proto_rawDescOnce sync.Once
@@ -1241,50 +1458,58 @@ func file_keyship_host_v1_host_proto_rawDescGZIP() []byte {
 	return file_keyship_host_v1_host_proto_rawDescData
 }
 
-var file_keyship_host_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keyship_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_keyship_host_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_keyship_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_keyship_host_v1_host_proto_goTypes = []any{
 	(Dialect)(0),            // 0: keyship.host.v1.Dialect
 	(Target)(0),             // 1: keyship.host.v1.Target
-	(*Task)(nil),            // 2: keyship.host.v1.Task
-	(*ShipRequest)(nil),     // 3: keyship.host.v1.ShipRequest
-	(*ShipResponse)(nil),    // 4: keyship.host.v1.ShipResponse
-	(*File)(nil),            // 5: keyship.host.v1.File
-	(*TaskShipment)(nil),    // 6: keyship.host.v1.TaskShipment
-	(*FetchURI)(nil),        // 7: keyship.host.v1.FetchURI
-	(*SecretVolume)(nil),    // 8: keyship.host.v1.SecretVolume
-	(*SecretEnv)(nil),       // 9: keyship.host.v1.SecretEnv
-	(*Secret)(nil),          // 10: keyship.host.v1.Secret
-	(*SecretReference)(nil), // 11: keyship.host.v1.SecretReference
-	(*Setting)(nil),         // 12: keyship.host.v1.Setting
-	(*CheckRequest)(nil),    // 13: keyship.host.v1.CheckRequest
-	(*CheckResponse)(nil),   // 14: keyship.host.v1.CheckResponse
-	(*Problem)(nil),         // 15: keyship.host.v1.Problem
+	(WatchReason)(0),        // 2: keyship.host.v1.WatchReason
+	(*Task)(nil),            // 3: keyship.host.v1.Task
+	(*ShipRequest)(nil),     // 4: keyship.host.v1.ShipRequest
+	(*ShipResponse)(nil),    // 5: keyship.host.v1.ShipResponse
+	(*File)(nil),            // 6: keyship.host.v1.File
+	(*TaskShipment)(nil),    // 7: keyship.host.v1.TaskShipment
+	(*FetchURI)(nil),        // 8: keyship.host.v1.FetchURI
+	(*SecretVolume)(nil),    // 9: keyship.host.v1.SecretVolume
+	(*SecretEnv)(nil),       // 10: keyship.host.v1.SecretEnv
+	(*Secret)(nil),          // 11: keyship.host.v1.Secret
+	(*SecretReference)(nil), // 12: keyship.host.v1.SecretReference
+	(*Setting)(nil),         // 13: keyship.host.v1.Setting
+	(*CheckRequest)(nil),    // 14: keyship.host.v1.CheckRequest
+	(*CheckResponse)(nil),   // 15: keyship.host.v1.CheckResponse
+	(*Problem)(nil),         // 16: keyship.host.v1.Problem
+	(*WatchRequest)(nil),    // 17: keyship.host.v1.WatchRequest
+	(*WatchResponse)(nil),   // 18: keyship.host.v1.WatchResponse
 }
 var file_keyship_host_v1_host_proto_depIdxs = []int32{
 	0,  // 0: keyship.host.v1.ShipRequest.dialect:type_name -> keyship.host.v1.Dialect
-	2,  // 1: keyship.host.v1.ShipRequest.tasks:type_name -> keyship.host.v1.Task
+	3,  // 1: keyship.host.v1.ShipRequest.tasks:type_name -> keyship.host.v1.Task
 	1,  // 2: keyship.host.v1.ShipRequest.targets:type_name -> keyship.host.v1.Target
-	5,  // 3: keyship.host.v1.ShipResponse.files:type_name -> keyship.host.v1.File
-	6,  // 4: keyship.host.v1.ShipResponse.tasks:type_name -> keyship.host.v1.TaskShipment
-	12, // 5: keyship.host.v1.ShipResponse.settings:type_name -> keyship.host.v1.Setting
-	7,  // 6: keyship.host.v1.TaskShipment.uris:type_name -> keyship.host.v1.FetchURI
-	8,  // 7: keyship.host.v1.TaskShipment.volumes:type_name -> keyship.host.v1.SecretVolume
-	9,  // 8: keyship.host.v1.TaskShipment.env:type_name -> keyship.host.v1.SecretEnv
-	10, // 9: keyship.host.v1.SecretVolume.secret:type_name -> keyship.host.v1.Secret
-	10, // 10: keyship.host.v1.SecretEnv.secret:type_name -> keyship.host.v1.Secret
-	11, // 11: keyship.host.v1.Secret.reference:type_name -> keyship.host.v1.SecretReference
+	6,  // 3: keyship.host.v1.ShipResponse.files:type_name -> keyship.host.v1.File
+	7,  // 4: keyship.host.v1.ShipResponse.tasks:type_name -> keyship.host.v1.TaskShipment
+	13, // 5: keyship.host.v1.ShipResponse.settings:type_name -> keyship.host.v1.Setting
+	8,  // 6: keyship.host.v1.TaskShipment.uris:type_name -> keyship.host.v1.FetchURI
+	9,  // 7: keyship.host.v1.TaskShipment.volumes:type_name -> keyship.host.v1.SecretVolume
+	10, // 8: keyship.host.v1.TaskShipment.env:type_name -> keyship.host.v1.SecretEnv
+	11, // 9: keyship.host.v1.SecretVolume.secret:type_name -> keyship.host.v1.Secret
+	11, // 10: keyship.host.v1.SecretEnv.secret:type_name -> keyship.host.v1.Secret
+	12, // 11: keyship.host.v1.Secret.reference:type_name -> keyship.host.v1.SecretReference
 	0,  // 12: keyship.host.v1.CheckRequest.dialect:type_name -> keyship.host.v1.Dialect
-	15, // 13: keyship.host.v1.CheckResponse.problems:type_name -> keyship.host.v1.Problem
-	3,  // 14: keyship.host.v1.ShipperService.Ship:input_type -> keyship.host.v1.ShipRequest
-	13, // 15: keyship.host.v1.ShipperService.Check:input_type -> keyship.host.v1.CheckRequest
-	4,  // 16: keyship.host.v1.ShipperService.Ship:output_type -> keyship.host.v1.ShipResponse
-	14, // 17: keyship.host.v1.ShipperService.Check:output_type -> keyship.host.v1.CheckResponse
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 13: keyship.host.v1.CheckResponse.problems:type_name -> keyship.host.v1.Problem
+	4,  // 14: keyship.host.v1.WatchRequest.ship:type_name -> keyship.host.v1.ShipRequest
+	5,  // 15: keyship.host.v1.WatchResponse.shipment:type_name -> keyship.host.v1.ShipResponse
+	2,  // 16: keyship.host.v1.WatchResponse.reason:type_name -> keyship.host.v1.WatchReason
+	4,  // 17: keyship.host.v1.ShipperService.Ship:input_type -> keyship.host.v1.ShipRequest
+	14, // 18: keyship.host.v1.ShipperService.Check:input_type -> keyship.host.v1.CheckRequest
+	17, // 19: keyship.host.v1.ShipperService.Watch:input_type -> keyship.host.v1.WatchRequest
+	5,  // 20: keyship.host.v1.ShipperService.Ship:output_type -> keyship.host.v1.ShipResponse
+	15, // 21: keyship.host.v1.ShipperService.Check:output_type -> keyship.host.v1.CheckResponse
+	18, // 22: keyship.host.v1.ShipperService.Watch:output_type -> keyship.host.v1.WatchResponse
+	20, // [20:23] is the sub-list for method output_type
+	17, // [17:20] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_keyship_host_v1_host_proto_init() }
@@ -1301,8 +1526,8 @@ func file_keyship_host_v1_host_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyship_host_v1_host_proto_rawDesc), len(file_keyship_host_v1_host_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   14,
+			NumEnums:      3,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

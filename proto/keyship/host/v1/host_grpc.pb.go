@@ -29,6 +29,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ShipperService_Ship_FullMethodName  = "/keyship.host.v1.ShipperService/Ship"
 	ShipperService_Check_FullMethodName = "/keyship.host.v1.ShipperService/Check"
+	ShipperService_Watch_FullMethodName = "/keyship.host.v1.ShipperService/Watch"
 )
 
 // ShipperServiceClient is the client API for ShipperService service.
@@ -44,6 +45,20 @@ type ShipperServiceClient interface {
 	Ship(ctx context.Context, in *ShipRequest, opts ...grpc.CallOption) (*ShipResponse, error)
 	// Check runs the pre-flight checks only: nothing is kept or served.
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
+	// Watch ships the job as Ship does and sends that response first
+	// (WATCH_REASON_INITIAL), then keeps the job's stores fresh and sends a
+	// new response, with fresh fetch URIs for the request's tasks, each time
+	// they change: a secret rotated in the store (a new version of one of the
+	// job's refs), or the certificate keyship issued renewed before it
+	// expires (at 2/3 of its lifetime). A rebuild that fails a check or a read
+	// keeps the current bundle and sends nothing. Every watcher of a job
+	// shares one refresh, and a refresh asks each distinct ref's version once
+	// however many jobs share it and however many watchers a job has; Ship
+	// calls for a watched job get its current bundle. The stream ends (OK)
+	// when the bundle's TTL passes: a bundle past its TTL is no longer
+	// refreshed; Watch again for a new one. FAILED_PRECONDITION when the
+	// server does not watch (keyship serve --refresh 0).
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type shipperServiceClient struct {
@@ -74,6 +89,25 @@ func (c *shipperServiceClient) Check(ctx context.Context, in *CheckRequest, opts
 	return out, nil
 }
 
+func (c *shipperServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ShipperService_ServiceDesc.Streams[0], ShipperService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ShipperService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // ShipperServiceServer is the server API for ShipperService service.
 // All implementations must embed UnimplementedShipperServiceServer
 // for forward compatibility.
@@ -87,6 +121,20 @@ type ShipperServiceServer interface {
 	Ship(context.Context, *ShipRequest) (*ShipResponse, error)
 	// Check runs the pre-flight checks only: nothing is kept or served.
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
+	// Watch ships the job as Ship does and sends that response first
+	// (WATCH_REASON_INITIAL), then keeps the job's stores fresh and sends a
+	// new response, with fresh fetch URIs for the request's tasks, each time
+	// they change: a secret rotated in the store (a new version of one of the
+	// job's refs), or the certificate keyship issued renewed before it
+	// expires (at 2/3 of its lifetime). A rebuild that fails a check or a read
+	// keeps the current bundle and sends nothing. Every watcher of a job
+	// shares one refresh, and a refresh asks each distinct ref's version once
+	// however many jobs share it and however many watchers a job has; Ship
+	// calls for a watched job get its current bundle. The stream ends (OK)
+	// when the bundle's TTL passes: a bundle past its TTL is no longer
+	// refreshed; Watch again for a new one. FAILED_PRECONDITION when the
+	// server does not watch (keyship serve --refresh 0).
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedShipperServiceServer()
 }
 
@@ -102,6 +150,9 @@ func (UnimplementedShipperServiceServer) Ship(context.Context, *ShipRequest) (*S
 }
 func (UnimplementedShipperServiceServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
+}
+func (UnimplementedShipperServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedShipperServiceServer) mustEmbedUnimplementedShipperServiceServer() {}
 func (UnimplementedShipperServiceServer) testEmbeddedByValue()                        {}
@@ -160,6 +211,17 @@ func _ShipperService_Check_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ShipperService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ShipperServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ShipperService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // ShipperService_ServiceDesc is the grpc.ServiceDesc for ShipperService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -176,6 +238,12 @@ var ShipperService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ShipperService_Check_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _ShipperService_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "keyship/host/v1/host.proto",
 }

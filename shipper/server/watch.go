@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/keyship/keyship/host/spec"
+	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper"
+	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/watch"
+)
+
+// WatchConfig is what a server needs to keep watched jobs fresh.
+type WatchConfig struct {
+	// Host gives the refs' versions and builds (the server's *host.Host).
+	// Required.
+	Host watch.Host
+	// Watcher refreshes the watched jobs; the caller runs it (Run).
+	// Required.
+	Watcher *watch.Watcher
+	// RenewBefore is watch.Options.RenewBefore: 0 renews an issued
+	// certificate at 2/3 of its lifetime.
+	RenewBefore time.Duration
+	// Logger receives the watch's log lines; nil discards them.
+	Logger hclog.Logger
+}
+
+// WithWatch makes the server keep watched jobs fresh (the Watch rpc): every
+// job it builds goes through watch.Start, which records its secrets'
+// versions, and a Watch call adds the job to c.Watcher, which refreshes it
+// until the job's TTL ends.
+func WithWatch(c WatchConfig) Option {
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return func(s *Server) {
+		s.watching = &watching{cfg: c, jobs: map[string]*watchedJob{}}
+	}
+}
+
+// watching is the server's watch state: one watchedJob per built job.
+type watching struct {
+	cfg WatchConfig
+
+	mu   sync.Mutex
+	jobs map[string]*watchedJob // by job key
+}
+
+// watchedJob is a built job that a Watch can follow: its watch.Job and the
+// bundles it shipped, broadcast to every stream of the job.
+type watchedJob struct {
+	job     *watch.Job
+	expires time.Time
+
+	mu      sync.Mutex
+	current *job
+	gen     uint64 // bundles shipped, the first one included
+	update  watch.Update
+	changed chan struct{} // closed when a new bundle is in place
+	added   bool          // in the Watcher
+}
+
+// publish makes j the job's bundle and wakes its streams.
+func (wj *watchedJob) publish(j *job, u watch.Update) {
+	wj.mu.Lock()
+	defer wj.mu.Unlock()
+	wj.current, wj.update = j, u
+	wj.gen++
+	close(wj.changed)
+	wj.changed = make(chan struct{})
+}
+
+// snapshot returns the job's bundle, its number and why it shipped, and the
+// channel closed at the next one.
+func (wj *watchedJob) snapshot() (*job, uint64, watch.Update, <-chan struct{}) {
+	wj.mu.Lock()
+	defer wj.mu.Unlock()
+	return wj.current, wj.gen, wj.update, wj.changed
+}
+
+// buildWatched builds the job at key through watch.Start, so that a Watch
+// can follow it: each bundle the watch ships replaces the job's (Ship calls
+// get the current one) and reaches every stream of the job.
+func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, ttl time.Duration) (*job, error) {
+	expires := s.now().Add(ttl)
+	wj := &watchedJob{expires: expires, changed: make(chan struct{})}
+	wa := s.watching
+	j, err := watch.Start(ctx, wa.cfg.Host, r, watch.Options{
+		Prepare:     shipper.Options{Dir: shipper.TaskDir},
+		Until:       expires,
+		RenewBefore: wa.cfg.RenewBefore,
+		RetryMax:    wa.cfg.Watcher.Interval(),
+		Logger:      wa.cfg.Logger,
+		Now:         s.now,
+	}, func(_ context.Context, sh *shipper.Shipment, u watch.Update) error {
+		wj.publish(s.install(key, sh, expires), u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	wj.job = j
+	now := s.now()
+	wa.mu.Lock()
+	for k, old := range wa.jobs {
+		if !now.Before(old.expires) {
+			delete(wa.jobs, k)
+		}
+	}
+	wa.jobs[key] = wj
+	wa.mu.Unlock()
+	cur, _, _, _ := wj.snapshot()
+	return cur, nil
+}
+
+// follow returns the watched job at key and has the Watcher refresh it.
+func (wa *watching) follow(key string) *watchedJob {
+	wa.mu.Lock()
+	defer wa.mu.Unlock()
+	wj := wa.jobs[key]
+	if wj != nil && !wj.added {
+		wj.added = true
+		wa.cfg.Watcher.Add(wj.job)
+	}
+	return wj
+}
+
+// Watch implements hostv1.ShipperServiceServer: the job's bundle now, then
+// each new one, until the bundle's TTL passes or the caller goes away.
+func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_WatchServer) error {
+	if s.watching == nil {
+		return status.Error(codes.FailedPrecondition, "this server does not watch jobs (keyship serve --refresh 0)")
+	}
+	sr := req.GetShip()
+	if sr == nil {
+		return status.Error(codes.InvalidArgument, "ship: required (the job, as Ship takes it)")
+	}
+	if err := checkShipRequest(sr); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	ttl := DefaultTTL
+	if sr.GetTtlSeconds() > 0 {
+		ttl = min(time.Duration(sr.GetTtlSeconds())*time.Second, maxTTL)
+	}
+	r, err := readRequest(sr.GetJobId(), sr.GetSpec(), sr.GetDialect(), tasksOf(sr.GetTasks()), nil)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	version := req.GetConsumerVersion()
+	if r.Consumer == conf.ConsumerSpark && version != "" {
+		if _, err := conf.SparkReloads(version); err != nil {
+			return status.Error(codes.InvalidArgument, "consumer_version: "+err.Error())
+		}
+	}
+	ctx := stream.Context()
+	if _, err := s.job(ctx, r, sr.GetSpec(), sr.GetDialect(), ttl); err != nil {
+		return err
+	}
+	wj := s.watching.follow(jobKey(r, sr.GetSpec(), sr.GetDialect()))
+	if wj == nil {
+		return status.Error(codes.Internal, "the job was built without its watch")
+	}
+	var sent uint64
+	for {
+		cur, gen, u, changed := wj.snapshot()
+		if gen != sent {
+			resp, err := s.watchResponse(sr, cur, r.Consumer, version, u, sent == 0)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			sent = gen
+		}
+		left := wj.expires.Sub(s.now())
+		if left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+			return nil // the TTL passed: the bundle is no longer refreshed
+		}
+	}
+}
+
+// watchResponse is the WatchResponse of bundle j for one stream: its own
+// fetch URIs, and the settings that make the consumer reload what it can.
+func (s *Server) watchResponse(sr *hostv1.ShipRequest, j *job, consumer, version string, u watch.Update, first bool) (*hostv1.WatchResponse, error) {
+	resp, err := s.response(sr, j)
+	if err != nil {
+		return nil, err
+	}
+	if consumer == conf.ConsumerSpark {
+		extra, err := conf.SparkReload(j.shipment.Bundle, version, s.watching.cfg.Watcher.Interval())
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		for _, st := range extra {
+			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
+		}
+	}
+	out := &hostv1.WatchResponse{Shipment: resp, Reason: hostv1.WatchReason_WATCH_REASON_INITIAL}
+	if !first {
+		out.Reason = hostv1.WatchReason_WATCH_REASON_CHANGED
+		if u.Reason == watch.Renewed {
+			out.Reason = hostv1.WatchReason_WATCH_REASON_RENEWED
+		}
+		for _, c := range u.Changes {
+			out.Changes = append(out.Changes, c.String())
+		}
+	}
+	if !u.RenewAt.IsZero() {
+		out.RenewAtUnix = u.RenewAt.Unix()
+	}
+	return out, nil
+}
+
+// WatchJob calls Watch and hands each response to each, in order, until
+// the stream ends: nil when the bundle's TTL passed, the error of each,
+// ctx's or the server's otherwise.
+func (c *Client) WatchJob(ctx context.Context, req *hostv1.WatchRequest, each func(*hostv1.WatchResponse) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Watch(ctx, req)
+	if err != nil {
+		return err
+	}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := each(resp); err != nil {
+			return err
+		}
+	}
+}

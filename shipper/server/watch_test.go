@@ -1,0 +1,210 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/keyship/keyship/backends/file"
+	"github.com/keyship/keyship/backends/file/filetest"
+	"github.com/keyship/keyship/host"
+	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/plugin"
+	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper/server"
+	"github.com/keyship/keyship/shipper/watch"
+)
+
+// watchFixture is a server that watches, on a unix socket, over the
+// in-process file backend (which has no Versioner: each version check is a
+// Get inside the backend, so counting its reads counts the checks).
+type watchFixture struct {
+	job     *filetest.Job
+	backend *counting
+	watcher *watch.Watcher
+	client  *server.Client
+	srv     *server.Server
+}
+
+func newWatchFixture(t *testing.T, refresh time.Duration) *watchFixture {
+	t.Helper()
+	root := t.TempDir()
+	f := &watchFixture{job: filetest.Seed(t, root, "store-pass-1"), backend: &counting{Backend: file.New()}}
+	cfg := &config.Config{DefaultBackend: "file", Backends: map[string]config.Backend{"file": {Config: map[string]string{"root": root}}}}
+	h := host.New(cfg, host.WithBuiltin("file", func() plugin.Backend { return f.backend }))
+	t.Cleanup(func() { _ = h.Close() })
+	f.watcher = watch.NewWatcher(h, refresh)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = f.watcher.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f.srv = server.New(h, nil, server.WithWatch(server.WatchConfig{Host: h, Watcher: f.watcher}))
+	sock := "unix://" + filepath.Join(t.TempDir(), "keyship.sock")
+	l, err := server.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	hostv1.RegisterShipperServiceServer(gs, f.srv)
+	go func() { _ = gs.Serve(l) }()
+	t.Cleanup(gs.Stop)
+	if f.client, err = server.Dial(sock, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.client.Close() })
+	return f
+}
+
+// rotate writes a new keystore for the same key passwords: a new leaf from
+// the same CA.
+func (f *watchFixture) rotate(t *testing.T) string {
+	t.Helper()
+	leaf, err := f.job.CA.Issue("node1.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(f.job.StorePassword), []byte(f.job.KeyPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filetest.Put(t, f.job.Root, "spark/keystore", ks)
+	return leaf.Chain[0].SerialNumber.Text(16)
+}
+
+func keystoreVersion(resp *hostv1.WatchResponse) string {
+	for _, fl := range resp.GetShipment().GetFiles() {
+		if fl.GetRole() == string(materialize.RoleKeystore) {
+			return fl.GetVersion()
+		}
+	}
+	return ""
+}
+
+// TestWatchStreamsRotationToEveryWatcher: five watchers of one job get the
+// job's bundle, then the new one after its keystore is rotated, with fresh
+// fetch-free TARGET_FILES contents; the refreshes cost one read per ref
+// whatever the number of watchers; Ship gets the new bundle too.
+func TestWatchStreamsRotationToEveryWatcher(t *testing.T) {
+	const refresh = time.Second
+	f := newWatchFixture(t, refresh)
+	req := &hostv1.WatchRequest{Ship: shipReq("job-w", tasks("tm", 2), hostv1.Target_TARGET_FILES)}
+	const watchers = 5
+	got := make([]chan *hostv1.WatchResponse, watchers)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range got {
+		got[i] = make(chan *hostv1.WatchResponse, 10)
+		wg.Go(func() {
+			err := f.client.WatchJob(ctx, req, func(r *hostv1.WatchResponse) error { got[i] <- r; return nil })
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("watcher %d: %v", i, err)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer cancel()
+	recv := func(i int, within time.Duration) *hostv1.WatchResponse {
+		t.Helper()
+		select {
+		case r := <-got[i]:
+			return r
+		case <-time.After(within):
+			t.Fatalf("watcher %d: nothing within %s", i, within)
+			return nil
+		}
+	}
+	var initial string
+	for i := range got {
+		r := recv(i, 10*time.Second)
+		if r.GetReason() != hostv1.WatchReason_WATCH_REASON_INITIAL || keystoreVersion(r) == "" {
+			t.Fatalf("watcher %d: first message %v, keystore version %q", i, r.GetReason(), keystoreVersion(r))
+		}
+		if initial == "" {
+			initial = keystoreVersion(r)
+		} else if keystoreVersion(r) != initial {
+			t.Fatalf("watcher %d got another initial bundle: one job, one build", i)
+		}
+	}
+	if n := f.backend.reads.Load(); n != 2*distinctRefs {
+		t.Errorf("five watchers of one job cost %d reads to start, want %d (one version check and one build, each reading every ref once)", n, 2*distinctRefs)
+	}
+
+	// Unchanged refreshes read each ref once per refresh, not per watcher.
+	for f.watcher.Passes() == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	passes0, reads0 := f.watcher.Passes(), f.backend.reads.Load()
+	time.Sleep(2500 * time.Millisecond)
+	passes, reads := f.watcher.Passes()-passes0, f.backend.reads.Load()-reads0
+	if passes < 1 || reads != int64(passes*distinctRefs) {
+		t.Errorf("%d unchanged refreshes cost %d reads, want %d (one per distinct ref per refresh, whatever the watchers)", passes, reads, passes*distinctRefs)
+	}
+
+	f.rotate(t)
+	start := time.Now()
+	for i := range got {
+		r := recv(i, 2*refresh+2*time.Second)
+		if r.GetReason() != hostv1.WatchReason_WATCH_REASON_CHANGED || keystoreVersion(r) == initial || keystoreVersion(r) == "" {
+			t.Fatalf("watcher %d after the rotation: %v, keystore version %q (was %q)", i, r.GetReason(), keystoreVersion(r), initial)
+		}
+		if len(r.GetChanges()) != 1 || !strings.HasPrefix(r.GetChanges()[0], "security.tls.keystore_secret (/spark/keystore): ") {
+			t.Errorf("watcher %d: changes %q, want the keystore's", i, r.GetChanges())
+		}
+	}
+	t.Logf("the rotated keystore reached %d watchers in %s (refresh %s)", watchers, time.Since(start).Round(time.Millisecond), refresh)
+	resp, err := f.client.Ship(context.Background(), req.GetShip())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := keystoreVersion(&hostv1.WatchResponse{Shipment: resp}); v == initial {
+		t.Errorf("Ship of the watched job after the rotation returned the old keystore version %q", v)
+	}
+}
+
+// TestWatchEndsAtTTL: a bundle past its TTL is no longer refreshed: the
+// stream ends (OK) and the Watcher drops the job.
+func TestWatchEndsAtTTL(t *testing.T) {
+	f := newWatchFixture(t, time.Second)
+	ship := shipReq("job-ttl", tasks("tm", 1), hostv1.Target_TARGET_FILES)
+	ship.TtlSeconds = 2
+	var n int
+	start := time.Now()
+	err := f.client.WatchJob(context.Background(), &hostv1.WatchRequest{Ship: ship}, func(*hostv1.WatchResponse) error { n++; return nil })
+	if err != nil || n != 1 {
+		t.Fatalf("Watch of a 2s bundle: %d messages, %v; want the initial one and a clean end", n, err)
+	}
+	if d := time.Since(start); d < time.Second || d > 10*time.Second {
+		t.Errorf("the stream of a 2s bundle ended after %s", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.watcher.Len() != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if f.watcher.Len() != 0 {
+		t.Error("the Watcher still refreshes a job past its TTL")
+	}
+}
+
+// TestWatchRefusesBadRequests: the request is checked as Ship's is; a
+// server without watching says so.
+func TestWatchRefusesBadRequests(t *testing.T) {
+	f := newWatchFixture(t, time.Second)
+	each := func(*hostv1.WatchResponse) error { return errors.New("no message expected") }
+	for name, req := range map[string]*hostv1.WatchRequest{
+		"no ship":           {},
+		"no tasks":          {Ship: shipReq("j", nil)},
+		"bad spark version": {Ship: shipReq("j", tasks("t", 1)), ConsumerVersion: "four"},
+	} {
+		if err := f.client.WatchJob(context.Background(), req, each); err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+}
