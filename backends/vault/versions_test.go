@@ -67,25 +67,25 @@ func TestVersionsReadsKV2MetadataOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = root.Sys().DisableAudit("versions-audit") })
-	putKV2(t, root, "secret", "versions/tls", map[string]any{"keystore": "a", "password": "pw-1"})
-	putKV2(t, root, "secret", "versions/tls", map[string]any{"keystore": "b", "password": "pw-2"})
-	putKV1(t, root, "kv1", "versions/tls", map[string]any{"keystore": "c"})
+	putKV2(t, root, "secret", "vers-meta/tls", map[string]any{"keystore": "a", "password": "pw-1"})
+	putKV2(t, root, "secret", "vers-meta/tls", map[string]any{"keystore": "b", "password": "pw-2"})
+	putKV1(t, root, "kv1", "vers-meta/tls", map[string]any{"keystore": "c"})
 	b := configured(t, rootConfig(t, s))
 
-	ks := plugin.Ref{Path: "secret/versions/tls", Field: "keystore"}
-	pw := plugin.Ref{Path: "/secret/versions/tls", Field: "password"}
-	old := plugin.Ref{Path: "secret/versions/tls", Field: "keystore", Version: "1"}
-	gone := plugin.Ref{Path: "secret/versions/tls", Field: "keystore", Version: "9"}
-	kv1 := plugin.Ref{Path: "kv1/versions/tls", Field: "keystore"}
-	missing := plugin.Ref{Path: "secret/versions/none", Field: "keystore"}
+	ks := plugin.Ref{Path: "secret/vers-meta/tls", Field: "keystore"}
+	pw := plugin.Ref{Path: "/secret/vers-meta/tls", Field: "password"}
+	old := plugin.Ref{Path: "secret/vers-meta/tls", Field: "keystore", Version: "1"}
+	gone := plugin.Ref{Path: "secret/vers-meta/tls", Field: "keystore", Version: "9"}
+	kv1 := plugin.Ref{Path: "kv1/vers-meta/tls", Field: "keystore"}
+	missing := plugin.Ref{Path: "secret/vers-meta/none", Field: "keystore"}
 	res := versionsOf(t, b, ks, pw, old, gone, kv1, missing)
 	for i, ref := range []plugin.Ref{ks, pw, old} {
 		if want := get(t, b, ref).Secret.Version; res[i].Err != nil || res[i].Version != want {
 			t.Errorf("Versions of %v: %+v, Get's version is %q", ref, res[i], want)
 		}
 	}
-	if res[0].Version != "secret/versions/tls@2" || res[2].Version != "secret/versions/tls@1" {
-		t.Errorf("versions %q and %q, want secret/versions/tls@2 and @1", res[0].Version, res[2].Version)
+	if res[0].Version != "secret/vers-meta/tls@2" || res[2].Version != "secret/vers-meta/tls@1" {
+		t.Errorf("versions %q and %q, want secret/vers-meta/tls@2 and @1", res[0].Version, res[2].Version)
 	}
 	if !errors.Is(res[3].Err, plugin.ErrNotFound) || !strings.Contains(res[3].Err.Error(), "no version 9") {
 		t.Errorf("a missing version: %v, want ErrNotFound naming the version", res[3].Err)
@@ -99,21 +99,21 @@ func TestVersionsReadsKV2MetadataOnly(t *testing.T) {
 
 	// Only Versions from here: the audit log shows what it reads.
 	before := auditReads(t, auditLog)
-	putKV2(t, root, "secret", "versions/tls", map[string]any{"keystore": "d", "password": "pw-3"})
+	putKV2(t, root, "secret", "vers-meta/tls", map[string]any{"keystore": "d", "password": "pw-3"})
 	res = versionsOf(t, b, ks, pw, ks)
-	if res[0].Version != "secret/versions/tls@3" || res[1].Version != res[0].Version || res[2].Version != res[0].Version {
+	if res[0].Version != "secret/vers-meta/tls@3" || res[1].Version != res[0].Version || res[2].Version != res[0].Version {
 		t.Errorf("versions after a new version: %+v", res)
 	}
 	after := auditReads(t, auditLog)
-	if n := after["secret/metadata/versions/tls"] - before["secret/metadata/versions/tls"]; n != 1 {
+	if n := after["secret/metadata/vers-meta/tls"] - before["secret/metadata/vers-meta/tls"]; n != 1 {
 		t.Errorf("one Versions batch of three refs of one secret read its metadata %d times, want 1", n)
 	}
-	if n := after["secret/data/versions/tls"] - before["secret/data/versions/tls"]; n != 0 {
+	if n := after["secret/data/vers-meta/tls"] - before["secret/data/vers-meta/tls"]; n != 0 {
 		t.Errorf("Versions read the secret's data %d times, want 0", n)
 	}
 
 	// A soft-deleted current version is not found, as Get says.
-	if err := root.KVv2("secret").Delete(context.Background(), "versions/tls"); err != nil {
+	if err := root.KVv2("secret").Delete(context.Background(), "vers-meta/tls"); err != nil {
 		t.Fatal(err)
 	}
 	res = versionsOf(t, b, ks)
@@ -130,8 +130,8 @@ func TestVersionsWithoutMetadataPolicyFallsBack(t *testing.T) {
 	t.Parallel()
 	s := sharedServer(t)
 	root := s.Client(t)
-	putKV2(t, root, "secret", "versions-policy/tls", map[string]any{"keystore": "a"})
-	if err := root.Sys().PutPolicy("versions-data-only", `path "secret/data/versions-policy/tls" { capabilities = ["read"] }`); err != nil {
+	putKV2(t, root, "secret", "vers-policy/tls", map[string]any{"keystore": "a"})
+	if err := root.Sys().PutPolicy("versions-data-only", `path "secret/data/vers-policy/tls" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"versions-data-only"}, TTL: "1h"})
@@ -140,18 +140,18 @@ func TestVersionsWithoutMetadataPolicyFallsBack(t *testing.T) {
 	}
 	logger, logs := captureLogger()
 	b := vaultWithLogger(t, logger, map[string]string{"address": s.Addr, "auth.token_file": secretFile(t, tok.Auth.ClientToken), "kv_mounts": "secret=2"})
-	ref := plugin.Ref{Path: "secret/versions-policy/tls", Field: "keystore"}
+	ref := plugin.Ref{Path: "secret/vers-policy/tls", Field: "keystore"}
 	for range 2 {
 		res := versionsOf(t, b, ref)
 		if !errors.Is(res[0].Err, plugin.ErrUnsupported) {
 			t.Fatalf("Versions without metadata read: %v, want ErrUnsupported", res[0].Err)
 		}
 	}
-	if n := strings.Count(logs.String(), "secret/metadata/versions-policy/tls"); n != 1 {
+	if n := strings.Count(logs.String(), "secret/metadata/vers-policy/tls"); n != 1 {
 		t.Errorf("the metadata policy hint was logged %d times over two batches, want once:\n%s", n, logs)
 	}
 	res, err := plugin.VersionsOf(context.Background(), b, []plugin.Ref{ref})
-	if err != nil || res[0].Err != nil || res[0].Version != "secret/versions-policy/tls@1" {
+	if err != nil || res[0].Err != nil || res[0].Version != "secret/vers-policy/tls@1" {
 		t.Errorf("VersionsOf falls back to Get: %+v, %v", res, err)
 	}
 }
