@@ -131,7 +131,7 @@ func (c *conn) readMetadata(ctx context.Context, bt *batch, ref plugin.Ref, p st
 		c.metadataDenied(apiPath)
 		return metadataResult{err: fmt.Errorf("vault backend: %s: the token may not read %q; read the secret to know its version: %w", refName(ref), apiPath, plugin.ErrUnsupported)}
 	case err != nil:
-		return metadataResult{err: mapError(ctx, "read the metadata of "+refName(ref), err, c.auth.red)}
+		return metadataResult{err: mapError(ctx, fmt.Sprintf("read the metadata of the secret at %q", p), err, c.auth.red)}
 	case s == nil:
 		return metadataResult{err: fmt.Errorf("vault backend: %s: no secret at %q (%s): %w", refName(ref), p, m, plugin.ErrNotFound)}
 	}

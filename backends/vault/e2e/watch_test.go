@@ -40,6 +40,7 @@ const watchSpec = `{"security": {"tls": {"enabled": true,
   "key_password": "vault:secret/spark/tls#key_password",
   "truststore_secret": "vault:secret/spark/tls#truststore:base64",
   "truststore_password": "vault:secret/spark/tls#truststore_password",
+  "ca_bundle_secret": "vault:secret/spark/tls#truststore:base64",
   "protocol": "TLSv1.2"}}}`
 
 // trustPass is the truststore's password; it never changes.
