@@ -351,9 +351,9 @@ type conn struct {
 
 	mu     sync.Mutex
 	mounts map[string]mountEntry // detected mounts by mount path
-	// deniedMetadata are the KV v2 metadata paths the token may not read
-	// (logged once each; see Versions).
-	deniedMetadata map[string]bool
+	// deniedMetadata are the KV v2 metadata paths the token may not read,
+	// and when it was last told so (see Versions).
+	deniedMetadata map[string]time.Time
 }
 
 // mountEntry is a detected mount and when the detection expires.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -123,6 +124,9 @@ func (c *conn) readMetadata(ctx context.Context, bt *batch, ref plugin.Ref, p st
 		return metadataResult{err: fmt.Errorf("vault backend: %s: %s keeps no versions; read the secret to know: %w", refName(ref), m, plugin.ErrUnsupported)}
 	}
 	apiPath := m.path + "metadata/" + rest
+	if c.metadataDeniedRecently(apiPath) {
+		return metadataResult{err: fmt.Errorf("vault backend: %s: the token may not read %q; read the secret to know its version: %w", refName(ref), apiPath, plugin.ErrUnsupported)}
+	}
 	s, err := c.call(ctx, bt, func() (*api.Secret, error) {
 		return c.client.Logical().ReadWithContext(ctx, apiPath)
 	})
@@ -138,15 +142,30 @@ func (c *conn) readMetadata(ctx context.Context, bt *batch, ref plugin.Ref, p st
 	return metadataResult{m: m, data: s.Data}
 }
 
-// metadataDenied logs, once per metadata path and configuration, that
-// unchanged refreshes of it read the secret.
+// metadataRetry is how long a metadata path the token may not read is not
+// asked again: a refresh of it reads the secret instead (one request, not
+// two), and a policy granting the read is noticed within this time.
+const metadataRetry = 10 * time.Minute
+
+// metadataDeniedRecently reports whether apiPath was denied less than
+// metadataRetry ago.
+func (c *conn) metadataDeniedRecently(apiPath string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.deniedMetadata[apiPath]
+	return ok && time.Since(t) < metadataRetry
+}
+
+// metadataDenied records that the token may not read apiPath and logs it,
+// once per path and configuration: unchanged refreshes of it read the
+// secret.
 func (c *conn) metadataDenied(apiPath string) {
 	c.mu.Lock()
 	if c.deniedMetadata == nil {
-		c.deniedMetadata = map[string]bool{}
+		c.deniedMetadata = map[string]time.Time{}
 	}
-	seen := c.deniedMetadata[apiPath]
-	c.deniedMetadata[apiPath] = true
+	_, seen := c.deniedMetadata[apiPath]
+	c.deniedMetadata[apiPath] = time.Now()
 	c.mu.Unlock()
 	if !seen {
 		c.logger.Info("the token may not read the secret's KV v2 metadata, so telling its version reads the secret; grant \"read\" on the metadata path to make unchanged refreshes cheap", "path", apiPath)

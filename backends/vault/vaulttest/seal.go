@@ -38,3 +38,6 @@ func (s *Server) Unseal(t testing.TB) {
 		t.Fatalf("vaulttest: unseal: %v (still sealed: %v)", err, st != nil && st.Sealed)
 	}
 }
+
+// Pid returns the server process's id (for measuring its CPU time).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
