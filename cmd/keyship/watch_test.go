@@ -1,0 +1,158 @@
+package main_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/materialize/testca"
+)
+
+func TestWatchFlagsAreChecked(t *testing.T) {
+	j := newJob(t)
+	spec := j.spec(t, nil)
+	for name, args := range map[string][]string{
+		"on-change without watch":    {"--on-change", "true"},
+		"renew-before without watch": {"--renew-before", "1h"},
+		"watch with a fragment":      {"--watch", "--emit", "mesos"},
+		"watch through a server":     {"--watch", "--server", "unix:///nonexistent.sock"},
+		"refresh under a second":     {"--watch", "--refresh", "10ms"},
+		"negative renew-before":      {"--watch", "--renew-before", "-1h"},
+		"not a spark version":        {"--watch", "--spark-version", "four"},
+	} {
+		if r := j.ship(t, spec, args...); r.code != 2 {
+			t.Errorf("%s: exit %d, want 2 (usage)\n%s", name, r.code, r.stderr)
+		}
+	}
+	assertNothingWritten(t, j)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the test's
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestShipWatchSIGHUPOnChangeSIGTERM: keyship ship --watch with the real
+// file plugin and a refresh of an hour: it prints the Spark 4 reload
+// settings and what does not reload; a rotated keystore is swapped in on
+// SIGHUP, --on-change runs once with the manifest in its environment, and
+// SIGTERM ends it with exit 0 and the stores in place.
+func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
+	j := newJob(t)
+	spec := j.spec(t, nil)
+	onChange := filepath.Join(j.dir, "on-change.log")
+	cmd := exec.Command(filepath.Join(binDir, "keyship"), "ship", "--config", j.config, "--spec", spec, "--sandbox", j.sandbox,
+		"--watch", "--refresh", "1h", "--spark-version", "4.0.1", "--on-change", `echo "$KEYSHIP_REASON $KEYSHIP_MANIFEST" >> `+onChange)
+	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+	}()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			select {
+			case err := <-done:
+				t.Fatalf("keyship exited (%v) waiting for %s\n%s\n%s", err, what, stdout.String(), stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 20s\n%s\n%s", what, stdout.String(), stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("first ship", func() bool { return strings.Contains(stdout.String(), "spark.ssl.protocol=") })
+	for _, want := range []string{"spark.ssl.rpc.trustStoreReloadingEnabled=true\n", "spark.ssl.rpc.trustStoreReloadIntervalMs=10000\n",
+		"never reloads its keystore", "--on-change", "watches them (refresh every 1h0m0s"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	before, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
+
+	ca, err := testca.NewCA("rotated CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue("node1.example.com", testca.WithDNS("node1.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A keystore from another CA fails the chain check: the set stays.
+	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(canary), []byte("keypass-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.put(t, "spark/keystore", ks)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	wait("a failed refresh", func() bool { return strings.Contains(stderr.String(), "refresh failed; the stores in place stay") })
+	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, before) {
+		t.Fatal("a keystore that fails the checks reached the sandbox")
+	}
+	if _, err := os.Stat(onChange); err == nil {
+		t.Fatal("--on-change ran after a failed refresh")
+	}
+	// The truststore and CA bundle follow: the set passes and is swapped in.
+	ts, err := materialize.JKSTruststore(leaf.Chain[1:], []byte("trustpass-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.put(t, "spark/truststore", ts)
+	j.put(t, "spark/ca_bundle_truststore", ts)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	wait("the swap", func() bool {
+		now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
+		return bytes.Equal(now, ks)
+	})
+	wait("--on-change", func() bool { b, _ := os.ReadFile(onChange); return len(b) > 0 })
+	if b, _ := os.ReadFile(onChange); string(b) != "changed "+filepath.Join(j.sandbox, "manifest.json")+"\n" {
+		t.Errorf("--on-change wrote %q", b)
+	}
+	if !strings.Contains(stdout.String(), "keyship shipped new stores to "+j.sandbox+": changed security.tls.keystore_secret (/spark/keystore)") {
+		t.Errorf("the swap is not reported on stdout:\n%s", stdout.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("keyship did not stop within 20s of SIGTERM")
+	}
+	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, ks) {
+		t.Error("the stores changed when the watch stopped")
+	}
+	if strings.Contains(stdout.String(), canary) || strings.Contains(stderr.String(), canary) {
+		t.Fatal("the keystore password appeared in the output")
+	}
+}
