@@ -430,7 +430,7 @@ func TestWatchRenewsIssuedCertificate(t *testing.T) {
 		old := prev.leaf
 		renewAt := watch.RenewalTime(old.NotBefore, old.NotAfter, 0)
 		var cur *shippedSet
-		waitFor(t, p, old.NotAfter.Sub(time.Now())+5*time.Second, fmt.Sprintf("renewal %d", renewal), func() bool {
+		waitFor(t, p, time.Until(old.NotAfter)+5*time.Second, fmt.Sprintf("renewal %d", renewal), func() bool {
 			s, err := readSet(box)
 			if err == nil && s.leaf.SerialNumber.Cmp(old.SerialNumber) != 0 {
 				cur = s
