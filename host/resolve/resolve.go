@@ -102,7 +102,7 @@ func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.R
 	var wg sync.WaitGroup
 	for name, refs := range byBackend {
 		wg.Go(func() {
-			res, err := r.readBackend(ctx, name, refs)
+			res, err := r.read(ctx, name, refs)
 			mu.Lock()
 			out[name] = batch{res, err}
 			mu.Unlock()

@@ -42,3 +42,44 @@ func TestVersionsOncePerRefWithoutKeepingData(t *testing.T) {
 		t.Errorf("file backend: %d Gets, /a read %d times; want one Get, /a once", file.gets, file.reads["/a"])
 	}
 }
+
+// TestSharedReadsOnceCopiesForEach: Resolves under one Shared read a ref
+// once; each gets its own copy of the bytes (zeroing one leaves the other),
+// and Zero clears what the Shared kept.
+func TestSharedReadsOnceCopiesForEach(t *testing.T) {
+	file := newStore(map[string]string{"/a": "secret-a", "/b": "secret-b"})
+	r := resolve.New(backends{"file": file})
+	shared := resolve.NewShared()
+	ctx := resolve.WithShared(context.Background(), shared)
+	fields := []spec.Field{field(t, "ks", "/a"), field(t, "ts", "/b")}
+	var got [4]map[spec.Ref]plugin.Secret
+	done := make(chan int)
+	for i := range got {
+		go func() {
+			s, err := r.Resolve(ctx, fields)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = s
+			done <- i
+		}()
+	}
+	for range got {
+		<-done
+	}
+	if file.reads["/a"] != 1 || file.reads["/b"] != 1 {
+		t.Fatalf("four Resolves under one Shared read /a %d and /b %d times, want once each", file.reads["/a"], file.reads["/b"])
+	}
+	a := fields[0].Ref
+	resolve.Zero(got[0])
+	for i := 1; i < len(got); i++ {
+		if string(got[i][a].Data) != "secret-a" {
+			t.Fatalf("Resolve %d's copy of /a is %q after another Resolve zeroed its own", i, got[i][a].Data)
+		}
+	}
+	// Without the Shared, each Resolve reads.
+	if _, err := r.Resolve(context.Background(), fields); err != nil || file.reads["/a"] != 2 {
+		t.Fatalf("a Resolve without the Shared: %v, /a read %d times, want 2", err, file.reads["/a"])
+	}
+	shared.Zero()
+}

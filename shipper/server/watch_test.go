@@ -87,21 +87,44 @@ func keystoreVersion(resp *hostv1.WatchResponse) string {
 	return ""
 }
 
-// TestWatchStreamsRotationToEveryWatcher: five watchers of one job get the
-// job's bundle, then the new one after its keystore is rotated, with fresh
-// fetch-free TARGET_FILES contents; the refreshes cost one read per ref
-// whatever the number of watchers; Ship gets the new bundle too.
+// pass makes the Watcher refresh now and waits for the pass to end.
+func (f *watchFixture) pass(t *testing.T) {
+	t.Helper()
+	n := f.watcher.Passes()
+	f.watcher.RefreshNow()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.watcher.Passes() == n {
+		if time.Now().After(deadline) {
+			t.Fatal("no refresh pass within 10s of RefreshNow")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWatchStreamsRotationToEveryWatcher: five watchers of one job and one
+// of a second job with the same secrets get their bundle, then the new one
+// after the keystore is rotated; an unchanged refresh reads each ref once
+// whatever the watchers and jobs, and the refresh that finds the rotation
+// reads each ref once more for both jobs' rebuilds; Ship gets the new bundle
+// too.
 func TestWatchStreamsRotationToEveryWatcher(t *testing.T) {
-	const refresh = time.Second
-	f := newWatchFixture(t, refresh)
-	req := &hostv1.WatchRequest{Ship: shipReq("job-w", tasks("tm", 2), hostv1.Target_TARGET_FILES)}
-	const watchers = 5
+	f := newWatchFixture(t, time.Hour) // passes on RefreshNow only: the counts are exact
+	reqs := []*hostv1.WatchRequest{
+		{Ship: shipReq("job-w", tasks("tm", 2), hostv1.Target_TARGET_FILES)},
+		{Ship: shipReq("job-w2", tasks("tm", 1), hostv1.Target_TARGET_FILES)},
+	}
+	const watchers = 6 // the last one watches job-w2
 	got := make([]chan *hostv1.WatchResponse, watchers)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
 	for i := range got {
 		got[i] = make(chan *hostv1.WatchResponse, 10)
+		req := reqs[0]
+		if i == watchers-1 {
+			req = reqs[1]
+		}
 		wg.Go(func() {
 			err := f.client.WatchJob(ctx, req, func(r *hostv1.WatchResponse) error { got[i] <- r; return nil })
 			if err != nil && ctx.Err() == nil {
@@ -109,49 +132,43 @@ func TestWatchStreamsRotationToEveryWatcher(t *testing.T) {
 			}
 		})
 	}
-	defer wg.Wait()
-	defer cancel()
-	recv := func(i int, within time.Duration) *hostv1.WatchResponse {
+	recv := func(i int) *hostv1.WatchResponse {
 		t.Helper()
 		select {
 		case r := <-got[i]:
 			return r
-		case <-time.After(within):
-			t.Fatalf("watcher %d: nothing within %s", i, within)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("watcher %d: nothing within 10s", i)
 			return nil
 		}
 	}
 	var initial string
 	for i := range got {
-		r := recv(i, 10*time.Second)
+		r := recv(i)
 		if r.GetReason() != hostv1.WatchReason_WATCH_REASON_INITIAL || keystoreVersion(r) == "" {
 			t.Fatalf("watcher %d: first message %v, keystore version %q", i, r.GetReason(), keystoreVersion(r))
 		}
 		if initial == "" {
 			initial = keystoreVersion(r)
 		} else if keystoreVersion(r) != initial {
-			t.Fatalf("watcher %d got another initial bundle: one job, one build", i)
+			t.Fatalf("watcher %d got another initial keystore version", i)
 		}
 	}
-	if n := f.backend.reads.Load(); n != 2*distinctRefs {
-		t.Errorf("five watchers of one job cost %d reads to start, want %d (one version check and one build, each reading every ref once)", n, 2*distinctRefs)
+	if n := f.backend.reads.Load(); n != 2*2*distinctRefs {
+		t.Errorf("two jobs cost %d reads to start, want %d (per job: one version check and one build, each reading every ref once)", n, 4*distinctRefs)
 	}
 
-	// Unchanged refreshes read each ref once per refresh, not per watcher.
-	for f.watcher.Passes() == 0 {
-		time.Sleep(50 * time.Millisecond)
-	}
-	passes0, reads0 := f.watcher.Passes(), f.backend.reads.Load()
-	time.Sleep(2500 * time.Millisecond)
-	passes, reads := f.watcher.Passes()-passes0, f.backend.reads.Load()-reads0
-	if passes < 1 || reads != int64(passes*distinctRefs) {
-		t.Errorf("%d unchanged refreshes cost %d reads, want %d (one per distinct ref per refresh, whatever the watchers)", passes, reads, passes*distinctRefs)
+	reads0 := f.backend.reads.Load()
+	f.pass(t)
+	if n := f.backend.reads.Load() - reads0; n != distinctRefs {
+		t.Errorf("an unchanged refresh of 2 jobs and 6 watchers read %d refs, want %d (each distinct ref once)", n, distinctRefs)
 	}
 
 	f.rotate(t)
-	start := time.Now()
+	reads0 = f.backend.reads.Load()
+	f.pass(t)
 	for i := range got {
-		r := recv(i, 2*refresh+2*time.Second)
+		r := recv(i)
 		if r.GetReason() != hostv1.WatchReason_WATCH_REASON_CHANGED || keystoreVersion(r) == initial || keystoreVersion(r) == "" {
 			t.Fatalf("watcher %d after the rotation: %v, keystore version %q (was %q)", i, r.GetReason(), keystoreVersion(r), initial)
 		}
@@ -159,8 +176,10 @@ func TestWatchStreamsRotationToEveryWatcher(t *testing.T) {
 			t.Errorf("watcher %d: changes %q, want the keystore's", i, r.GetChanges())
 		}
 	}
-	t.Logf("the rotated keystore reached %d watchers in %s (refresh %s)", watchers, time.Since(start).Round(time.Millisecond), refresh)
-	resp, err := f.client.Ship(context.Background(), req.GetShip())
+	if n := f.backend.reads.Load() - reads0; n != 2*distinctRefs {
+		t.Errorf("the refresh that found the rotation read %d refs, want %d (the version check, and one read per ref for both jobs' rebuilds)", n, 2*distinctRefs)
+	}
+	resp, err := f.client.Ship(context.Background(), reqs[0].GetShip())
 	if err != nil {
 		t.Fatal(err)
 	}

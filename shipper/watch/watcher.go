@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyship/keyship/host/resolve"
 	"github.com/keyship/keyship/host/spec"
 )
 
@@ -15,7 +16,9 @@ const rebuildParallelism = 4
 // Refresh refreshes jobs once: it asks the versions of every distinct ref of
 // the jobs in one call (one batch per backend, however many jobs share a
 // ref), then, job by job, rebuilds and ships those whose refs changed or
-// whose issued certificate reached its renewal point. Jobs that are backing
+// whose issued certificate reached its renewal point; the rebuilds share
+// their reads (resolve.Shared), so a changed ref is read once however many
+// jobs use it. Jobs that are backing
 // off after a failure are skipped unless force. It returns one Result per
 // job refreshed, in the order of jobs.
 func Refresh(ctx context.Context, h Host, jobs []*Job, force bool) []Result {
@@ -36,6 +39,10 @@ func Refresh(ctx context.Context, h Host, jobs []*Job, force bool) []Result {
 	vctx, cancel := context.WithTimeout(ctx, timeout)
 	vs := h.Versions(vctx, fields)
 	cancel()
+	// Jobs rebuilt in this pass that share a ref read it once.
+	shared := resolve.NewShared()
+	defer shared.Zero()
+	ctx = resolve.WithShared(ctx, shared)
 	out := make([]Result, len(due))
 	sem := make(chan struct{}, rebuildParallelism)
 	var wg sync.WaitGroup
