@@ -71,7 +71,7 @@ func (j *Job) warnExpiring(now time.Time) {
 		}
 		e.warned = now
 		args := []any{"job", j.req.JobID, "field", e.field.Name, "subject", e.subject, "serial", e.serial,
-			"not_after", e.notAfter.UTC().Format(time.RFC3339), "days_left", DaysLeft(left)}
+			"not_after", e.notAfter.UTC().Format(time.RFC3339), "days_left", daysLeft(left)}
 		if !e.field.Inline() && e.field.Ref != (spec.Ref{}) {
 			args = append(args, "ref", e.field.Ref.String())
 		}
@@ -83,13 +83,13 @@ func (j *Job) warnExpiring(now time.Time) {
 	}
 }
 
-// DaysLeft is left in whole days, rounded down; negative once expired.
-func DaysLeft(left time.Duration) int {
+// daysLeft is left in whole days, rounded down; negative once expired.
+func daysLeft(left time.Duration) int {
 	return int(math.Floor(left.Hours() / 24))
 }
 
 func daysText(left time.Duration) string {
-	switch d := DaysLeft(left); {
+	switch d := daysLeft(left); {
 	case d >= 2:
 		return fmt.Sprintf("%d days", d)
 	case d == 1:

@@ -160,11 +160,10 @@ type Job struct {
 	versions map[spec.Ref]string // of the shipped set's inputs (asked before its build)
 	digest   []byte              // keyed digest of the shipped set's files
 	renewAt  time.Time           // zero when keyship issued nothing
-	watched  []expiring          // backend-read certificates near their NotAfter
+	watched  []expiring          // backend-read certificates, warned about near their NotAfter
 	fails    int                 // failed attempts since the last success
 	retryAt  time.Time           // when a failing job is tried again
 	bo       *backoff.ExponentialBackOff
-	shipped  int // ships since Start, the first one included
 }
 
 // Start ships req the first time (shipper.Prepare, then ship) and returns
@@ -189,8 +188,8 @@ func Start(ctx context.Context, h Host, req *spec.Request, opts Options, ship Sh
 		logger = hclog.NewNullLogger()
 	}
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = cmp(opts.RetryInitial, DefaultRetryInitial)
-	bo.MaxInterval = cmp(opts.RetryMax, DefaultRetryMax)
+	bo.InitialInterval = orDefault(opts.RetryInitial, DefaultRetryInitial)
+	bo.MaxInterval = orDefault(opts.RetryMax, DefaultRetryMax)
 	bo.MaxElapsedTime = 0 // never give up: the current set stays meanwhile
 	bo.Reset()
 	j := &Job{h: h, req: req, opts: opts, ship: ship, logger: logger, key: make([]byte, 32), bo: bo}
@@ -220,15 +219,12 @@ func Start(ctx context.Context, h Host, req *spec.Request, opts Options, ship Sh
 	return j, nil
 }
 
-func cmp(v, def time.Duration) time.Duration {
+func orDefault(v, def time.Duration) time.Duration {
 	if v > 0 {
 		return v
 	}
 	return def
 }
-
-// Request returns the job's request.
-func (j *Job) Request() *spec.Request { return j.req }
 
 // RenewAt returns when the certificate keyship issued for the shipped set
 // will be renewed, or zero when it issued none.
@@ -244,13 +240,6 @@ func (j *Job) Failures() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.fails
-}
-
-// Shipped returns how many times the job shipped, the first ship included.
-func (j *Job) Shipped() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.shipped
 }
 
 // wake returns when the job needs a refresh before the next tick: its
@@ -306,7 +295,6 @@ func (j *Job) commit(versions map[spec.Ref]string, st state) {
 	j.versions, j.digest, j.renewAt, j.watched = versions, st.digest, st.renewAt, st.watched
 	j.fails, j.retryAt = 0, time.Time{}
 	j.bo.Reset()
-	j.shipped++
 }
 
 // Result is the outcome of one job's refresh.
