@@ -56,9 +56,9 @@ func BenchmarkColdShipBuiltin(b *testing.B) {
 
 // shipClient starts keyship serve on a unix socket with the file plugin and
 // returns a client whose plugin is loaded.
-func shipClient(b *testing.B) *server.Client {
+func shipClient(b *testing.B, serveArgs ...string) *server.Client {
 	j := newJob(b)
-	sock, _ := startServe(b, j)
+	sock, _ := startServe(b, j, serveArgs...)
 	c, err := server.Dial("unix://"+sock, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -87,12 +87,18 @@ func reportLatencies(b *testing.B, lat []time.Duration) {
 
 // BenchmarkWarmShip is one Ship of a new job through a running keyship serve
 // (plugin subprocess already loaded): resolve seed 000's 6 refs through the
-// file plugin, materialize and check, and answer with Mesos secret volumes
-// and env for two tasks, the dispatcher's case. It reports p50 and p99.
+// file plugin, materialize and check (or, with the build cache, take the
+// stores built for an earlier job of the same content), and answer with Mesos
+// secret volumes and env for two tasks, the dispatcher's case. It reports p50
+// and p99.
 //
 //	go test -run '^$' -bench WarmShip ./cmd/keyship/
 func BenchmarkWarmShip(b *testing.B) {
-	c := shipClient(b)
+	b.Run("content=shared", func(b *testing.B) { warmShip(b, shipClient(b)) })
+	b.Run("content=new", func(b *testing.B) { warmShip(b, shipClient(b, "--build-cache", "0")) })
+}
+
+func warmShip(b *testing.B, c *server.Client) {
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/keyship/keyship/host"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
@@ -28,6 +29,7 @@ type serveFlags struct {
 	tlsCert, tlsKey, clientCA  string
 	fetchListen, fetchURL      string
 	fetchCert, fetchKey, caOut string
+	buildCache                 time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -63,10 +65,15 @@ Mesos agents must trust.`,
 	fl.StringVar(&f.fetchURL, "fetch-url", "", "base URL the agents fetch from (default https://<fetch-listen>)")
 	fl.StringVar(&f.fetchCert, "fetch-cert", "", "fetch server certificate (PEM)")
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
+	fl.DurationVar(&f.buildCache, "build-cache", server.DefaultTTL, "share the stores built for one content (spec + every secret's version) between jobs for this long; 0 builds every job anew")
 	fl.StringVar(&f.caOut, "fetch-ca-out", "", "where to write the self-signed fetch certificate when --fetch-cert is not given")
 	_ = cmd.MarkFlagRequired("listen")
 	return cmd
 }
+
+// buildCacheEntries bounds the Bundles keyship serve keeps for sharing (a
+// Bundle is a few kilobytes).
+const buildCacheEntries = 1000
 
 func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	var opts []grpc.ServerOption
@@ -81,7 +88,9 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	h := g.newHost(cfg)
+	// Jobs of one application ship the same stores: build each content
+	// once for as long as a job lives by default.
+	h := g.newHost(cfg, host.WithBuildCache(f.buildCache, buildCacheEntries, nil))
 	defer func() { _ = h.Close() }()
 
 	var fs *fetch.Server

@@ -52,10 +52,10 @@ func TestShipThroughServeGivesTheSameStores(t *testing.T) {
 
 // startServe runs keyship serve for j on a fresh unix socket until the test
 // ends; it returns the socket path and a function that reads its stderr.
-func startServe(t testing.TB, j *job) (string, func() string) {
+func startServe(t testing.TB, j *job, args ...string) (string, func() string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "keyship.sock")
-	srv := exec.Command(filepath.Join(binDir, "keyship"), "serve", "--config", j.config, "--listen", "unix://"+sock)
+	srv := exec.Command(filepath.Join(binDir, "keyship"), append([]string{"serve", "--config", j.config, "--listen", "unix://" + sock}, args...)...)
 	out, err := srv.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -107,8 +107,10 @@ func ratio(a, b, unit string) func(results) (figure, bool) {
 var rows = []row{
 	{"per-Get plugin overhead (subprocess − in-process, 1 ref)", diff("BenchmarkGet/subprocess/refs=1", "BenchmarkGet/in-process/refs=1", "ns/op", 1e-3), "µs", 200, true},
 	{"per-secret plugin overhead in a 7-ref batch", diff("BenchmarkGet/subprocess/refs=7", "BenchmarkGet/in-process/refs=7", "ns/op", 1e-3/7), "µs", 0, true},
-	{"warm Ship of a new job (serve, file plugin), p50", metric("BenchmarkWarmShip", "p50-µs", 1e-3), "ms", 1, true},
-	{"warm Ship of a new job (serve, file plugin), p99", metric("BenchmarkWarmShip", "p99-µs", 1e-3), "ms", 3, true},
+	{"warm Ship of a new job, content built before (serve), p50", metric("BenchmarkWarmShip/content=shared", "p50-µs", 1e-3), "ms", 1, true},
+	{"warm Ship of a new job, content built before (serve), p99", metric("BenchmarkWarmShip/content=shared", "p99-µs", 1e-3), "ms", 3, true},
+	{"warm Ship of a new job, new content (serve), p50", metric("BenchmarkWarmShip/content=new", "p50-µs", 1e-3), "ms", 1, true},
+	{"warm Ship of a new job, new content (serve), p99", metric("BenchmarkWarmShip/content=new", "p99-µs", 1e-3), "ms", 3, true},
 	{"warm Ship of a built job, p99", metric("BenchmarkWarmShipBuiltJob", "p99-µs", 1e-3), "ms", 1, true},
 	{"1 caller, new jobs: throughput", metric("BenchmarkShipLoad/callers=1", "ships/s", 1), "ships/s", 0, false},
 	{"10 callers, new jobs: throughput", metric("BenchmarkShipLoad/callers=10", "ships/s", 1), "ships/s", 0, false},

@@ -12,9 +12,9 @@ BenchmarkGet/in-process/refs=1-2   	   68698	     37870 ns/op	        37.87 µs/
 BenchmarkGet/in-process/refs=1-2   	   68698	     40000 ns/op	        37.87 µs/secret	    6242 B/op	      28 allocs/op
 BenchmarkGet/subprocess/refs=1-2   	   68698	    237870 ns/op
 BenchmarkGet/subprocess/refs=1-2   	   68698	    290000 ns/op
-BenchmarkWarmShip-2   	    2030	   1739506 ns/op	      1514 p50-µs	      5339 p99-µs
-BenchmarkWarmShip-2   	    2030	   1739506 ns/op	      1000 p50-µs	      2000 p99-µs
-BenchmarkWarmShip-2   	    2030	   1739506 ns/op	      1200 p50-µs	      9000 p99-µs
+BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1514 p50-µs	      5339 p99-µs
+BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1000 p50-µs	      2000 p99-µs
+BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1200 p50-µs	      9000 p99-µs
 BenchmarkColdShip   	       9	 224737271 ns/op
 ok  	x	1s
 `
@@ -24,7 +24,7 @@ func TestParseKeepsEveryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r["BenchmarkWarmShip"]["p99-µs"]; len(got) != 3 || got[0] != 5339 || got[2] != 9000 {
+	if got := r["BenchmarkWarmShip/content=new"]["p99-µs"]; len(got) != 3 || got[0] != 5339 || got[2] != 9000 {
 		t.Fatalf("p99 runs %v", got)
 	}
 	if got := r["BenchmarkColdShip"]["ns/op"]; len(got) != 1 || got[0] != 224737271 {
@@ -43,7 +43,7 @@ func TestReportMediansSpreadsAndRatios(t *testing.T) {
 	for _, want := range []string{
 		"cores",
 		// p99 runs 5339, 2000, 9000 µs: median 5.34 ms, spread 2.00–9.00, target 3 ms.
-		"warm Ship of a new job (serve, file plugin), p99",
+		"warm Ship of a new job, new content (serve), p99",
 		"5.34 ms", "[2.00–9.00 ms]", "0.56×",
 		// overhead runs: 200 and 250 µs, paired in order: median 225.
 		"225 µs",
