@@ -151,6 +151,40 @@ func TestWritePlantedSymlinkWithoutOwner(t *testing.T) {
 	sameSnapshot(t, "outside directory", before, snapshot(t, outside))
 }
 
+// TestWritePlantedParentLink: a link the task user planted above the sandbox
+// (--sandbox $MESOS_SANDBOX/.keyship/driver) is not followed either: the
+// sandbox would be made, and handed to the task user, wherever it points.
+func TestWritePlantedParentLink(t *testing.T) {
+	needRoot(t)
+	mesosSandbox, outside := plantedSandbox(t, taskUser)
+	before := snapshot(t, outside)
+	link := filepath.Join(mesosSandbox, ".keyship")
+	_, err := Write(t.Context(), filepath.Join(link, "driver"), []File{{Path: "keystore.jks", Contents: []byte("ks")}},
+		Options{Owner: &Owner{UID: taskUser, GID: taskUser}})
+	if err == nil || !strings.Contains(err.Error(), link+" is a symlink") || !strings.Contains(err.Error(), "could have planted") {
+		t.Errorf("error %v, want one naming %s as a symlink someone could have planted", err, link)
+	}
+	sameSnapshot(t, "outside directory", before, snapshot(t, outside))
+}
+
+// TestWriteFollowsTrustedParentLink: a link above the sandbox that only
+// keyship's own user could have made (like /var/run -> /run) is followed.
+func TestWriteFollowsTrustedParentLink(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Mkdir(filepath.Join(base, "real"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(t.Context(), filepath.Join(base, "link", "a", "sandbox"), []File{{Path: "x", Contents: []byte("x")}}, leave); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(base, "real", "a", "sandbox", "x")); got != "x" {
+		t.Errorf("x = %q", got)
+	}
+}
+
 // TestWriteRefusesSymlinkedSandbox: a sandbox path that is itself a link is
 // refused even when the link and its target are keyship's own.
 func TestWriteRefusesSymlinkedSandbox(t *testing.T) {

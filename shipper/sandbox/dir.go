@@ -72,31 +72,79 @@ func openSandbox(dir string, opts Options) (*sandboxDir, error) {
 	return &sandboxDir{fd: fd, path: dir}, nil
 }
 
-// openParent opens the directory p, the caller's path above the sandbox, as
-// the kernel resolves it. Missing directories are created 0700 one at a time
-// below the deepest existing one, and opened without following a symlink.
+// openParent opens the directory p (absolute, clean), the caller's path
+// above the sandbox, one component at a time from "/". A missing directory is
+// created 0700 and opened without following a link. A symlink is followed only
+// if trustedLink says nobody but root or this process's user could have put
+// it there, so a task user cannot plant one that steers where the sandbox is
+// made and handed over.
 func openParent(p string) (int, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		return fd, nil
-	}
-	if !errors.Is(err, unix.ENOENT) || filepath.Dir(p) == p {
-		return -1, pathError("open", p, err)
-	}
-	above, err := openParent(filepath.Dir(p))
+	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, err
+		return -1, pathError("open", "/", err)
 	}
-	defer func() { _ = unix.Close(above) }()
-	base := filepath.Base(p)
-	if err := unix.Mkdirat(above, base, uint32(dirMode)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return -1, pathError("mkdir", p, err)
-	}
-	fd, err = openDirAt(above, base)
-	if err != nil {
-		return -1, notADirectory(above, base, p, err)
+	walked := "/"
+	for name := range strings.SplitSeq(strings.TrimPrefix(p, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		shown := filepath.Join(walked, name)
+		next, err := openDirAt(fd, name)
+		if err != nil {
+			next, err = openParentStep(fd, name, shown)
+		}
+		_ = unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd, walked = next, shown
 	}
 	return fd, nil
+}
+
+// openParentStep opens name in dirfd when it did not open as a plain
+// directory: it creates it if missing and follows it if it is a trusted link.
+func openParentStep(dirfd int, name, shown string) (int, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		if err := unix.Mkdirat(dirfd, name, uint32(dirMode)); err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, pathError("mkdir", shown, err)
+		}
+		fd, err := openDirAt(dirfd, name)
+		if err != nil {
+			return -1, notADirectory(dirfd, name, shown, err)
+		}
+		return fd, nil
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		if err := trustedLink(dirfd, &st, shown); err != nil {
+			return -1, err
+		}
+		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, pathError("open", shown, err)
+		}
+		return fd, nil
+	}
+	return -1, notADirectory(dirfd, name, shown, err)
+}
+
+// trustedLink refuses the link (shown, with lstat link) in dirfd unless both
+// belong to root or this process's user and nobody else can replace the
+// link: its directory is not writable by group or others, or is sticky.
+func trustedLink(dirfd int, link *unix.Stat_t, shown string) error {
+	var dir unix.Stat_t
+	if err := unix.Fstat(dirfd, &dir); err != nil {
+		return pathError("stat", filepath.Dir(shown), err)
+	}
+	euid := uint32(os.Geteuid())
+	trusted := func(uid uint32) bool { return uid == 0 || uid == euid }
+	if trusted(link.Uid) && trusted(dir.Uid) && (dir.Mode&0o022 == 0 || dir.Mode&unix.S_ISVTX != 0) {
+		return nil
+	}
+	return fmt.Errorf("sandbox: %s is a symlink (owned by uid %d, in a directory owned by uid %d with mode %#o) that someone other than root or keyship's uid %d could have planted; refusing to follow it: give the sandbox's real path",
+		shown, link.Uid, dir.Uid, dir.Mode&0o7777, euid)
 }
 
 func openDirAt(dirfd int, name string) (int, error) {

@@ -26,9 +26,11 @@
 // around the sandbox, so Write trusts no name in it: the sandbox must be a
 // real directory (not a symlink) owned by the process's uid or by the owner
 // asked for, and everything below it is created, chmodded and chowned
-// through open directory descriptors, never by following a symlink. Only the
-// directories above the sandbox that already exist are resolved as given,
-// since they are the caller's path.
+// through open directory descriptors, never by following a symlink. The path
+// above the sandbox is walked one directory at a time from "/"; a symlink
+// there is followed only when nobody but root or the process's user could
+// have put it there (both own it and its directory, which is not writable by
+// others or is sticky), as /var/run -> /run is.
 package sandbox
 
 import (
@@ -116,7 +118,8 @@ type Result struct {
 // above it, 0700) and sets an existing dir to 0700. dir must not be a symlink
 // and, when it exists, must be owned by the process's effective uid or by
 // opts.Owner's uid: anything else is refused with an error naming dir and its
-// owner, before anything changes. Every path and mode is checked before
+// owner, before anything changes. A symlink above dir that another user could
+// have planted is refused the same way (see the package doc). Every path and mode is checked before
 // anything is written: a bad one fails the whole Write with an error naming
 // it, and dir is left untouched. A top-level name that already exists in dir
 // and is not this package's link is refused the same way.
