@@ -79,7 +79,7 @@ func openSandbox(dir string, opts Options) (*sandboxDir, error) {
 // it there, so a task user cannot plant one that steers where the sandbox is
 // made and handed over.
 func openParent(p string) (int, error) {
-	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open("/", parentFlags, 0)
 	if err != nil {
 		return -1, pathError("open", "/", err)
 	}
@@ -89,7 +89,7 @@ func openParent(p string) (int, error) {
 			continue
 		}
 		shown := filepath.Join(walked, name)
-		next, err := openDirAt(fd, name)
+		next, err := unix.Openat(fd, name, parentFlags, 0)
 		if err != nil {
 			next, err = openParentStep(fd, name, shown)
 		}
@@ -112,7 +112,7 @@ func openParentStep(dirfd int, name, shown string) (int, error) {
 		if err := unix.Mkdirat(dirfd, name, uint32(dirMode)); err != nil && !errors.Is(err, unix.EEXIST) {
 			return -1, pathError("mkdir", shown, err)
 		}
-		fd, err := openDirAt(dirfd, name)
+		fd, err := unix.Openat(dirfd, name, parentFlags, 0)
 		if err != nil {
 			return -1, notADirectory(dirfd, name, shown, err)
 		}
@@ -121,7 +121,7 @@ func openParentStep(dirfd int, name, shown string) (int, error) {
 		if err := trustedLink(dirfd, &st, shown); err != nil {
 			return -1, err
 		}
-		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(dirfd, name, parentFlags&^unix.O_NOFOLLOW, 0)
 		if err != nil {
 			return -1, pathError("open", shown, err)
 		}
