@@ -143,7 +143,7 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 			out = nil
 		}
 	}
-	abs, err := g.writeSandbox(f, files, sh.Bundle.Warnings)
+	abs, err := g.writeSandbox(ctx, f, files, sh.Bundle.Warnings)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,9 @@ func mesosFragment(emit string, plan *mesos.Plan) ([]byte, error) {
 
 // writeSandbox writes files and their manifest.json atomically into
 // f.sandbox and prints what it shipped; it returns the sandbox's absolute path.
-func (g *globals) writeSandbox(f shipFlags, files []materialize.File, warnings []string) (string, error) {
+// Waiting for another keyship writing the same sandbox is bounded by ctx and
+// --timeout.
+func (g *globals) writeSandbox(ctx context.Context, f shipFlags, files []materialize.File, warnings []string) (string, error) {
 	opts, err := ownerOptions(f.owner)
 	if err != nil {
 		return "", err
@@ -203,7 +205,9 @@ func (g *globals) writeSandbox(f shipFlags, files []materialize.File, warnings [
 		return "", err
 	}
 	dir := f.sandbox
-	res, err := sandbox.Write(dir, append(sfiles, manifest), opts)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := sandbox.Write(ctx, dir, append(sfiles, manifest), opts)
 	if err != nil {
 		return "", err
 	}

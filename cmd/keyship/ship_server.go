@@ -57,7 +57,7 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 			clear(fl.Contents)
 		}
 	}()
-	dir, err := g.writeSandbox(f, files, resp.GetWarnings())
+	dir, err := g.writeSandbox(ctx, f, files, resp.GetWarnings())
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func shipSandbox(t *testing.T, b *materialize.Bundle, extra ...sandbox.File) str
 			files = append(files, sandbox.File{Path: pw.name, Contents: pw.v})
 		}
 	}
-	if _, err := sandbox.Write(filepath.Join(root, dir), append(files, extra...), sandbox.Options{}); err != nil {
+	if _, err := sandbox.Write(t.Context(), filepath.Join(root, dir), append(files, extra...), sandbox.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return root

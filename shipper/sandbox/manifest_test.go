@@ -23,7 +23,7 @@ func TestManifestListsFilesWithoutContents(t *testing.T) {
 	if len(got.Files) != 2 || got.Files[0] != want[0] || got.Files[1] != want[1] {
 		t.Fatalf("manifest = %+v, want %+v", got.Files, want)
 	}
-	if _, err := Write(t.TempDir(), append(files, m), Options{}); err != nil {
+	if _, err := Write(t.Context(), t.TempDir(), append(files, m), Options{}); err != nil {
 		t.Fatalf("the manifest does not ship with its files: %v", err)
 	}
 }

@@ -76,7 +76,7 @@ func generations(t *testing.T, dir string) []string {
 
 func TestWriteLayoutAndModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ssl", "driver")
-	res, err := Write(dir, []File{
+	res, err := Write(t.Context(), dir, []File{
 		{Path: "keystore.jks", Contents: []byte("ks")},
 		{Path: "./truststore.jks", Mode: 0o400, Contents: []byte("ts")},
 		{Path: "conf/flink.yaml", Mode: 0o644, Contents: []byte("yaml")},
@@ -140,7 +140,7 @@ func TestWriteTightensExistingDir(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Write(dir, []File{{Path: "a", Contents: []byte("a")}}, leave); err != nil {
+	if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("a")}}, leave); err != nil {
 		t.Fatal(err)
 	}
 	if m := mode(t, dir); m != 0o700 {
@@ -154,7 +154,7 @@ func TestWriteReplacesSet(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "stdout"), []byte("log"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	first, err := Write(dir, []File{
+	first, err := Write(t.Context(), dir, []File{
 		{Path: "a", Contents: []byte("a1")},
 		{Path: "b", Contents: []byte("b1")},
 		{Path: "sub/c", Contents: []byte("c1")},
@@ -162,7 +162,7 @@ func TestWriteReplacesSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := Write(dir, []File{
+	second, err := Write(t.Context(), dir, []File{
 		{Path: "a", Mode: 0o400, Contents: []byte("a2")},
 		{Path: "d", Contents: []byte("d2")},
 	}, leave)
@@ -184,25 +184,34 @@ func TestWriteReplacesSet(t *testing.T) {
 	if got := visible(t, dir); !slices.Equal(got, []string{"a", "d", "stdout"}) {
 		t.Errorf("visible names %v, want [a d stdout]", got)
 	}
-	if got := generations(t, dir); !slices.Equal(got, []string{second.Generation}) {
-		t.Errorf("generations %v, want only %s", got, second.Generation)
-	}
-	if _, err := os.Stat(filepath.Join(dir, first.Generation)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("old generation still there: %v", err)
+	// The previous generation stays until the next Write, for readers that
+	// resolved ..data just before the swap.
+	if got, want := generations(t, dir), sorted(first.Generation, second.Generation); !slices.Equal(got, want) {
+		t.Errorf("generations %v, want %v", got, want)
 	}
 
 	// An empty set removes every name but keeps the foreign file.
-	if _, err := Write(dir, nil, leave); err != nil {
+	third, err := Write(t.Context(), dir, nil, leave)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := visible(t, dir); !slices.Equal(got, []string{"stdout"}) {
 		t.Errorf("visible names %v, want [stdout]", got)
 	}
+	if got, want := generations(t, dir), sorted(second.Generation, third.Generation); !slices.Equal(got, want) {
+		t.Errorf("generations %v, want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, first.Generation)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("generation before the previous one still there: %v", err)
+	}
 }
+
+func sorted(s ...string) []string { return slices.Sorted(slices.Values(s)) }
 
 func TestWriteCleansCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Write(dir, []File{{Path: "a", Contents: []byte("1")}}, leave); err != nil {
+	prev, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("1")}}, leave)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// A Write that crashed after filling a generation, before the swap.
@@ -216,12 +225,11 @@ func TestWriteCleansCrashLeftovers(t *testing.T) {
 	if err := os.Symlink("..2020_01_01_00_00_00.42", filepath.Join(dir, "..data_tmp")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Write(dir, []File{{Path: "a", Contents: []byte("2")}}, leave)
+	res, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("2")}}, leave)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"..data", res.Generation, "a"}
-	slices.Sort(want)
+	want := sorted("..data", prev.Generation, res.Generation, "a")
 	if got := entries(t, dir); !slices.Equal(got, want) {
 		t.Errorf("dir holds %v, want %v", got, want)
 	}
@@ -255,7 +263,7 @@ func TestWriteRejectsBadFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")
-			_, err := Write(dir, tt.files, leave)
+			_, err := Write(t.Context(), dir, tt.files, leave)
 			if err == nil {
 				t.Fatal("Write succeeded")
 			}
@@ -269,7 +277,7 @@ func TestWriteRejectsBadFiles(t *testing.T) {
 	}
 
 	t.Run("all bad paths reported", func(t *testing.T) {
-		_, err := Write(t.TempDir(), []File{{Path: "../x"}, {Path: "/etc/x"}, {Path: "..data"}}, leave)
+		_, err := Write(t.Context(), t.TempDir(), []File{{Path: "../x"}, {Path: "/etc/x"}, {Path: "..data"}}, leave)
 		for _, p := range []string{`"../x"`, `"/etc/x"`, `"..data"`} {
 			if err == nil || !strings.Contains(err.Error(), p) {
 				t.Errorf("error %v does not name %s", err, p)
@@ -279,12 +287,12 @@ func TestWriteRejectsBadFiles(t *testing.T) {
 
 	t.Run("existing set untouched", func(t *testing.T) {
 		dir := t.TempDir()
-		res, err := Write(dir, []File{{Path: "a", Contents: []byte("old")}}, leave)
+		res, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("old")}}, leave)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before := entries(t, dir)
-		if _, err := Write(dir, []File{{Path: "a", Contents: []byte("new")}, {Path: "a/../../b"}}, leave); err == nil {
+		if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("new")}, {Path: "a/../../b"}}, leave); err == nil {
 			t.Fatal("Write succeeded")
 		}
 		if got := entries(t, dir); !slices.Equal(got, before) {
@@ -320,7 +328,7 @@ func TestWriteRefusesForeignNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := entries(t, dir)
-			_, err := Write(dir, []File{{Path: "keystore.jks", Contents: []byte("ours")}}, leave)
+			_, err := Write(t.Context(), dir, []File{{Path: "keystore.jks", Contents: []byte("ours")}}, leave)
 			if err == nil {
 				t.Fatal("Write succeeded")
 			}
@@ -367,7 +375,7 @@ func TestWriteConcurrentReaders(t *testing.T) {
 		}
 		return fs
 	}
-	if _, err := Write(dir, set(0), leave); err != nil {
+	if _, err := Write(t.Context(), dir, set(0), leave); err != nil {
 		t.Fatal(err)
 	}
 
@@ -471,7 +479,7 @@ func TestWriteConcurrentReaders(t *testing.T) {
 	})
 
 	for n := 1; n <= writes; n++ {
-		if _, err := Write(dir, set(n), leave); err != nil {
+		if _, err := Write(t.Context(), dir, set(n), leave); err != nil {
 			t.Error(err)
 			break
 		}
@@ -488,8 +496,8 @@ func TestWriteConcurrentReaders(t *testing.T) {
 			t.Errorf("%s: generation %d (%v), want %d", name, n, err, writes)
 		}
 	}
-	if g := generations(t, dir); len(g) != 1 {
-		t.Errorf("generations left: %v", g)
+	if g := generations(t, dir); len(g) != 2 {
+		t.Errorf("generations left: %v, want the current and the previous one", g)
 	}
 }
 
@@ -498,14 +506,14 @@ func TestWriteConcurrentWriters(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			if _, err := Write(dir, []File{{Path: "a", Contents: []byte(strconv.Itoa(i))}}, leave); err != nil {
+			if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte(strconv.Itoa(i))}}, leave); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if g := generations(t, dir); len(g) != 1 {
-		t.Errorf("generations left: %v", g)
+	if g := generations(t, dir); len(g) != 2 {
+		t.Errorf("generations left: %v, want the current and the previous one", g)
 	}
 	if got := readFile(t, filepath.Join(dir, "a")); len(got) != 1 {
 		t.Errorf("a = %q", got)
