@@ -192,22 +192,14 @@ func (g *globals) writeSandbox(ctx context.Context, f shipFlags, files []materia
 	if err != nil {
 		return "", err
 	}
-	sfiles := make([]sandbox.File, len(files))
-	versions := map[string]string{}
-	for i, fl := range files {
-		sfiles[i] = sandbox.File{Path: fl.Path, Mode: fl.Mode, Contents: fl.Contents}
-		if fl.Version != "" {
-			versions[fl.Path] = fl.Version
-		}
-	}
-	manifest, err := sandbox.Manifest(sfiles, versions)
+	manifest, err := sandbox.Manifest(files)
 	if err != nil {
 		return "", err
 	}
 	dir := f.sandbox
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	res, err := sandbox.Write(ctx, dir, append(sfiles, manifest), opts)
+	res, err := sandbox.Write(ctx, dir, append(slices.Clone(files), manifest), opts)
 	if err != nil {
 		return "", err
 	}

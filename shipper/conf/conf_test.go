@@ -48,19 +48,19 @@ func pemBundle() *materialize.Bundle {
 
 // shipSandbox writes b's files and password files as keyship ship does into
 // <tmp>/.keyship and returns <tmp>, the task's sandbox.
-func shipSandbox(t *testing.T, b *materialize.Bundle, extra ...sandbox.File) string {
+func shipSandbox(t *testing.T, b *materialize.Bundle, extra ...materialize.File) string {
 	t.Helper()
 	root := t.TempDir()
-	var files []sandbox.File
+	var files []materialize.File
 	for _, f := range b.Files {
-		files = append(files, sandbox.File{Path: f.Path, Mode: f.Mode, Contents: f.Contents})
+		files = append(files, materialize.File{Path: f.Path, Mode: f.Mode, Contents: f.Contents})
 	}
 	for _, pw := range []struct {
 		name string
 		v    []byte
 	}{{KeystorePasswordFile, b.KeystorePassword}, {KeyPasswordFile, b.KeyPassword}, {TruststorePasswordFile, b.TruststorePassword}} {
 		if pw.v != nil {
-			files = append(files, sandbox.File{Path: pw.name, Contents: pw.v})
+			files = append(files, materialize.File{Path: pw.name, Contents: pw.v})
 		}
 	}
 	if _, err := sandbox.Write(t.Context(), filepath.Join(root, dir), append(files, extra...), sandbox.Options{}); err != nil {

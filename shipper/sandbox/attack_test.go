@@ -5,6 +5,7 @@ package sandbox
 import (
 	"bytes"
 	"fmt"
+	"github.com/keyship/keyship/host/materialize"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -123,7 +124,7 @@ func TestWritePlantedSymlinkWithOwner(t *testing.T) {
 	mesosSandbox, outside := plantedSandbox(t, taskUser)
 	before := snapshot(t, outside)
 	dir := filepath.Join(mesosSandbox, ".keyship")
-	_, err := Write(t.Context(), dir, []File{{Path: "keystore.jks", Contents: []byte("ks")}},
+	_, err := Write(t.Context(), dir, []materialize.File{{Path: "keystore.jks", Contents: []byte("ks")}},
 		Options{Owner: &Owner{UID: taskUser, GID: taskUser}})
 	if err == nil {
 		t.Error("Write through a planted symlink succeeded")
@@ -143,7 +144,7 @@ func TestWritePlantedSymlinkWithoutOwner(t *testing.T) {
 	mesosSandbox, outside := plantedSandbox(t, uid)
 	before := snapshot(t, outside)
 	dir := filepath.Join(mesosSandbox, ".keyship")
-	if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("a")}}, leave); err == nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("a")}}, leave); err == nil {
 		t.Error("Write through a planted symlink succeeded")
 	} else if !strings.Contains(err.Error(), dir) {
 		t.Errorf("error %q does not name %s", err, dir)
@@ -159,7 +160,7 @@ func TestWritePlantedParentLink(t *testing.T) {
 	mesosSandbox, outside := plantedSandbox(t, taskUser)
 	before := snapshot(t, outside)
 	link := filepath.Join(mesosSandbox, ".keyship")
-	_, err := Write(t.Context(), filepath.Join(link, "driver"), []File{{Path: "keystore.jks", Contents: []byte("ks")}},
+	_, err := Write(t.Context(), filepath.Join(link, "driver"), []materialize.File{{Path: "keystore.jks", Contents: []byte("ks")}},
 		Options{Owner: &Owner{UID: taskUser, GID: taskUser}})
 	if err == nil || !strings.Contains(err.Error(), link+" is a symlink") || !strings.Contains(err.Error(), "could have planted") {
 		t.Errorf("error %v, want one naming %s as a symlink someone could have planted", err, link)
@@ -177,7 +178,7 @@ func TestWriteFollowsTrustedParentLink(t *testing.T) {
 	if err := os.Symlink("real", filepath.Join(base, "link")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Write(t.Context(), filepath.Join(base, "link", "a", "sandbox"), []File{{Path: "x", Contents: []byte("x")}}, leave); err != nil {
+	if _, err := Write(t.Context(), filepath.Join(base, "link", "a", "sandbox"), []materialize.File{{Path: "x", Contents: []byte("x")}}, leave); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, filepath.Join(base, "real", "a", "sandbox", "x")); got != "x" {
@@ -198,7 +199,7 @@ func TestWriteRefusesSymlinkedSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snapshot(t, real)
-	_, err := Write(t.Context(), link, []File{{Path: "a", Contents: []byte("a")}}, leave)
+	_, err := Write(t.Context(), link, []materialize.File{{Path: "a", Contents: []byte("a")}}, leave)
 	if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("Write into a symlinked sandbox: error %v, want one naming %s as a symlink", err, link)
 	}
@@ -220,7 +221,7 @@ func TestWriteRefusesSandboxOfAnotherUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := snapshot(t, dir)
-		_, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("a")}}, opts)
+		_, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("a")}}, opts)
 		if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), fmt.Sprint("uid ", stranger)) {
 			t.Errorf("owner %v: error %v, want one naming %s and uid %d", opts.Owner, err, dir, stranger)
 		}
@@ -235,7 +236,7 @@ func TestWriteRefusesSandboxOfAnotherUser(t *testing.T) {
 	if err := os.Chown(dir, taskUser, taskUser); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("a")}}, Options{Owner: &Owner{UID: taskUser, GID: taskUser}}); err != nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("a")}}, Options{Owner: &Owner{UID: taskUser, GID: taskUser}}); err != nil {
 		t.Fatalf("the task user's own sandbox: %v", err)
 	}
 	if u, _ := owner(t, filepath.Join(dir, "a")); u != taskUser {
@@ -259,7 +260,7 @@ func TestWriteDoesNotFollowPlantedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := Options{Owner: &Owner{UID: taskUser, GID: taskUser}}
-	if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("1")}}, own); err != nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("1")}}, own); err != nil {
 		t.Fatal(err)
 	}
 	// The task user now owns dir; it plants links under reserved names.
@@ -269,7 +270,7 @@ func TestWriteDoesNotFollowPlantedNames(t *testing.T) {
 		}
 	}
 	before := snapshot(t, outside)
-	if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("2")}}, own); err != nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("2")}}, own); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, filepath.Join(dir, "a")); got != "2" {
@@ -282,7 +283,7 @@ func TestWriteDoesNotFollowPlantedNames(t *testing.T) {
 // created 0700; the sandbox itself gets the owner.
 func TestWriteCreatesMissingParents(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b", "sandbox")
-	if _, err := Write(t.Context(), dir, []File{{Path: "x", Contents: []byte("x")}}, leave); err != nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "x", Contents: []byte("x")}}, leave); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir)), dir} {
@@ -302,7 +303,7 @@ func TestWriteRefusesNonDirectorySandbox(t *testing.T) {
 	if err := os.WriteFile(p, []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Write(t.Context(), p, []File{{Path: "a"}}, leave)
+	_, err := Write(t.Context(), p, []materialize.File{{Path: "a"}}, leave)
 	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("error %v, want one naming %s as not a directory", err, p)
 	}

@@ -2,13 +2,14 @@ package sandbox
 
 import (
 	"encoding/json"
+	"github.com/keyship/keyship/host/materialize"
 	"strings"
 	"testing"
 )
 
 func TestManifestListsFilesWithoutContents(t *testing.T) {
-	files := []File{{Path: "keystore.jks", Contents: []byte("SECRET-BYTES")}, {Path: "ro", Mode: 0o400, Contents: []byte("x")}}
-	m, err := Manifest(files, map[string]string{"keystore.jks": "v1"})
+	files := []materialize.File{{Path: "keystore.jks", Contents: []byte("SECRET-BYTES"), Version: "v1"}, {Path: "ro", Mode: 0o400, Contents: []byte("x")}}
+	m, err := Manifest(files)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keyship/keyship/host/materialize"
 	"io"
 	"io/fs"
 	"os"
@@ -56,17 +57,16 @@ func writerProcess(dir, tag string) int {
 func taggedContents(tag string) []byte { return bytes.Repeat([]byte(tag+"\n"), 300) }
 
 // taggedSet is a set of files plus its manifest, whose versions are the tag.
-func taggedSet(tag string) []File {
-	files := []File{
+func taggedSet(tag string) []materialize.File {
+	files := []materialize.File{
 		{Path: "keystore.jks", Contents: taggedContents(tag)},
 		{Path: "truststore.jks", Mode: 0o400, Contents: taggedContents(tag)},
 		{Path: "conf/app.conf", Contents: taggedContents(tag)},
 	}
-	versions := map[string]string{}
-	for _, f := range files {
-		versions[f.Path] = tag
+	for i := range files {
+		files[i].Version = tag
 	}
-	m, err := Manifest(files, versions)
+	m, err := Manifest(files)
 	if err != nil {
 		panic(err)
 	}
@@ -186,7 +186,7 @@ func lockSandbox(t *testing.T, dir string) (release func()) {
 // before its context ends fails clearly and writes nothing.
 func TestWriteGivesUpOnHeldLock(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("1")}}, leave); err != nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("1")}}, leave); err != nil {
 		t.Fatal(err)
 	}
 	release := lockSandbox(t, dir)
@@ -194,7 +194,7 @@ func TestWriteGivesUpOnHeldLock(t *testing.T) {
 	before := entries(t, dir)
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	_, err := Write(ctx, dir, []File{{Path: "a", Contents: []byte("2")}}, leave)
+	_, err := Write(ctx, dir, []materialize.File{{Path: "a", Contents: []byte("2")}}, leave)
 	want := "another keyship is writing " + dir + "; gave up after "
 	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want one containing %q and matching context.DeadlineExceeded", err, want)
@@ -214,7 +214,7 @@ func TestWriteWaitsForLock(t *testing.T) {
 	release := lockSandbox(t, dir)
 	done := make(chan error, 1)
 	go func() {
-		_, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("1")}}, leave)
+		_, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("1")}}, leave)
 		done <- err
 	}()
 	select {
@@ -245,10 +245,10 @@ func TestWriteWaitsForLock(t *testing.T) {
 func TestReadersSeeNoDeletion(t *testing.T) {
 	dir := t.TempDir()
 	names := []string{"keystore.jks", "truststore.jks", "ca.pem"}
-	set := func(n int) []File {
-		var fs []File
+	set := func(n int) []materialize.File {
+		var fs []materialize.File
 		for _, name := range names {
-			fs = append(fs, File{Path: name, Contents: genContents(n)})
+			fs = append(fs, materialize.File{Path: name, Contents: genContents(n)})
 		}
 		return fs
 	}

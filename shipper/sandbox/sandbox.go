@@ -37,6 +37,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keyship/keyship/host/materialize"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -63,22 +64,6 @@ const (
 
 // generationName matches the names of generation directories.
 var generationName = regexp.MustCompile(`^\.\.\d{4}(_\d\d){5}\.\d+$`)
-
-// File is one file to ship.
-type File struct {
-	// Path is relative to the directory, slash-separated, e.g. "keystore.jks"
-	// or "conf/flink.yaml". It must not be absolute, be empty, hold a ".."
-	// element or an element beginning with "..", or hold control characters.
-	// It is cleaned ("./a" is "a").
-	Path string
-	// Mode is the file's permission: 0 means 0600. Bits beyond 0600 are
-	// dropped (0644 gives 0600); 0400 gives a read-only file. A mode that
-	// leaves the owner unable to read, or that has non-permission bits, is an
-	// error.
-	Mode fs.FileMode
-	// Contents are the file's bytes. Write neither keeps nor zeroes them.
-	Contents []byte
-}
 
 // Options tune a Write. The zero Options leaves ownership as the process
 // creates it.
@@ -124,6 +109,14 @@ type Result struct {
 // it, and dir is left untouched. A top-level name that already exists in dir
 // and is not this package's link is refused the same way.
 //
+// A File's Path is relative to dir, slash-separated ("keystore.jks",
+// "conf/flink.yaml"), and cleaned ("./a" is "a"); it must not be absolute or
+// empty, nor hold a ".." element, an element beginning with "..", or control
+// characters. Its Mode 0 means 0600; bits beyond 0600 are dropped (0644
+// gives 0600) and 0400 gives a read-only file; a mode that leaves the owner
+// unable to read, or has non-permission bits, is an error. Write neither
+// keeps nor zeroes the Contents; it ignores Role, Version and Source.
+//
 // Files are written into a fresh generation directory and fsynced, then
 // ..data is swapped to it with one rename; after that each top-level name gets
 // its link (once: nested paths link only their first element), links of
@@ -136,7 +129,7 @@ type Result struct {
 // exclusive flock(2) on dir itself. A Write waits for it until ctx is done,
 // then fails with an error saying another keyship is writing dir and matching
 // ctx.Err().
-func Write(ctx context.Context, dir string, files []File, opts Options) (*Result, error) {
+func Write(ctx context.Context, dir string, files []materialize.File, opts Options) (*Result, error) {
 	if dir == "" {
 		return nil, errors.New("sandbox: empty directory name")
 	}
@@ -202,9 +195,9 @@ type plan struct {
 
 // planFiles checks every path and mode without touching the disk, and reports
 // every bad one.
-func planFiles(files []File) (*plan, error) {
+func planFiles(files []materialize.File) (*plan, error) {
 	var errs []error
-	bad := func(f File, format string, args ...any) {
+	bad := func(f materialize.File, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("sandbox: file %q: %s", f.Path, fmt.Sprintf(format, args...)))
 	}
 	p := &plan{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/keyship/keyship/host/materialize"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -76,7 +77,7 @@ func generations(t *testing.T, dir string) []string {
 
 func TestWriteLayoutAndModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ssl", "driver")
-	res, err := Write(t.Context(), dir, []File{
+	res, err := Write(t.Context(), dir, []materialize.File{
 		{Path: "keystore.jks", Contents: []byte("ks")},
 		{Path: "./truststore.jks", Mode: 0o400, Contents: []byte("ts")},
 		{Path: "conf/flink.yaml", Mode: 0o644, Contents: []byte("yaml")},
@@ -140,7 +141,7 @@ func TestWriteTightensExistingDir(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("a")}}, leave); err != nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("a")}}, leave); err != nil {
 		t.Fatal(err)
 	}
 	if m := mode(t, dir); m != 0o700 {
@@ -154,7 +155,7 @@ func TestWriteReplacesSet(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "stdout"), []byte("log"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	first, err := Write(t.Context(), dir, []File{
+	first, err := Write(t.Context(), dir, []materialize.File{
 		{Path: "a", Contents: []byte("a1")},
 		{Path: "b", Contents: []byte("b1")},
 		{Path: "sub/c", Contents: []byte("c1")},
@@ -162,7 +163,7 @@ func TestWriteReplacesSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := Write(t.Context(), dir, []File{
+	second, err := Write(t.Context(), dir, []materialize.File{
 		{Path: "a", Mode: 0o400, Contents: []byte("a2")},
 		{Path: "d", Contents: []byte("d2")},
 	}, leave)
@@ -210,7 +211,7 @@ func sorted(s ...string) []string { return slices.Sorted(slices.Values(s)) }
 
 func TestWriteCleansCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	prev, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("1")}}, leave)
+	prev, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("1")}}, leave)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestWriteCleansCrashLeftovers(t *testing.T) {
 	if err := os.Symlink("..2020_01_01_00_00_00.42", filepath.Join(dir, "..data_tmp")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("2")}}, leave)
+	res, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("2")}}, leave)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,27 +239,27 @@ func TestWriteCleansCrashLeftovers(t *testing.T) {
 func TestWriteRejectsBadFiles(t *testing.T) {
 	tests := []struct {
 		name  string
-		files []File
+		files []materialize.File
 		want  string // part of the error, which names the path
 	}{
-		{"parent", []File{{Path: "../x"}}, `file "../x": path contains a ".." element`},
-		{"absolute", []File{{Path: "/etc/x"}}, `file "/etc/x": path is absolute`},
-		{"escape after cleaning", []File{{Path: "a/../../b"}}, `file "a/../../b": path contains a ".." element`},
-		{"inner parent", []File{{Path: "a/../b"}}, `file "a/../b": path contains a ".." element`},
-		{"..data", []File{{Path: "..data"}}, `file "..data": path element "..data" begins with ".."`},
-		{"..data/x", []File{{Path: "..data/x"}}, `begins with ".."`},
-		{"nested ..name", []File{{Path: "a/..b"}}, `file "a/..b": path element "..b" begins with ".."`},
-		{"generation name", []File{{Path: "..2020_01_01_00_00_00.1"}}, `begins with ".."`},
-		{"empty", []File{{Path: ""}}, `file "": empty path`},
-		{"dot", []File{{Path: "."}}, `file ".": path names no file`},
-		{"dot slash", []File{{Path: "./"}}, `path names no file`},
-		{"NUL", []File{{Path: "a\x00b"}}, `file "a\x00b": path contains a control character`},
-		{"newline", []File{{Path: "a\nb"}}, `control character`},
-		{"duplicate", []File{{Path: "a"}, {Path: "./a"}}, `file "./a": duplicate path (also given as "a")`},
-		{"file and dir", []File{{Path: "a"}, {Path: "a/b"}}, `file "a/b": "a" is a file, so it cannot also be a directory`},
-		{"unreadable mode", []File{{Path: "a", Mode: 0o200}}, `file "a": mode 0200 leaves the file unreadable by its owner`},
-		{"not a permission", []File{{Path: "a", Mode: fs.ModeSetuid | 0o600}}, `file "a": mode`},
-		{"one bad among good", []File{{Path: "ok"}, {Path: "../bad"}, {Path: "ok2"}}, `"../bad"`},
+		{"parent", []materialize.File{{Path: "../x"}}, `file "../x": path contains a ".." element`},
+		{"absolute", []materialize.File{{Path: "/etc/x"}}, `file "/etc/x": path is absolute`},
+		{"escape after cleaning", []materialize.File{{Path: "a/../../b"}}, `file "a/../../b": path contains a ".." element`},
+		{"inner parent", []materialize.File{{Path: "a/../b"}}, `file "a/../b": path contains a ".." element`},
+		{"..data", []materialize.File{{Path: "..data"}}, `file "..data": path element "..data" begins with ".."`},
+		{"..data/x", []materialize.File{{Path: "..data/x"}}, `begins with ".."`},
+		{"nested ..name", []materialize.File{{Path: "a/..b"}}, `file "a/..b": path element "..b" begins with ".."`},
+		{"generation name", []materialize.File{{Path: "..2020_01_01_00_00_00.1"}}, `begins with ".."`},
+		{"empty", []materialize.File{{Path: ""}}, `file "": empty path`},
+		{"dot", []materialize.File{{Path: "."}}, `file ".": path names no file`},
+		{"dot slash", []materialize.File{{Path: "./"}}, `path names no file`},
+		{"NUL", []materialize.File{{Path: "a\x00b"}}, `file "a\x00b": path contains a control character`},
+		{"newline", []materialize.File{{Path: "a\nb"}}, `control character`},
+		{"duplicate", []materialize.File{{Path: "a"}, {Path: "./a"}}, `file "./a": duplicate path (also given as "a")`},
+		{"file and dir", []materialize.File{{Path: "a"}, {Path: "a/b"}}, `file "a/b": "a" is a file, so it cannot also be a directory`},
+		{"unreadable mode", []materialize.File{{Path: "a", Mode: 0o200}}, `file "a": mode 0200 leaves the file unreadable by its owner`},
+		{"not a permission", []materialize.File{{Path: "a", Mode: fs.ModeSetuid | 0o600}}, `file "a": mode`},
+		{"one bad among good", []materialize.File{{Path: "ok"}, {Path: "../bad"}, {Path: "ok2"}}, `"../bad"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,7 +278,7 @@ func TestWriteRejectsBadFiles(t *testing.T) {
 	}
 
 	t.Run("all bad paths reported", func(t *testing.T) {
-		_, err := Write(t.Context(), t.TempDir(), []File{{Path: "../x"}, {Path: "/etc/x"}, {Path: "..data"}}, leave)
+		_, err := Write(t.Context(), t.TempDir(), []materialize.File{{Path: "../x"}, {Path: "/etc/x"}, {Path: "..data"}}, leave)
 		for _, p := range []string{`"../x"`, `"/etc/x"`, `"..data"`} {
 			if err == nil || !strings.Contains(err.Error(), p) {
 				t.Errorf("error %v does not name %s", err, p)
@@ -287,12 +288,12 @@ func TestWriteRejectsBadFiles(t *testing.T) {
 
 	t.Run("existing set untouched", func(t *testing.T) {
 		dir := t.TempDir()
-		res, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("old")}}, leave)
+		res, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("old")}}, leave)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before := entries(t, dir)
-		if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte("new")}, {Path: "a/../../b"}}, leave); err == nil {
+		if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("new")}, {Path: "a/../../b"}}, leave); err == nil {
 			t.Fatal("Write succeeded")
 		}
 		if got := entries(t, dir); !slices.Equal(got, before) {
@@ -328,7 +329,7 @@ func TestWriteRefusesForeignNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := entries(t, dir)
-			_, err := Write(t.Context(), dir, []File{{Path: "keystore.jks", Contents: []byte("ours")}}, leave)
+			_, err := Write(t.Context(), dir, []materialize.File{{Path: "keystore.jks", Contents: []byte("ours")}}, leave)
 			if err == nil {
 				t.Fatal("Write succeeded")
 			}
@@ -368,10 +369,10 @@ func parseGen(b []byte) (int, error) {
 func TestWriteConcurrentReaders(t *testing.T) {
 	dir := t.TempDir()
 	names := []string{"keystore.jks", "truststore.jks", "ca.pem"}
-	set := func(n int) []File {
-		var fs []File
+	set := func(n int) []materialize.File {
+		var fs []materialize.File
 		for _, name := range names {
-			fs = append(fs, File{Path: name, Contents: genContents(n)})
+			fs = append(fs, materialize.File{Path: name, Contents: genContents(n)})
 		}
 		return fs
 	}
@@ -506,7 +507,7 @@ func TestWriteConcurrentWriters(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			if _, err := Write(t.Context(), dir, []File{{Path: "a", Contents: []byte(strconv.Itoa(i))}}, leave); err != nil {
+			if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte(strconv.Itoa(i))}}, leave); err != nil {
 				t.Error(err)
 			}
 		})
