@@ -241,6 +241,10 @@ func TestFlinkOneFragmentPerRelease(t *testing.T) {
 			if strings.Contains(printed, canary) {
 				t.Fatal("a password printed")
 			}
+			// Issue 11, defect 9: the CA bundle ships; say what it is for.
+			if !strings.Contains(printed, "/sandbox/.keyship/ca-bundle.jks is the request's CA bundle (ca_bundle_secret) as a truststore") {
+				t.Errorf("ca-bundle.jks unexplained:\n%s", printed)
+			}
 		})
 	}
 }
