@@ -100,7 +100,25 @@ var flinkPassThrough = []string{
 //   - keystore-type and truststore-type are JKS or PKCS12 (default JKS) and
 //     must agree, as keyship writes the stores in one type;
 //   - security.ssl.protocol is one of Protocols (default DefaultProtocol);
-//   - security.ssl.verify-hostname is kept in Spec.VerifyHostname.
+//   - security.ssl.algorithms, comma-separated cipher suites, is kept in
+//     CipherSuites and must be able to meet the protocol (CheckSuites: Flink
+//     enables exactly these suites and this protocol on its engines);
+//   - security.ssl.verify-hostname is kept in Spec.VerifyHostname;
+//   - the component switches of seed 002 (taskmanager.data.ssl.enabled,
+//     blob.service.ssl.enabled, akka.ssl.enabled or pekko.ssl.enabled,
+//     jobmanager.web.ssl.enabled, mesos.resourcemanager.artifactserver.ssl.
+//     enabled) are honoured as Flink does: each turns TLS off for its
+//     component when false; jobmanager.web.ssl.enabled: false turns the REST
+//     endpoint off (unless security.ssl.rest.enabled says otherwise), and
+//     internal TLS is off when its three components are. They are kept in
+//     Spec.Flink, to be written for the release the settings are for.
+//
+// Spec.FlinkVersion is inferred as the newest Flink release that reads every
+// setting given (flinkReleases: security.ssl.enabled and akka.ssl.enabled
+// only 1.x, jobmanager.web.ssl.enabled only 1.5 and before, the Mesos
+// artifact server only 1.13 and before; internal/rest keys from 1.6, the
+// store types from 1.20, nested YAML from 1.19), or zero (the newest) when
+// nothing bounds it.
 //
 // keyship builds one keystore and one truststore per job: when both
 // endpoints are on, their stores and passwords must be the same (the same
