@@ -105,27 +105,20 @@ func Spark(b *materialize.Bundle, dir string, s *spec.Spec) []Setting {
 // (SparkSecrets) that make Spark ask Mesos for them. ok is false, and there
 // are no settings, when a file ships by value: keyship built it, so it must
 // reach the task another way (a sandbox, keyship serve's fetch URIs), where
-// Spark's settings point at it. left are the items the properties do not
-// carry (passwords by value, which the task then needs in its environment,
-// or every password for Spark 2.2, which reads them from SparkFragment).
+// Spark's settings point at it; ok is false for Spark 2.2 and before too,
+// which have no spark.mesos.*.secret.* (SPARK-22131, Spark 2.3). left are
+// the items the properties do not carry: passwords by value, which the task
+// then needs in its environment.
 func SparkMesos(b *materialize.Bundle, s *spec.Spec, p *mesos.Plan) (settings []Setting, left []mesos.Item, ok bool) {
+	if s.SparkVersion.Before(2, 3) {
+		return nil, nil, false
+	}
 	for _, it := range p.Items {
 		if it.Env == "" && it.Ref == nil {
 			return nil, nil, false
 		}
 	}
-	plan := *p
-	if s.SparkVersion.Before(2, 3) {
-		plan.Items = nil
-		for _, it := range p.Items {
-			if it.Env != "" {
-				left = append(left, it)
-			} else {
-				plan.Items = append(plan.Items, it)
-			}
-		}
-	}
-	secrets, rest := SparkSecrets(&plan)
+	secrets, rest := SparkSecrets(p)
 	for _, it := range rest {
 		if it.Env == "" {
 			// A file SparkSecrets cannot name (a key of a secret, a ","):
@@ -133,7 +126,7 @@ func SparkMesos(b *materialize.Bundle, s *spec.Spec, p *mesos.Plan) (settings []
 			return nil, nil, false
 		}
 	}
-	return append(Spark(b, p.Dir, s), secrets...), append(left, rest...), true
+	return append(Spark(b, p.Dir, s), secrets...), rest, true
 }
 
 // storeType is the Java KeyStore type name of a store file, from its name.

@@ -151,6 +151,10 @@ func TestSparkMesos(t *testing.T) {
 	if p := Print(ConsumerSpark, settings, b, &spec.Spec{}, ".keyship"); !strings.Contains(p, "as Mesos secrets") {
 		t.Errorf("printed:\n%s", p)
 	}
+	// Spark 2.2 has no spark.mesos.*.secret.* (SPARK-22131 came in 2.3).
+	if _, _, ok := SparkMesos(b, sparkAt(t, "2.2", nil), plan); ok {
+		t.Error("Spark 2.2 with Mesos secrets")
+	}
 	// A file keyship built (by value) cannot be a Spark secret.
 	delete(byRef.Files, materialize.RoleTruststore)
 	plan, _ = mesos.NewPlan(b, ".keyship", byRef)
