@@ -228,14 +228,12 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 			unknown = append(unknown, k)
 		}
 	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		reason := "unknown setting; known settings are " + strings.Join(dcosKnown, ", ")
+	errs.reportUnknown(unknown, "setting", fieldName, func(k string) string {
 		if guess := guessSetting(k); guess != "" {
-			reason = "unknown setting; did you mean " + fieldName(guess) + "?"
+			return fieldName(guess)
 		}
-		errs.add(fieldName(k), "", reason)
-	}
+		return ""
+	}, "known settings are "+strings.Join(dcosKnown, ", "))
 
 	if len(errs.List) > 0 {
 		return nil, errs
