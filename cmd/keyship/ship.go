@@ -35,6 +35,9 @@ type shipFlags struct {
 	owner    string
 	dialect  string
 	emit     string
+	// Consumer releases (issue 11): override what the spec's parser infers.
+	sparkVersion string
+	flinkVersion string
 }
 
 // The --emit values beyond the consumers of conf.Consumers.
@@ -78,8 +81,30 @@ variables and never contain them.`,
 	cmd.Flags().StringVar(&f.emit, "emit", "", "what to print: spark, flink, libprocess (settings), mesos or marathon (JSON fragments); default: the settings of the spec's consumer")
 	cmd.Flags().StringVar(&f.dialect, "dialect", "", "the spec's dialect: dcos, spark, flink or libprocess (default: detect from the content)")
 	cmd.Flags().StringVar(&f.owner, "owner", "", "uid:gid to own the sandbox and its files (needs root); default: this process")
+	// Consumer releases (issue 11).
+	cmd.Flags().StringVar(&f.sparkVersion, "spark-version", "", "the Spark release the settings are for, e.g. 2.2 or 3.5 (default: inferred from the spec, else the newest); Spark 2.2 and before get the passwords in a 0600 properties file")
+	cmd.Flags().StringVar(&f.flinkVersion, "flink-version", "", "the Flink release the settings are for, e.g. 1.5, 1.18 or 2.0 (default: the newest that reads every key of the spec); selects the keys and config.yaml or flink-conf.yaml")
 	_ = cmd.MarkFlagRequired("spec")
 	return cmd
+}
+
+// applyVersions sets the consumer releases of s that --spark-version and
+// --flink-version give (issue 11).
+func applyVersions(s *spec.Spec, f shipFlags) error {
+	for _, o := range []struct {
+		flag, v string
+		dst     *spec.ConsumerVersion
+	}{{"--spark-version", f.sparkVersion, &s.SparkVersion}, {"--flink-version", f.flinkVersion, &s.FlinkVersion}} {
+		if o.v == "" {
+			continue
+		}
+		v, err := spec.ParseVersion(o.v)
+		if err != nil {
+			return usageError{fmt.Errorf("%s: %w", o.flag, err)}
+		}
+		*o.dst = spec.ConsumerVersion{Version: v, From: o.flag}
+	}
+	return nil
 }
 
 func defaultSandbox() string {
@@ -108,6 +133,9 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := applyVersions(req.Spec, f); err != nil {
+		return err
+	}
 	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
 		return err
@@ -128,6 +156,17 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
 	defer sh.Zero()
+	settings := sh.Settings
+	// Spark with every file a Mesos secret by reference: the driver and
+	// executors mount them (spark.mesos.*.secret.*), so the settings point
+	// at their place in the container.
+	if req.Consumer == conf.ConsumerSpark && !toMesos {
+		if plan, err := sh.MesosIn(shipper.TaskDir); err == nil {
+			if mesosSettings, _, ok := conf.SparkMesos(sh.Bundle, req.Spec, plan); ok {
+				settings, dir = mesosSettings, shipper.TaskDir
+			}
+		}
+	}
 	files := sh.SandboxFiles()
 	var out []byte
 	if toMesos {
@@ -147,19 +186,22 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if err != nil {
 		return err
 	}
+	// The consumer's settings never hold a password; with --emit mesos or
+	// marathon they point at the container paths (issue 11), and go to
+	// stderr when stdout is the JSON fragment.
+	printed := conf.Print(req.Consumer, settings, sh.Bundle, req.Spec, dir)
 	switch {
 	case out != nil:
-		_, err = g.stdout.Write(out)
-		return err
+		if _, err = g.stdout.Write(out); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stderr, "# the task's %s settings, for the files at %s/ in its sandbox:\n%s", req.Consumer, shipper.TaskDir, printed)
+		return nil
 	case f.emit == emitMesos:
 		fmt.Fprintf(g.stdout, "# the TaskInfo fragment carries secret values (keyship built the stores), so it is not printed:\n# merge %s (0600) into the TaskInfo\n", filepath.Join(abs, mesosFragmentFile))
-		return nil
+		fmt.Fprintf(g.stdout, "# the task's %s settings, for the files at %s/ in its sandbox:\n", req.Consumer, shipper.TaskDir)
 	}
-	if req.Consumer == conf.ConsumerSpark {
-		fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
-			conf.EnvKeystorePassword, filepath.Join(abs, shipper.KeystorePasswordFile))
-	}
-	fmt.Fprint(g.stdout, conf.Format(req.Consumer, sh.Settings))
+	fmt.Fprint(g.stdout, printed)
 	return nil
 }
 
