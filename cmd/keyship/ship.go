@@ -251,7 +251,7 @@ func (g *globals) writeSandbox(ctx context.Context, f shipFlags, files []materia
 	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s\n", len(res.Paths), abs)
 	for _, fl := range files {
-		if fl.Role != "" {
+		if fl.Role != "" && fl.Version != "" {
 			fmt.Fprintf(g.stdout, "#   %s (version %s)\n", fl.Path, fl.Version)
 		}
 	}
