@@ -74,7 +74,7 @@ variables and never contain them.`,
 	}
 	cmd.Flags().StringVar(&f.specPath, "spec", "", "the job's TLS spec: security.tls JSON, Spark properties, flink-conf.yaml or LIBPROCESS_SSL_* lines (required)")
 	cmd.Flags().StringVar(&f.sandbox, "sandbox", defaultSandbox(), "directory to write the stores into (default $MESOS_SANDBOX/.keyship when set)")
-	cmd.Flags().DurationVar(&f.timeout, "timeout", defaultShipTimeout, "deadline for resolving and building")
+	deadlineVar(cmd.Flags(), &f.timeout, "timeout", defaultShipTimeout, "deadline for resolving, building and writing (positive)")
 	cmd.Flags().StringSliceVar(&f.hosts, "hosts", nil, "hostnames the keystore's certificate must cover (comma-separated)")
 	cmd.Flags().StringVar(&f.server, "server", "", "ship through a running keyship serve at unix:///path (the same bundle, built there)")
 	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server (default: derived from the spec)")
