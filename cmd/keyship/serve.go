@@ -30,6 +30,8 @@ type serveFlags struct {
 	fetchListen, fetchURL      string
 	fetchCert, fetchKey, caOut string
 	buildCache                 time.Duration
+	maxJobs, maxTasks          int
+	maxGrants                  int
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -65,6 +67,9 @@ Mesos agents must trust.`,
 	fl.StringVar(&f.fetchURL, "fetch-url", "", "base URL the agents fetch from (default https://<fetch-listen>)")
 	fl.StringVar(&f.fetchCert, "fetch-cert", "", "fetch server certificate (PEM)")
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
+	fl.IntVar(&f.maxJobs, "max-jobs", server.DefaultMaxJobs, "most jobs held at once; a Ship for another fails with RESOURCE_EXHAUSTED until some expire")
+	fl.IntVar(&f.maxTasks, "max-tasks", server.DefaultMaxTasks, "most tasks one Ship may name")
+	fl.IntVar(&f.maxGrants, "max-grants", fetch.DefaultMaxGrants, "most live fetch grants (one per task and Ship)")
 	fl.DurationVar(&f.buildCache, "build-cache", server.DefaultTTL, "share the stores built for one content (spec + every secret's version) between jobs for this long; 0 builds every job anew")
 	fl.StringVar(&f.caOut, "fetch-ca-out", "", "where to write the self-signed fetch certificate when --fetch-cert is not given")
 	_ = cmd.MarkFlagRequired("listen")
@@ -109,7 +114,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 			_ = fl.Close()
 			return err
 		}
-		fs = fetch.New(base)
+		fs = fetch.New(base, fetch.WithMaxGrants(f.maxGrants))
 		mux := http.NewServeMux()
 		mux.Handle(fetch.Prefix, fs)
 		fetchSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -122,7 +127,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		g.logger.Info("fetch server listening", "addr", fl.Addr().String(), "url", base)
 		fmt.Fprintf(g.stdout, "fetch %s\n", base)
 	}
-	srv := server.New(h, fs)
+	srv := server.New(h, fs, server.WithLimits(f.maxJobs, f.maxTasks))
 	l, err := server.Listen(f.listen)
 	if err != nil {
 		return err

@@ -124,6 +124,7 @@ var rows = []row{
 	{"1 job × 10,000 executors, fetch URIs (job built)", metric("BenchmarkShipPerExecutor/TARGET_FETCH/executors=10000", "ms/ship", 1), "ms", 50, true},
 	{"cost per extra executor (Mesos secrets, job built)", metric("BenchmarkShipPerExecutor/TARGET_MESOS/executors=1000", "ns/executor", 1e-3), "µs", 0, true},
 	{"cost per extra executor (fetch URIs, job built)", metric("BenchmarkShipPerExecutor/TARGET_FETCH/executors=1000", "ns/executor", 1e-3), "µs", 0, true},
+	{"heap kept per 1000 live jobs (keyship serve)", metric("BenchmarkHeapPer1000Jobs", "MB/1000jobs", 1), "MB", 0, true},
 	{"cold ship: file plugin ÷ built-in backend", ratio("BenchmarkColdShip", "BenchmarkColdShipBuiltin", "ns/op"), "×", 2, true},
 }
 
