@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 )
@@ -63,7 +64,7 @@ func withKeystore(t testing.TB, key crypto.PrivateKey, chain []*x509.Certificate
 	s := dcosSpec()
 	s.CABundle = nil
 	in := goodInputs(t)
-	in.keystore = rawJKS(t, storePass, rawEntry{alias: "node", key: key, pass: keyPass, chain: chain})
+	in.keystore = keystoretest.RawJKS(t, storePass, keystoretest.RawEntry{Alias: "node", Key: key, Pass: keyPass, Chain: chain})
 	if len(trusted) > 0 {
 		in.truststore = must(JKSTruststore(trusted, []byte(trustPass)))
 	}
@@ -80,12 +81,14 @@ func TestCheck1StoreAndKeyPasswords(t *testing.T) {
 	checkProblems(t, err, []string{"wrong-store-pass", storePass}, problem{"security.tls.keystore_password", []string{
 		"the password does not open keystore /spark/keystore (keystore was tampered with, or password was incorrect)"}})
 
+	// keyship's PKCS12 keystore names no alias (go-pkcs12 writes none);
+	// the JKS case names it (TestBuildFailures).
 	fm = forms(t)[1]
 	fm.values["security.tls.key_password"] = []byte("wrong-key-pass")
 	fm.spec.Keystore.KeyPassword.Ref.Path = "/spark/key_password"
 	_, err = fm.build(t, Options{})
 	checkProblems(t, err, []string{"wrong-key-pass", storePass}, problem{"security.tls.key_password", []string{
-		`the password does not open private key "node" in keystore /spark/keystore (Cannot recover key)`}})
+		`the password does not open the private key in keystore /spark/keystore (Cannot recover key)`}})
 
 	fm = forms(t)[6] // encrypted PKCS#8 key in its own secret
 	fm.values["tls.key_password"] = []byte("wrong-key-pass")
@@ -108,10 +111,10 @@ func TestCheck1StoreAndKeyPasswords(t *testing.T) {
 // TestCheck2OneMatchingKey: exactly one private key, matching the leaf.
 func TestCheck2OneMatchingKey(t *testing.T) {
 	f := fx()
-	twoKeys := append(append(pemKey(t, pemPKCS8Key, f.node.Key), pemKey(t, pemECKey, f.other.Key)...), EncodePEMCertificates(f.node.Chain)...)
+	twoKeys := append(append(keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key), keystoretest.PEMKey(t, pemECKey, f.other.Key)...), EncodePEMCertificates(f.node.Chain)...)
 	noKey := EncodePEMCertificates(f.node.Chain)
-	mismatch := append(pemKey(t, pemPKCS8Key, f.other.Key), EncodePEMCertificates(f.node.Chain)...)
-	caOnly := must(PKCS12Truststore([]*x509.Certificate{f.ca.Cert}, []byte(storePass), ""))
+	mismatch := append(keystoretest.PEMKey(t, pemPKCS8Key, f.other.Key), EncodePEMCertificates(f.node.Chain)...)
+	caOnly := must(p12Truststore([]*x509.Certificate{f.ca.Cert}, storePass, ""))
 	for _, c := range []struct {
 		name     string
 		keystore []byte
@@ -424,9 +427,9 @@ func TestThreeCheckProblemsReportedTogether(t *testing.T) {
 // have warned about.
 func TestWarningsComeWithProblems(t *testing.T) {
 	fm := forms(t)[0]
-	fm.values["security.tls.truststore_secret"] = rawJKS(t, trustPass,
-		rawEntry{alias: "stray", key: fx().other.Key, pass: keyPass, chain: fx().other.Chain},
-		rawEntry{alias: "ca", chain: []*x509.Certificate{fx().ca.Cert}})
+	fm.values["security.tls.truststore_secret"] = keystoretest.RawJKS(t, trustPass,
+		keystoretest.RawEntry{Alias: "stray", Key: fx().other.Key, Pass: keyPass, Chain: fx().other.Chain},
+		keystoretest.RawEntry{Alias: "ca", Chain: []*x509.Certificate{fx().ca.Cert}})
 	_, err := fm.build(t, Options{Hosts: []string{"node9.example.com"}})
 	var e *Error
 	if !errors.As(err, &e) || len(e.Warnings) != 1 || !strings.Contains(e.Warnings[0], `private key entries "stray" are left out`) {

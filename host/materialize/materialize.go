@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
 )
@@ -77,8 +78,10 @@ type Options struct {
 	// PKCS12 selects the algorithms of PKCS#12 files; "" means
 	// PKCS12Modern2023.
 	PKCS12 PKCS12Encryption
-	// KeyAlias is the alias of the keystore's private key entry; "" keeps
-	// the input's alias, or DefaultKeyAlias when the input has none.
+	// KeyAlias is the alias of the JKS keystore's private key entry; ""
+	// keeps the input's alias, or DefaultKeyAlias when the input has none.
+	// PKCS12 keystores are written without alias (keytool -list shows "1",
+	// see keystore.PKCS12Keystore).
 	KeyAlias string
 }
 
@@ -277,7 +280,7 @@ func Build(ctx context.Context, s *spec.Spec, secrets Secrets, opts Options) (*B
 	if err != nil {
 		return nil, err
 	}
-	if _, err := newP12Writer(opts.PKCS12); err != nil {
+	if err := opts.PKCS12.Validate(); err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
 	}
 	b := &builder{spec: s, secrets: secrets, opts: opts, now: time.Now()}
@@ -433,7 +436,7 @@ func (b *builder) raw(f spec.Field) ([]byte, bool) {
 	case "":
 		return data, true
 	case spec.EncodingBase64:
-		dec, err := decodeBase64(data)
+		dec, err := keystore.DecodeBase64(data)
 		if err != nil {
 			why := "the setting says base64"
 			if f.Encoding == "" {
@@ -464,7 +467,7 @@ func (b *builder) password(f spec.Field) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if reason := checkPassword(data); reason != "" {
+	if reason := keystore.CheckPassword(data); reason != "" {
 		b.fail(f, reason)
 		return nil, false
 	}
@@ -480,24 +483,6 @@ func (b *builder) optPassword(f spec.Field) ([]byte, bool) {
 		return nil, true
 	}
 	return b.password(f)
-}
-
-// checkPassword says why pw cannot be a JKS or PKCS12 password, or returns
-// "". The reason never quotes the password.
-func checkPassword(pw []byte) string {
-	if len(pw) == 0 {
-		return "the password is empty"
-	}
-	for _, c := range pw {
-		if c < 0x20 || c > 0x7e {
-			reason := "the password holds a character outside printable ASCII (0x20-0x7E), which Java keystores do not accept"
-			if n := len(pw); pw[n-1] == '\n' || pw[n-1] == '\r' {
-				reason += "; it ends with a line break: store it without one"
-			}
-			return reason
-		}
-	}
-	return ""
 }
 
 // zero clears the secret copies of the builder.
