@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
@@ -416,11 +417,11 @@ func realBundle(t *testing.T, host string, opts ...testca.Option) *materialize.B
 		t.Fatal(err)
 	}
 	b := &materialize.Bundle{KeystorePassword: []byte("on"), KeyPassword: []byte("1:20:30"), TruststorePassword: []byte("1e10000")}
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, b.KeystorePassword, b.KeyPassword)
+	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, b.KeystorePassword, b.KeyPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := materialize.JKSTruststore([]*x509.Certificate{ca.Cert}, b.TruststorePassword)
+	ts, err := keystore.JKSTruststore(keystore.AliasCertificates([]*x509.Certificate{ca.Cert}), b.TruststorePassword)
 	if err != nil {
 		t.Fatal(err)
 	}
