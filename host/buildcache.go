@@ -81,7 +81,7 @@ func (c *buildCache) contentKey(s *spec.Spec, secrets map[spec.Ref]plugin.Secret
 	if !opts.Deadline.IsZero() {
 		deadline = opts.Deadline.Unix()
 	}
-	fmt.Fprintf(mac, "%q\x00%q\x00%q\x00%d\x00%d\x00%q", opts.Outputs, opts.PKCS12, opts.KeyAlias, opts.ExpiryWarning, deadline, opts.Hosts)
+	fmt.Fprintf(mac, "%q\x00%q\x00%q\x00%d\x00%d", opts.Outputs, opts.PKCS12, opts.KeyAlias, opts.ExpiryWarning, deadline)
 	copy(key[:], mac.Sum(nil))
 	return key, true
 }

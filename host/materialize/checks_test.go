@@ -231,7 +231,7 @@ func TestCheck4Hosts(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, secrets := withKeystore(t, key, []*x509.Certificate{c.leaf, f.ca.Cert}, f.ca.Cert)
-			_, err := Build(context.Background(), s, secrets, Options{Hosts: c.hosts})
+			_, err := Build(context.Background(), onHosts(s, c.hosts...), secrets, Options{})
 			if c.want == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -254,8 +254,8 @@ func TestCheck4Hosts(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n%v\nwant\n%s", err, want)
 	}
-	if _, err := Build(context.Background(), s, secrets, Options{Hosts: []string{"node2.example.com"}}); err != nil {
-		t.Errorf("Options.Hosts does not replace Spec.Hosts: %v", err)
+	if _, err := Build(context.Background(), onHosts(s, "node2.example.com"), secrets, Options{}); err != nil {
+		t.Errorf("the keystore for a host it covers: %v", err)
 	}
 
 	// A consumer that does not verify hostnames (Flink's
@@ -268,13 +268,13 @@ func TestCheck4Hosts(t *testing.T) {
 	} {
 		s, secrets := withKeystore(t, f.node.Key, f.node.Chain, f.otherCA.Cert)
 		change(s)
-		b, err := Build(context.Background(), s, secrets, Options{Hosts: []string{"node3.example.com"}})
+		b, err := Build(context.Background(), onHosts(s, "node3.example.com"), secrets, Options{})
 		if name == "libprocess" {
 			if err != nil || len(b.Warnings) != 2 || !strings.Contains(b.Warnings[0], "unable to find valid certification path") {
 				t.Errorf("%s: %v, warnings %q", name, err, b.Warnings)
 			}
 			s.Libprocess.VerifyCert = &on
-			_, err = Build(context.Background(), s, secrets, Options{Hosts: []string{"node3.example.com"}})
+			_, err = Build(context.Background(), onHosts(s, "node3.example.com"), secrets, Options{})
 			checkProblems(t, err, testPasswords,
 				problem{"security.tls.truststore_secret", []string{"unable to find valid certification path"}},
 				problem{"security.tls.keystore_secret", []string{"no name matching node3.example.com found"}})
@@ -407,9 +407,8 @@ func TestCheck7PrintableASCII(t *testing.T) {
 func TestThreeCheckProblemsReportedTogether(t *testing.T) {
 	f := fx()
 	s, secrets := withKeystore(t, f.node.Key, f.node.Chain, f.otherCA.Cert)
-	_, err := Build(context.Background(), s, secrets, Options{
-		Hosts: []string{"node3.example.com"},
-		Now:   func() time.Time { return f.node.Chain[0].NotAfter.Add(time.Minute) },
+	_, err := Build(context.Background(), onHosts(s, "node3.example.com"), secrets, Options{
+		Now: func() time.Time { return f.node.Chain[0].NotAfter.Add(time.Minute) },
 	})
 	checkProblems(t, err, testPasswords,
 		problem{"security.tls.truststore_secret", []string{"unable to find valid certification path to requested target"}},
@@ -430,7 +429,7 @@ func TestWarningsComeWithProblems(t *testing.T) {
 	fm.values["security.tls.truststore_secret"] = keystoretest.RawJKS(t, trustPass,
 		keystoretest.RawEntry{Alias: "stray", Key: fx().other.Key, Pass: keyPass, Chain: fx().other.Chain},
 		keystoretest.RawEntry{Alias: "ca", Chain: []*x509.Certificate{fx().ca.Cert}})
-	_, err := fm.build(t, Options{Hosts: []string{"node9.example.com"}})
+	_, err := fm.on("node9.example.com").build(t, Options{})
 	var e *Error
 	if !errors.As(err, &e) || len(e.Warnings) != 1 || !strings.Contains(e.Warnings[0], `private key entries "stray" are left out`) {
 		t.Errorf("error %v: warnings %v", err, e)

@@ -45,6 +45,20 @@ func (f *form) build(t testing.TB, opts Options) (*Bundle, error) {
 	return Build(context.Background(), f.spec, f.secrets(), opts)
 }
 
+// on returns a copy of the form whose spec's hosts are hosts.
+func (f *form) on(hosts ...string) *form {
+	c := *f
+	c.spec = onHosts(f.spec, hosts...)
+	return &c
+}
+
+// onHosts returns a copy of s whose hosts are hosts.
+func onHosts(s *spec.Spec, hosts ...string) *spec.Spec {
+	c := *s
+	c.Hosts = hosts
+	return &c
+}
+
 // must returns v, or panics on a fixture that cannot be made.
 func must[T any](v T, err error) T {
 	if err != nil {

@@ -41,7 +41,7 @@ func FuzzBuild(f *testing.F) {
 			"security.tls.truststore_secret": truststore, "security.tls.truststore_password": []byte(trustPass),
 			"security.tls.ca_bundle_secret": truststore,
 		}}
-		b, err := fm.build(t, Options{Outputs: []Format{FormatJKS, FormatPKCS12, FormatPEM}, Hosts: []string{"node1.example.com"}})
+		b, err := fm.on("node1.example.com").build(t, Options{Outputs: []Format{FormatJKS, FormatPKCS12, FormatPEM}})
 		if err == nil {
 			b.Zero()
 		}

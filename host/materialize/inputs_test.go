@@ -152,7 +152,7 @@ func TestIssued(t *testing.T) {
 	is := fm.opts.Issued["security.tls.issue"]
 	is.Chain = [][]byte{f.other.Chain[0].Raw}
 	fm.opts.Issued = map[string]plugin.Issued{"security.tls.issue": is}
-	_, err = fm.build(t, Options{Hosts: []string{"node9.example.com"}})
+	_, err = fm.on("node9.example.com").build(t, Options{})
 	checkProblems(t, err, testPasswords, problem{"security.tls.issue", []string{"the issued private key does not match the public key of the issued certificate"}})
 }
 
@@ -244,8 +244,8 @@ func TestCanaryEverywhere(t *testing.T) {
 				fl.Value = []byte(canary)
 			}
 		}
-		opts := Options{Hosts: []string{"node9.example.com"}, Outputs: allOutputs.Outputs}
-		_, err := fm.build(t, opts)
+		opts := Options{Outputs: allOutputs.Outputs}
+		_, err := fm.on("node9.example.com").build(t, opts)
 		if err == nil {
 			t.Errorf("%s: Build succeeded", fm.name)
 			continue

@@ -8,9 +8,8 @@
 //
 // Quickstart:
 //
-//	bundle, err := materialize.Build(ctx, s, secrets, materialize.Options{
-//		Hosts: []string{"node1.example.com"},
-//	})
+//	s.Hosts = []string{"node1.example.com"} // spec.NewRequest fills them
+//	bundle, err := materialize.Build(ctx, s, secrets, materialize.Options{})
 //	if err != nil {
 //		// errors.As(err, new(*spec.Errors)) lists every problem of the spec,
 //		// each naming the setting and the ref; none holds secret bytes.
@@ -54,10 +53,6 @@ const DefaultKeyAlias = "keyship"
 
 // Options tunes Build. The zero value is valid.
 type Options struct {
-	// Hosts are the hostnames and IP addresses the keystore's certificate
-	// must cover; empty means Spec.Hosts. With neither, the host check is
-	// not run.
-	Hosts []string
 	// Now returns the time the expiry check runs at; nil means time.Now.
 	Now func() time.Time
 	// ExpiryWarning is how long before a certificate's NotAfter Build warns;
@@ -242,7 +237,7 @@ func (e *Error) Unwrap() error { return e.Problems }
 //     the leaf certificate;
 //  3. the chain verifies against the truststore and CA bundle the job will
 //     use ("unable to find valid certification path to requested target");
-//  4. the leaf covers every host of Options.Hosts or Spec.Hosts (SAN DNS and
+//  4. the leaf covers every host of Spec.Hosts (SAN DNS and
 //     IP, RFC 6125 wildcards, the CN only without DNS SANs: "no name
 //     matching <host> found");
 //  5. no certificate of the chain is expired or not yet valid, or expires

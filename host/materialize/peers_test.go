@@ -151,7 +151,7 @@ func TestJavaHandshake(t *testing.T) {
 	}
 
 	// keyship's checks catch both failures before anything ships.
-	_, err := fm.build(t, Options{Hosts: []string{"node3.example.com"}})
+	_, err := fm.on("node3.example.com").build(t, Options{})
 	checkProblems(t, err, testPasswords, problem{"security.tls.keystore_secret", []string{"no name matching node3.example.com found"}})
 	other := forms(t)[0]
 	other.values["security.tls.truststore_secret"] = otherTrust
@@ -377,7 +377,7 @@ func TestSeed002KeytoolStores(t *testing.T) {
 	}
 
 	node := flink("node.keystore")
-	b, err := node.build(t, Options{Hosts: []string{"node1.example.com", "node2.example.com"}, Outputs: []Format{FormatJKS, FormatPKCS12}})
+	b, err := node.on("node1.example.com", "node2.example.com").build(t, Options{Outputs: []Format{FormatJKS, FormatPKCS12}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,15 +385,15 @@ func TestSeed002KeytoolStores(t *testing.T) {
 		len(b.Trusted) != 2 || len(b.Warnings) != 0 {
 		t.Errorf("facts of seed 002's node.keystore: alias %q, chain %+v, trusted %d, warnings %q", b.KeyAlias, b.Chain, len(b.Trusted), b.Warnings)
 	}
-	_, err = node.build(t, Options{Hosts: []string{"node1.example.com", "node3.example.com"}})
+	_, err = node.on("node1.example.com", "node3.example.com").build(t, Options{})
 	checkProblems(t, err, []string{string(pw)}, problem{"security.tls.keystore_secret", []string{
 		"keystore /flink/node.keystore: no name matching node3.example.com found (certificate covers node1.example.com, node2.example.com)"}})
 
 	wild := flink("wildcard.keystore")
-	if _, err := wild.build(t, Options{Hosts: []string{"node1.example.com", "node7.example.com"}}); err != nil {
+	if _, err := wild.on("node1.example.com", "node7.example.com").build(t, Options{}); err != nil {
 		t.Errorf("the wildcard certificate does not cover one label under example.com: %v", err)
 	}
-	_, err = wild.build(t, Options{Hosts: []string{"a.b.example.com", "example.com"}})
+	_, err = wild.on("a.b.example.com", "example.com").build(t, Options{})
 	checkProblems(t, err, []string{string(pw)},
 		problem{"security.tls.keystore_secret", []string{"no name matching a.b.example.com found (certificate covers CN=*.example.com (no DNS subject alternative name))"}},
 		problem{"security.tls.keystore_secret", []string{"no name matching example.com found"}})
