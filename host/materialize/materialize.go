@@ -168,8 +168,10 @@ type Bundle struct {
 	// derived the password or the setting holds it inline.
 	KeystorePasswordSource, KeyPasswordSource, TruststorePasswordSource Source
 
-	// KeyAlias is the alias of the private key entry in the keystore files
-	// (in lower case, as Java writes aliases).
+	// KeyAlias is the alias of the private key entry in the JKS keystore
+	// files (in lower case, as Java writes aliases). A PKCS12 keystore
+	// keyship writes has no alias (keytool -list shows "1"); one shipped as
+	// it is (Spec.Passthrough) keeps its own.
 	KeyAlias string
 	// Chain describes the key's certificate chain, leaf first.
 	Chain []CertInfo
