@@ -61,10 +61,12 @@ lint: $(BUF) $(STATICCHECK)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
-# bench runs every hot-path benchmark and prints them beside their targets.
-BENCH_PKGS := ./host/loader ./shipper/server ./cmd/keyship ./shipper/fetch ./host/materialize/...
+# bench runs every hot-path benchmark BENCH_COUNT times and prints each
+# figure's median and spread beside its target (tools/benchreport).
+BENCH_PKGS  := ./host/loader ./shipper/server ./cmd/keyship ./shipper/fetch ./host/materialize/...
+BENCH_COUNT ?= 5
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS) | $(GO) run ./tools/benchreport
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | $(GO) run ./tools/benchreport
 
 demo: build
 	./bin/keyship demo

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -23,6 +24,8 @@ import (
 type Host struct {
 	loader   *loader.Loader
 	resolver *resolve.Resolver
+	// cache shares built Bundles by content, or is nil (WithBuildCache).
+	cache *buildCache
 	// caps caches each backend's Info.Capabilities (Info is static): asking
 	// a plugin for it on every ship costs a round trip per call.
 	caps sync.Map // backend config name -> []string
@@ -32,9 +35,23 @@ type Host struct {
 type Option func(*options)
 
 type options struct {
-	builtins map[string]func() plugin.Backend
-	logger   hclog.Logger
-	resolve  []resolve.Option
+	builtins   map[string]func() plugin.Backend
+	logger     hclog.Logger
+	resolve    []resolve.Option
+	cacheTTL   time.Duration
+	cacheMax   int
+	cacheClock func() time.Time
+}
+
+// WithBuildCache makes Build share the Bundle of identical content (the same
+// spec, the same version of every secret, the same options) for ttl, keeping
+// at most maxEntries Bundles: jobs of one application then cost one
+// materialize, not one each. Every Build still reads each ref from its
+// backend, to know the versions; a spec that issues certificates, or reads a
+// secret without a version, is always built. now is the cache's clock (nil
+// for time.Now).
+func WithBuildCache(ttl time.Duration, maxEntries int, now func() time.Time) Option {
+	return func(o *options) { o.cacheTTL, o.cacheMax, o.cacheClock = ttl, maxEntries, now }
 }
 
 // WithBuiltin makes the backend constructor available in-process under name.
@@ -63,7 +80,15 @@ func New(cfg *config.Config, opts ...Option) *Host {
 		lopts = append(lopts, loader.WithBuiltin(name, nb))
 	}
 	l := loader.New(cfg, lopts...)
-	return &Host{loader: l, resolver: resolve.New(l, o.resolve...)}
+	h := &Host{loader: l, resolver: resolve.New(l, o.resolve...)}
+	if o.cacheTTL > 0 && o.cacheMax > 0 {
+		now := o.cacheClock
+		if now == nil {
+			now = time.Now
+		}
+		h.cache = newBuildCache(o.cacheTTL, o.cacheMax, now)
+	}
+	return h
 }
 
 // Loader returns the host's backend loader.
@@ -81,6 +106,15 @@ func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options
 		return nil, err
 	}
 	defer resolve.Zero(secrets)
+	var key [32]byte
+	cacheable := h.cache != nil && len(s.Issues()) == 0
+	if cacheable {
+		if key, cacheable = h.cache.contentKey(s, secrets, opts); cacheable {
+			if b := h.cache.get(key); b != nil {
+				return b, nil
+			}
+		}
+	}
 	if issues := s.Issues(); len(issues) > 0 {
 		issued, err := h.issue(ctx, issues, s.Hosts)
 		defer func() {
@@ -98,7 +132,19 @@ func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options
 		return nil, err
 	}
 	h.markReferable(ctx, b)
+	if cacheable {
+		h.cache.put(key, b)
+	}
 	return b, nil
+}
+
+// CacheStats returns how many Builds the build cache served and how many it
+// built (both 0 without WithBuildCache).
+func (h *Host) CacheStats() (hits, builds int64) {
+	if h.cache == nil {
+		return 0, 0
+	}
+	return h.cache.stats()
 }
 
 // markReferable sets Source.Referable on the bundle's exact sources whose
@@ -184,5 +230,11 @@ func (h *Host) issue(ctx context.Context, issues []*spec.Issue, hosts []string) 
 	return out, errors.Join(errs...)
 }
 
-// Close stops every plugin process the host started.
-func (h *Host) Close() error { return h.loader.Close() }
+// Close stops every plugin process the host started and zeroes the build
+// cache.
+func (h *Host) Close() error {
+	if h.cache != nil {
+		h.cache.zero()
+	}
+	return h.loader.Close()
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keyship/keyship/backends/file"
 	"github.com/keyship/keyship/host"
@@ -124,4 +125,45 @@ func paths(b *materialize.Bundle) string {
 		out = append(out, fmt.Sprintf("%s(%s)", f.Path, f.Role))
 	}
 	return strings.Join(out, " ")
+}
+
+// TestBuildCacheNeverSharesIssuedCertificates: a spec that issues
+// certificates is built (and issued) anew for every Build, whatever the host
+// set, while a spec of stored secrets is shared, each caller getting its
+// own copy to zero.
+func TestBuildCacheNeverSharesIssuedCertificates(t *testing.T) {
+	ca, err := testca.NewCA("Issuing CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &authority{ca: ca}
+	cfg := &config.Config{DefaultBackend: "file", Backends: map[string]config.Backend{
+		"file": {Config: map[string]string{"root": t.TempDir()}},
+		"ca":   {},
+	}}
+	h := host.New(cfg, host.WithBuiltin("file", file.New), host.WithBuiltin("ca", func() plugin.Backend { return a }),
+		host.WithBuildCache(time.Hour, 10, nil))
+	t.Cleanup(func() { _ = h.Close() })
+	build := func(hosts ...string) {
+		t.Helper()
+		s, err := spec.ParseDCOS([]byte(`{"security": {"tls": {"enabled": true, "keystore_issue": "ca:pki/issue/node"}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Hosts = hosts
+		b, err := h.Build(context.Background(), s, materialize.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Zero()
+	}
+	build("tm-1.example.com")
+	build("tm-2.example.com")
+	build("tm-1.example.com")
+	if n := a.calls.Load(); n != 3 {
+		t.Errorf("three builds of issued keystores issued %d certificates, want 3", n)
+	}
+	if hits, builds := h.CacheStats(); hits != 0 || builds != 0 {
+		t.Errorf("issued keystores went through the cache: %d hits, %d builds", hits, builds)
+	}
 }

@@ -148,10 +148,13 @@ func (s *Shipment) SandboxFiles() []materialize.File {
 // SECRET environment variables in Dir (which must be relative to the task's
 // sandbox): a REFERENCE where the Bundle records that a file or password is
 // exactly a secret Mesos can read, a VALUE otherwise.
-func (s *Shipment) Mesos() (*mesos.Plan, error) {
+func (s *Shipment) Mesos() (*mesos.Plan, error) { return s.MesosIn(s.Dir) }
+
+// MesosIn is Mesos with the files in dir, relative to the task's sandbox.
+func (s *Shipment) MesosIn(dir string) (*mesos.Plan, error) {
 	b := *s.Bundle
 	b.Files = s.Files
-	return mesos.NewPlan(&b, s.Dir, mesos.BundleSources(&b))
+	return mesos.NewPlan(&b, dir, mesos.BundleSources(&b))
 }
 
 // Zero zeroes the Shipment's Bundle and extra files.

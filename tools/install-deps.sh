@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # install-deps.sh installs the real peers keyship's tests talk to — Java 17
-# (keytool, javac, java) and OpenSSL — when they are missing. It uses apt-get
-# and needs root; elsewhere it says what to install and fails.
+# (keytool, javac, java), OpenSSL, and SnakeYAML (the YAML parser Flink reads
+# its configuration with; shipper/conf's tests load keyship's Flink fragments
+# through it) — when they are missing. It uses apt-get and needs root;
+# elsewhere it says what to install and fails.
 set -euo pipefail
 
 missing=()
@@ -10,6 +12,7 @@ for tool in keytool javac java; do
 done
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -f /usr/share/java/snakeyaml.jar ] || missing+=(libyaml-snake-java)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

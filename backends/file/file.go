@@ -12,9 +12,18 @@
 //	version_key_file  file with the key for secret versions (optional)
 //
 // A secret's version is an HMAC-SHA256 of its content under a key the backend
-// holds: it changes when the content changes and does not reveal it. Without
-// version_key_file the key is random per process, so versions are stable for
-// the life of one plugin process.
+// holds: it changes when the content changes and does not reveal it (it is not
+// a plain hash, so a version does not let anyone test guesses of a password).
+// The key is version_key_file's bytes (16 or more) when that is set. Otherwise
+// it is the 32 random bytes of <root>/.keyship-version-key, which the first
+// backend to open the root creates (0600, written in full under a temporary
+// name and then hard-linked into place, so no backend ever reads half a key);
+// every backend on that root then gives the same version for the same
+// content, run after run. The key lives inside the root because it protects
+// nothing that the root's readers cannot already read. Get and List never
+// show it. If the root is read-only and holds no key yet, the key is random
+// per process (versions change from one run to the next); give
+// version_key_file to avoid that.
 package file
 
 import (
@@ -27,11 +36,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	mathrand "math/rand/v2"
 	"os"
 	"path"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/keyship/keyship/plugin"
 )
@@ -67,7 +78,9 @@ func (b *Backend) Info(context.Context) (plugin.Info, error) {
 	}, nil
 }
 
-// Configure opens the root directory named by the "root" setting.
+// Configure opens the root directory named by the "root" setting and reads
+// the version key: version_key_file, else <root>/.keyship-version-key, which
+// it creates if missing (see the package doc).
 func (b *Backend) Configure(_ context.Context, config map[string]string) error {
 	for k := range config {
 		if k != "root" && k != "version_key_file" {
@@ -82,15 +95,15 @@ func (b *Backend) Configure(_ context.Context, config map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("file backend: root %q: %v: %w", dir, errors.Unwrap(err), plugin.ErrInvalidConfig)
 	}
-	key := make([]byte, 32)
+	var key []byte
 	if kf := config["version_key_file"]; kf != "" {
 		if key, err = os.ReadFile(kf); err != nil || len(key) < 16 {
 			_ = root.Close()
 			return fmt.Errorf("file backend: version_key_file %q: want a readable file of at least 16 bytes: %w", kf, plugin.ErrInvalidConfig)
 		}
-	} else if _, err := rand.Read(key); err != nil {
+	} else if key, err = rootVersionKey(root, dir); err != nil {
 		_ = root.Close()
-		return fmt.Errorf("file backend: version key: %w", err)
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -127,6 +140,9 @@ func (b *Backend) read(ref plugin.Ref) plugin.Result {
 	name, err := relative(ref.Path)
 	if err != nil {
 		return plugin.Result{Err: err}
+	}
+	if isVersionKey(name) {
+		return plugin.Result{Err: fmt.Errorf("file backend: ref %q: no such secret under the backend root (the name is the backend's version key): %w", ref.Path, plugin.ErrNotFound)}
 	}
 	f, err := b.root.Open(name)
 	if err != nil {
@@ -180,6 +196,9 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	out := make([]string, 0, len(entries))
 	for _, e := range entries {
+		if name == "." && isVersionKey(e.Name()) {
+			continue
+		}
 		p := "/" + path.Join(name, e.Name())
 		if name == "." {
 			p = "/" + e.Name()
@@ -219,4 +238,101 @@ func (b *Backend) openError(p string, err error) error {
 	default:
 		return fmt.Errorf("file backend: ref %q: %v: %w", p, errors.Unwrap(err), plugin.ErrUnavailable)
 	}
+}
+
+// versionKeyName is the file in the root that holds the version key.
+const versionKeyName = ".keyship-version-key"
+
+// versionKeySize is the size of the key rootVersionKey creates.
+const versionKeySize = 32
+
+// isVersionKey reports whether name (relative to the root, cleaned) is the
+// version key or a temporary file that becomes it.
+func isVersionKey(name string) bool {
+	return name == versionKeyName || strings.HasPrefix(name, versionKeyName+".tmp")
+}
+
+// rootVersionKey returns the key in root's versionKeyName, creating it if
+// missing. A root that cannot take a new file (read-only, not ours) gets a
+// random key for this process instead.
+func rootVersionKey(root *os.Root, dir string) ([]byte, error) {
+	key, err := readVersionKey(root, dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	key = make([]byte, versionKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("file backend: version key: %w", err)
+	}
+	switch err := createVersionKey(root, key); {
+	case err == nil:
+		return key, nil
+	case errors.Is(err, fs.ErrExist): // another backend made it first: use theirs
+		return readVersionKey(root, dir)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return key, nil // documented: random per process
+	default:
+		return nil, fmt.Errorf("file backend: creating the version key %s: %v: %w", path.Join(dir, versionKeyName), err, plugin.ErrUnavailable)
+	}
+}
+
+// readVersionKey reads the version key, refusing anything but a regular file
+// of the right size (a link planted in its place is not followed).
+func readVersionKey(root *os.Root, dir string) ([]byte, error) {
+	shown := path.Join(dir, versionKeyName)
+	bad := func(why string) error {
+		return fmt.Errorf("file backend: version key %s %s; remove it and a new one is made: %w", shown, why, plugin.ErrInvalidConfig)
+	}
+	lst, err := root.Lstat(versionKeyName)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, errors.Unwrap(err), plugin.ErrInvalidConfig)
+	}
+	if !lst.Mode().IsRegular() {
+		return nil, bad("is not a regular file")
+	}
+	f, err := root.Open(versionKeyName)
+	if err != nil {
+		return nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, errors.Unwrap(err), plugin.ErrInvalidConfig)
+	}
+	defer func() { _ = f.Close() }()
+	if st, err := f.Stat(); err != nil || !os.SameFile(st, lst) {
+		return nil, bad("changed while it was opened")
+	}
+	key, err := io.ReadAll(io.LimitReader(f, versionKeySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, err, plugin.ErrInvalidConfig)
+	}
+	if len(key) != versionKeySize {
+		return nil, bad(fmt.Sprintf("holds %d bytes, not %d", len(key), versionKeySize))
+	}
+	return key, nil
+}
+
+// createVersionKey writes key to a fresh temporary file in root, fsyncs it
+// and links it into place, so that the key appears whole or not at all; it
+// fails with fs.ErrExist when another backend linked its key first.
+func createVersionKey(root *os.Root, key []byte) error {
+	tmp := fmt.Sprintf("%s.tmp%d", versionKeyName, mathrand.Uint64())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Remove(tmp) }()
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Chmod(0o600) // the umask may have taken bits away; never add any
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return root.Link(tmp, versionKeyName)
 }

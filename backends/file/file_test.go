@@ -1,11 +1,21 @@
 package file_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keyship/keyship/backends/file"
@@ -135,5 +145,161 @@ func TestVersionKeyFileGivesStableVersions(t *testing.T) {
 	}
 	if strings.Contains(versions[0], "password1") {
 		t.Error("version reveals content")
+	}
+	if _, err := os.Lstat(filepath.Join(root, ".keyship-version-key")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("with version_key_file the root got a key of its own: %v", err)
+	}
+}
+
+// version returns the version the backend gives ref.
+func version(t *testing.T, b plugin.Backend, ref string) string {
+	t.Helper()
+	res, err := b.Get(context.Background(), []plugin.Ref{{Path: ref}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("Get %s: %v %v", ref, err, res[0].Err)
+	}
+	return res[0].Secret.Version
+}
+
+// plainDigests are the digests of data a guesser would try against a version.
+func plainDigests(data []byte) []string {
+	s1, s256, s512, m5 := sha1.Sum(data), sha256.Sum256(data), sha512.Sum512(data), md5.Sum(data)
+	empty := hmac.New(sha256.New, nil)
+	empty.Write(data)
+	return []string{hex.EncodeToString(s1[:]), hex.EncodeToString(s256[:]), hex.EncodeToString(s512[:]),
+		hex.EncodeToString(m5[:]), hex.EncodeToString(empty.Sum(nil)),
+		base64.StdEncoding.EncodeToString(s256[:]), base64.RawURLEncoding.EncodeToString(s256[:])}
+}
+
+// TestVersionsStableForOneRoot: two backends on one root (two plugin
+// processes, one run after another) give the same version for the same
+// content, a different one for different content, and the version is no
+// plain digest of the content.
+func TestVersionsStableForOneRoot(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("s1", "password1")
+	write("s2", "password2")
+	b1, b2 := configured(t, root), configured(t, root)
+	v1 := version(t, b1, "/s1")
+	if v := version(t, b2, "/s1"); v != v1 {
+		t.Errorf("two backends on one root: versions %q and %q for the same content", v1, v)
+	}
+	if v := version(t, b1, "/s2"); v == v1 {
+		t.Errorf("different content, same version %q", v)
+	}
+	write("s1", "password1") // the same bytes again: a new mtime, the same version
+	if v := version(t, configured(t, root), "/s1"); v != v1 {
+		t.Errorf("rewritten with the same content: version %q, was %q", v, v1)
+	}
+	for _, d := range plainDigests([]byte("password1")) {
+		hexPart := strings.TrimPrefix(v1, "h1:")
+		if strings.Contains(d, hexPart) || strings.Contains(v1, d[:16]) {
+			t.Errorf("version %q is a plain digest of the content (%s)", v1, d)
+		}
+	}
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "s1"), []byte("password1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(t, configured(t, other), "/s1"); v == v1 {
+		t.Errorf("two roots share version %q for the same content: the key is not per root", v)
+	}
+
+	// The key: 0600, 32 bytes, never shown as a secret.
+	fi, err := os.Lstat(filepath.Join(root, ".keyship-version-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 || fi.Size() != 32 {
+		t.Errorf("version key is %v, %d bytes; want -rw------- and 32", fi.Mode(), fi.Size())
+	}
+	list, err := b1.(plugin.Lister).List(context.Background(), "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/s1", "/s2"}; !slices.Equal(list, want) {
+		t.Errorf("List / = %v, want %v", list, want)
+	}
+	res, _ := b1.Get(context.Background(), []plugin.Ref{{Path: "/.keyship-version-key"}, {Path: ".keyship-version-key"}})
+	for _, r := range res {
+		if !errors.Is(r.Err, plugin.ErrNotFound) || len(r.Secret.Data) != 0 {
+			t.Errorf("Get of the version key: %v, %d bytes; want ErrNotFound and none", r.Err, len(r.Secret.Data))
+		}
+	}
+}
+
+// TestVersionKeyRace: backends configuring a fresh root at once all end with
+// the one key that was linked into place, and leave no temporary file.
+func TestVersionKeyRace(t *testing.T) {
+	for round := range 5 {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "s"), []byte("secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		backends := make([]plugin.Backend, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				b := file.New()
+				if err := b.Configure(context.Background(), map[string]string{"root": root}); err != nil {
+					t.Error(err)
+					return
+				}
+				backends[i] = b
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		want := version(t, backends[0], "/s")
+		for i, b := range backends {
+			if v := version(t, b, "/s"); v != want {
+				t.Errorf("round %d: backend %d: version %q, backend 0: %q", round, i, v, want)
+			}
+		}
+		es, err := os.ReadDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 2 {
+			t.Errorf("round %d: root holds %d entries, want s and the key", round, len(es))
+		}
+	}
+}
+
+// TestVersionKeyPlanted: a version key that is a link or the wrong size is
+// refused with an error naming it, never followed or used.
+func TestVersionKeyPlanted(t *testing.T) {
+	for name, plant := range map[string]func(root string) error{
+		"link to a secret": func(root string) error {
+			if err := os.WriteFile(filepath.Join(root, "secret"), bytes.Repeat([]byte("k"), 32), 0o600); err != nil {
+				return err
+			}
+			return os.Symlink("secret", filepath.Join(root, ".keyship-version-key"))
+		},
+		"short": func(root string) error {
+			return os.WriteFile(filepath.Join(root, ".keyship-version-key"), []byte("short"), 0o600)
+		},
+		"directory": func(root string) error {
+			return os.Mkdir(filepath.Join(root, ".keyship-version-key"), 0o700)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := plant(root); err != nil {
+				t.Fatal(err)
+			}
+			err := file.New().Configure(context.Background(), map[string]string{"root": root})
+			if !errors.Is(err, plugin.ErrInvalidConfig) || !strings.Contains(err.Error(), filepath.Join(root, ".keyship-version-key")) {
+				t.Errorf("Configure: %v, want ErrInvalidConfig naming the key", err)
+			}
+		})
 	}
 }

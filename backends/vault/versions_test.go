@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keyship/keyship/backends/vault"
+	"github.com/keyship/keyship/backends/vault/vaulttest"
 	"github.com/keyship/keyship/plugin"
 )
 
@@ -60,13 +61,17 @@ func auditReads(t *testing.T, auditLog string) map[string]int {
 // ErrUnsupported (read them to know).
 func TestVersionsReadsKV2MetadataOnly(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
+	// Its own server: an audit device enabled and disabled on the shared
+	// one fails the other tests' requests in flight.
+	s := vaulttest.Start(t, vaulttest.Options{})
 	root := s.Client(t)
+	if err := root.Sys().Mount("kv1", &api.MountInput{Type: "kv", Options: map[string]string{"version": "1"}}); err != nil {
+		t.Fatal(err)
+	}
 	auditLog := filepath.Join(t.TempDir(), "audit.log")
 	if err := root.Sys().EnableAuditWithOptions("versions-audit", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": auditLog}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = root.Sys().DisableAudit("versions-audit") })
 	putKV2(t, root, "secret", "vers-meta/tls", map[string]any{"keystore": "a", "password": "pw-1"})
 	putKV2(t, root, "secret", "vers-meta/tls", map[string]any{"keystore": "b", "password": "pw-2"})
 	putKV1(t, root, "kv1", "vers-meta/tls", map[string]any{"keystore": "c"})

@@ -3,9 +3,12 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,38 +35,142 @@ func BenchmarkColdShip(b *testing.B) {
 	}
 }
 
-// BenchmarkWarmShip is one Ship of a new job through a running keyship serve
-// (plugin subprocess already loaded): resolve seed 000's 6 refs through the
-// file plugin, materialize and check, and answer with Mesos secret volumes
-// and env for two tasks, the dispatcher's case. It reports p50 and p99.
-//
-//	go test -run '^$' -bench WarmShip ./cmd/keyship/
-func BenchmarkWarmShip(b *testing.B) {
+// BenchmarkColdShipBuiltin is BenchmarkColdShip with the built-in file
+// backend in the keyship process: what the plugin's start costs on top is
+// the difference (make bench prints the ratio).
+func BenchmarkColdShipBuiltin(b *testing.B) {
 	j := newJob(b)
-	sock, _ := startServe(b, j)
+	cfg := fmt.Sprintf("default_backend: file\nbackends:\n  file:\n    config:\n      root: %s\n", j.root)
+	if err := os.WriteFile(j.config, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	specPath := j.spec(b, nil)
+	bin := filepath.Join(binDir, "keyship")
+	for b.Loop() {
+		cmd := exec.Command(bin, "ship", "--config", j.config, "--spec", specPath, "--sandbox", j.sandbox)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("ship: %v\n%s", err, out)
+		}
+	}
+}
+
+// shipClient starts keyship serve on a unix socket with the file plugin and
+// returns a client whose plugin is loaded.
+func shipClient(b *testing.B, serveArgs ...string) *server.Client {
+	j := newJob(b)
+	sock, _ := startServe(b, j, serveArgs...)
 	c, err := server.Dial("unix://"+sock, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = c.Close() }()
-	req := func(i int) *hostv1.ShipRequest {
-		return &hostv1.ShipRequest{JobId: fmt.Sprint("bench-", i), Spec: []byte(filetest.Spec), TtlSeconds: 1,
-			Tasks: []*hostv1.Task{{Id: "driver"}, {Id: "executor-1"}}, Targets: []hostv1.Target{hostv1.Target_TARGET_MESOS}}
-	}
-	if _, err := c.Ship(context.Background(), req(-1)); err != nil { // loads the plugin
+	b.Cleanup(func() { _ = c.Close() })
+	if _, err := c.Ship(context.Background(), newJobReq("warm-up")); err != nil { // loads the plugin
 		b.Fatal(err)
 	}
+	return c
+}
+
+// newJobReq is the dispatcher's Ship of seed 000's job for a driver and an
+// executor, with Mesos secrets.
+func newJobReq(id string) *hostv1.ShipRequest {
+	return &hostv1.ShipRequest{JobId: id, Spec: []byte(filetest.Spec), TtlSeconds: 1,
+		Tasks:   []*hostv1.Task{{Id: "driver", Role: "driver"}, {Id: "executor-1", Role: "executor"}},
+		Targets: []hostv1.Target{hostv1.Target_TARGET_MESOS}}
+}
+
+// reportLatencies reports the p50 and p99 of lat.
+func reportLatencies(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkWarmShip is one Ship of a new job through a running keyship serve
+// (plugin subprocess already loaded): resolve seed 000's 6 refs through the
+// file plugin, materialize and check (or, with the build cache, take the
+// stores built for an earlier job of the same content), and answer with Mesos
+// secret volumes and env for two tasks, the dispatcher's case. It reports p50
+// and p99.
+//
+//	go test -run '^$' -bench WarmShip ./cmd/keyship/
+func BenchmarkWarmShip(b *testing.B) {
+	b.Run("content=shared", func(b *testing.B) { warmShip(b, shipClient(b)) })
+	b.Run("content=new", func(b *testing.B) { warmShip(b, shipClient(b, "--build-cache", "0")) })
+}
+
+func warmShip(b *testing.B, c *server.Client) {
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {
 		start := time.Now()
-		if _, err := c.Ship(context.Background(), req(i)); err != nil {
+		if _, err := c.Ship(context.Background(), newJobReq(fmt.Sprint("bench-", i))); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))
 		i++
 	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	reportLatencies(b, lat)
+}
+
+// BenchmarkWarmShipBuiltJob is a Ship of a job keyship serve has already
+// built (a second Ship for more tasks of the same job): no backend read, no
+// build. It reports p50 and p99.
+func BenchmarkWarmShipBuiltJob(b *testing.B) {
+	c := shipClient(b)
+	req := newJobReq("built")
+	req.TtlSeconds = 3600
+	if _, err := c.Ship(context.Background(), req); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := c.Ship(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	reportLatencies(b, lat)
+}
+
+// BenchmarkShipLoad is C concurrent callers shipping new jobs through one
+// keyship serve, 20 Ships each per iteration: throughput (ships/s) and the
+// p50 and p99 of each Ship's latency.
+func BenchmarkShipLoad(b *testing.B) {
+	for _, callers := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			c := shipClient(b)
+			const perCaller = 20
+			var mu sync.Mutex
+			var lat []time.Duration
+			var failed atomic.Int64
+			round := 0
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for k := range callers {
+					wg.Go(func() {
+						mine := make([]time.Duration, 0, perCaller)
+						for n := range perCaller {
+							start := time.Now()
+							if _, err := c.Ship(context.Background(), newJobReq(fmt.Sprintf("load-%d-%d-%d", round, k, n))); err != nil {
+								failed.Add(1)
+								continue
+							}
+							mine = append(mine, time.Since(start))
+						}
+						mu.Lock()
+						lat = append(lat, mine...)
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				round++
+			}
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d Ships failed", n)
+			}
+			b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "ships/s")
+			reportLatencies(b, lat)
+		})
+	}
 }

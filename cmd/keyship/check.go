@@ -53,7 +53,7 @@ and exits 1 when any check fails. It never prints a secret or a password.`,
 	fl.StringVar(&f.dialect, "dialect", "", "the spec's dialect: dcos, spark, flink or libprocess (default: detect from the content)")
 	fl.StringSliceVar(&f.hosts, "hosts", nil, "hostnames and IP addresses the keystore's certificate must cover (comma-separated)")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
-	fl.DurationVar(&f.timeout, "timeout", defaultShipTimeout, "deadline for reading the secrets and checking")
+	deadlineVar(fl, &f.timeout, "timeout", defaultShipTimeout, "deadline for reading the secrets and checking (positive)")
 	fl.DurationVar(&f.expiryWarning, "expiry-warning", materialize.DefaultExpiryWarning, "warn about certificates that expire within this time")
 	fl.StringVar(&f.deadline, "deadline", "", "fail when a certificate expires before this time: RFC 3339 (2025-06-30T00:00:00Z) or a duration from now (72h)")
 	_ = cmd.MarkFlagRequired("spec")

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/keyship/keyship/backends/file/filetest"
-	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize/jssetest"
 )
 
@@ -107,12 +107,12 @@ func TestCheckReportsEveryProblemWithoutSecrets(t *testing.T) {
 func TestTwoShipsGiveIdenticalStores(t *testing.T) {
 	j := newJob(t)
 	other := filetest.Seed(t, t.TempDir(), canary)
-	key, err := materialize.EncodePEMKey(other.Leaf.Key)
+	key, err := keystore.EncodePEMKey(other.Leaf.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.put(t, "spark/node.pem", append(key, materialize.EncodePEMCertificates(other.Leaf.Chain)...))
-	j.put(t, "spark/ca.pem", materialize.EncodePEMCertificates(other.Leaf.Chain[1:]))
+	j.put(t, "spark/node.pem", append(key, keystore.EncodePEMCertificates(other.Leaf.Chain)...))
+	j.put(t, "spark/ca.pem", keystore.EncodePEMCertificates(other.Leaf.Chain[1:]))
 	for _, c := range []struct {
 		change map[string]any
 		files  []string

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper"
@@ -56,11 +56,11 @@ func demoSecrets() (map[string][]byte, error) {
 		return nil, err
 	}
 	storePass, keyPass, trustPass := randomPassword(), randomPassword(), randomPassword()
-	ks, err := materialize.JKSKeystore("node", node.Key, node.Chain, storePass, keyPass)
+	ks, err := keystore.JKSKeystore("node", node.Key, node.Chain, storePass, keyPass)
 	if err != nil {
 		return nil, err
 	}
-	ts, err := materialize.JKSTruststore(node.Chain[1:], trustPass)
+	ts, err := keystore.JKSTruststore(keystore.AliasCertificates(node.Chain[1:]), trustPass)
 	if err != nil {
 		return nil, err
 	}

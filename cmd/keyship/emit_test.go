@@ -27,15 +27,17 @@ security.ssl.truststore-password: ${secret:/spark/truststore_password}
 		t.Fatalf("ship flink-conf: exit %d: %s", r.code, r.stderr)
 	}
 	assertNoCanary(t, r)
-	var settings map[string]any
-	if err := yaml.Unmarshal([]byte(r.stdout), &settings); err != nil {
-		t.Fatalf("stdout is not YAML: %v\n%s", err, r.stdout)
-	}
-	ks, _ := settings["security.ssl.internal.keystore"].(string)
-	if _, err := os.Stat(ks); ks == "" || err != nil {
-		t.Fatalf("security.ssl.internal.keystore %q is not a shipped file (%v)\n%s", ks, err, r.stdout)
-	}
+	// Issue 11: stdout says where the one fragment is and where it goes;
+	// it prints nothing to paste beside it (a key twice stops Flink 1.19+).
 	secret := filepath.Join(j.sandbox, "flink-ssl.yaml")
+	if !strings.Contains(r.stdout, secret) || !strings.Contains(r.stdout, "$FLINK_CONF_DIR/config.yaml") {
+		t.Errorf("stdout does not say where the fragment is and where it goes:\n%s", r.stdout)
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(r.stdout), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			t.Errorf("stdout has a setting outside the fragment: %q", line)
+		}
+	}
 	st, err := os.Stat(secret)
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("flink-ssl.yaml: %v mode %v", err, st.Mode().Perm())
@@ -43,6 +45,14 @@ security.ssl.truststore-password: ${secret:/spark/truststore_password}
 	data, _ := os.ReadFile(secret)
 	if !strings.Contains(string(data), canary) {
 		t.Error("the Flink secret fragment does not carry the keystore password")
+	}
+	var settings map[string]any
+	if err := yaml.Unmarshal(data, &settings); err != nil {
+		t.Fatalf("the fragment is not YAML: %v", err)
+	}
+	ks, _ := settings["security.ssl.internal.keystore"].(string)
+	if _, err := os.Stat(ks); ks == "" || err != nil {
+		t.Fatalf("security.ssl.internal.keystore %q is not a shipped file (%v)", ks, err)
 	}
 }
 
@@ -127,4 +137,39 @@ func TestShipEmitMarathonRefusesBuiltStores(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "Marathon secrets must be references") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
+}
+
+// TestShipConsumerVersions (issue 11): --spark-version and --flink-version
+// select what the settings are written for; --emit mesos prints the
+// consumer's settings at the container paths.
+func TestShipConsumerVersions(t *testing.T) {
+	j := newJob(t)
+	spec := j.spec(t, nil)
+
+	r := j.ship(t, spec, "--emit", "spark", "--spark-version", "2.2")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	assertNoCanary(t, r)
+	props := filepath.Join(j.sandbox, "spark-ssl.properties")
+	if data, err := os.ReadFile(props); err != nil || !strings.Contains(string(data), "spark.ssl.keyStorePassword="+canary) {
+		t.Errorf("Spark 2.2: %s does not carry the password (%v)", props, err)
+	}
+	if !strings.Contains(r.stdout, props) || !strings.Contains(r.stdout, "--properties-file") {
+		t.Errorf("Spark 2.2 stdout:\n%s", r.stdout)
+	}
+
+	r = j.ship(t, spec, "--emit", "flink", "--flink-version", "1.16")
+	if r.code != 0 || !strings.Contains(r.stdout, "$FLINK_CONF_DIR/flink-conf.yaml") || strings.Contains(r.stdout, "keystore-type") {
+		t.Errorf("Flink 1.16: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := j.ship(t, spec, "--flink-version", "one"); r.code != 2 || !strings.Contains(r.stderr, "--flink-version") {
+		t.Errorf("--flink-version one: exit %d: %s", r.code, r.stderr)
+	}
+
+	r = j.ship(t, spec, "--emit", "mesos")
+	if r.code != 0 || !strings.Contains(r.stdout, "spark.ssl.keyStore=.keyship/keystore.jks") {
+		t.Errorf("--emit mesos prints no Spark settings at the container paths: exit %d\n%s", r.code, r.stdout)
+	}
+	assertNoCanary(t, r)
 }

@@ -65,7 +65,7 @@ stdout only with --reveal, and then nothing else is printed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&reveal, "reveal", false, "write the secret's bytes to stdout (and nothing else)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "deadline for the read")
+	deadlineVar(cmd.Flags(), &timeout, "timeout", 30*time.Second, "deadline for the read (positive)")
 	return cmd
 }
 

@@ -271,3 +271,25 @@ func TestUsageErrorsExit2(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutMustBePositive: a zero or negative --timeout would fail every
+// call at once; it is a usage error (exit 2) naming the flag, on a job that
+// would otherwise ship.
+func TestTimeoutMustBePositive(t *testing.T) {
+	j := newJob(t)
+	specPath := j.spec(t, nil)
+	for _, args := range [][]string{
+		{"ship", "--config", j.config, "--spec", specPath, "--sandbox", j.sandbox, "--timeout", "0"},
+		{"ship", "--config", j.config, "--spec", specPath, "--sandbox", j.sandbox, "--timeout", "-1s"},
+		{"check", "--config", j.config, "--spec", specPath, "--timeout", "0s"},
+		{"get", "--config", j.config, "--timeout", "-5m", "/spark/keystore"},
+	} {
+		r := keyship(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "--timeout") || !strings.Contains(r.stderr, "positive") {
+			t.Errorf("keyship %v: exit %d, want 2 with a message naming --timeout\n%s", args[:1], r.code, r.stderr)
+		}
+	}
+	if r := keyship(t, "ship", "--config", j.config, "--spec", specPath, "--sandbox", j.sandbox, "--timeout", "30s"); r.code != 0 {
+		t.Fatalf("a positive --timeout: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -7,8 +7,18 @@
 //	keyship plugins                            # the backends, their versions and sha256
 package main
 
-import "os"
+import (
+	"fmt"
+	"os"
+
+	"github.com/keyship/keyship/plugin"
+)
 
 func main() {
+	// keyship holds secrets and passwords in memory: no core file, no
+	// ptrace by other processes of its user.
+	if err := plugin.DisableCoreDumps(); err != nil {
+		fmt.Fprintf(os.Stderr, "keyship: cannot disable core dumps: %v\n", err)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

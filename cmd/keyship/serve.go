@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/keyship/keyship/host"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
@@ -29,6 +30,9 @@ type serveFlags struct {
 	tlsCert, tlsKey, clientCA  string
 	fetchListen, fetchURL      string
 	fetchCert, fetchKey, caOut string
+	buildCache                 time.Duration
+	maxJobs, maxTasks          int
+	maxGrants                  int
 	refresh, renewBefore       time.Duration
 }
 
@@ -67,12 +71,20 @@ Mesos agents must trust.`,
 	fl.StringVar(&f.fetchURL, "fetch-url", "", "base URL the agents fetch from (default https://<fetch-listen>)")
 	fl.StringVar(&f.fetchCert, "fetch-cert", "", "fetch server certificate (PEM)")
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
+	fl.IntVar(&f.maxJobs, "max-jobs", server.DefaultMaxJobs, "most jobs held at once; a Ship for another fails with RESOURCE_EXHAUSTED until some expire")
+	fl.IntVar(&f.maxTasks, "max-tasks", server.DefaultMaxTasks, "most tasks one Ship may name")
+	fl.IntVar(&f.maxGrants, "max-grants", fetch.DefaultMaxGrants, "most live fetch grants (one per task and Ship)")
+	fl.DurationVar(&f.buildCache, "build-cache", server.DefaultTTL, "share the stores built for one content (spec + every secret's version) between jobs for this long; 0 builds every job anew")
 	fl.StringVar(&f.caOut, "fetch-ca-out", "", "where to write the self-signed fetch certificate when --fetch-cert is not given")
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "how often watched jobs (the Watch call) have their secrets' versions checked; 0 turns Watch off")
 	fl.DurationVar(&f.renewBefore, "renew-before", 0, "renew a watched job's issued certificate this long before it expires (default: at 2/3 of its lifetime)")
 	_ = cmd.MarkFlagRequired("listen")
 	return cmd
 }
+
+// buildCacheEntries bounds the Bundles keyship serve keeps for sharing (a
+// Bundle is a few kilobytes).
+const buildCacheEntries = 1000
 
 func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	var opts []grpc.ServerOption
@@ -87,7 +99,9 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	h := g.newHost(cfg)
+	// Jobs of one application ship the same stores: build each content
+	// once for as long as a job lives by default.
+	h := g.newHost(cfg, host.WithBuildCache(f.buildCache, buildCacheEntries, nil))
 	defer func() { _ = h.Close() }()
 
 	var fs *fetch.Server
@@ -106,7 +120,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 			_ = fl.Close()
 			return err
 		}
-		fs = fetch.New(base)
+		fs = fetch.New(base, fetch.WithMaxGrants(f.maxGrants))
 		mux := http.NewServeMux()
 		mux.Handle(fetch.Prefix, fs)
 		fetchSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -119,7 +133,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		g.logger.Info("fetch server listening", "addr", fl.Addr().String(), "url", base)
 		fmt.Fprintf(g.stdout, "fetch %s\n", base)
 	}
-	var sopts []server.Option
+	sopts := []server.Option{server.WithLimits(f.maxJobs, f.maxTasks)}
 	if f.refresh > 0 {
 		w := watch.NewWatcher(h, f.refresh)
 		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: h, Watcher: w, RenewBefore: f.renewBefore, Logger: g.logger.Named("watch")}))

@@ -3,9 +3,11 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -52,10 +54,10 @@ func TestShipThroughServeGivesTheSameStores(t *testing.T) {
 
 // startServe runs keyship serve for j on a fresh unix socket until the test
 // ends; it returns the socket path and a function that reads its stderr.
-func startServe(t testing.TB, j *job) (string, func() string) {
+func startServe(t testing.TB, j *job, args ...string) (string, func() string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "keyship.sock")
-	srv := exec.Command(filepath.Join(binDir, "keyship"), "serve", "--config", j.config, "--listen", "unix://"+sock)
+	srv := exec.Command(filepath.Join(binDir, "keyship"), append([]string{"serve", "--config", j.config, "--listen", "unix://" + sock}, args...)...)
 	out, err := srv.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -81,4 +83,38 @@ func startServe(t testing.TB, j *job) (string, func() string) {
 		t.Fatalf("keyship serve did not start: %s", stderr.String())
 	}
 	return sock, stderr.String
+}
+
+// TestKeyshipDisablesCoreDumps: a running keyship (which holds secrets)
+// has a core file size limit of 0, so a crash writes no core with them.
+func TestKeyshipDisablesCoreDumps(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	j := newJob(t)
+	sock := filepath.Join(t.TempDir(), "keyship.sock")
+	srv := exec.Command(filepath.Join(binDir, "keyship"), "serve", "--config", j.config, "--listen", "unix://"+sock)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	var limits []byte
+	for range 100 {
+		var err error
+		if limits, err = os.ReadFile(fmt.Sprintf("/proc/%d/limits", srv.Process.Pid)); err == nil && strings.Contains(string(limits), "Max core file size") {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for line := range strings.SplitSeq(string(limits), "\n") {
+		if strings.HasPrefix(line, "Max core file size") {
+			if f := strings.Fields(line); len(f) < 6 || f[4] != "0" || f[5] != "0" {
+				t.Errorf("keyship serve: %q, want soft and hard limits 0", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no core limit in /proc/PID/limits:\n%s", limits)
 }

@@ -36,6 +36,9 @@ type shipFlags struct {
 	dialect  string
 	emit     string
 	watch    watchFlags
+	// Consumer releases (issue 11): override what the spec's parser infers.
+	sparkVersion string
+	flinkVersion string
 }
 
 // The --emit values beyond the consumers of conf.Consumers.
@@ -72,16 +75,38 @@ variables and never contain them.`,
 	}
 	cmd.Flags().StringVar(&f.specPath, "spec", "", "the job's TLS spec: security.tls JSON, Spark properties, flink-conf.yaml or LIBPROCESS_SSL_* lines (required)")
 	cmd.Flags().StringVar(&f.sandbox, "sandbox", defaultSandbox(), "directory to write the stores into (default $MESOS_SANDBOX/.keyship when set)")
-	cmd.Flags().DurationVar(&f.timeout, "timeout", defaultShipTimeout, "deadline for resolving and building")
+	deadlineVar(cmd.Flags(), &f.timeout, "timeout", defaultShipTimeout, "deadline for resolving, building and writing (positive)")
 	cmd.Flags().StringSliceVar(&f.hosts, "hosts", nil, "hostnames the keystore's certificate must cover (comma-separated)")
 	cmd.Flags().StringVar(&f.server, "server", "", "ship through a running keyship serve at unix:///path (the same bundle, built there)")
 	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server (default: derived from the spec)")
 	cmd.Flags().StringVar(&f.emit, "emit", "", "what to print: spark, flink, libprocess (settings), mesos or marathon (JSON fragments); default: the settings of the spec's consumer")
 	cmd.Flags().StringVar(&f.dialect, "dialect", "", "the spec's dialect: dcos, spark, flink or libprocess (default: detect from the content)")
 	cmd.Flags().StringVar(&f.owner, "owner", "", "uid:gid to own the sandbox and its files (needs root); default: this process")
+	// Consumer releases (issue 11).
+	cmd.Flags().StringVar(&f.sparkVersion, "spark-version", "", "the Spark release the settings are for, e.g. 2.2 or 3.5 (default: inferred from the spec, else the newest); Spark 2.2 and before get the passwords in a 0600 properties file")
+	cmd.Flags().StringVar(&f.flinkVersion, "flink-version", "", "the Flink release the settings are for, e.g. 1.5, 1.18 or 2.0 (default: the newest that reads every key of the spec); selects the keys and config.yaml or flink-conf.yaml")
 	addWatchFlags(cmd, &f.watch)
 	_ = cmd.MarkFlagRequired("spec")
 	return cmd
+}
+
+// applyVersions sets the consumer releases of s that --spark-version and
+// --flink-version give (issue 11).
+func applyVersions(s *spec.Spec, f shipFlags) error {
+	for _, o := range []struct {
+		flag, v string
+		dst     *spec.ConsumerVersion
+	}{{"--spark-version", f.sparkVersion, &s.SparkVersion}, {"--flink-version", f.flinkVersion, &s.FlinkVersion}} {
+		if o.v == "" {
+			continue
+		}
+		v, err := spec.ParseVersion(o.v)
+		if err != nil {
+			return usageError{fmt.Errorf("%s: %w", o.flag, err)}
+		}
+		*o.dst = spec.ConsumerVersion{Version: v, From: o.flag}
+	}
+	return nil
 }
 
 func defaultSandbox() string {
@@ -113,6 +138,9 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := applyVersions(req.Spec, f); err != nil {
+		return err
+	}
 	if f.watch.on {
 		return g.shipWatch(ctx, f, req)
 	}
@@ -136,6 +164,17 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
 	defer sh.Zero()
+	settings := sh.Settings
+	// Spark with every file a Mesos secret by reference: the driver and
+	// executors mount them (spark.mesos.*.secret.*), so the settings point
+	// at their place in the container.
+	if req.Consumer == conf.ConsumerSpark && !toMesos {
+		if plan, err := sh.MesosIn(shipper.TaskDir); err == nil {
+			if mesosSettings, _, ok := conf.SparkMesos(sh.Bundle, req.Spec, plan); ok {
+				settings, dir = mesosSettings, shipper.TaskDir
+			}
+		}
+	}
 	files := sh.SandboxFiles()
 	var out []byte
 	if toMesos {
@@ -151,23 +190,26 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 			out = nil
 		}
 	}
-	abs, err := g.writeSandbox(f, files, sh.NotAfter(), sh.Bundle.Warnings)
+	abs, err := g.writeSandbox(ctx, f, files, sh.NotAfter(), sh.Bundle.Warnings)
 	if err != nil {
 		return err
 	}
+	// The consumer's settings never hold a password; with --emit mesos or
+	// marathon they point at the container paths (issue 11), and go to
+	// stderr when stdout is the JSON fragment.
+	printed := conf.Print(req.Consumer, settings, sh.Bundle, req.Spec, dir)
 	switch {
 	case out != nil:
-		_, err = g.stdout.Write(out)
-		return err
+		if _, err = g.stdout.Write(out); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stderr, "# the task's %s settings, for the files at %s/ in its sandbox:\n%s", req.Consumer, shipper.TaskDir, printed)
+		return nil
 	case f.emit == emitMesos:
 		fmt.Fprintf(g.stdout, "# the TaskInfo fragment carries secret values (keyship built the stores), so it is not printed:\n# merge %s (0600) into the TaskInfo\n", filepath.Join(abs, mesosFragmentFile))
-		return nil
+		fmt.Fprintf(g.stdout, "# the task's %s settings, for the files at %s/ in its sandbox:\n", req.Consumer, shipper.TaskDir)
 	}
-	if req.Consumer == conf.ConsumerSpark {
-		fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
-			conf.EnvKeystorePassword, filepath.Join(abs, shipper.KeystorePasswordFile))
-	}
-	fmt.Fprint(g.stdout, conf.Format(req.Consumer, sh.Settings))
+	fmt.Fprint(g.stdout, printed)
 	return nil
 }
 
@@ -193,13 +235,17 @@ func mesosFragment(emit string, plan *mesos.Plan) ([]byte, error) {
 
 // writeSandbox writes files and their manifest.json atomically into
 // f.sandbox and prints what it shipped; it returns the sandbox's absolute path.
-func (g *globals) writeSandbox(f shipFlags, files []materialize.File, notAfter map[string]time.Time, warnings []string) (string, error) {
+// Waiting for another keyship writing the same sandbox is bounded by ctx and
+// --timeout.
+func (g *globals) writeSandbox(ctx context.Context, f shipFlags, files []materialize.File, notAfter map[string]time.Time, warnings []string) (string, error) {
 	opts, err := ownerOptions(f.owner)
 	if err != nil {
 		return "", err
 	}
 	dir := f.sandbox
-	res, err := writeSandboxFiles(dir, files, notAfter, opts)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := writeSandboxFiles(ctx, dir, files, notAfter, opts)
 	if err != nil {
 		return "", err
 	}
@@ -209,7 +255,7 @@ func (g *globals) writeSandbox(f shipFlags, files []materialize.File, notAfter m
 	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s\n", len(res.Paths), abs)
 	for _, fl := range files {
-		if fl.Role != "" {
+		if fl.Role != "" && fl.Version != "" {
 			fmt.Fprintf(g.stdout, "#   %s (version %s)\n", fl.Path, fl.Version)
 		}
 	}
@@ -218,20 +264,12 @@ func (g *globals) writeSandbox(f shipFlags, files []materialize.File, notAfter m
 
 // writeSandboxFiles writes files and their manifest.json (paths, modes,
 // versions, and each store's not_after) atomically into dir.
-func writeSandboxFiles(dir string, files []materialize.File, notAfter map[string]time.Time, opts sandbox.Options) (*sandbox.Result, error) {
-	sfiles := make([]sandbox.File, len(files))
-	versions := map[string]string{}
-	for i, fl := range files {
-		sfiles[i] = sandbox.File{Path: fl.Path, Mode: fl.Mode, Contents: fl.Contents}
-		if fl.Version != "" {
-			versions[fl.Path] = fl.Version
-		}
-	}
-	manifest, err := sandbox.ManifestWithExpiry(sfiles, versions, notAfter)
+func writeSandboxFiles(ctx context.Context, dir string, files []materialize.File, notAfter map[string]time.Time, opts sandbox.Options) (*sandbox.Result, error) {
+	manifest, err := sandbox.ManifestWithExpiry(files, notAfter)
 	if err != nil {
 		return nil, err
 	}
-	return sandbox.Write(dir, append(sfiles, manifest), opts)
+	return sandbox.Write(ctx, dir, append(slices.Clone(files), manifest), opts)
 }
 
 // ownerOptions parses --owner uid:gid.

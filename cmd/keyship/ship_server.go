@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/keyship/keyship/host/materialize"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
@@ -57,7 +58,7 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 			clear(fl.Contents)
 		}
 	}()
-	dir, err := g.writeSandbox(f, files, nil, resp.GetWarnings())
+	dir, err := g.writeSandbox(ctx, f, files, notAfterOf(resp), resp.GetWarnings())
 	if err != nil {
 		return err
 	}
@@ -69,4 +70,16 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 		fmt.Fprintf(g.stdout, "%s=%s\n", st.GetKey(), v)
 	}
 	return nil
+}
+
+// notAfterOf maps each file of resp, by its name in the sandbox, to when its
+// certificates expire (File.not_after_unix), for the manifest.
+func notAfterOf(resp *hostv1.ShipResponse) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, fl := range resp.GetFiles() {
+		if t := fl.GetNotAfterUnix(); t > 0 {
+			out[path.Base(fl.GetPath())] = time.Unix(t, 0)
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -26,11 +27,10 @@ import (
 const defaultRefresh = time.Minute
 
 type watchFlags struct {
-	on           bool
-	refresh      time.Duration
-	renewBefore  time.Duration
-	onChange     string
-	sparkVersion string
+	on          bool
+	refresh     time.Duration
+	renewBefore time.Duration
+	onChange    string
 }
 
 // The environment of an --on-change command.
@@ -46,14 +46,13 @@ func addWatchFlags(cmd *cobra.Command, f *watchFlags) {
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "with --watch: how often to check the secrets' versions (at least 1s)")
 	fl.DurationVar(&f.renewBefore, "renew-before", 0, "with --watch: renew an issued certificate this long before it expires (default: at 2/3 of its lifetime)")
 	fl.StringVar(&f.onChange, "on-change", "", "with --watch: shell command to run after each swap (not after a failed refresh), with "+envManifest+" set to the new manifest")
-	fl.StringVar(&f.sparkVersion, "spark-version", "", "with --watch and Spark: the job's Spark release; 4.0 or later gets the settings that reload the RPC truststore")
 }
 
 // check refuses flag combinations that --watch does not support.
 func (w watchFlags) check(f shipFlags) error {
 	if !w.on {
-		if w.onChange != "" || w.renewBefore != 0 || w.sparkVersion != "" {
-			return errors.New("--on-change, --renew-before and --spark-version need --watch")
+		if w.onChange != "" || w.renewBefore != 0 {
+			return errors.New("--on-change and --renew-before need --watch")
 		}
 		return nil
 	}
@@ -66,11 +65,6 @@ func (w watchFlags) check(f shipFlags) error {
 		return fmt.Errorf("--refresh %s: at least 1s", f.watch.refresh)
 	case f.watch.renewBefore < 0:
 		return fmt.Errorf("--renew-before %s: must not be negative", f.watch.renewBefore)
-	}
-	if w.sparkVersion != "" {
-		if _, err := conf.SparkReloads(w.sparkVersion); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -107,7 +101,7 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 	var current *shipper.Shipment
 	defer func() { current.Zero() }()
 	ship := func(ctx context.Context, sh *shipper.Shipment, u watch.Update) error {
-		if _, err := writeSandboxFiles(dir, sh.SandboxFiles(), sh.NotAfter(), sopts); err != nil {
+		if _, err := writeSandboxFiles(ctx, dir, sh.SandboxFiles(), sh.NotAfter(), sopts); err != nil {
 			return err
 		}
 		old := current
@@ -141,16 +135,11 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 	settings := current.Settings
 	reloads := false
 	if req.Consumer == conf.ConsumerSpark {
-		extra, err := conf.SparkReload(current.Bundle, f.watch.sparkVersion, f.watch.refresh)
-		if err != nil {
-			return usageError{err}
-		}
-		settings, reloads = append(settingsCopy(settings), extra...), len(extra) > 0
-		fmt.Fprintf(g.stdout, "# Spark properties; export the passwords first, e.g.\n#   export %s=\"$(cat %s)\"\n",
-			conf.EnvKeystorePassword, filepath.Join(dir, shipper.KeystorePasswordFile))
+		extra := conf.SparkReload(current.Bundle, req.Spec.SparkVersion.Version, f.watch.refresh)
+		settings, reloads = append(slices.Clone(settings), extra...), len(extra) > 0
 	}
 	fmt.Fprint(g.stdout, conf.ReloadNote(req.Consumer, reloads))
-	fmt.Fprint(g.stdout, conf.Format(req.Consumer, settings))
+	fmt.Fprint(g.stdout, conf.Print(req.Consumer, settings, current.Bundle, req.Spec, dir))
 
 	w := watch.NewWatcher(h, f.watch.refresh)
 	w.Add(job)
@@ -169,8 +158,6 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 	g.logger.Info("watch stopped; the stores in place stay", "sandbox", dir)
 	return err
 }
-
-func settingsCopy(s []conf.Setting) []conf.Setting { return append([]conf.Setting(nil), s...) }
 
 // updateText says in a line why a set was shipped.
 func updateText(u watch.Update) string {

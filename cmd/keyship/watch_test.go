@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize/testca"
 )
 
@@ -108,7 +108,7 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A keystore from another CA fails the chain check: the set stays.
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(canary), []byte("keypass-1"))
+	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(canary), []byte("keypass-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 		t.Fatal("--on-change ran after a failed refresh")
 	}
 	// The truststore and CA bundle follow: the set passes and is swapped in.
-	ts, err := materialize.JKSTruststore(leaf.Chain[1:], []byte("trustpass-1"))
+	ts, err := keystore.JKSTruststore(keystore.AliasCertificates(leaf.Chain[1:]), []byte("trustpass-1"))
 	if err != nil {
 		t.Fatal(err)
 	}

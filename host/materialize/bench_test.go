@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/spec"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkBuildPEMToJKS(b *testing.B) {
 		Truststore: &spec.Store{Secret: ca, Password: ref("tls.password", "/tls/password")},
 		Hosts:      []string{"node1.example.com"},
 	}, values: map[string][]byte{
-		"tls.key": pemKey(b, pemPKCS8Key, leaf.Key), "tls.crt": EncodePEMCertificates(leaf.Chain[:1]),
+		"tls.key": keystoretest.PEMKey(b, pemPKCS8Key, leaf.Key), "tls.crt": EncodePEMCertificates(leaf.Chain[:1]),
 		"tls.ca": EncodePEMCertificates(leaf.Chain[1:]), "tls.password": []byte("changeit"),
 	}}
 	secrets := fm.secrets()

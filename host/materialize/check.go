@@ -132,12 +132,8 @@ func signedBy(child, parent *x509.Certificate) error {
 // hosts returns the hosts the leaf must cover, trimmed and without
 // duplicates.
 func (b *builder) hosts() []string {
-	in := b.opts.Hosts
-	if len(in) == 0 {
-		in = b.spec.Hosts
-	}
 	var out []string
-	for _, h := range in {
+	for _, h := range b.spec.Hosts {
 		h = strings.TrimSpace(h)
 		if h != "" && !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, h) }) {
 			out = append(out, h)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 )
@@ -63,7 +64,7 @@ func withKeystore(t testing.TB, key crypto.PrivateKey, chain []*x509.Certificate
 	s := dcosSpec()
 	s.CABundle = nil
 	in := goodInputs(t)
-	in.keystore = rawJKS(t, storePass, rawEntry{alias: "node", key: key, pass: keyPass, chain: chain})
+	in.keystore = keystoretest.RawJKS(t, storePass, keystoretest.RawEntry{Alias: "node", Key: key, Pass: keyPass, Chain: chain})
 	if len(trusted) > 0 {
 		in.truststore = must(JKSTruststore(trusted, []byte(trustPass)))
 	}
@@ -80,12 +81,14 @@ func TestCheck1StoreAndKeyPasswords(t *testing.T) {
 	checkProblems(t, err, []string{"wrong-store-pass", storePass}, problem{"security.tls.keystore_password", []string{
 		"the password does not open keystore /spark/keystore (keystore was tampered with, or password was incorrect)"}})
 
+	// keyship's PKCS12 keystore names no alias (go-pkcs12 writes none);
+	// the JKS case names it (TestBuildFailures).
 	fm = forms(t)[1]
 	fm.values["security.tls.key_password"] = []byte("wrong-key-pass")
 	fm.spec.Keystore.KeyPassword.Ref.Path = "/spark/key_password"
 	_, err = fm.build(t, Options{})
 	checkProblems(t, err, []string{"wrong-key-pass", storePass}, problem{"security.tls.key_password", []string{
-		`the password does not open private key "node" in keystore /spark/keystore (Cannot recover key)`}})
+		`the password does not open the private key in keystore /spark/keystore (Cannot recover key)`}})
 
 	fm = forms(t)[6] // encrypted PKCS#8 key in its own secret
 	fm.values["tls.key_password"] = []byte("wrong-key-pass")
@@ -108,10 +111,10 @@ func TestCheck1StoreAndKeyPasswords(t *testing.T) {
 // TestCheck2OneMatchingKey: exactly one private key, matching the leaf.
 func TestCheck2OneMatchingKey(t *testing.T) {
 	f := fx()
-	twoKeys := append(append(pemKey(t, pemPKCS8Key, f.node.Key), pemKey(t, pemECKey, f.other.Key)...), EncodePEMCertificates(f.node.Chain)...)
+	twoKeys := append(append(keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key), keystoretest.PEMKey(t, pemECKey, f.other.Key)...), EncodePEMCertificates(f.node.Chain)...)
 	noKey := EncodePEMCertificates(f.node.Chain)
-	mismatch := append(pemKey(t, pemPKCS8Key, f.other.Key), EncodePEMCertificates(f.node.Chain)...)
-	caOnly := must(PKCS12Truststore([]*x509.Certificate{f.ca.Cert}, []byte(storePass), ""))
+	mismatch := append(keystoretest.PEMKey(t, pemPKCS8Key, f.other.Key), EncodePEMCertificates(f.node.Chain)...)
+	caOnly := must(p12Truststore([]*x509.Certificate{f.ca.Cert}, storePass, ""))
 	for _, c := range []struct {
 		name     string
 		keystore []byte
@@ -228,7 +231,7 @@ func TestCheck4Hosts(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, secrets := withKeystore(t, key, []*x509.Certificate{c.leaf, f.ca.Cert}, f.ca.Cert)
-			_, err := Build(context.Background(), s, secrets, Options{Hosts: c.hosts})
+			_, err := Build(context.Background(), onHosts(s, c.hosts...), secrets, Options{})
 			if c.want == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -251,8 +254,8 @@ func TestCheck4Hosts(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("error\n%v\nwant\n%s", err, want)
 	}
-	if _, err := Build(context.Background(), s, secrets, Options{Hosts: []string{"node2.example.com"}}); err != nil {
-		t.Errorf("Options.Hosts does not replace Spec.Hosts: %v", err)
+	if _, err := Build(context.Background(), onHosts(s, "node2.example.com"), secrets, Options{}); err != nil {
+		t.Errorf("the keystore for a host it covers: %v", err)
 	}
 
 	// A consumer that does not verify hostnames (Flink's
@@ -265,13 +268,13 @@ func TestCheck4Hosts(t *testing.T) {
 	} {
 		s, secrets := withKeystore(t, f.node.Key, f.node.Chain, f.otherCA.Cert)
 		change(s)
-		b, err := Build(context.Background(), s, secrets, Options{Hosts: []string{"node3.example.com"}})
+		b, err := Build(context.Background(), onHosts(s, "node3.example.com"), secrets, Options{})
 		if name == "libprocess" {
 			if err != nil || len(b.Warnings) != 2 || !strings.Contains(b.Warnings[0], "unable to find valid certification path") {
 				t.Errorf("%s: %v, warnings %q", name, err, b.Warnings)
 			}
 			s.Libprocess.VerifyCert = &on
-			_, err = Build(context.Background(), s, secrets, Options{Hosts: []string{"node3.example.com"}})
+			_, err = Build(context.Background(), onHosts(s, "node3.example.com"), secrets, Options{})
 			checkProblems(t, err, testPasswords,
 				problem{"security.tls.truststore_secret", []string{"unable to find valid certification path"}},
 				problem{"security.tls.keystore_secret", []string{"no name matching node3.example.com found"}})
@@ -404,9 +407,8 @@ func TestCheck7PrintableASCII(t *testing.T) {
 func TestThreeCheckProblemsReportedTogether(t *testing.T) {
 	f := fx()
 	s, secrets := withKeystore(t, f.node.Key, f.node.Chain, f.otherCA.Cert)
-	_, err := Build(context.Background(), s, secrets, Options{
-		Hosts: []string{"node3.example.com"},
-		Now:   func() time.Time { return f.node.Chain[0].NotAfter.Add(time.Minute) },
+	_, err := Build(context.Background(), onHosts(s, "node3.example.com"), secrets, Options{
+		Now: func() time.Time { return f.node.Chain[0].NotAfter.Add(time.Minute) },
 	})
 	checkProblems(t, err, testPasswords,
 		problem{"security.tls.truststore_secret", []string{"unable to find valid certification path to requested target"}},
@@ -424,10 +426,10 @@ func TestThreeCheckProblemsReportedTogether(t *testing.T) {
 // have warned about.
 func TestWarningsComeWithProblems(t *testing.T) {
 	fm := forms(t)[0]
-	fm.values["security.tls.truststore_secret"] = rawJKS(t, trustPass,
-		rawEntry{alias: "stray", key: fx().other.Key, pass: keyPass, chain: fx().other.Chain},
-		rawEntry{alias: "ca", chain: []*x509.Certificate{fx().ca.Cert}})
-	_, err := fm.build(t, Options{Hosts: []string{"node9.example.com"}})
+	fm.values["security.tls.truststore_secret"] = keystoretest.RawJKS(t, trustPass,
+		keystoretest.RawEntry{Alias: "stray", Key: fx().other.Key, Pass: keyPass, Chain: fx().other.Chain},
+		keystoretest.RawEntry{Alias: "ca", Chain: []*x509.Certificate{fx().ca.Cert}})
+	_, err := fm.on("node9.example.com").build(t, Options{})
 	var e *Error
 	if !errors.As(err, &e) || len(e.Warnings) != 1 || !strings.Contains(e.Warnings[0], `private key entries "stray" are left out`) {
 		t.Errorf("error %v: warnings %v", err, e)

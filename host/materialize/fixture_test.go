@@ -1,15 +1,11 @@
 package materialize
 
 import (
-	"bytes"
-	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"sync"
 	"testing"
 
-	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
-
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
@@ -141,48 +137,15 @@ func (in *inputs) secrets(s *spec.Spec) Secrets {
 	return out
 }
 
-// rawEntry is one entry of a keystore written by rawJKS: a private key when
-// key is set, else a trusted certificate.
-type rawEntry struct {
-	alias string
-	key   crypto.PrivateKey
-	pass  string
-	chain []*x509.Certificate
-}
+// The PEM block types of the test inputs.
+const (
+	pemPKCS8Key = "PRIVATE KEY"
+	pemECKey    = "EC PRIVATE KEY"
+	pemRSAKey   = "RSA PRIVATE KEY"
+)
 
-// rawJKS writes a JKS store with keystore-go directly, without the checks of
-// JKSKeystore, to make stores Build must reject.
-func rawJKS(t testing.TB, storePass string, entries ...rawEntry) []byte {
-	t.Helper()
-	ks := keystore.New(keystore.WithOrderedAliases(), keystore.WithCustomRandomNumberGenerator(rand.Reader))
-	for _, e := range entries {
-		var chain []keystore.Certificate
-		for _, c := range e.chain {
-			chain = append(chain, keystore.Certificate{Type: "X.509", Content: c.Raw})
-		}
-		if e.key == nil {
-			err := ks.SetTrustedCertificateEntry(e.alias, keystore.TrustedCertificateEntry{
-				CreationTime: e.chain[0].NotBefore, Certificate: chain[0],
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(e.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = ks.SetPrivateKeyEntry(e.alias, keystore.PrivateKeyEntry{
-			CreationTime: e.chain[0].NotBefore, PrivateKey: der, CertificateChain: chain,
-		}, []byte(e.pass))
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	var buf bytes.Buffer
-	if err := ks.Store(&buf, []byte(storePass)); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+// p12Truststore writes certs as a PKCS12 truststore, named as Build names
+// them.
+func p12Truststore(certs []*x509.Certificate, pass string, enc PKCS12Encryption) ([]byte, error) {
+	return keystore.PKCS12Truststore(trustAliases(certs), []byte(pass), enc)
 }

@@ -3,18 +3,15 @@ package materialize
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"testing"
 
 	gopkcs12 "software.sslmate.com/src/go-pkcs12"
 
+	"github.com/keyship/keyship/host/keystore"
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
 )
@@ -48,40 +45,26 @@ func (f *form) build(t testing.TB, opts Options) (*Bundle, error) {
 	return Build(context.Background(), f.spec, f.secrets(), opts)
 }
 
+// on returns a copy of the form whose spec's hosts are hosts.
+func (f *form) on(hosts ...string) *form {
+	c := *f
+	c.spec = onHosts(f.spec, hosts...)
+	return &c
+}
+
+// onHosts returns a copy of s whose hosts are hosts.
+func onHosts(s *spec.Spec, hosts ...string) *spec.Spec {
+	c := *s
+	c.Hosts = hosts
+	return &c
+}
+
 // must returns v, or panics on a fixture that cannot be made.
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
 	return v
-}
-
-func pemKey(t testing.TB, typ string, key crypto.PrivateKey) []byte {
-	t.Helper()
-	var der []byte
-	var err error
-	switch typ {
-	case pemPKCS8Key:
-		der, err = x509.MarshalPKCS8PrivateKey(key)
-	case pemECKey:
-		der, err = x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
-	case pemRSAKey:
-		der = x509.MarshalPKCS1PrivateKey(key.(*rsa.PrivateKey))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
-
-// encryptedPKCS8 is key as an ENCRYPTED PRIVATE KEY (PBES2, AES-256-CBC).
-func encryptedPKCS8(t testing.TB, key crypto.PrivateKey, pass string, iterations int) []byte {
-	t.Helper()
-	der := must(x509.MarshalPKCS8PrivateKey(key))
-	alg := must(pbeAlgorithm(false, []byte("0123456789abcdef"), []byte("fedcba9876543210"), iterations))
-	enc := must(pbeEncrypt(alg, []byte(pass), der))
-	info := must(asn1.Marshal(encryptedPrivateKeyInfo{Algorithm: alg, EncryptedData: enc}))
-	return pem.EncodeToMemory(&pem.Block{Type: pemEncryptedKey, Bytes: info})
 }
 
 func ref(name, path string) spec.Field {
@@ -95,13 +78,13 @@ func forms(t testing.TB) []*form {
 	chainPEM := EncodePEMCertificates(f.node.Chain)
 	caPEM := EncodePEMCertificates([]*x509.Certificate{f.ca.Cert})
 	bundlePEM := EncodePEMCertificates([]*x509.Certificate{f.ca.Cert, f.otherCA.Cert})
-	pkcs8 := pemKey(t, pemPKCS8Key, f.node.Key)
+	pkcs8 := keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key)
 	ksJKS := must(JKSKeystore("node", f.node.Key, f.node.Chain, []byte(storePass), []byte(storePass)))
 	tsJKS := must(JKSTruststore([]*x509.Certificate{f.ca.Cert}, []byte(trustPass)))
 	caJKS := must(JKSTruststore([]*x509.Certificate{f.ca.Cert, f.otherCA.Cert}, []byte(trustPass)))
-	ksP12 := must(PKCS12Keystore("node", f.node.Key, f.node.Chain, []byte(storePass), PKCS12LegacyDES))
-	tsP12 := must(PKCS12Truststore([]*x509.Certificate{f.ca.Cert}, []byte(trustPass), ""))
-	caP12 := must(PKCS12Truststore([]*x509.Certificate{f.ca.Cert, f.otherCA.Cert}, []byte(trustPass), ""))
+	ksP12 := must(keystore.PKCS12Keystore(f.node.Key, f.node.Chain, []byte(storePass), PKCS12LegacyDES))
+	tsP12 := must(p12Truststore([]*x509.Certificate{f.ca.Cert}, trustPass, ""))
+	caP12 := must(p12Truststore([]*x509.Certificate{f.ca.Cert, f.otherCA.Cert}, trustPass, ""))
 	ksRC2 := must(gopkcs12.LegacyRC2.Encode(f.node.Key, f.node.Chain[0], f.node.Chain[1:], storePass))
 	tsRC2 := must(gopkcs12.LegacyRC2.EncodeTrustStoreEntries([]gopkcs12.TrustStoreEntry{{Cert: f.ca.Cert, FriendlyName: "Sample CA"}}, trustPass))
 	b64 := func(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
@@ -146,7 +129,7 @@ func forms(t testing.TB) []*form {
 		Truststore: &spec.Store{Certificate: &caCert, Password: ref("tls.truststore_password", "/tls/truststore_password")},
 		CABundle:   &ca,
 	}, values: map[string][]byte{
-		"tls.key": encryptedPKCS8(t, f.node.Key, storePass, 2048), "tls.crt": chainPEM, "tls.ca": caPEM, "tls.ca_bundle": bundlePEM,
+		"tls.key": keystoretest.EncryptedPKCS8(t, f.node.Key, f.node.Chain[0], storePass, 2048), "tls.crt": chainPEM, "tls.ca": caPEM, "tls.ca_bundle": bundlePEM,
 		"tls.keystore_password": []byte(storePass), "tls.key_password": []byte(storePass), "tls.truststore_password": []byte(trustPass),
 	}})
 
@@ -212,7 +195,7 @@ func TestEveryInputFormGivesTheSameStores(t *testing.T) {
 			if b.Files[0].Version == "" {
 				t.Error("issued: the keystore has no version though the issuer gave one")
 			}
-			if err := checkPassword(b.TruststorePassword); err != "" || len(b.TruststorePassword) < 40 {
+			if err := keystore.CheckPassword(b.TruststorePassword); err != "" || len(b.TruststorePassword) < 40 {
 				t.Errorf("issued: derived truststore password: %s (%d bytes)", err, len(b.TruststorePassword))
 			}
 			continue

@@ -11,52 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyship/keyship/host/keystore"
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
 )
-
-func TestDecodeBase64(t *testing.T) {
-	data := []byte{0xfe, 0xed, 0xfe, 0xed, 0xfb, 0xff, 0x00}
-	std := base64.StdEncoding.EncodeToString(data)
-	url := base64.RawURLEncoding.EncodeToString(data)
-	for _, in := range []string{
-		std, url, strings.TrimRight(std, "="),
-		std[:4] + "\n" + std[4:] + "\r\n", " " + std + "\t",
-	} {
-		got, err := decodeBase64([]byte(in))
-		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("decodeBase64(%q) = %x, %v", in, got, err)
-		}
-	}
-	for _, in := range []string{"", "   ", "a", "ab=c", "ab==c===", "/u3+7-_", "abc!", "-----BEGIN", std + "="} {
-		if got, err := decodeBase64([]byte(in)); err == nil {
-			t.Errorf("decodeBase64(%q) = %x, want an error", in, got)
-		}
-	}
-}
-
-func TestDetectFormat(t *testing.T) {
-	f := fx()
-	for _, c := range []struct {
-		name string
-		data []byte
-		want inputFormat
-	}{
-		{"JKS", must(JKSKeystore("n", f.node.Key, f.node.Chain, []byte(storePass), []byte(storePass))), formatJKS},
-		{"JCEKS", []byte{0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2}, formatJCEKS},
-		{"PKCS12", must(PKCS12Truststore(f.node.Chain[1:], []byte(storePass), "")), formatPKCS12},
-		{"PEM", EncodePEMCertificates(f.node.Chain), formatPEM},
-		{"PEM after text", append([]byte("Bag Attributes\n    friendlyName: node\n"), EncodePEMCertificates(f.node.Chain)...), formatPEM},
-		{"DER certificate", f.ca.Cert.Raw, formatDERCertificate},
-		{"DER other", []byte{0x30, 0x03, 0x02, 0x01, 0x01}, formatUnknown},
-		{"base64 is never guessed", []byte(base64.StdEncoding.EncodeToString(f.ca.Cert.Raw)), formatUnknown},
-		{"empty", nil, formatUnknown},
-	} {
-		if got := detectFormat(c.data); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
-		}
-	}
-}
 
 func TestIsDCOSBase64(t *testing.T) {
 	for path, want := range map[string]bool{
@@ -114,9 +73,9 @@ func TestPEMProblems(t *testing.T) {
 		want     []string
 	}{
 		{"legacy PEM encryption", append(legacy, chain...), []string{`Proc-Type: 4,ENCRYPTED`, "openssl pkcs8 -topk8"}},
-		{"unterminated block", append(pemKey(t, pemPKCS8Key, f.node.Key)[:40], chain...), []string{"the PEM is corrupt"}},
-		{"bad certificate", append(pemKey(t, pemPKCS8Key, f.node.Key), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0}})...), []string{"PEM block 2 (CERTIFICATE) is not a valid X.509 certificate"}},
-		{"key without certificate", pemKey(t, pemPKCS8Key, f.node.Key), []string{"holds no certificate (no CERTIFICATE block)"}},
+		{"unterminated block", append(keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key)[:40], chain...), []string{"the PEM is corrupt"}},
+		{"bad certificate", append(keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0}})...), []string{"PEM block 2 (CERTIFICATE) is not a valid X.509 certificate"}},
+		{"key without certificate", keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key), []string{"holds no certificate (no CERTIFICATE block)"}},
 		{"garbage key", append(pem.EncodeToMemory(&pem.Block{Type: pemPKCS8Key, Bytes: []byte{1, 2, 3}}), chain...), []string{"the private key: not a PKCS#8 private key"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -130,9 +89,9 @@ func TestPEMProblems(t *testing.T) {
 	// chain in the wrong order all read.
 	rsaLeaf := rsaFx()
 	for name, ks := range map[string][]byte{
-		"PKCS#1 RSA":       append(pemKey(t, pemRSAKey, rsaLeaf.Key), EncodePEMCertificates(rsaLeaf.Chain)...),
-		"SEC1 EC":          append(append([]byte("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"), pemKey(t, pemECKey, f.node.Key)...), chain...),
-		"chain root first": append(EncodePEMCertificates([]*x509.Certificate{f.ca.Cert, f.node.Chain[0]}), pemKey(t, pemPKCS8Key, f.node.Key)...),
+		"PKCS#1 RSA":       append(keystoretest.PEMKey(t, pemRSAKey, rsaLeaf.Key), EncodePEMCertificates(rsaLeaf.Chain)...),
+		"SEC1 EC":          append(append([]byte("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"), keystoretest.PEMKey(t, pemECKey, f.node.Key)...), chain...),
+		"chain root first": append(EncodePEMCertificates([]*x509.Certificate{f.ca.Cert, f.node.Chain[0]}), keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key)...),
 	} {
 		fm := forms(t)[3]
 		fm.values["security.tls.keystore_secret"] = ks
@@ -193,7 +152,7 @@ func TestIssued(t *testing.T) {
 	is := fm.opts.Issued["security.tls.issue"]
 	is.Chain = [][]byte{f.other.Chain[0].Raw}
 	fm.opts.Issued = map[string]plugin.Issued{"security.tls.issue": is}
-	_, err = fm.build(t, Options{Hosts: []string{"node9.example.com"}})
+	_, err = fm.on("node9.example.com").build(t, Options{})
 	checkProblems(t, err, testPasswords, problem{"security.tls.issue", []string{"the issued private key does not match the public key of the issued certificate"}})
 }
 
@@ -217,7 +176,7 @@ func TestBuildDeterministicEveryFormat(t *testing.T) {
 	fm := forms(t)[6]
 	fm.spec.Keystore.Password, fm.spec.Keystore.KeyPassword, fm.spec.Truststore.Password = spec.Field{}, nil, spec.Field{}
 	fm.spec.CABundle = nil
-	fm.values["tls.key"] = pemKey(t, pemPKCS8Key, fx().node.Key)
+	fm.values["tls.key"] = keystoretest.PEMKey(t, pemPKCS8Key, fx().node.Key)
 	fm.spec.StoreType = spec.StoreTypePEM
 	b := must(fm.build(t, Options{}))
 	if got := fmt.Sprintf("%d %s %s %s %v", len(b.Files), b.Files[0].Role, b.Files[1].Role, b.Files[2].Role, b.KeystorePassword == nil); got != "3 pem-key pem-cert pem-ca true" {
@@ -228,7 +187,7 @@ func TestBuildDeterministicEveryFormat(t *testing.T) {
 	if !bytes.Equal(b1.KeystorePassword, b2.KeystorePassword) || !bytes.Equal(b1.Files[0].Contents, b2.Files[0].Contents) {
 		t.Error("a derived keystore password is not deterministic")
 	}
-	if checkPassword(b1.KeystorePassword) != "" || bytes.Equal(b1.KeystorePassword, b1.TruststorePassword) {
+	if keystore.CheckPassword(b1.KeystorePassword) != "" || bytes.Equal(b1.KeystorePassword, b1.TruststorePassword) {
 		t.Error("derived passwords are not printable, or the keystore and truststore share one")
 	}
 	// Fixed point: the output stores as inputs give the same stores.
@@ -285,8 +244,8 @@ func TestCanaryEverywhere(t *testing.T) {
 				fl.Value = []byte(canary)
 			}
 		}
-		opts := Options{Hosts: []string{"node9.example.com"}, Outputs: allOutputs.Outputs}
-		_, err := fm.build(t, opts)
+		opts := Options{Outputs: allOutputs.Outputs}
+		_, err := fm.on("node9.example.com").build(t, opts)
 		if err == nil {
 			t.Errorf("%s: Build succeeded", fm.name)
 			continue

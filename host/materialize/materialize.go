@@ -8,9 +8,8 @@
 //
 // Quickstart:
 //
-//	bundle, err := materialize.Build(ctx, s, secrets, materialize.Options{
-//		Hosts: []string{"node1.example.com"},
-//	})
+//	s.Hosts = []string{"node1.example.com"} // spec.NewRequest fills them
+//	bundle, err := materialize.Build(ctx, s, secrets, materialize.Options{})
 //	if err != nil {
 //		// errors.As(err, new(*spec.Errors)) lists every problem of the spec,
 //		// each naming the setting and the ref; none holds secret bytes.
@@ -35,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
 )
@@ -53,10 +53,6 @@ const DefaultKeyAlias = "keyship"
 
 // Options tunes Build. The zero value is valid.
 type Options struct {
-	// Hosts are the hostnames and IP addresses the keystore's certificate
-	// must cover; empty means Spec.Hosts. With neither, the host check is
-	// not run.
-	Hosts []string
 	// Now returns the time the expiry check runs at; nil means time.Now.
 	Now func() time.Time
 	// ExpiryWarning is how long before a certificate's NotAfter Build warns;
@@ -77,8 +73,10 @@ type Options struct {
 	// PKCS12 selects the algorithms of PKCS#12 files; "" means
 	// PKCS12Modern2023.
 	PKCS12 PKCS12Encryption
-	// KeyAlias is the alias of the keystore's private key entry; "" keeps
-	// the input's alias, or DefaultKeyAlias when the input has none.
+	// KeyAlias is the alias of the JKS keystore's private key entry; ""
+	// keeps the input's alias, or DefaultKeyAlias when the input has none.
+	// PKCS12 keystores are written without alias (keytool -list shows "1",
+	// see keystore.PKCS12Keystore).
 	KeyAlias string
 }
 
@@ -170,8 +168,10 @@ type Bundle struct {
 	// derived the password or the setting holds it inline.
 	KeystorePasswordSource, KeyPasswordSource, TruststorePasswordSource Source
 
-	// KeyAlias is the alias of the private key entry in the keystore files
-	// (in lower case, as Java writes aliases).
+	// KeyAlias is the alias of the private key entry in the JKS keystore
+	// files (in lower case, as Java writes aliases). A PKCS12 keystore
+	// keyship writes has no alias (keytool -list shows "1"); one shipped as
+	// it is (Spec.Passthrough) keeps its own.
 	KeyAlias string
 	// Chain describes the key's certificate chain, leaf first.
 	Chain []CertInfo
@@ -239,7 +239,7 @@ func (e *Error) Unwrap() error { return e.Problems }
 //     the leaf certificate;
 //  3. the chain verifies against the truststore and CA bundle the job will
 //     use ("unable to find valid certification path to requested target");
-//  4. the leaf covers every host of Options.Hosts or Spec.Hosts (SAN DNS and
+//  4. the leaf covers every host of Spec.Hosts (SAN DNS and
 //     IP, RFC 6125 wildcards, the CN only without DNS SANs: "no name
 //     matching <host> found");
 //  5. no certificate of the chain is expired or not yet valid, or expires
@@ -277,7 +277,7 @@ func Build(ctx context.Context, s *spec.Spec, secrets Secrets, opts Options) (*B
 	if err != nil {
 		return nil, err
 	}
-	if _, err := newP12Writer(opts.PKCS12); err != nil {
+	if err := opts.PKCS12.Validate(); err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
 	}
 	b := &builder{spec: s, secrets: secrets, opts: opts, now: time.Now()}
@@ -433,7 +433,7 @@ func (b *builder) raw(f spec.Field) ([]byte, bool) {
 	case "":
 		return data, true
 	case spec.EncodingBase64:
-		dec, err := decodeBase64(data)
+		dec, err := keystore.DecodeBase64(data)
 		if err != nil {
 			why := "the setting says base64"
 			if f.Encoding == "" {
@@ -464,7 +464,7 @@ func (b *builder) password(f spec.Field) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if reason := checkPassword(data); reason != "" {
+	if reason := keystore.CheckPassword(data); reason != "" {
 		b.fail(f, reason)
 		return nil, false
 	}
@@ -480,24 +480,6 @@ func (b *builder) optPassword(f spec.Field) ([]byte, bool) {
 		return nil, true
 	}
 	return b.password(f)
-}
-
-// checkPassword says why pw cannot be a JKS or PKCS12 password, or returns
-// "". The reason never quotes the password.
-func checkPassword(pw []byte) string {
-	if len(pw) == 0 {
-		return "the password is empty"
-	}
-	for _, c := range pw {
-		if c < 0x20 || c > 0x7e {
-			reason := "the password holds a character outside printable ASCII (0x20-0x7E), which Java keystores do not accept"
-			if n := len(pw); pw[n-1] == '\n' || pw[n-1] == '\r' {
-				reason += "; it ends with a line break: store it without one"
-			}
-			return reason
-		}
-	}
-	return ""
 }
 
 // zero clears the secret copies of the builder.

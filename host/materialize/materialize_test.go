@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyship/keyship/host/keystore"
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
 )
@@ -57,21 +59,20 @@ func TestBuildGoJKS(t *testing.T) {
 
 	// The keystore written opens with the same passwords and holds the
 	// same key and chain.
-	st, err := decodeJKS(b.File(RoleKeystore).Contents, []byte(storePass))
+	st, err := keystore.OpenJKS(b.File(RoleKeystore).Contents, []byte(storePass))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.keys) != 1 || len(st.certs) != 0 {
-		t.Fatalf("keystore.jks: %d keys, %d certificates; want 1, 0", len(st.keys), len(st.certs))
+	if len(st.Keys) != 1 || len(st.Trusted) != 0 {
+		t.Fatalf("keystore.jks: %d keys, %d certificates; want 1, 0", len(st.Keys), len(st.Trusted))
 	}
-	key, err := st.openKey(st.keys[0], []byte(keyPass))
-	if err != nil {
+	if err := st.Keys[0].Unlock([]byte(keyPass)); err != nil {
 		t.Fatal(err)
 	}
-	if !publicKeyMatches(key, f.node.Chain[0]) {
+	if !keystore.KeyMatches(st.Keys[0].Key, f.node.Chain[0]) {
 		t.Error("keystore.jks holds another key")
 	}
-	if len(st.keys[0].chain) != 2 || !st.keys[0].chain[0].Equal(f.node.Chain[0]) || !st.keys[0].chain[1].Equal(f.ca.Cert) {
+	if len(st.Keys[0].Chain) != 2 || !st.Keys[0].Chain[0].Equal(f.node.Chain[0]) || !st.Keys[0].Chain[1].Equal(f.ca.Cert) {
 		t.Error("keystore.jks holds another chain")
 	}
 	for _, c := range []struct {
@@ -81,16 +82,16 @@ func TestBuildGoJKS(t *testing.T) {
 		{RoleTruststore, []*x509.Certificate{f.ca.Cert}},
 		{RoleCABundle, []*x509.Certificate{f.otherCA.Cert, f.ca.Cert}}, // alias order
 	} {
-		st, err := decodeJKS(b.File(c.role).Contents, []byte(trustPass))
+		st, err := keystore.OpenJKS(b.File(c.role).Contents, []byte(trustPass))
 		if err != nil {
 			t.Fatalf("%s: %v", c.role, err)
 		}
-		if len(st.keys) != 0 || len(st.certs) != len(c.want) {
-			t.Fatalf("%s: %d keys, %d certificates", c.role, len(st.keys), len(st.certs))
+		if len(st.Keys) != 0 || len(st.Trusted) != len(c.want) {
+			t.Fatalf("%s: %d keys, %d certificates", c.role, len(st.Keys), len(st.Trusted))
 		}
 		for i, want := range c.want {
-			if !st.certs[i].cert.Equal(want) {
-				t.Errorf("%s: certificate %d is %s, want %s", c.role, i, st.certs[i].cert.Subject, want.Subject)
+			if !st.Trusted[i].Cert.Equal(want) {
+				t.Errorf("%s: certificate %d is %s, want %s", c.role, i, st.Trusted[i].Cert.Subject, want.Subject)
 			}
 		}
 	}
@@ -127,12 +128,12 @@ func TestBuildCopiesOnlyWhatEachStoreIsFor(t *testing.T) {
 	in := goodInputs(t)
 	// As the Flink documentation builds them: the keystore holds the CA as
 	// a trusted entry too, and here the truststore holds a stray key.
-	in.keystore = rawJKS(t, storePass,
-		rawEntry{alias: "Node", key: f.node.Key, pass: keyPass, chain: f.node.Chain},
-		rawEntry{alias: "ca", chain: []*x509.Certificate{f.ca.Cert}})
-	in.truststore = rawJKS(t, trustPass,
-		rawEntry{alias: "stray", key: f.other.Key, pass: keyPass, chain: f.other.Chain},
-		rawEntry{alias: "ca", chain: []*x509.Certificate{f.ca.Cert}})
+	in.keystore = keystoretest.RawJKS(t, storePass,
+		keystoretest.RawEntry{Alias: "Node", Key: f.node.Key, Pass: keyPass, Chain: f.node.Chain},
+		keystoretest.RawEntry{Alias: "ca", Chain: []*x509.Certificate{f.ca.Cert}})
+	in.truststore = keystoretest.RawJKS(t, trustPass,
+		keystoretest.RawEntry{Alias: "stray", Key: f.other.Key, Pass: keyPass, Chain: f.other.Chain},
+		keystoretest.RawEntry{Alias: "ca", Chain: []*x509.Certificate{f.ca.Cert}})
 	b, err := Build(context.Background(), s, in.secrets(s), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -149,12 +150,12 @@ func TestBuildCopiesOnlyWhatEachStoreIsFor(t *testing.T) {
 		pass        string
 		keys, certs int
 	}{{RoleKeystore, storePass, 1, 0}, {RoleTruststore, trustPass, 0, 1}} {
-		st, err := decodeJKS(b.File(c.role).Contents, []byte(c.pass))
+		st, err := keystore.OpenJKS(b.File(c.role).Contents, []byte(c.pass))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.keys) != c.keys || len(st.certs) != c.certs {
-			t.Errorf("%s: %d keys, %d certificates; want %d, %d", c.role, len(st.keys), len(st.certs), c.keys, c.certs)
+		if len(st.Keys) != c.keys || len(st.Trusted) != c.certs {
+			t.Errorf("%s: %d keys, %d certificates; want %d, %d", c.role, len(st.Keys), len(st.Trusted), c.keys, c.certs)
 		}
 	}
 }
@@ -236,7 +237,7 @@ func TestVersion(t *testing.T) {
 	// Same versions, other bytes: the version follows the versions only
 	// (it is never a hash of secret bytes).
 	in.keystoreVersion = "7"
-	in.keystore = rawJKS(t, storePass, rawEntry{alias: "node", key: fx().node.Key, pass: keyPass, chain: fx().node.Chain})
+	in.keystore = keystoretest.RawJKS(t, storePass, keystoretest.RawEntry{Alias: "node", Key: fx().node.Key, Pass: keyPass, Chain: fx().node.Chain})
 	if v := build(in).Files[0].Version; v != base.Files[0].Version {
 		t.Error("version depends on secret bytes")
 	}
@@ -390,8 +391,8 @@ func TestWrongStorePasswordMessage(t *testing.T) {
 
 func TestBuildFailures(t *testing.T) {
 	f := fx()
-	nodeEntry := rawEntry{alias: "node", key: f.node.Key, pass: keyPass, chain: f.node.Chain}
-	caEntry := rawEntry{alias: "ca", chain: []*x509.Certificate{f.ca.Cert}}
+	nodeEntry := keystoretest.RawEntry{Alias: "node", Key: f.node.Key, Pass: keyPass, Chain: f.node.Chain}
+	caEntry := keystoretest.RawEntry{Alias: "ca", Chain: []*x509.Certificate{f.ca.Cert}}
 	tests := []struct {
 		name   string
 		change func(s *spec.Spec, in *inputs)
@@ -414,15 +415,15 @@ func TestBuildFailures(t *testing.T) {
 		{
 			name: "two private keys",
 			change: func(_ *spec.Spec, in *inputs) {
-				in.keystore = rawJKS(t, storePass, nodeEntry,
-					rawEntry{alias: "other", key: f.other.Key, pass: keyPass, chain: f.other.Chain})
+				in.keystore = keystoretest.RawJKS(t, storePass, nodeEntry,
+					keystoretest.RawEntry{Alias: "other", Key: f.other.Key, Pass: keyPass, Chain: f.other.Chain})
 			},
 			want: []problem{{"security.tls.keystore_secret", []string{
 				`holds 2 private key entries ("node", "other")`, "exactly one private key"}}},
 		},
 		{
 			name:   "no private key",
-			change: func(_ *spec.Spec, in *inputs) { in.keystore = rawJKS(t, storePass, caEntry) },
+			change: func(_ *spec.Spec, in *inputs) { in.keystore = keystoretest.RawJKS(t, storePass, caEntry) },
 			want: []problem{{"security.tls.keystore_secret", []string{
 				"no private key entry (PrivateKeyEntry)", `"ca"`, "is it a truststore?"}}},
 		},
@@ -450,7 +451,7 @@ func TestBuildFailures(t *testing.T) {
 		{
 			name: "key does not match certificate",
 			change: func(_ *spec.Spec, in *inputs) {
-				in.keystore = rawJKS(t, storePass, rawEntry{alias: "node", key: f.other.Key, pass: keyPass, chain: f.node.Chain})
+				in.keystore = keystoretest.RawJKS(t, storePass, keystoretest.RawEntry{Alias: "node", Key: f.other.Key, Pass: keyPass, Chain: f.node.Chain})
 			},
 			want: []problem{{"security.tls.keystore_secret", []string{
 				`the private key of entry "node" does not match the public key of its certificate "CN=node1.example.com"`}}},
@@ -468,7 +469,7 @@ func TestBuildFailures(t *testing.T) {
 		{
 			name: "truststore without trusted certificates",
 			change: func(_ *spec.Spec, in *inputs) {
-				in.truststore = rawJKS(t, trustPass, nodeEntry)
+				in.truststore = keystoretest.RawJKS(t, trustPass, nodeEntry)
 			},
 			want: []problem{{"security.tls.truststore_secret", []string{"no trusted certificate entry (trustedCertEntry)"}}},
 		},
@@ -572,8 +573,8 @@ func TestCanaryNeverInErrors(t *testing.T) {
 		},
 		"canary stores, bad key": func(in *inputs) {
 			in.storePass, in.keyPass, in.trustPass = canary, canary, canary
-			in.keystore = rawJKS(t, canary, rawEntry{alias: "node", key: f.other.Key, pass: canary, chain: f.node.Chain})
-			in.truststore = rawJKS(t, canary, rawEntry{alias: "node", key: f.node.Key, pass: canary, chain: f.node.Chain})
+			in.keystore = keystoretest.RawJKS(t, canary, keystoretest.RawEntry{Alias: "node", Key: f.other.Key, Pass: canary, Chain: f.node.Chain})
+			in.truststore = keystoretest.RawJKS(t, canary, keystoretest.RawEntry{Alias: "node", Key: f.node.Key, Pass: canary, Chain: f.node.Chain})
 			in.caBundle = in.caBundle[:40]
 		},
 	}

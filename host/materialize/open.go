@@ -2,18 +2,21 @@ package materialize
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/spec"
 )
 
 // Opening the inputs: checks 1, 2 and 7 happen here, as each store is
-// opened in whatever form it comes.
+// opened in whatever form it comes. host/keystore reads the formats; what
+// a job needs of them, and the words that name its settings and refs, are
+// here.
 
 // keyPasswordField is the setting that holds the key's password: the key
 // password, else the store password.
@@ -61,115 +64,110 @@ func (b *builder) openKeystoreSecret(st spec.Store) *keyMaterial {
 		return nil
 	}
 	km := &keyMaterial{source: st.Secret, kind: "keystore", inputs: []spec.Field{st.Secret}}
-	format := detectFormat(data)
-	switch format {
-	case formatJKS, formatPKCS12:
+	switch format := keystore.Detect(data); format {
+	case keystore.JKS, keystore.PKCS12:
 		if !st.Password.IsSet() {
 			b.fail(st.Secret, fmt.Sprintf("a %s keystore opens with its store password, and the spec sets none", format))
 			return nil
 		}
-	}
-	switch format {
-	case formatJKS:
-		if !b.wellFormedJKS(st.Secret, data, "keystore") || !okStore {
+		store := b.openStore(st.Secret, st.Password, data, storePass, okStore, "keystore")
+		if store == nil {
 			return nil
 		}
-		store, err := decodeJKS(data, storePass)
-		if err != nil {
-			b.storeError(st.Secret, st.Password, "keystore", err)
-			return nil
+		defer store.Zero()
+		km = b.keyEntry(st, km, store, store, keyPass, okKey, keyPassField)
+		// A keystore ships as it is only when writing it anew would drop
+		// nothing (trusted entries are left out of keystores), and a PKCS12
+		// one only when its key opens with the store password, as Java
+		// opens it.
+		if km != nil && len(store.Trusted) == 0 && len(store.Other) == 0 &&
+			(format == keystore.JKS || bytes.Equal(storePass, keyPass)) {
+			b.passable(st.Secret, outputFormat(format))
 		}
-		if len(store.keys) != 1 {
-			b.fail(st.Secret, keyCountReason(len(store.keys), store.keyAliases(), store.certAliases()))
-			return nil
-		}
-		entry := store.keys[0]
-		if !okKey {
-			return nil
-		}
-		key, err := store.openKey(entry, keyPass)
-		if err != nil {
-			b.keyError(st, keyPassField, entry.alias, err)
-			return nil
-		}
-		km.alias, km.key, km.chain = entry.alias, key, entry.chain
-		if len(store.certs) == 0 {
-			// A keystore ships as it is only when writing it anew would
-			// drop nothing (trusted entries are left out of keystores).
-			b.passable(st.Secret, FormatJKS)
-		}
-	case formatPKCS12:
-		if !okStore {
-			return nil
-		}
-		store, err := decodePKCS12(data, storePass)
-		if err != nil {
-			b.storeError(st.Secret, st.Password, "keystore", err)
-			return nil
-		}
-		if len(store.keys) != 1 {
-			var keys, certs []string
-			for _, k := range store.keys {
-				keys = append(keys, fmt.Sprintf("%q", k.alias))
-			}
-			for _, c := range store.certs {
-				if c.trusted {
-					certs = append(certs, fmt.Sprintf("%q", c.alias))
-				}
-			}
-			b.fail(st.Secret, keyCountReason(len(store.keys), strings.Join(keys, ", "), strings.Join(certs, ", ")))
-			return nil
-		}
-		entry := &store.keys[0]
-		alias := entry.alias
-		if alias == "" && entry.leafIdx >= 0 {
-			alias = store.certs[entry.leafIdx].alias
-		}
-		if !okKey {
-			return nil
-		}
-		key, err := entry.openKey(keyPass)
-		if err != nil {
-			b.keyError(st, keyPassField, alias, err)
-			return nil
-		}
-		chain := store.chainFor(entry)
-		if chain == nil {
-			var all []*x509.Certificate
-			for _, c := range store.certs {
-				all = append(all, c.cert)
-			}
-			chain = orderChain(key, all)
-		}
-		if chain == nil {
-			b.fail(st.Secret, fmt.Sprintf("private key entry %q has no certificate: no certificate of the keystore carries its localKeyId or matches its public key", alias))
-			return nil
-		}
-		km.alias, km.key, km.chain = alias, key, chain
-		if bytes.Equal(storePass, keyPass) && !slices.ContainsFunc(store.certs, func(c p12Cert) bool { return c.trusted }) {
-			// Java opens a PKCS12 key with the store password; trusted
-			// entries would be left out of a keystore written anew.
-			b.passable(st.Secret, FormatPKCS12)
-		}
-	case formatPEM:
+		return km
+	case keystore.PEM:
 		// The passwords are those of the stores keyship writes, and the
 		// key password (or else the store password) opens an encrypted key.
 		if !okStore || !okKey {
 			return nil
 		}
 		return b.openPEMKeystore(st, km, data, data, keyPass, keyPassField)
-	case formatDERCertificate:
+	case keystore.DERCertificate:
 		b.fail(st.Secret, "the keystore is a single DER certificate without its private key (as keytool -exportcert writes it); a keystore needs the private key and its chain. Is it a truststore?")
 		return nil
-	default:
-		b.fail(st.Secret, notAStore(data, "keystore"))
+	}
+	b.fail(st.Secret, notAStore(data, "keystore"))
+	return nil
+}
+
+// openStore opens a JKS or PKCS12 store with its password, or reports why it
+// does not open and returns nil. A corrupt JKS store is reported even when
+// its password is unusable too: its structure needs no password.
+func (b *builder) openStore(secret, password spec.Field, data, pass []byte, okPass bool, kind string) *keystore.Store {
+	if keystore.Detect(data) == keystore.JKS {
+		if err := keystore.CheckJKS(data); err != nil {
+			b.fail(secret, fmt.Sprintf("the %s is corrupt: %v", kind, err))
+			return nil
+		}
+	}
+	if !okPass {
 		return nil
 	}
-	if !publicKeyMatches(km.key, km.chain[0]) {
-		b.fail(st.Secret, fmt.Sprintf("the private key of entry %q does not match the public key of its certificate %q",
-			km.alias, km.chain[0].Subject.String()))
+	store, err := keystore.Open(data, pass)
+	if err != nil {
+		b.storeError(secret, password, kind, err)
 		return nil
 	}
+	return store
+}
+
+// keyEntry is checks 1 and 2 on an opened keystore, whatever its format:
+// exactly one private key entry, which the key password opens and whose
+// chain starts with its certificate. keys holds the key; certs the
+// certificates to take its chain from when they are not in keys (a PEM key
+// and its chain in separate secrets).
+func (b *builder) keyEntry(st spec.Store, km *keyMaterial, keys, certs *keystore.Store, keyPass []byte, okKey bool, keyPassField spec.Field) *keyMaterial {
+	keyField := st.Secret
+	if st.Key != nil && st.Key.IsSet() {
+		keyField = *st.Key
+	}
+	if len(keys.Keys) != 1 {
+		b.fail(keyField, keyCountReason(keys))
+		return nil
+	}
+	if keys.Format == keystore.PEM && len(certs.Trusted) == 0 {
+		b.fail(km.source, "holds no certificate (no CERTIFICATE block): the private key needs its certificate chain, leaf first")
+		return nil
+	}
+	if !okKey {
+		return nil
+	}
+	entry := keys.Keys[0]
+	if err := entry.Unlock(keyPass); err != nil {
+		b.keyError(st, keyField, keyPassField, keys.Format, entry.Alias, err)
+		return nil
+	}
+	chain := entry.Chain
+	if certs != keys {
+		chain = keystore.OrderChain(entry.Key, certsOf(certs.Trusted))
+	}
+	switch {
+	case chain == nil && keys.Format == keystore.PEM:
+		b.fail(km.source, fmt.Sprintf("the private key does not match the public key of its certificate %q (nor of any other certificate given)",
+			certs.Trusted[0].Cert.Subject.String()))
+		return nil
+	case chain == nil:
+		b.fail(st.Secret, fmt.Sprintf("%s has no certificate: no certificate of the keystore carries its localKeyId or matches its public key", entryName(entry.Alias)))
+		return nil
+	case !keystore.KeyMatches(entry.Key, chain[0]):
+		b.fail(st.Secret, fmt.Sprintf("%s does not match the public key of its certificate %q",
+			keyOfEntry(entry.Alias), chain[0].Subject.String()))
+		return nil
+	}
+	if left := len(certs.Trusted) - len(chain); keys.Format == keystore.PEM && left > 0 {
+		b.warn("%s %s: %d certificates are not in the key's chain and are left out", km.kind, where(km.source), left)
+	}
+	km.alias, km.key, km.chain = entry.Alias, entry.Key, chain
 	return km
 }
 
@@ -199,109 +197,70 @@ func (b *builder) openPair(st spec.Store) *keyMaterial {
 		return nil
 	}
 	km := &keyMaterial{source: *st.Certificate, kind: "certificate", inputs: []spec.Field{*st.Key, *st.Certificate}}
-	if f := detectFormat(certData); f != formatPEM && f != formatDERCertificate {
+	if f := keystore.Detect(certData); f != keystore.PEM && f != keystore.DERCertificate {
 		b.fail(*st.Certificate, "not a PEM certificate chain or a DER certificate"+hintSuffix(certData))
 		return nil
 	}
-	if detectFormat(keyData) != formatPEM {
+	if keystore.Detect(keyData) != keystore.PEM {
 		b.fail(*st.Key, "not a PEM private key (PKCS#1, PKCS#8, SEC1 or encrypted PKCS#8)"+hintSuffix(keyData))
 		return nil
 	}
 	return b.openPEMKeystore(st, km, keyData, certData, keyPass, keyPassField)
 }
 
-func hintSuffix(data []byte) string {
-	if h := base64Hint(data); h != "" {
-		return ": " + h
-	}
-	return ""
-}
-
-// openPEMKeystore reads exactly one private key from keyData and the chain
-// from certData (which may be the same bytes) and orders the chain from the
-// certificate that matches the key.
+// openPEMKeystore opens a PEM keystore: exactly one private key from keyData
+// and its chain from certData (which may be the same bytes: PEM, or a DER
+// certificate), ordered from the certificate that matches the key.
 func (b *builder) openPEMKeystore(st spec.Store, km *keyMaterial, keyData, certData, keyPass []byte, keyPassField spec.Field) *keyMaterial {
 	keyField := st.Secret
 	if st.Key != nil && st.Key.IsSet() {
 		keyField = *st.Key
 	}
-	kp, err := decodePEM(keyData)
+	keys, err := keystore.OpenPEM(keyData)
 	if err != nil {
 		b.fail(keyField, "the PEM is corrupt: "+err.Error())
 		return nil
 	}
-	defer kp.zero()
-	var certs []*x509.Certificate
+	defer keys.Zero()
+	certs := keys
 	if bytes.Equal(keyData, certData) {
-		certs = kp.certs
-		if len(kp.ignored) > 0 {
-			b.warn("%s %s: PEM blocks %s are not used", km.kind, where(keyField), ignoredTypes(kp.ignored))
+		if len(keys.Ignored) > 0 {
+			b.warn("%s %s: PEM blocks %s are not used", km.kind, where(keyField), ignoredTypes(keys.Ignored))
 		}
-	} else if detectFormat(certData) == formatDERCertificate {
-		c, _ := x509.ParseCertificate(certData)
-		certs = []*x509.Certificate{c}
 	} else {
-		cp, err := decodePEM(certData)
+		certs, err = keystore.Open(certData, nil)
 		if err != nil {
 			b.fail(km.source, "the PEM is corrupt: "+err.Error())
 			return nil
 		}
-		cp.zero()
-		if len(cp.keys) > 0 {
+		certs.Zero()
+		if len(certs.Keys) > 0 {
 			b.warn("certificate %s: holds a private key, which is not used: the key comes from %s", where(km.source), where(keyField))
 		}
-		certs = cp.certs
 	}
-	switch n := len(kp.keys); {
-	case n == 0:
-		reason := "holds no private key (no PRIVATE KEY block); a keystore needs exactly one private key and its certificate chain"
-		if len(certs) > 0 && bytes.Equal(keyData, certData) {
-			reason += fmt.Sprintf(" (it holds only %d certificates; is it a truststore?)", len(certs))
-		}
-		b.fail(keyField, reason)
-		return nil
-	case n > 1:
-		b.fail(keyField, fmt.Sprintf("holds %d private keys; it must hold exactly one private key and its certificate chain", n))
-		return nil
-	}
-	if len(certs) == 0 {
-		b.fail(km.source, "holds no certificate (no CERTIFICATE block): the private key needs its certificate chain, leaf first")
-		return nil
-	}
-	key, err := parsePEMKey(kp.keys[0], keyPass)
-	switch {
-	case errors.Is(err, errCannotRecoverKey):
-		b.fail(keyPassField, fmt.Sprintf("the password does not decrypt the private key in %s (Cannot recover key)", where(keyField)))
-		return nil
-	case errors.Is(err, errNoKeyPassword):
-		b.fail(keyField, err.Error())
-		return nil
-	case err != nil:
-		b.fail(keyField, "the private key: "+err.Error())
-		return nil
-	}
-	chain := orderChain(key, certs)
-	if chain == nil {
-		b.fail(km.source, fmt.Sprintf("the private key does not match the public key of its certificate %q (nor of any other certificate given)",
-			certs[0].Subject.String()))
-		return nil
-	}
-	if left := len(certs) - len(chain); left > 0 {
-		b.warn("%s %s: %d certificates are not in the key's chain and are left out", km.kind, where(km.source), left)
-	}
-	km.key, km.chain = key, chain
-	return km
+	return b.keyEntry(st, km, keys, certs, keyPass, true, keyPassField)
 }
 
-// orderChain returns the certificate that matches key followed by its
-// issuers among certs, or nil when none matches.
-func orderChain(key crypto.PrivateKey, certs []*x509.Certificate) []*x509.Certificate {
-	for _, c := range certs {
-		if publicKeyMatches(key, c) {
-			return buildChain(c, certs)
-		}
+// ignoredTypes lists ignored PEM block types for a warning.
+func ignoredTypes(types []string) string {
+	return `"` + strings.Join(types, `", "`) + `"`
+}
+
+// entryName names a private key entry in messages: by its alias, when it
+// has one.
+func entryName(alias string) string {
+	if alias == "" {
+		return "the private key entry"
 	}
-	return nil
+	return fmt.Sprintf("private key entry %q", alias)
+}
+
+// keyOfEntry names the private key of an entry in messages.
+func keyOfEntry(alias string) string {
+	if alias == "" {
+		return "the private key"
+	}
+	return fmt.Sprintf("the private key of entry %q", alias)
 }
 
 // openIssued turns the certificate the host had issued for the keystore
@@ -318,7 +277,7 @@ func (b *builder) openIssued(st spec.Store) *keyMaterial {
 	if !okStore || !okKey {
 		return nil
 	}
-	key, err := parsePKCS8(issued.PrivateKey)
+	key, err := keystore.ParsePKCS8(issued.PrivateKey)
 	if err != nil {
 		b.fail(f, "the issued private key: "+err.Error())
 		return nil
@@ -336,7 +295,7 @@ func (b *builder) openIssued(st spec.Store) *keyMaterial {
 		b.fail(f, "the issuer returned no certificate")
 		return nil
 	}
-	if !publicKeyMatches(key, chain[0]) {
+	if !keystore.KeyMatches(key, chain[0]) {
 		b.fail(f, fmt.Sprintf("the issued private key does not match the public key of the issued certificate %q", chain[0].Subject.String()))
 		return nil
 	}
@@ -351,54 +310,76 @@ func (b *builder) openIssued(st spec.Store) *keyMaterial {
 	return &keyMaterial{key: key, chain: chain, source: f, kind: "issued certificate from", issuedVersion: issued.Version}
 }
 
-// parsePKCS8 parses a PKCS#8 private key, naming DSA keys (which Go does
-// not read and TLSv1.3 cannot use) in words.
-func parsePKCS8(der []byte) (crypto.PrivateKey, error) {
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err == nil {
-		return key, nil
-	}
-	if bytes.Contains(der, []byte{0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01}) { // OID 1.2.840.10040.4.1
-		return nil, errors.New("a DSA key: TLSv1.3 has no DSA signatures and keyship does not read DSA keys; make an RSA or EC key (keytool -keyalg RSA or EC)")
-	}
-	return nil, errors.New("not a PKCS#8 private key")
-}
-
 // keyCountReason explains a keystore that does not hold exactly one private
-// key entry.
-func keyCountReason(n int, keyAliases, certAliases string) string {
+// key entry, in the words of its format.
+func keyCountReason(st *keystore.Store) string {
+	n := len(st.Keys)
+	if st.Format == keystore.PEM {
+		if n > 1 {
+			return fmt.Sprintf("holds %d private keys; it must hold exactly one private key and its certificate chain", n)
+		}
+		reason := "holds no private key (no PRIVATE KEY block); a keystore needs exactly one private key and its certificate chain"
+		if len(st.Trusted) > 0 {
+			reason += fmt.Sprintf(" (it holds only %d certificates; is it a truststore?)", len(st.Trusted))
+		}
+		return reason
+	}
 	if n > 1 {
 		return fmt.Sprintf("the keystore holds %d private key entries (%s); it must hold exactly one private key and its certificate chain",
-			n, keyAliases)
+			n, keyAliases(st))
 	}
 	reason := "the keystore holds no private key entry (PrivateKeyEntry); it must hold exactly one private key and its certificate chain"
-	if certAliases != "" {
-		reason += fmt.Sprintf(" (it holds only trusted certificate entries: %s; is it a truststore?)", certAliases)
+	if len(st.Trusted) > 0 {
+		aliases := make([]string, len(st.Trusted))
+		for i, e := range st.Trusted {
+			aliases[i] = strconv.Quote(e.Alias)
+		}
+		reason += fmt.Sprintf(" (it holds only trusted certificate entries: %s; is it a truststore?)", strings.Join(aliases, ", "))
 	}
 	return reason
 }
 
-// keyError reports a private key entry that does not open.
-func (b *builder) keyError(st spec.Store, keyPassField spec.Field, alias string, err error) {
-	if errors.Is(err, errCannotRecoverKey) {
-		reason := fmt.Sprintf("the password does not open private key %q in keystore %s (Cannot recover key)", alias, where(st.Secret))
+// keyAliases lists the aliases of a store's private key entries, quoted,
+// for messages.
+func keyAliases(st *keystore.Store) string {
+	aliases := make([]string, len(st.Keys))
+	for i, k := range st.Keys {
+		aliases[i] = strconv.Quote(k.Alias)
+	}
+	return strings.Join(aliases, ", ")
+}
+
+// keyError reports a private key that does not open, against the setting
+// that caused it, in the words of its format.
+func (b *builder) keyError(st spec.Store, keyField, keyPassField spec.Field, format keystore.Format, alias string, err error) {
+	switch {
+	case errors.Is(err, keystore.ErrCannotRecoverKey) && format == keystore.PEM:
+		b.fail(keyPassField, fmt.Sprintf("the password does not decrypt the private key in %s (Cannot recover key)", where(keyField)))
+	case errors.Is(err, keystore.ErrCannotRecoverKey):
+		name := "the private key"
+		if alias != "" {
+			name = fmt.Sprintf("private key %q", alias)
+		}
+		reason := fmt.Sprintf("the password does not open %s in keystore %s (Cannot recover key)", name, where(st.Secret))
 		if st.KeyPassword == nil || !st.KeyPassword.IsSet() {
 			reason += "; the spec sets no key password, so the keystore password was tried"
 		}
 		b.fail(keyPassField, reason)
-		return
+	case errors.Is(err, keystore.ErrNoKeyPassword):
+		b.fail(keyField, "the private key is encrypted (ENCRYPTED PRIVATE KEY) and the spec sets no password for it")
+	case format == keystore.PEM:
+		b.fail(keyField, "the private key: "+err.Error())
+	case errors.Is(err, keystore.ErrUnsupportedAlgorithm):
+		b.fail(keyField, fmt.Sprintf("%s: %v, which keyship does not read", entryName(alias), err))
+	default:
+		b.fail(keyField, fmt.Sprintf("%s: %v", entryName(alias), err))
 	}
-	if errors.Is(err, errUnsupportedAlgorithm) {
-		b.fail(st.Secret, fmt.Sprintf("private key entry %q: %v, which keyship does not read", alias, err))
-		return
-	}
-	b.fail(st.Secret, fmt.Sprintf("private key entry %q: %v", alias, err))
 }
 
 // trustMaterial is the trusted certificates a job will use.
 type trustMaterial struct {
-	truststore []jksCert
-	caBundle   []jksCert
+	truststore []keystore.TrustedEntry
+	caBundle   []keystore.TrustedEntry
 }
 
 // anchors returns every trusted certificate, truststore first, without
@@ -411,10 +392,10 @@ func (t trustMaterial) anchors(issued []*x509.Certificate) []*x509.Certificate {
 		}
 	}
 	for _, c := range t.truststore {
-		add(c.cert)
+		add(c.Cert)
 	}
 	for _, c := range t.caBundle {
-		add(c.cert)
+		add(c.Cert)
 	}
 	for _, c := range issued {
 		add(c)
@@ -433,7 +414,7 @@ func (b *builder) openTrust() trustMaterial {
 		if ts.Certificate != nil && ts.Certificate.IsSet() {
 			t.truststore = append(t.truststore, b.openTrusted(*ts.Certificate, ts.Password, "truststore")...)
 		}
-		t.truststore = uniqueAliases(t.truststore)
+		t.truststore = keystore.UniqueTrusted(t.truststore)
 	}
 	if s.CABundle != nil && s.CABundle.IsSet() {
 		var pw spec.Field
@@ -447,72 +428,33 @@ func (b *builder) openTrust() trustMaterial {
 
 // openTrusted opens a truststore or CA bundle and returns its trusted
 // certificates, or nil after reporting why it cannot be used.
-func (b *builder) openTrusted(secret, password spec.Field, kind string) []jksCert {
+func (b *builder) openTrusted(secret, password spec.Field, kind string) []keystore.TrustedEntry {
 	data, okData := b.raw(secret)
 	pass, okPass := b.optPassword(password)
 	if !okData {
 		return nil
 	}
-	format := detectFormat(data)
-	if (format == formatJKS || format == formatPKCS12) && !password.IsSet() {
-		if kind == "CA bundle" && b.spec.Truststore == nil {
-			b.fail(secret, fmt.Sprintf("a %s CA bundle opens with the truststore password, and the spec sets no truststore", format))
-		} else {
-			b.fail(secret, fmt.Sprintf("a %s %s opens with its password, and the spec sets none", format, kind))
-		}
-		return nil
-	}
-	switch format {
-	case formatJKS:
-		if !b.wellFormedJKS(secret, data, kind) || !okPass {
-			return nil
-		}
-		store, err := decodeJKS(data, pass)
-		if err != nil {
-			b.storeError(secret, password, kind, err)
-			return nil
-		}
-		if len(store.certs) == 0 {
-			b.fail(secret, fmt.Sprintf("the %s holds no trusted certificate entry (trustedCertEntry)", kind))
-			return nil
-		}
-		if len(store.keys) > 0 {
-			b.warn("%s %s: private key entries %s are left out: a %s holds trusted certificates only",
-				kind, where(secret), store.keyAliases(), kind)
-		} else {
-			b.passable(secret, FormatJKS)
-		}
-		return store.certs
-	case formatPKCS12:
-		if !okPass {
-			return nil
-		}
-		store, err := decodePKCS12(data, pass)
-		if err != nil {
-			b.storeError(secret, password, kind, err)
-			return nil
-		}
-		var trusted, loose []*x509.Certificate
-		var aliases []string
-		for _, c := range store.certs {
-			switch {
-			case c.trusted:
-				trusted = append(trusted, c.cert)
-				aliases = append(aliases, strings.ToLower(c.alias))
-			case c.keyID == nil:
-				loose = append(loose, c.cert)
+	switch format := keystore.Detect(data); format {
+	case keystore.JKS, keystore.PKCS12:
+		if !password.IsSet() {
+			if kind == "CA bundle" && b.spec.Truststore == nil {
+				b.fail(secret, fmt.Sprintf("a %s CA bundle opens with the truststore password, and the spec sets no truststore", format))
+			} else {
+				b.fail(secret, fmt.Sprintf("a %s %s opens with its password, and the spec sets none", format, kind))
 			}
+			return nil
 		}
-		if len(store.keys) > 0 {
-			var names []string
-			for _, k := range store.keys {
-				names = append(names, fmt.Sprintf("%q", k.alias))
-			}
+		store := b.openStore(secret, password, data, pass, okPass, kind)
+		if store == nil {
+			return nil
+		}
+		defer store.Zero()
+		if len(store.Keys) > 0 {
 			b.warn("%s %s: private key entries %s are left out: a %s holds trusted certificates only",
-				kind, where(secret), strings.Join(names, ", "), kind)
+				kind, where(secret), keyAliases(store), kind)
 		}
-		if len(trusted) == 0 {
-			if len(loose) == 0 || len(store.keys) > 0 {
+		if len(store.Trusted) == 0 {
+			if len(store.Other) == 0 || len(store.Keys) > 0 {
 				b.fail(secret, fmt.Sprintf("the %s holds no trusted certificate entry (trustedCertEntry)", kind))
 				return nil
 			}
@@ -520,34 +462,36 @@ func (b *builder) openTrusted(secret, password spec.Field, kind string) []jksCer
 			// not list as trustedCertEntry; the stores keyship writes do.
 			b.warn("%s %s: its certificates are not marked trusted for Java (as openssl pkcs12 -export writes them without -jdktrust); the %s keyship writes marks them trusted",
 				kind, where(secret), kind)
-			return trustAliases(loose)
+			return trustAliases(store.Other)
 		}
-		if len(store.keys) == 0 && len(loose) == 0 {
-			b.passable(secret, FormatPKCS12)
+		if len(store.Keys) == 0 && len(store.Other) == 0 {
+			b.passable(secret, outputFormat(format))
 		}
-		out := make([]jksCert, len(trusted))
-		for i, c := range trusted {
-			out[i] = jksCert{alias: aliases[i], cert: c}
+		if format == keystore.JKS {
+			// JKS aliases are unique already; the entries stay as Java
+			// lists them.
+			return store.Trusted
 		}
-		return uniqueAliases(out)
-	case formatPEM:
-		p, err := decodePEM(data)
+		return keystore.UniqueTrusted(store.Trusted)
+	case keystore.PEM:
+		store, err := keystore.OpenPEM(data)
 		if err != nil {
 			b.fail(secret, fmt.Sprintf("the %s PEM is corrupt: %v", kind, err))
 			return nil
 		}
-		p.zero()
-		if len(p.keys) > 0 {
-			b.warn("%s %s: %d private keys are left out: a %s holds trusted certificates only", kind, where(secret), len(p.keys), kind)
+		store.Zero()
+		if len(store.Keys) > 0 {
+			b.warn("%s %s: %d private keys are left out: a %s holds trusted certificates only", kind, where(secret), len(store.Keys), kind)
 		}
-		if len(p.certs) == 0 {
+		if len(store.Trusted) == 0 {
 			b.fail(secret, fmt.Sprintf("the %s holds no certificate (no CERTIFICATE block)", kind))
 			return nil
 		}
-		return trustAliases(p.certs)
-	case formatDERCertificate:
-		c, _ := x509.ParseCertificate(data)
-		return trustAliases([]*x509.Certificate{c})
+		return keystore.UniqueTrusted(store.Trusted)
+	case keystore.DERCertificate:
+		if store, err := keystore.Open(data, nil); err == nil {
+			return keystore.UniqueTrusted(store.Trusted)
+		}
 	}
 	b.fail(secret, notAStore(data, kind))
 	return nil
@@ -556,7 +500,7 @@ func (b *builder) openTrusted(secret, password spec.Field, kind string) []jksCer
 // notAStore explains data that is no store keyship reads, in words for an
 // operator. It never quotes the data.
 func notAStore(data []byte, kind string) string {
-	if detectFormat(data) == formatJCEKS {
+	if keystore.Detect(data) == keystore.JCEKS {
 		return fmt.Sprintf("not a JKS, PKCS12 or PEM %s (Invalid keystore format): it is a JCEKS keystore; convert it with keytool -importkeystore -deststoretype PKCS12", kind)
 	}
 	reason := "not a JKS, PKCS12 or PEM " + kind + " (Invalid keystore format)"
@@ -569,72 +513,34 @@ func notAStore(data []byte, kind string) string {
 	return reason
 }
 
-// wellFormedJKS reports whether data is a well-formed JKS store, and why
-// not. It needs no password, so that a corrupt store is reported even when
-// its password is wrong too.
-func (b *builder) wellFormedJKS(secret spec.Field, data []byte, kind string) bool {
-	if _, _, err := scanJKS(data); err != nil {
-		b.fail(secret, fmt.Sprintf("the %s is corrupt: %v", kind, err))
-		return false
-	}
-	return true
-}
-
 // storeError reports an error opening a store against the setting that
 // caused it: the password for a digest or MAC mismatch, the store otherwise.
 func (b *builder) storeError(secret, password spec.Field, kind string, err error) {
 	switch {
-	case errors.Is(err, errJKSDigest), errors.Is(err, errP12MAC):
+	case errors.Is(err, keystore.ErrWrongPassword):
 		b.fail(password, fmt.Sprintf("the password does not open %s %s (keystore was tampered with, or password was incorrect)", kind, where(secret)))
-	case errors.Is(err, errUnsupportedAlgorithm):
+	case errors.Is(err, keystore.ErrUnsupportedAlgorithm):
 		b.fail(secret, fmt.Sprintf("the %s uses %v, which keyship does not read", kind, err))
 	default:
 		b.fail(secret, fmt.Sprintf("the %s is corrupt: %v", kind, err))
 	}
 }
 
-// trustAliases names certificates as JKSTruststore does, dropping repeated
-// certificates.
-func trustAliases(certs []*x509.Certificate) []jksCert {
-	out := make([]jksCert, 0, len(certs))
-	for _, c := range certs {
-		out = append(out, jksCert{cert: c})
+// trustAliases names certificates as a truststore holds them, dropping
+// repeated certificates (keystore.UniqueTrusted).
+func trustAliases(certs []*x509.Certificate) []keystore.TrustedEntry {
+	entries := make([]keystore.TrustedEntry, len(certs))
+	for i, c := range certs {
+		entries[i] = keystore.TrustedEntry{Cert: c}
 	}
-	return uniqueAliases(out)
+	return keystore.UniqueTrusted(entries)
 }
 
-// uniqueAliases drops repeated certificates and makes aliases unique, as
-// JKSTruststore does.
-func uniqueAliases(certs []jksCert) []jksCert {
-	var out []jksCert
-	for _, c := range certs {
-		if !slices.ContainsFunc(out, func(o jksCert) bool { return o.cert.Equal(c.cert) }) {
-			out = append(out, c)
-		}
-	}
-	return aliasCerts(out)
-}
-
-// aliasCerts gives each certificate a unique alias in lower case: its own
-// alias, else its common name, else "ca"; a taken alias gets "-1", "-2", ...
-// appended.
-func aliasCerts(certs []jksCert) []jksCert {
-	out := make([]jksCert, 0, len(certs))
-	taken := make(map[string]bool)
-	for _, c := range certs {
-		base := strings.ToLower(c.alias)
-		if base == "" {
-			base = strings.ToLower(c.cert.Subject.CommonName)
-		}
-		if base == "" {
-			base = "ca"
-		}
-		alias := base
-		for i := 1; taken[alias]; i++ {
-			alias = fmt.Sprintf("%s-%d", base, i)
-		}
-		taken[alias] = true
-		out = append(out, jksCert{alias: alias, cert: c.cert})
+// certsOf returns the certificates of entries.
+func certsOf(entries []keystore.TrustedEntry) []*x509.Certificate {
+	out := make([]*x509.Certificate, len(entries))
+	for i, e := range entries {
+		out[i] = e.Cert
 	}
 	return out
 }

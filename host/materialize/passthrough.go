@@ -3,6 +3,7 @@ package materialize
 import (
 	"bytes"
 
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/spec"
 )
 
@@ -21,6 +22,17 @@ func (b *builder) passable(f spec.Field, format Format) {
 		b.passFormats = map[string]Format{}
 	}
 	b.passFormats[f.Name] = format
+}
+
+// outputFormat is the output format of a store format read.
+func outputFormat(f keystore.Format) Format {
+	switch f {
+	case keystore.JKS:
+		return FormatJKS
+	case keystore.PKCS12:
+		return FormatPKCS12
+	}
+	return ""
 }
 
 // passthrough returns a copy of the bytes of the store in setting f when

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/materialize/jssetest"
 )
 
@@ -72,25 +73,29 @@ func TestKeytoolListsEveryStore(t *testing.T) {
 	legacy := must(fm.build(t, Options{Outputs: []Format{FormatPKCS12}, PKCS12: PKCS12LegacyDES}))
 	writeBundle(t, dir, "", b)
 	writeBundle(t, dir, "legacy-", legacy)
+	// The JKS keystore holds the key under Options.KeyAlias. go-pkcs12
+	// writes no alias for the key of a PKCS12 keystore: Java names such an
+	// entry "1" (see keystore.PKCS12Keystore).
 	for _, c := range []struct {
 		path, pass, storeType string
 		keys, trusted, chain  int
+		alias                 string
 	}{
-		{KeystoreJKS, storePass, "JKS", 1, 0, 2},
-		{TruststoreJKS, trustPass, "JKS", 0, 1, 0},
-		{CABundleJKS, trustPass, "JKS", 0, 2, 0},
-		{KeystoreP12, storePass, "PKCS12", 1, 0, 2},
-		{TruststoreP12, trustPass, "PKCS12", 0, 1, 0},
-		{CABundleP12, trustPass, "PKCS12", 0, 2, 0},
-		{"legacy-" + KeystoreP12, storePass, "PKCS12", 1, 0, 2},
-		{"legacy-" + TruststoreP12, trustPass, "PKCS12", 0, 1, 0},
+		{KeystoreJKS, storePass, "JKS", 1, 0, 2, "node"},
+		{TruststoreJKS, trustPass, "JKS", 0, 1, 0, "sample ca"},
+		{CABundleJKS, trustPass, "JKS", 0, 2, 0, "other ca"},
+		{KeystoreP12, storePass, "PKCS12", 1, 0, 2, "1"},
+		{TruststoreP12, trustPass, "PKCS12", 0, 1, 0, "sample ca"},
+		{CABundleP12, trustPass, "PKCS12", 0, 2, 0, "other ca"},
+		{"legacy-" + KeystoreP12, storePass, "PKCS12", 1, 0, 2, "1"},
+		{"legacy-" + TruststoreP12, trustPass, "PKCS12", 0, 1, 0, "sample ca"},
 	} {
 		t.Run(c.path, func(t *testing.T) {
 			t.Parallel()
 			list := keytoolList(t, filepath.Join(dir, c.path), c.pass)
 			checkListing(t, list, c.storeType, c.keys, c.trusted, c.chain)
-			if c.keys > 0 && !strings.Contains(list, "Alias name: node\n") {
-				t.Errorf("keytool does not show alias node:\n%s", list)
+			if !strings.Contains(list, "Alias name: "+c.alias+"\n") {
+				t.Errorf("keytool does not show alias %s:\n%s", c.alias, list)
 			}
 		})
 	}
@@ -146,7 +151,7 @@ func TestJavaHandshake(t *testing.T) {
 	}
 
 	// keyship's checks catch both failures before anything ships.
-	_, err := fm.build(t, Options{Hosts: []string{"node3.example.com"}})
+	_, err := fm.on("node3.example.com").build(t, Options{})
 	checkProblems(t, err, testPasswords, problem{"security.tls.keystore_secret", []string{"no name matching node3.example.com found"}})
 	other := forms(t)[0]
 	other.values["security.tls.truststore_secret"] = otherTrust
@@ -278,7 +283,7 @@ func TestOpenSSLMadeInputs(t *testing.T) {
 	dir := t.TempDir()
 	at := func(name string) string { return filepath.Join(dir, name) }
 	for name, data := range map[string][]byte{
-		"key.pem":   pemKey(t, pemPKCS8Key, f.node.Key),
+		"key.pem":   keystoretest.PEMKey(t, pemPKCS8Key, f.node.Key),
 		"cert.pem":  EncodePEMCertificates(f.node.Chain[:1]),
 		"ca.pem":    EncodePEMCertificates(f.node.Chain[1:]),
 		"trust.pem": EncodePEMCertificates([]*x509.Certificate{f.ca.Cert}),
@@ -372,7 +377,7 @@ func TestSeed002KeytoolStores(t *testing.T) {
 	}
 
 	node := flink("node.keystore")
-	b, err := node.build(t, Options{Hosts: []string{"node1.example.com", "node2.example.com"}, Outputs: []Format{FormatJKS, FormatPKCS12}})
+	b, err := node.on("node1.example.com", "node2.example.com").build(t, Options{Outputs: []Format{FormatJKS, FormatPKCS12}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,15 +385,15 @@ func TestSeed002KeytoolStores(t *testing.T) {
 		len(b.Trusted) != 2 || len(b.Warnings) != 0 {
 		t.Errorf("facts of seed 002's node.keystore: alias %q, chain %+v, trusted %d, warnings %q", b.KeyAlias, b.Chain, len(b.Trusted), b.Warnings)
 	}
-	_, err = node.build(t, Options{Hosts: []string{"node1.example.com", "node3.example.com"}})
+	_, err = node.on("node1.example.com", "node3.example.com").build(t, Options{})
 	checkProblems(t, err, []string{string(pw)}, problem{"security.tls.keystore_secret", []string{
 		"keystore /flink/node.keystore: no name matching node3.example.com found (certificate covers node1.example.com, node2.example.com)"}})
 
 	wild := flink("wildcard.keystore")
-	if _, err := wild.build(t, Options{Hosts: []string{"node1.example.com", "node7.example.com"}}); err != nil {
+	if _, err := wild.on("node1.example.com", "node7.example.com").build(t, Options{}); err != nil {
 		t.Errorf("the wildcard certificate does not cover one label under example.com: %v", err)
 	}
-	_, err = wild.build(t, Options{Hosts: []string{"a.b.example.com", "example.com"}})
+	_, err = wild.on("a.b.example.com", "example.com").build(t, Options{})
 	checkProblems(t, err, []string{string(pw)},
 		problem{"security.tls.keystore_secret", []string{"no name matching a.b.example.com found (certificate covers CN=*.example.com (no DNS subject alternative name))"}},
 		problem{"security.tls.keystore_secret", []string{"no name matching example.com found"}})

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/spec"
 )
 
@@ -96,10 +97,10 @@ func (b *builder) bundle(ks *keyMaterial, t trustMaterial, outputs []Format) (ou
 		out.Chain = append(out.Chain, certInfo(c))
 	}
 	for _, c := range trusted {
-		out.Trusted = append(out.Trusted, certInfo(c.cert))
+		out.Trusted = append(out.Trusted, certInfo(c.Cert))
 	}
 	for _, c := range t.caBundle {
-		out.Trusted = append(out.Trusted, certInfo(c.cert))
+		out.Trusted = append(out.Trusted, certInfo(c.Cert))
 	}
 
 	// Versions.
@@ -137,37 +138,36 @@ func (b *builder) bundle(ks *keyMaterial, t trustMaterial, outputs []Format) (ou
 		out.Files = append(out.Files, file)
 		return nil
 	}
-	p12 := p12Writer{legacy: b.opts.PKCS12 == PKCS12LegacyDES}
 	for _, f := range outputs {
 		format = f
 		switch f {
 		case FormatJKS:
 			err = add(KeystoreJKS, RoleKeystore, ksInputs, func() ([]byte, error) {
-				return writeJKSKeystore(alias, ks.key, ks.chain, storePass, keyPass)
+				return keystore.JKSKeystore(alias, ks.key, ks.chain, storePass, keyPass)
 			})
 			if err == nil && len(trusted) > 0 {
-				err = add(TruststoreJKS, RoleTruststore, tsInputs, func() ([]byte, error) { return writeJKSTrusted(trusted, trustPass) })
+				err = add(TruststoreJKS, RoleTruststore, tsInputs, func() ([]byte, error) { return keystore.JKSTruststore(trusted, trustPass) })
 			}
 			if err == nil && len(t.caBundle) > 0 {
-				err = add(CABundleJKS, RoleCABundle, caInputs, func() ([]byte, error) { return writeJKSTrusted(t.caBundle, trustPass) })
+				err = add(CABundleJKS, RoleCABundle, caInputs, func() ([]byte, error) { return keystore.JKSTruststore(t.caBundle, trustPass) })
 			}
 		case FormatPKCS12:
 			err = add(KeystoreP12, RoleKeystore, ksInputs, func() ([]byte, error) {
-				return p12.keystore(alias, ks.key, ks.chain, storePass)
+				return keystore.PKCS12Keystore(ks.key, ks.chain, storePass, b.opts.PKCS12)
 			})
 			if err == nil && len(trusted) > 0 {
-				err = add(TruststoreP12, RoleTruststore, tsInputs, func() ([]byte, error) { return p12.truststore(trusted, trustPass) })
+				err = add(TruststoreP12, RoleTruststore, tsInputs, func() ([]byte, error) { return keystore.PKCS12Truststore(trusted, trustPass, b.opts.PKCS12) })
 			}
 			if err == nil && len(t.caBundle) > 0 {
-				err = add(CABundleP12, RoleCABundle, caInputs, func() ([]byte, error) { return p12.truststore(t.caBundle, trustPass) })
+				err = add(CABundleP12, RoleCABundle, caInputs, func() ([]byte, error) { return keystore.PKCS12Truststore(t.caBundle, trustPass, b.opts.PKCS12) })
 			}
 		case FormatPEM:
-			err = add(KeyPEM, RoleKeyPEM, srcInputs, func() ([]byte, error) { return EncodePEMKey(ks.key) })
+			err = add(KeyPEM, RoleKeyPEM, srcInputs, func() ([]byte, error) { return keystore.EncodePEMKey(ks.key) })
 			if err == nil {
-				err = add(CertPEM, RoleCertPEM, srcInputs, func() ([]byte, error) { return EncodePEMCertificates(ks.chain), nil })
+				err = add(CertPEM, RoleCertPEM, srcInputs, func() ([]byte, error) { return keystore.EncodePEMCertificates(ks.chain), nil })
 			}
 			if all := t.anchors(certsOf(trusted)); err == nil && len(all) > 0 {
-				err = add(CAPEM, RoleCAPEM, append(b.trustSourceInputs(trusted), caInputs...), func() ([]byte, error) { return EncodePEMCertificates(all), nil })
+				err = add(CAPEM, RoleCAPEM, append(b.trustSourceInputs(trusted), caInputs...), func() ([]byte, error) { return keystore.EncodePEMCertificates(all), nil })
 			}
 		}
 		if err != nil {
@@ -175,14 +175,6 @@ func (b *builder) bundle(ks *keyMaterial, t trustMaterial, outputs []Format) (ou
 		}
 	}
 	return out, nil
-}
-
-func certsOf(cs []jksCert) []*x509.Certificate {
-	out := make([]*x509.Certificate, len(cs))
-	for i, c := range cs {
-		out[i] = c.cert
-	}
-	return out
 }
 
 // versionInput is one input of a file's version: a name and an opaque
@@ -229,7 +221,7 @@ func (b *builder) keyInputs(ks *keyMaterial) []versionInput {
 }
 
 // trustSourceInputs are the inputs of the trusted certificates.
-func (b *builder) trustSourceInputs(trusted []jksCert) []versionInput {
+func (b *builder) trustSourceInputs(trusted []keystore.TrustedEntry) []versionInput {
 	ts := b.spec.Truststore
 	if ts == nil {
 		if len(trusted) > 0 {
@@ -264,7 +256,7 @@ func (b *builder) trustPasswordInputs(ks *keyMaterial) []versionInput {
 }
 
 // trustInputs are the inputs of a truststore file.
-func (b *builder) trustInputs(ks *keyMaterial, trusted []jksCert) []versionInput {
+func (b *builder) trustInputs(ks *keyMaterial, trusted []keystore.TrustedEntry) []versionInput {
 	return append(b.trustSourceInputs(trusted), b.trustPasswordInputs(ks)...)
 }
 

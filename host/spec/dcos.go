@@ -202,7 +202,7 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 		case issue.state == absent:
 			errs.add(fieldName(dcosKeystoreIssueTTL), "", "only goes with security.tls.keystore_issue")
 		case err != nil || d <= 0:
-			errs.add(fieldName(dcosKeystoreIssueTTL), "", fmt.Sprintf("want a positive duration such as 72h, got %q", v))
+			errs.add(fieldName(dcosKeystoreIssueTTL), "", fmt.Sprintf("want a positive duration such as 72h, got %q", Shorten(v)))
 		default:
 			issueTTL = d
 		}
@@ -235,7 +235,7 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 		if slices.Contains(Protocols, v) {
 			protocol = v
 		} else {
-			errs.add(fieldName(dcosProtocol), "", fmt.Sprintf("protocol %q is not accepted; use %s", v, strings.Join(Protocols, " or ")))
+			errs.add(fieldName(dcosProtocol), "", fmt.Sprintf("protocol %q is not accepted; use %s", Shorten(v), strings.Join(Protocols, " or ")))
 		}
 	}
 	storeType := StoreTypeJKS
@@ -244,7 +244,7 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 		case StoreTypeJKS, StoreTypePKCS12:
 			storeType = lv
 		default:
-			errs.add(fieldName(dcosStoreType), "", fmt.Sprintf("store type %q is not supported; use %s or %s", v, StoreTypeJKS, StoreTypePKCS12))
+			errs.add(fieldName(dcosStoreType), "", fmt.Sprintf("store type %q is not supported; use %s or %s", Shorten(v), StoreTypeJKS, StoreTypePKCS12))
 		}
 	}
 
@@ -264,14 +264,12 @@ func parseDCOSTLS(tls *object, errs *Errors) (*Spec, error) {
 			unknown = append(unknown, k)
 		}
 	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		reason := "unknown setting; known settings are " + strings.Join(dcosKnown, ", ")
+	errs.reportUnknown(unknown, "setting", fieldName, func(k string) string {
 		if guess := guessSetting(k); guess != "" {
-			reason = "unknown setting; did you mean " + fieldName(guess) + "?"
+			return fieldName(guess)
 		}
-		errs.add(fieldName(k), "", reason)
-	}
+		return ""
+	}, "known settings are "+strings.Join(dcosKnown, ", "))
 
 	if len(errs.List) > 0 {
 		return nil, errs
@@ -387,6 +385,7 @@ func (p *dcosParser) forbidWithout(s setting, other string) {
 // fieldName is the full name of a security.tls setting. A key that would not
 // print on one line is quoted.
 func fieldName(key string) string {
+	key = Shorten(key)
 	if q := strconv.Quote(key); q[1:len(q)-1] != key || key == "" || strings.ContainsAny(key, " .") {
 		return dcosTLS + "." + q
 	}

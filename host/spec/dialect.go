@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -53,6 +54,10 @@ func Detect(data []byte) (string, error) {
 		if len(found) == 0 {
 			return "", errors.New(`spec: a JSON TLS request needs "security": {"tls": ...} (DC/OS) or "security": {"ssl": ...} (DC/OS Spark options)`)
 		}
+	} else if t[0] == '{' && bytes.Contains(t, []byte(`"security"`)) {
+		// A JSON object with a syntax error: say where, not "cannot tell".
+		var v any
+		return "", malformedAs("JSON TLS request", t, json.Unmarshal(t, &v))
 	} else {
 		if looksFlink(data) {
 			found = append(found, DialectFlink)
@@ -68,6 +73,9 @@ func Detect(data []byte) (string, error) {
 	case 1:
 		return found[0], nil
 	case 0:
+		if err := yamlSyntax(data); err != nil {
+			return "", err
+		}
 		return "", fmt.Errorf("spec: cannot tell the dialect of the TLS request (no security.tls JSON, security.ssl YAML, "+
 			"spark.ssl properties or LIBPROCESS_SSL_ variables); pass --dialect %s", strings.Join(Dialects, "|"))
 	}
@@ -110,6 +118,22 @@ func looksFlink(data []byte) bool {
 	}
 	return false
 }
+
+// yamlSyntax returns the YAML syntax error of a document that is meant as
+// a Flink configuration (it names security.ssl or a security: mapping) but
+// does not parse, with its line, or nil.
+func yamlSyntax(data []byte) error {
+	var doc yaml.Node
+	err := yaml.Unmarshal(data, &doc)
+	if err == nil || !flinkLike.Match(data) {
+		return nil
+	}
+	return fmt.Errorf("spec: the TLS request looks like a Flink configuration but is not valid YAML: %w; fix the YAML "+
+		"(or pass --dialect if it is not a Flink configuration)", yamlError(err))
+}
+
+// flinkLike matches a line that starts a Flink TLS setting, flat or nested.
+var flinkLike = regexp.MustCompile(`(?m)^[ \t]*(security\.ssl\.|security[ \t]*:)`)
 
 func looksSpark(data []byte) bool {
 	for k := range readSparkProperties(data).vals {

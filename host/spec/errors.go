@@ -3,6 +3,7 @@ package spec
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // FieldError is one problem with one setting of a spec. It names the setting
@@ -21,7 +22,8 @@ type FieldError struct {
 
 // Error formats e as "<field> (<ref>): <reason>", without the ref part when
 // Ref is empty. A ref that needs escaping (spaces, control characters) is
-// quoted so that the message stays on one line.
+// quoted so that the message stays on one line, and a long one is cut
+// (Shorten).
 func (e *FieldError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Field)
@@ -30,8 +32,9 @@ func (e *FieldError) Error() string {
 			b.WriteByte(' ')
 		}
 		b.WriteByte('(')
-		if q := strconv.Quote(e.Ref); q[1:len(q)-1] == e.Ref && !strings.ContainsAny(e.Ref, " ()") {
-			b.WriteString(e.Ref)
+		ref := Shorten(e.Ref)
+		if q := strconv.Quote(ref); q[1:len(q)-1] == ref && !strings.ContainsAny(ref, " ()") {
+			b.WriteString(ref)
 		} else {
 			b.WriteString(q)
 		}
@@ -74,4 +77,21 @@ func (e *Errors) Unwrap() []error {
 // add appends one problem.
 func (e *Errors) add(field, ref, reason string) {
 	e.List = append(e.List, &FieldError{Field: field, Ref: ref, Reason: reason})
+}
+
+// maxShown is how much of a long ref or value a message shows.
+const maxShown = 96
+
+// Shorten returns s, or, when s is longer than a message should quote (a
+// ref of a megabyte would flood a terminal), its first bytes followed by
+// "...[N bytes]". It cuts on a rune boundary.
+func Shorten(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	cut := maxShown - 32
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "...[" + strconv.Itoa(len(s)) + " bytes]"
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -49,10 +50,26 @@ var flinkKnown = func() []string {
 	return append(out, flinkProtocol, flinkVerifyHostname, flinkRESTAuth)
 }()
 
+// flinkAlgorithms is Flink's cipher suite list (SecurityOptions.SSL_ALGORITHMS,
+// comma-separated, split on "," by SSLUtils.getEnabledCipherSuites).
+const flinkAlgorithms = "security.ssl.algorithms"
+
+// The per-component TLS switches of Flink (seed 002's "Override Option"
+// column): each defaults to true and turns TLS off for its component when
+// false.
+const (
+	flinkDataSSL     = "taskmanager.data.ssl.enabled"                     // NettyShuffleEnvironmentOptions (TaskManagerOptions before 1.9), every release
+	flinkBlobSSL     = "blob.service.ssl.enabled"                         // BlobServerOptions.SSL_ENABLED, every release
+	flinkAkkaSSL     = "akka.ssl.enabled"                                 // AkkaOptions.SSL_ENABLED; from 1.18 a deprecated key of pekko.ssl.enabled; gone in 2.0
+	flinkPekkoSSL    = "pekko.ssl.enabled"                                // RpcOptions.SSL_ENABLED, Flink 1.18+
+	flinkWebSSL      = "jobmanager.web.ssl.enabled"                       // the web UI, Flink 1.5 and before (WebOptions, deprecated for web.ssl.enabled, then security.ssl.rest.enabled)
+	flinkArtifactSSL = "mesos.resourcemanager.artifactserver.ssl.enabled" // Flink on Mesos, which Flink 1.14 removed
+)
+
 // flinkPassThrough are security.ssl settings that Flink reads and keyship
 // leaves to Flink: they do not change which stores are built.
 var flinkPassThrough = []string{
-	"security.ssl.algorithms", "security.ssl.provider", "security.ssl.reload",
+	"security.ssl.provider", "security.ssl.reload",
 	"security.ssl.internal.cert.fingerprint", "security.ssl.rest.cert.fingerprint",
 	"security.ssl.internal.session-cache-size", "security.ssl.internal.session-timeout",
 	"security.ssl.internal.handshake-timeout", "security.ssl.internal.close-notify-flush-timeout",
@@ -83,7 +100,25 @@ var flinkPassThrough = []string{
 //   - keystore-type and truststore-type are JKS or PKCS12 (default JKS) and
 //     must agree, as keyship writes the stores in one type;
 //   - security.ssl.protocol is one of Protocols (default DefaultProtocol);
-//   - security.ssl.verify-hostname is kept in Spec.VerifyHostname.
+//   - security.ssl.algorithms, comma-separated cipher suites, is kept in
+//     CipherSuites and must be able to meet the protocol (CheckSuites: Flink
+//     enables exactly these suites and this protocol on its engines);
+//   - security.ssl.verify-hostname is kept in Spec.VerifyHostname;
+//   - the component switches of seed 002 (taskmanager.data.ssl.enabled,
+//     blob.service.ssl.enabled, akka.ssl.enabled or pekko.ssl.enabled,
+//     jobmanager.web.ssl.enabled, mesos.resourcemanager.artifactserver.ssl.
+//     enabled) are honoured as Flink does: each turns TLS off for its
+//     component when false; jobmanager.web.ssl.enabled: false turns the REST
+//     endpoint off (unless security.ssl.rest.enabled says otherwise), and
+//     internal TLS is off when its three components are. They are kept in
+//     Spec.Flink, to be written for the release the settings are for.
+//
+// Spec.FlinkVersion is inferred as the newest Flink release that reads every
+// setting given (flinkReleases: security.ssl.enabled and akka.ssl.enabled
+// only 1.x, jobmanager.web.ssl.enabled only 1.5 and before, the Mesos
+// artifact server only 1.13 and before; internal/rest keys from 1.6, the
+// store types from 1.20, nested YAML from 1.19), or zero (the newest) when
+// nothing bounds it.
 //
 // keyship builds one keystore and one truststore per job: when both
 // endpoints are on, their stores and passwords must be the same (the same
@@ -102,7 +137,7 @@ func ParseFlink(data []byte) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &flinkParser{settings: settings{errs: &Errors{}}, vals: vals.vals, parsed: map[string]flinkField{}}
+	p := &flinkParser{settings: settings{errs: &Errors{}}, vals: vals.vals, nested: vals.nested, parsed: map[string]flinkField{}}
 	for _, k := range vals.dups {
 		p.errs.add(displayKey(k), "", fmt.Sprintf("set more than once (lines %d and %d)", vals.vals[k].firstLine, vals.vals[k].line))
 	}
@@ -120,6 +155,9 @@ type flinkValue struct {
 type flatFlink struct {
 	vals map[string]flinkValue
 	dups []string // security.ssl keys given more than once, each listed once
+	// nested is set when a setting is written as a nested mapping, which
+	// only Flink 1.19+'s standard YAML reader (config.yaml) understands.
+	nested bool
 }
 
 // flattenFlink reads a YAML document into dotted keys.
@@ -163,6 +201,7 @@ func flattenMapping(n *yaml.Node, prefix string, out *flatFlink, depth int) {
 			key = prefix + "." + key
 		}
 		if v.Kind == yaml.MappingNode {
+			out.nested = true
 			flattenMapping(v, key, out, depth+1)
 			continue
 		}
@@ -216,6 +255,7 @@ type flinkField struct {
 type flinkParser struct {
 	settings
 	vals   map[string]flinkValue
+	nested bool
 	parsed map[string]flinkField // by key, so that a fallback is read once
 }
 
@@ -344,6 +384,42 @@ func (p *flinkParser) parse() (*Spec, error) {
 	internalOn, restOn := on(flinkInternal), on(flinkREST)
 	restAuth, _ := p.flag(flinkRESTAuth)
 
+	// The component switches, as Flink reads them: the web UI's turns TLS
+	// off for what became the REST endpoint (Flink 1.5 and before), and
+	// internal TLS is off when its three components are.
+	sw := func(keys ...string) *Switch {
+		var got *Switch
+		for _, k := range keys {
+			if v, ok := p.flag(k); ok {
+				if got != nil && got.On != v {
+					p.errs.add(k, "", fmt.Sprintf("set to %t while %s is %t; give one of them", v, got.Setting, got.On))
+					continue
+				}
+				if got == nil {
+					got = &Switch{Setting: k, On: v}
+				}
+			}
+		}
+		return got
+	}
+	fl := &Flink{
+		Data:           sw(flinkDataSSL),
+		Blob:           sw(flinkBlobSSL),
+		RPC:            sw(flinkPekkoSSL, flinkAkkaSSL),
+		ArtifactServer: sw(flinkArtifactSSL),
+	}
+	if web := sw(flinkWebSSL); web != nil && !web.On {
+		if _, set := p.get(flinkPrefix + flinkREST + "." + fEnabled); !set {
+			restOn = false
+		}
+	}
+	off := func(s *Switch) bool { return s != nil && !s.On }
+	if off(fl.Data) && off(fl.Blob) && off(fl.RPC) {
+		if _, set := p.get(flinkPrefix + flinkInternal + "." + fEnabled); !set {
+			internalOn = false
+		}
+	}
+
 	var primary, secondary *flinkStores
 	switch {
 	case internalOn && restOn:
@@ -386,21 +462,22 @@ func (p *flinkParser) parse() (*Spec, error) {
 	if v, ok := p.flag(flinkVerifyHostname); ok {
 		verify = &v
 	}
+	var suites []string
+	if v, ok := p.get(flinkAlgorithms); ok {
+		suites = splitSuites(v)
+		if reason := CheckSuites(protocol, suites); reason != "" {
+			p.errs.add(flinkAlgorithms, "", reason)
+		}
+	}
 
 	var unknown []string
 	for k := range p.vals {
-		if strings.HasPrefix(k, flinkPrefix) && !slices.Contains(flinkKnown, k) && !slices.Contains(flinkPassThrough, k) {
+		if strings.HasPrefix(k, flinkPrefix) && !slices.Contains(flinkKnown, k) && !slices.Contains(flinkPassThrough, k) && k != flinkAlgorithms {
 			unknown = append(unknown, k)
 		}
 	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		reason := "unknown setting; keyship reads " + strings.Join([]string{flinkEnabled, "security.ssl.internal.*", "security.ssl.rest.*", flinkProtocol, flinkVerifyHostname}, ", ")
-		if g := flinkGuess(k); g != "" {
-			reason = "unknown setting; did you mean " + g + "?"
-		}
-		p.errs.add(displayKey(k), "", reason)
-	}
+	p.errs.reportUnknown(unknown, "setting", displayKey, flinkGuess, "keyship reads "+
+		strings.Join([]string{flinkEnabled, "security.ssl.internal.*", "security.ssl.rest.*", flinkProtocol, flinkAlgorithms, flinkVerifyHostname}, ", "))
 
 	if len(p.errs.List) > 0 {
 		return nil, p.errs
@@ -415,6 +492,14 @@ func (p *flinkParser) parse() (*Spec, error) {
 		ProtocolSetting: flinkProtocol,
 		StoreType:       primary.storeType,
 		VerifyHostname:  verify,
+		CipherSuites:    suites,
+		FlinkVersion:    p.release(),
+	}
+	if fl.Data != nil || fl.Blob != nil || fl.RPC != nil || fl.ArtifactServer != nil {
+		s.Flink = fl
+	}
+	if suites != nil {
+		s.CipherSuitesSetting = flinkAlgorithms
 	}
 	ts := primary
 	if !ts.ts.set && secondary != nil && secondary.ts.set {
@@ -450,4 +535,75 @@ func flinkGuess(k string) string {
 		return flinkProtocol + " (Flink has one protocol for every endpoint)"
 	}
 	return ""
+}
+
+// flinkReleases are the Flink releases that read a setting, since (zero:
+// every release) up to but not including until (zero: still read today),
+// from Flink's SecurityOptions.java, SSLUtils.java, GlobalConfiguration.java
+// and the option classes named at flinkSwitches.
+var flinkReleases = []struct {
+	match        func(key string) bool
+	since, until Version
+	what         string
+}{
+	{func(k string) bool { return k == flinkEnabled }, Version{}, Version{2, 0},
+		"security.ssl.enabled is read by Flink 1.x only (deprecated in 1.6, gone from SecurityOptions in 2.0)"},
+	{func(k string) bool {
+		return strings.HasPrefix(k, flinkPrefix+flinkInternal+".") || strings.HasPrefix(k, flinkPrefix+flinkREST+".")
+	}, Version{1, 6}, Version{}, "security.ssl.internal.* and security.ssl.rest.* exist from Flink 1.6"},
+	{func(k string) bool {
+		return strings.HasSuffix(k, "."+fKeystoreType) || strings.HasSuffix(k, "."+fTruststoreType)
+	},
+		Version{1, 20}, Version{}, "keystore-type and truststore-type exist from Flink 1.20"},
+	{func(k string) bool { return k == flinkAkkaSSL }, Version{}, Version{2, 0}, "akka.ssl.enabled is read by Flink 1.x only"},
+	{func(k string) bool { return k == flinkPekkoSSL }, Version{1, 18}, Version{}, "pekko.ssl.enabled exists from Flink 1.18"},
+	{func(k string) bool { return k == flinkWebSSL }, Version{}, Version{1, 6}, "jobmanager.web.ssl.enabled is Flink 1.5's (the REST endpoint's security.ssl.rest.enabled replaced it in 1.6)"},
+	{func(k string) bool { return k == flinkArtifactSSL }, Version{}, Version{1, 14}, "Flink 1.14 removed Mesos support and its artifact server"},
+}
+
+// lastFlink1 is the last Flink 1.x release.
+var lastFlink1 = Version{1, 20}
+
+// release infers the Flink release a request is written for: the newest
+// that reads every setting it gives (Flink 2.x when none is bounded), or,
+// when no release reads them all, the oldest that reads its newest
+// settings. A nested YAML document is Flink 1.19+'s config.yaml.
+func (p *flinkParser) release() ConsumerVersion {
+	var since, until Version
+	var sinceWhy, untilWhy string
+	if p.nested {
+		since, sinceWhy = Version{1, 19}, "a nested YAML document is Flink 1.19+'s config.yaml"
+	}
+	keys := slices.Sorted(maps.Keys(p.vals))
+	for _, k := range keys {
+		if v := p.vals[k]; v.kind == "null" {
+			continue
+		}
+		for _, r := range flinkReleases {
+			if !r.match(k) {
+				continue
+			}
+			if !r.since.IsZero() && since.Before(r.since.Major, r.since.Minor) || since.IsZero() && !r.since.IsZero() {
+				since, sinceWhy = r.since, r.what
+			}
+			if !r.until.IsZero() && (until.IsZero() || r.until.Before(until.Major, until.Minor)) {
+				until, untilWhy = r.until, r.what
+			}
+		}
+	}
+	const pass = "; pass --flink-version to write for another release"
+	if until.IsZero() {
+		if sinceWhy == "" {
+			return ConsumerVersion{}
+		}
+		return ConsumerVersion{From: "the newest Flink assumed: " + sinceWhy + pass}
+	}
+	last := Version{until.Major, until.Minor - 1}
+	if until.Minor == 0 {
+		last = lastFlink1
+	}
+	if !since.IsZero() && last.Before(since.Major, since.Minor) {
+		return ConsumerVersion{since, "inferred: " + sinceWhy + " (and " + untilWhy + ")" + pass}
+	}
+	return ConsumerVersion{last, "inferred: " + untilWhy + pass}
 }

@@ -59,6 +59,7 @@ func checkParsed(t *testing.T, s *Spec, err error) {
 // passwordSettings are the settings that hold literal passwords.
 var passwordSettings = []string{
 	sparkKeyStorePassword, sparkKeyPassword, sparkTrustStorePassword,
+	"spark.ssl.ui.keyStorePassword", "spark.ssl.mesos.keyPassword", "spark.ssl.submission.trustStorePassword",
 	flagKeystorePassword, flagPrivateKeyPassword, flagTruststorePassword,
 	"security.ssl.keystore-password", "security.ssl.key-password", "security.ssl.truststore-password",
 	"security.ssl.internal.keystore-password", "security.ssl.internal.key-password", "security.ssl.internal.truststore-password",
@@ -73,6 +74,9 @@ func FuzzParseSpark(f *testing.F) {
 	f.Add([]byte("spark.ssl.enabled true\nspark.ssl.keyStore vault:a#b@1\nspark.ssl.keyStorePassword ${env:X}\nspark.ssl.trustStoreType PKCS12\n"))
 	f.Add([]byte("spark.ssl.enabled=true\\\n  \nspark.ssl.keystore=\\u00e9\nspark.ssl.ui.x=1\n!c\n-Dspark.ssl.keyStoreBase64=AAAA\n--conf\n"))
 	f.Add([]byte(`{"security":{"ssl":{"enabled":"true","keyStoreBase64":"AA==","keyStorePassword":1,"x":null}}}`))
+	f.Add([]byte("spark.ssl.mesos.enabled=true\nspark.ssl.mesos.keyStore=/k\nspark.ssl.mesos.keyStorePassword=p\nspark.ssl.ui.keyStorePassword=q\n" +
+		"spark.ssl.protocol=TLS\nspark.ssl.rpc.enabledAlgorithms=TLS_AES_128_GCM_SHA256,\n"))
+	f.Add([]byte(`{"security":{"mesos":{"ssl":{"enabled":true}},"ssl":{"enabled":true,"keyStoreBase64":"AA==","keyStorePassword":"p"}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(data, DialectSpark)
 		checkParsed(t, s, err)

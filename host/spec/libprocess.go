@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +17,10 @@ const (
 )
 
 // The libprocess TLS settings, without prefix, in the order of the Mesos SSL
-// documentation (seed 004 and docs/ssl.md).
+// documentation (seed 004 and docs/ssl.md), by the names libprocess reads:
+// the flags of process::network::openssl::Flags (3rdparty/libprocess/src/
+// openssl.cpp, Mesos 1.4-1.11), loaded from the environment by stout's flag
+// loader, which skips any other name without a word.
 const (
 	lpEnabled           = "ENABLED"
 	lpSupportDowngrade  = "SUPPORT_DOWNGRADE"
@@ -26,7 +30,7 @@ const (
 	lpVerifyServerCert  = "VERIFY_SERVER_CERT"
 	lpRequireCert       = "REQUIRE_CERT"
 	lpRequireClientCert = "REQUIRE_CLIENT_CERT"
-	lpVerifyDepth       = "VERIFY_DEPTH"
+	lpVerificationDepth = "VERIFICATION_DEPTH"
 	lpVerifyIPAdd       = "VERIFY_IPADD"
 	lpCADir             = "CA_DIR"
 	lpCAFile            = "CA_FILE"
@@ -36,15 +40,24 @@ const (
 	lpEnableTLS11       = "ENABLE_TLS_V1_1"
 	lpEnableTLS12       = "ENABLE_TLS_V1_2"
 	lpEnableTLS13       = "ENABLE_TLS_V1_3"
-	lpECDHCurve         = "ECDH_CURVE"
+	lpECDHCurves        = "ECDH_CURVES"
 	lpHostnameScheme    = "HOSTNAME_VALIDATION_SCHEME"
 )
 
 var libprocessKnown = []string{
 	lpEnabled, lpSupportDowngrade, lpKeyFile, lpCertFile, lpVerifyCert, lpVerifyServerCert,
-	lpRequireCert, lpRequireClientCert, lpVerifyDepth, lpVerifyIPAdd, lpCADir, lpCAFile,
+	lpRequireCert, lpRequireClientCert, lpVerificationDepth, lpVerifyIPAdd, lpCADir, lpCAFile,
 	lpCiphers, lpEnableSSLv3, lpEnableTLS10, lpEnableTLS11, lpEnableTLS12, lpEnableTLS13,
-	lpECDHCurve, lpHostnameScheme,
+	lpECDHCurves, lpHostnameScheme,
+}
+
+// libprocessDocNames are names the Mesos SSL documentation (seed 004,
+// docs/ssl.md) gives for settings that libprocess reads under another name:
+// keyship accepts them, translates them and warns, as libprocess would
+// silently run with its default.
+var libprocessDocNames = map[string]string{
+	"VERIFY_DEPTH": lpVerificationDepth,
+	"ECDH_CURVE":   lpECDHCurves,
 }
 
 // ParseLibprocess parses the TLS environment of a libprocess process (a Mesos
@@ -60,8 +73,12 @@ var libprocessKnown = []string{
 //     the PEM private key (Spec.Keystore.Key) and certificate chain
 //     (Spec.Keystore.Certificate); CA_FILE, a PEM CA bundle, is the
 //     truststore (Spec.Truststore, no password);
-//   - booleans are true, false, 1 or 0 (any letter case); VERIFY_DEPTH is a
-//     number;
+//   - booleans are true, false, 1 or 0 (any letter case); VERIFICATION_DEPTH
+//     is a number;
+//   - VERIFY_DEPTH and ECDH_CURVE, the names the Mesos documentation gives,
+//     are not the ones libprocess reads (VERIFICATION_DEPTH, ECDH_CURVES):
+//     they are taken as those, with a warning in Spec.Warnings; giving both
+//     names of one setting with different values is an error;
 //   - VERIFY_SERVER_CERT and REQUIRE_CLIENT_CERT are the newer names of
 //     VERIFY_CERT and REQUIRE_CERT; either sets Libprocess.VerifyCert or
 //     RequireCert (true when either is true, as libprocess does);
@@ -90,17 +107,50 @@ type lpParser struct {
 }
 
 // get returns a setting's variable name and value: LIBPROCESS_SSL_<name>,
-// or else SSL_<name>. An empty value counts as not set.
+// or else SSL_<name>, or else one of the documented names that stand for
+// it (libprocessDocNames). An empty value counts as not set.
 func (p *lpParser) get(name string) (string, string, bool) {
-	for _, prefix := range []string{libprocessPrefix, legacySSLPrefix} {
-		if v, ok := p.env[prefix+name]; ok {
-			if v = strings.TrimSpace(v); v != "" {
-				return prefix + name, v, true
+	names := []string{name}
+	for doc, real := range libprocessDocNames {
+		if real == name {
+			names = append(names, doc)
+		}
+	}
+	for _, n := range names {
+		for _, prefix := range []string{libprocessPrefix, legacySSLPrefix} {
+			if v, ok := p.env[prefix+n]; ok {
+				if v = strings.TrimSpace(v); v != "" {
+					return prefix + n, v, true
+				}
+				return "", "", false
 			}
-			return "", "", false
 		}
 	}
 	return "", "", false
+}
+
+// docNames warns about each documented-but-ignored name given, and reports
+// one given together with the real name and another value.
+func (p *lpParser) docNames() []string {
+	var warnings []string
+	docs := slices.Sorted(maps.Keys(libprocessDocNames))
+	for _, doc := range docs {
+		real := libprocessDocNames[doc]
+		for _, prefix := range []string{libprocessPrefix, legacySSLPrefix} {
+			v, ok := p.env[prefix+doc]
+			if !ok {
+				continue
+			}
+			if rv, both := p.env[prefix+real]; both && strings.TrimSpace(rv) != strings.TrimSpace(v) {
+				p.errs.add(prefix+doc, "", fmt.Sprintf("set together with %s%s to another value; libprocess reads only %s%s (openssl.cpp): remove %s%s",
+					prefix, real, prefix, real, prefix, doc))
+				continue
+			}
+			warnings = append(warnings, fmt.Sprintf("%s%s is the Mesos documentation's name, but libprocess reads %s%s (3rdparty/libprocess/src/openssl.cpp) "+
+				"and would ignore it without a word; keyship writes %s%s", prefix, doc, libprocessPrefix, real, libprocessPrefix, real))
+		}
+	}
+	return warnings
 }
 
 // flag reads a boolean switch; nil when not set or invalid.
@@ -138,7 +188,7 @@ func (p *lpParser) parse() (*Spec, error) {
 		VerifyIPAdd:              p.flag(lpVerifyIPAdd),
 		CADir:                    p.text(lpCADir),
 		Ciphers:                  p.text(lpCiphers),
-		ECDHCurve:                p.text(lpECDHCurve),
+		ECDHCurves:               p.text(lpECDHCurves),
 		HostnameValidationScheme: p.text(lpHostnameScheme),
 		EnableSSLv3:              p.flag(lpEnableSSLv3),
 		EnableTLS10:              p.flag(lpEnableTLS10),
@@ -169,14 +219,15 @@ func (p *lpParser) parse() (*Spec, error) {
 			ca = &f
 		}
 	}
-	if k, v, ok := p.get(lpVerifyDepth); ok {
+	if k, v, ok := p.get(lpVerificationDepth); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			p.errs.add(k, "", "must be a number of certificates, 0 or more")
 		} else {
-			l.VerifyDepth = &n
+			l.VerificationDepth = &n
 		}
 	}
+	warnings := p.docNames()
 	if k, v, ok := p.get(lpHostnameScheme); ok && v != "legacy" && v != "openssl" {
 		p.errs.add(k, "", "must be legacy or openssl")
 	}
@@ -202,18 +253,17 @@ func (p *lpParser) parse() (*Spec, error) {
 
 	var unknown []string
 	for k := range p.env {
-		if name, ok := strings.CutPrefix(k, libprocessPrefix); ok && !slices.Contains(libprocessKnown, name) {
+		name, ok := strings.CutPrefix(k, libprocessPrefix)
+		if _, doc := libprocessDocNames[name]; ok && !doc && !slices.Contains(libprocessKnown, name) {
 			unknown = append(unknown, k)
 		}
 	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		reason := "unknown setting; known settings are " + libprocessPrefix + strings.Join(libprocessKnown, ", "+libprocessPrefix)
+	p.errs.reportUnknown(unknown, "setting", displayKey, func(k string) string {
 		if g := guessKey(strings.TrimPrefix(k, libprocessPrefix), libprocessKnown); g != "" {
-			reason = "unknown setting; did you mean " + libprocessPrefix + g + "?"
+			return libprocessPrefix + g
 		}
-		p.errs.add(displayKey(k), "", reason)
-	}
+		return ""
+	}, "known settings are "+libprocessPrefix+strings.Join(libprocessKnown, ", "+libprocessPrefix))
 
 	if len(p.errs.List) > 0 {
 		return nil, p.errs
@@ -224,6 +274,7 @@ func (p *lpParser) parse() (*Spec, error) {
 		ProtocolSetting: "LIBPROCESS_SSL_ENABLE_TLS_V1_*",
 		StoreType:       StoreTypePEM,
 		Libprocess:      l,
+		Warnings:        warnings,
 	}
 	if ca != nil {
 		s.Truststore = &Store{Secret: *ca}

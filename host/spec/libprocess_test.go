@@ -34,8 +34,8 @@ PATH=/usr/bin
 	}
 	want := &Libprocess{
 		SupportDowngrade: new(false), VerifyCert: new(true), RequireCert: new(false), VerifyIPAdd: new(true),
-		VerifyDepth: new(6), CADir: "/etc/ssl/certs", Ciphers: "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
-		ECDHCurve: "auto", HostnameValidationScheme: "openssl", EnableTLS10: new(false), EnableTLS13: new(true),
+		VerificationDepth: new(6), CADir: "/etc/ssl/certs", Ciphers: "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
+		ECDHCurves: "auto", HostnameValidationScheme: "openssl", EnableTLS10: new(false), EnableTLS13: new(true),
 	}
 	if !reflect.DeepEqual(s.Libprocess, want) {
 		t.Errorf("switches\n%+v\nwant\n%+v", s.Libprocess, want)

@@ -3,6 +3,8 @@ package spec
 import (
 	"fmt"
 	"strings"
+
+	"github.com/google/shlex"
 )
 
 // logicalLine is one line of a text document after joining the physical
@@ -55,69 +57,63 @@ func endsWithBackslash(s string) bool {
 }
 
 // shellWords splits a line into words the way a POSIX shell does, without
-// expansions: blanks separate words; '...' keeps its text; "..." keeps its
-// text with \" \\ \$ and \` unescaped; a backslash outside quotes escapes the
-// next character; a word starting with '#' starts a comment. It returns why
-// the line cannot be split (an unterminated quote), or "".
+// expansions, with google/shlex: blanks separate words; '...' keeps its
+// text; "..." keeps its text with \" \\ \$ and \` unescaped; a backslash
+// outside quotes escapes the next character; a word starting with '#'
+// starts a comment. It returns why the line cannot be split (an
+// unterminated quote, a backslash at its end), or "".
+//
+// shlex drops a backslash inside double quotes whatever follows it, where a
+// POSIX shell keeps it before any character but $ ` " \ and newline
+// ("a\b" is a\b to sh, ab to shlex): such a line is refused, so that a
+// password is never read differently from what the shell would pass.
 func shellWords(line string) ([]string, string) {
-	var (
-		words []string
-		cur   strings.Builder
-		in    bool // inside a word
-	)
-	flush := func() {
-		if in {
-			words = append(words, cur.String())
-			cur.Reset()
-			in = false
-		}
+	if reason := shellQuotes(line); reason != "" {
+		return nil, reason
 	}
+	words, err := shlex.Split(line)
+	if err != nil {
+		return nil, "cannot split the line into words: " + err.Error()
+	}
+	return words, ""
+}
+
+// shellQuotes returns why shlex would not split line as a POSIX shell does
+// (see shellWords), or "".
+func shellQuotes(line string) string {
+	var quote byte // '\'', '"' or 0
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		switch {
-		case c == ' ' || c == '\t':
-			flush()
-		case c == '#' && !in:
-			return words, ""
-		case c == '\'':
-			in = true
-			j := strings.IndexByte(line[i+1:], '\'')
-			if j < 0 {
-				return nil, "unterminated single quote"
+		case quote == '\'':
+			if c == '\'' {
+				quote = 0
 			}
-			cur.WriteString(line[i+1 : i+1+j])
-			i += j + 1
-		case c == '"':
-			in = true
-			closed := false
-			for i++; i < len(line); i++ {
-				d := line[i]
-				if d == '"' {
-					closed = true
-					break
+		case quote == '"':
+			switch {
+			case c == '"':
+				quote = 0
+			case c == '\\' && i+1 < len(line):
+				if strings.IndexByte("\"\\$`", line[i+1]) < 0 {
+					return fmt.Sprintf("a backslash inside double quotes before %q, which a shell keeps and keyship would drop; use single quotes", line[i+1])
 				}
-				if d == '\\' && i+1 < len(line) && strings.IndexByte("\"\\$`", line[i+1]) >= 0 {
-					i++
-					d = line[i]
-				}
-				cur.WriteByte(d)
-			}
-			if !closed {
-				return nil, "unterminated double quote"
+				i++
 			}
 		case c == '\\':
-			in = true
-			if i+1 < len(line) {
-				i++
-				cur.WriteByte(line[i])
-			}
-		default:
-			in = true
-			cur.WriteByte(c)
+			i++
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return ""
 		}
 	}
-	flush()
-	return words, ""
+	switch quote {
+	case '\'':
+		return "unterminated single quote"
+	case '"':
+		return "unterminated double quote"
+	}
+	return ""
 }
 
 // lineField names a line of a document in a FieldError.

@@ -31,7 +31,7 @@ var (
 func ParseRef(s string) (Ref, error) {
 	r, reason := parseRef(s)
 	if reason != "" {
-		return Ref{}, fmt.Errorf("secret ref %q: %s", s, reason)
+		return Ref{}, fmt.Errorf("secret ref %q: %s", Shorten(s), reason)
 	}
 	return r, nil
 }
@@ -59,9 +59,9 @@ func parseRef(s string) (Ref, string) {
 		}
 		if !versionToken.MatchString(r.Version) {
 			if strings.ContainsRune(r.Version, '#') {
-				return Ref{}, fmt.Sprintf(`version %q is not a version: the "#field" goes before the "@version"`, r.Version)
+				return Ref{}, fmt.Sprintf(`version %q is not a version: the "#field" goes before the "@version"`, Shorten(r.Version))
 			}
-			return Ref{}, fmt.Sprintf(`version %q may hold only letters, digits, ".", "_" and "-"`, r.Version)
+			return Ref{}, fmt.Sprintf(`version %q may hold only letters, digits, ".", "_" and "-"`, Shorten(r.Version))
 		}
 	}
 	if i := strings.LastIndexByte(rest, '#'); i >= 0 {
@@ -71,7 +71,7 @@ func parseRef(s string) (Ref, string) {
 			return Ref{}, `empty field after "#"`
 		}
 		if strings.ContainsRune(r.Field, '/') {
-			return Ref{}, fmt.Sprintf(`field %q must not contain "/"`, r.Field)
+			return Ref{}, fmt.Sprintf(`field %q must not contain "/"`, Shorten(r.Field))
 		}
 		if hasControl(r.Field) {
 			return Ref{}, "field contains a control character"

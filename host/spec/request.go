@@ -172,7 +172,7 @@ func NewRequest(jobID string, s *Spec, tasks []Task) (*Request, error) {
 			errs.add(field+".id", "", "contains a control character")
 		default:
 			if j, dup := seen[t.ID]; dup {
-				errs.add(field+".id", "", fmt.Sprintf("%q is also the id of tasks[%d]; task ids must be unique in a job", t.ID, j))
+				errs.add(field+".id", "", fmt.Sprintf("%q is also the id of tasks[%d]; task ids must be unique in a job", Shorten(t.ID), j))
 			} else {
 				seen[t.ID] = i
 			}
@@ -180,7 +180,7 @@ func NewRequest(jobID string, s *Spec, tasks []Task) (*Request, error) {
 		if !slices.Contains(Roles, t.Role) {
 			reason := "required; one of " + strings.Join(Roles, ", ")
 			if t.Role != "" {
-				reason = fmt.Sprintf("role %q is not one of %s", t.Role, strings.Join(Roles, ", "))
+				reason = fmt.Sprintf("role %q is not one of %s", Shorten(t.Role), strings.Join(Roles, ", "))
 			}
 			errs.add(field+".role", "", reason)
 		}
@@ -226,7 +226,7 @@ func normalizeHost(h string) (string, string) {
 	}
 	if ip, err := netip.ParseAddr(h); err == nil {
 		if ip.Zone() != "" {
-			return "", fmt.Sprintf("%q: an IP address with a zone cannot be in a certificate", h)
+			return "", fmt.Sprintf("%q: an IP address with a zone cannot be in a certificate", Shorten(h))
 		}
 		return ip.Unmap().String(), ""
 	}
@@ -236,7 +236,7 @@ func normalizeHost(h string) (string, string) {
 	}
 	for label := range strings.SplitSeq(name, ".") {
 		if !validLabel(label) {
-			return "", fmt.Sprintf("%q is not a host name (letters, digits and \"-\" in dot-separated labels of at most 63) or an IP address", h)
+			return "", fmt.Sprintf("%q is not a host name (letters, digits and \"-\" in dot-separated labels of at most 63) or an IP address", Shorten(h))
 		}
 	}
 	return name, ""

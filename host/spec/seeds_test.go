@@ -68,6 +68,11 @@ func withoutNames(s *Spec) *Spec {
 	cp := *s
 	cp.ProtocolSetting = ""
 	cp.Dialect = ""
+	// Which release and which namespaces or components a request names
+	// are its dialect's, not what the stores are.
+	cp.CipherSuitesSetting = ""
+	cp.SparkVersion, cp.FlinkVersion = ConsumerVersion{}, ConsumerVersion{}
+	cp.Spark, cp.Flink, cp.Warnings = nil, nil, nil
 	clear := func(f *Field) *Field {
 		if f == nil {
 			return nil
@@ -260,6 +265,11 @@ func TestSeedSpecs(t *testing.T) {
 			StoreType:       "jks",
 			Dialect:         DialectFlink,
 		}
+		// security.ssl.enabled: the newest Flink that reads it is 1.20.
+		if got.FlinkVersion.Version != (Version{1, 20}) || !strings.Contains(got.FlinkVersion.From, "security.ssl.enabled") {
+			t.Errorf("FlinkVersion %+v, want 1.20 inferred from security.ssl.enabled", got.FlinkVersion)
+		}
+		want.FlinkVersion = got.FlinkVersion
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got\n%s\nwant\n%s", dump(got), dump(want))
 		}

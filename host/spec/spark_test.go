@@ -85,7 +85,7 @@ func TestParseSparkValid(t *testing.T) {
 				t.Errorf("got %s", dump(s))
 			}
 		}},
-		{"other settings are left alone", with("spark.executor.memory", "4g", "spark.ssl.port", "4440", "spark.ssl.ui.keyStore", "/x",
+		{"other settings are left alone", with("spark.executor.memory", "4g", "spark.ssl.port", "4440", "spark.ssl.ui.port", "4441",
 			"spark.ssl.historyServer.enabled", "false", "spark.ssl.needClientAuth", "true", "--class", "App"), func(t *testing.T, s *Spec) {}},
 		{"empty values count as not set", with("spark.ssl.trustStore", " ", "spark.ssl.protocol", ""), func(t *testing.T, s *Spec) {
 			if s.Truststore != nil || s.Protocol != DefaultProtocol {

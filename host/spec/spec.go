@@ -82,6 +82,83 @@ type Spec struct {
 	// libprocess dialect (LIBPROCESS_SSL_*), or is nil: then a libprocess
 	// emitter uses its own defaults.
 	Libprocess *Libprocess
+
+	// CipherSuites are the JSSE cipher suites the consumer enables, as the
+	// request lists them (Flink's security.ssl.algorithms, Spark's
+	// spark.ssl.enabledAlgorithms), or nil when it sets none: an emitter
+	// then writes DefaultSuites(Protocol). Parsers check that they can meet
+	// Protocol (CheckSuites).
+	CipherSuites []string
+	// CipherSuitesSetting names the setting CipherSuites comes from.
+	CipherSuitesSetting string
+
+	// SparkVersion and FlinkVersion are the releases of Spark and Flink
+	// that settings are written for. A parser sets the one its dialect
+	// tells (ParseSpark infers Spark 2.2 from keyStoreBase64; ParseFlink the
+	// newest Flink that reads every key of the request); a caller may
+	// override them (keyship ship --spark-version, --flink-version). Zero:
+	// the newest release keyship targets.
+	SparkVersion, FlinkVersion ConsumerVersion
+	// Spark holds what a request in the Spark dialect says beyond the
+	// stores, or is nil.
+	Spark *Spark
+	// Flink holds the per-component TLS switches of a request in the Flink
+	// dialect, or is nil.
+	Flink *Flink
+
+	// Warnings are problems of the request that do not stop the job, in
+	// words for an operator (a setting the consumer ignores, translated to
+	// the one it reads). They hold no secret.
+	Warnings []string
+}
+
+// Spark is what a Spark request says beyond its stores.
+type Spark struct {
+	// Enabled is spark.ssl.enabled as written, or nil (the dcos-spark flags
+	// turn TLS on without it).
+	Enabled *bool
+	// Protocol is spark.ssl.protocol when it names no single version: "TLS"
+	// (the dcos-spark CLI's default), with which Java enables TLSv1.3 and
+	// TLSv1.2. Spec.Protocol is then TLSv1.2, the version keyship's checks
+	// hold the key to; the Spark settings keep "TLS".
+	Protocol string
+	// Namespaces are Spark's per-service settings the request names
+	// (spark.ssl.<ns>.*), in the order of SparkNamespaces. Their store
+	// settings are the Spec's (a namespace that names other stores is an
+	// error: keyship ships one keystore per job).
+	Namespaces []SparkNamespace
+}
+
+// SparkNamespace is one spark.ssl.<Name> namespace of a request.
+type SparkNamespace struct {
+	// Name is the namespace: ui, standalone, historyServer, rpc, fs, mesos
+	// or submission.
+	Name string
+	// Enabled is spark.ssl.<Name>.enabled as written, or nil: then Spark
+	// takes spark.ssl.enabled (except for rpc, which defaults to false).
+	Enabled *bool
+}
+
+// Flink holds the per-component TLS switches of a Flink request (seed 002:
+// each turns TLS off for one component when false, and defaults to true).
+// A nil Switch is not set.
+type Flink struct {
+	// Data is taskmanager.data.ssl.enabled (the data exchange).
+	Data *Switch
+	// Blob is blob.service.ssl.enabled (the blob server).
+	Blob *Switch
+	// RPC is akka.ssl.enabled, or pekko.ssl.enabled from Flink 1.18.
+	RPC *Switch
+	// ArtifactServer is mesos.resourcemanager.artifactserver.ssl.enabled
+	// (Flink on Mesos, which Flink 1.14 removed).
+	ArtifactServer *Switch
+}
+
+// Switch is one boolean setting as the request gives it.
+type Switch struct {
+	// Setting is its name as written.
+	Setting string
+	On      bool
 }
 
 // Endpoints are the TLS endpoints of a consumer that tells them apart: Flink's
@@ -110,15 +187,19 @@ type Libprocess struct {
 	// VerifyIPAdd is VERIFY_IPADD: also accept a certificate whose IP
 	// address SAN matches the peer.
 	VerifyIPAdd *bool
-	// VerifyDepth is VERIFY_DEPTH, the maximum certificate chain depth.
-	VerifyDepth *int
+	// VerificationDepth is VERIFICATION_DEPTH, the maximum certificate
+	// chain depth (libprocess's default is 4). The Mesos documentation
+	// (seed 004) calls it VERIFY_DEPTH, a name libprocess does not read.
+	VerificationDepth *int
 	// CADir is CA_DIR, a directory of hashed CA certificates on the agent.
 	// keyship does not ship it; it is passed through.
 	CADir string
 	// Ciphers is CIPHERS, an OpenSSL cipher list separated by ":".
 	Ciphers string
-	// ECDHCurve is ECDH_CURVE: "auto" or curves separated by ":".
-	ECDHCurve string
+	// ECDHCurves is ECDH_CURVES: "auto" or curves separated by ":". The
+	// Mesos documentation (seed 004) calls it ECDH_CURVE, a name libprocess
+	// does not read.
+	ECDHCurves string
 	// HostnameValidationScheme is HOSTNAME_VALIDATION_SCHEME: "legacy" or
 	// "openssl".
 	HostnameValidationScheme string

@@ -149,6 +149,27 @@ func sameSecret(a, b Field) bool {
 	return a.Ref == b.Ref
 }
 
+// reportUnknown reports each of keys, settings the dialect does not read, in
+// the order of their names: the error names the setting as name(k) gives it
+// and says "unknown <what>; did you mean <guess(k)>?" when guess finds the
+// setting it probably meant, or else "unknown <what>; <reads>". It is the
+// one "unknown setting" message of every dialect.
+func (e *Errors) reportUnknown(keys []string, what string, name, guess func(string) string, reads string) {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	for _, k := range keys {
+		e.add(name(k), "", unknownReason(what, guess(k), reads))
+	}
+}
+
+// unknownReason is the reason reportUnknown gives.
+func unknownReason(what, guess, reads string) string {
+	if guess != "" {
+		return "unknown " + what + "; did you mean " + guess + "?"
+	}
+	return "unknown " + what + "; " + reads
+}
+
 // guessKey returns the known key that key probably meant (another letter
 // case, "-" or "_" for each other or left out, or a typo of at most two
 // letters), or "".
@@ -195,8 +216,10 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// displayKey quotes a key that would not print on one line.
+// displayKey quotes a key that would not print on one line, and cuts a
+// long one (Shorten).
 func displayKey(key string) string {
+	key = Shorten(key)
 	if q := fmt.Sprintf("%q", key); q[1:len(q)-1] != key || key == "" || strings.ContainsAny(key, " \t") {
 		return q
 	}

@@ -2,21 +2,23 @@
 // so that it reads the shipped files where they are in the task: Spark
 // properties (spark.ssl.*, and spark.mesos.*.secret.* when Mesos resolves the
 // secrets by reference), Flink configuration (security.ssl.*) and the
-// libprocess environment (LIBPROCESS_SSL_*).
+// libprocess environment (LIBPROCESS_SSL_*), each for the release of the
+// consumer the Spec names (spec.Spec.SparkVersion, FlinkVersion): the keys
+// that release reads, in the form its own parser reads back unchanged.
 //
-// Settings never hold a password where it could be printed: Spark refers to
-// the passwords through ${env:NAME} (the variables of shipper/mesos), libprocess
-// reads PEM files that need none, and Flink, which cannot refer to anything,
-// gets its passwords in a secret fragment (SecretYAML) that ships as a 0600
-// file and is never printed; YAML, Properties and Environment, the formatters
-// for stdout, leave password settings out.
+// Settings never hold a password where it could be printed: Spark 2.3+
+// refers to the passwords through ${env:NAME} (the variables of
+// shipper/mesos), libprocess reads PEM files that need none, and Flink and
+// Spark 2.2, which read passwords only literally, get the complete settings
+// in a fragment (FlinkFragment, SparkFragment) that ships as a 0600 file and
+// is never printed; what is printed (Print) says where that file is and
+// where it goes, and lists the settings as comments.
 //
 // Quickstart:
 //
-//	fmt.Print(conf.Properties(conf.Spark(bundle, ".keyship", s.Protocol)))
-//	flink, err := conf.Flink(bundle, ".keyship", s)
-//	fmt.Print(conf.YAML(flink))             // no passwords
-//	fragment := conf.SecretYAML(flink)      // ship as .keyship/flink-ssl.yaml, 0600
+//	settings, extra, err := conf.For(conf.ConsumerFlink, bundle, ".keyship", s)
+//	fmt.Print(conf.Print(conf.ConsumerFlink, settings, bundle, s, ".keyship")) // no passwords
+//	// ship extra (.keyship/flink-ssl.yaml, 0600) with the stores
 package conf
 
 import (

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper/mesos"
@@ -48,22 +46,22 @@ func pemBundle() *materialize.Bundle {
 
 // shipSandbox writes b's files and password files as keyship ship does into
 // <tmp>/.keyship and returns <tmp>, the task's sandbox.
-func shipSandbox(t *testing.T, b *materialize.Bundle, extra ...sandbox.File) string {
+func shipSandbox(t *testing.T, b *materialize.Bundle, extra ...materialize.File) string {
 	t.Helper()
 	root := t.TempDir()
-	var files []sandbox.File
+	var files []materialize.File
 	for _, f := range b.Files {
-		files = append(files, sandbox.File{Path: f.Path, Mode: f.Mode, Contents: f.Contents})
+		files = append(files, materialize.File{Path: f.Path, Mode: f.Mode, Contents: f.Contents})
 	}
 	for _, pw := range []struct {
 		name string
 		v    []byte
 	}{{KeystorePasswordFile, b.KeystorePassword}, {KeyPasswordFile, b.KeyPassword}, {TruststorePasswordFile, b.TruststorePassword}} {
 		if pw.v != nil {
-			files = append(files, sandbox.File{Path: pw.name, Contents: pw.v})
+			files = append(files, materialize.File{Path: pw.name, Contents: pw.v})
 		}
 	}
-	if _, err := sandbox.Write(filepath.Join(root, dir), append(files, extra...), sandbox.Options{}); err != nil {
+	if _, err := sandbox.Write(t.Context(), filepath.Join(root, dir), append(files, extra...), sandbox.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return root
@@ -85,7 +83,7 @@ func mustExist(t *testing.T, root, setting, rel string) {
 func TestSparkParsesBack(t *testing.T) {
 	b := jksBundle("pw")
 	root := shipSandbox(t, b)
-	out := Properties(Spark(b, dir, "TLSv1.3"))
+	out := Properties(Spark(b, dir, &spec.Spec{Protocol: "TLSv1.3"}))
 	props, err := spec.ReadSparkProperties([]byte(out))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -163,7 +161,7 @@ func TestSparkSecrets(t *testing.T) {
 	}
 	root := shipSandbox(t, b)
 	sparkEnv := map[string]bool{}
-	for _, s := range Spark(b, dir, "") {
+	for _, s := range Spark(b, dir, &spec.Spec{}) {
 		if v, ok := strings.CutPrefix(s.Value, "${env:"); ok {
 			sparkEnv[strings.TrimSuffix(v, "}")] = true
 		}
@@ -209,118 +207,6 @@ func TestSparkSecrets(t *testing.T) {
 	}
 }
 
-func TestFlinkParsesBack(t *testing.T) {
-	b := jksBundle("pw")
-	root := shipSandbox(t, b)
-	s, err := spec.ParseFlink([]byte("security.ssl.enabled: true\nsecurity.ssl.keystore: /k\nsecurity.ssl.keystore-password: p\n" +
-		"security.ssl.key-password: p\nsecurity.ssl.truststore: /t\nsecurity.ssl.truststore-password: p\nsecurity.ssl.verify-hostname: false\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	settings, err := Flink(b, dir, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	printed := YAML(settings)
-	var got map[string]any
-	if err := yaml.Unmarshal([]byte(printed), &got); err != nil {
-		t.Fatalf("%v\n%s", err, printed)
-	}
-	for _, ep := range []string{"internal", "rest"} {
-		p := "security.ssl." + ep + "."
-		if got[p+"enabled"] != true || got[p+"keystore-type"] != "JKS" || got[p+"truststore-type"] != "JKS" {
-			t.Errorf("%s: %v", ep, got)
-		}
-		mustExist(t, root, p+"keystore", got[p+"keystore"].(string))
-		mustExist(t, root, p+"truststore", got[p+"truststore"].(string))
-		for _, pw := range []string{"keystore-password", "key-password", "truststore-password"} {
-			if _, ok := got[p+pw]; ok {
-				t.Errorf("%s%s printed", p, pw)
-			}
-			if !strings.Contains(printed, "# "+p+pw+": not printed") {
-				t.Errorf("%s%s not named in a comment:\n%s", p, pw, printed)
-			}
-		}
-	}
-	if got["security.ssl.verify-hostname"] != false || got["security.ssl.protocol"] != "TLSv1.2" {
-		t.Errorf("got %v", got)
-	}
-	if strings.Contains(printed, "pw-") {
-		t.Fatalf("a password printed:\n%s", printed)
-	}
-
-	// The secret fragment holds the passwords, and keyship's own Flink
-	// dialect reads it back as the same stores, now in the sandbox.
-	secret := SecretYAML(settings)
-	var full map[string]any
-	if err := yaml.Unmarshal(secret, &full); err != nil {
-		t.Fatal(err)
-	}
-	if full["security.ssl.internal.keystore-password"] != "pw-ks" || full["security.ssl.rest.key-password"] != "pw-key" || full["security.ssl.internal.truststore-password"] != "pw-ts" {
-		t.Errorf("secret fragment %v", full)
-	}
-	back, err := spec.ParseFlink(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if back.Keystore.Secret.Ref.Path != ".keyship/keystore.jks" || string(back.Keystore.Password.Value) != "pw-ks" ||
-		string(back.Keystore.KeyPassword.Value) != "pw-key" || back.Truststore.Secret.Ref.Path != ".keyship/truststore.jks" ||
-		back.Endpoints != nil || back.VerifyHostname == nil || *back.VerifyHostname {
-		t.Errorf("read back: %+v", back)
-	}
-}
-
-func TestFlinkEndpointsAndProblems(t *testing.T) {
-	b := jksBundle("pw")
-	settings, err := Flink(b, dir, &spec.Spec{Protocol: "TLSv1.3", Endpoints: &spec.Endpoints{REST: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	_ = yaml.Unmarshal([]byte(YAML(settings)), &got)
-	if got["security.ssl.internal.enabled"] != false || got["security.ssl.rest.enabled"] != true || got["security.ssl.internal.keystore"] != nil ||
-		got["security.ssl.protocol"] != "TLSv1.3" || got["security.ssl.verify-hostname"] != true {
-		t.Errorf("REST only: %v", got)
-	}
-
-	noTrust := jksBundle("pw")
-	noTrust.Files = noTrust.Files[:1]
-	noTrust.TruststorePassword = nil
-	if _, err := Flink(noTrust, dir, &spec.Spec{}); err == nil || !strings.Contains(err.Error(), "internal TLS needs a truststore") {
-		t.Errorf("no truststore: %v", err)
-	}
-	if _, err := Flink(noTrust, dir, &spec.Spec{Endpoints: &spec.Endpoints{REST: true}}); err != nil {
-		t.Errorf("REST without truststore: %v", err)
-	}
-	if _, err := Flink(&materialize.Bundle{}, dir, &spec.Spec{}); err == nil || !strings.Contains(err.Error(), "needs a keystore") {
-		t.Errorf("no keystore: %v", err)
-	}
-
-	// Passwords Flink cannot read back unchanged are refused by name.
-	for _, pw := range []string{canary + "#x", canary + ": x", "'" + canary, " " + canary, "0123", "1e3", "null", "True", "-" + canary, ""} {
-		bad := jksBundle("pw")
-		bad.KeyPassword = []byte(pw)
-		_, err := Flink(bad, dir, &spec.Spec{})
-		if err == nil || !strings.Contains(err.Error(), "security.ssl.internal.key-password, security.ssl.rest.key-password") {
-			t.Errorf("password %q: %v", pw, err)
-			continue
-		}
-		if pw != "" && strings.Contains(err.Error(), pw) {
-			t.Errorf("the password shows in %v", err)
-		}
-	}
-	for _, pw := range []string{"changeit", "123456", "true", "pa$$w0rd", "a:b", "x-y_z.1"} {
-		ok := jksBundle("pw")
-		ok.KeyPassword = []byte(pw)
-		if _, err := Flink(ok, dir, &spec.Spec{}); err != nil {
-			t.Errorf("password %q refused: %v", pw, err)
-		}
-	}
-	if _, err := Flink(jksBundle("pw"), "dir with #hash", &spec.Spec{}); err == nil || !strings.Contains(err.Error(), "security.ssl.internal.keystore,") {
-		t.Errorf("a path with #: %v", err)
-	}
-}
-
 func TestLibprocessParsesBack(t *testing.T) {
 	b := pemBundle()
 	root := shipSandbox(t, b)
@@ -348,11 +234,17 @@ func TestLibprocessParsesBack(t *testing.T) {
 	want := map[string]string{
 		"LIBPROCESS_SSL_ENABLED": "true", "LIBPROCESS_SSL_CERT_FILE": ".keyship/cert.pem", "LIBPROCESS_SSL_KEY_FILE": ".keyship/key.pem",
 		"LIBPROCESS_SSL_CA_FILE": ".keyship/ca.pem", "LIBPROCESS_SSL_CA_DIR": "/etc/ssl/my certs", "LIBPROCESS_SSL_VERIFY_CERT": "true",
-		"LIBPROCESS_SSL_REQUIRE_CERT": "false", "LIBPROCESS_SSL_VERIFY_DEPTH": "6", "LIBPROCESS_SSL_ENABLE_TLS_V1_2": "true",
+		"LIBPROCESS_SSL_REQUIRE_CERT": "false", "LIBPROCESS_SSL_VERIFICATION_DEPTH": "6", "LIBPROCESS_SSL_ENABLE_TLS_V1_2": "true",
 		"LIBPROCESS_SSL_ENABLE_TLS_V1_3": "true", "LIBPROCESS_SSL_SUPPORT_DOWNGRADE": "true", "LIBPROCESS_SSL_CIPHERS": "A:B",
 	}
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("read back\n%v\nwant\n%v\nfrom\n%s", env, want, out)
+	}
+	// VERIFY_DEPTH is the Mesos documentation's name; libprocess reads
+	// VERIFICATION_DEPTH (openssl.cpp, Flags::verification_depth), and the
+	// printed text says so.
+	if p := Print(ConsumerLibprocess, settings, b, in, dir); !strings.Contains(p, "# warning: LIBPROCESS_SSL_VERIFY_DEPTH is the Mesos documentation's name, but libprocess reads LIBPROCESS_SSL_VERIFICATION_DEPTH") {
+		t.Errorf("printed:\n%s", p)
 	}
 	back, err := spec.ParseLibprocess(env)
 	if err != nil {
@@ -383,23 +275,35 @@ const canary = "CANARY-pw-9c1d"
 
 func TestNoPasswordPrinted(t *testing.T) {
 	b := jksBundle(canary)
-	s := &spec.Spec{Protocol: "TLSv1.2"}
-	flink, err := Flink(b, dir, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.Files = append(b.Files, materialize.File{Path: "ca-bundle.jks", Role: materialize.RoleCABundle})
 	plan, _ := mesos.NewPlan(b, dir, mesos.Sources{KeystorePassword: &mesos.Reference{Name: "/p"}})
 	secrets, _ := SparkSecrets(plan)
-	printed := Properties(Spark(b, dir, s.Protocol)) + Properties(secrets) + YAML(flink) + Environment(flink) + Properties(flink)
-	if strings.Contains(printed, canary) {
-		t.Fatalf("a password printed:\n%s", printed)
-	}
-	// The secret fragment is where the passwords are.
-	if frag := SecretYAML(flink); !bytes.Contains(frag, []byte(canary)) || !strings.Contains(formatted(frag), "[redacted]") {
-		t.Errorf("secret fragment without the passwords, or printable: %s", formatted(frag))
-	}
-	if slices.ContainsFunc(flink, func(s Setting) bool { return strings.Contains(s.Value, canary) }) {
-		t.Error("a password in a Setting's Value")
+	for _, s := range []*spec.Spec{
+		{Protocol: "TLSv1.2"},
+		{Protocol: "TLSv1.3", SparkVersion: spec.ConsumerVersion{Version: spec.Version{Major: 2, Minor: 2}}, FlinkVersion: spec.ConsumerVersion{Version: spec.Version{Major: 1, Minor: 16}}},
+		{Protocol: "TLSv1.2", FlinkVersion: spec.ConsumerVersion{Version: spec.Version{Major: 1, Minor: 5}}},
+	} {
+		printed := Properties(secrets)
+		for _, c := range []string{ConsumerSpark, ConsumerFlink} {
+			settings, extra, err := For(c, b, dir, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			printed += Print(c, settings, b, s, dir) + Properties(settings) + Environment(settings) + Format(c, settings)
+			if slices.ContainsFunc(settings, func(s Setting) bool { return strings.Contains(s.Value, canary) }) {
+				t.Errorf("%s: a password in a Setting's Value", c)
+			}
+			// The fragment files are where the passwords are, and they
+			// never format.
+			for _, x := range extra {
+				if x.Mode != 0o600 || !bytes.Contains(x.Contents, []byte(canary)) || !strings.Contains(formatted(materialize.Sensitive(x.Contents)), "[redacted]") {
+					t.Errorf("%s: %s is not a 0600 fragment with the passwords", c, x.Path)
+				}
+			}
+		}
+		if strings.Contains(printed, canary) {
+			t.Fatalf("a password printed:\n%s", printed)
+		}
 	}
 }
 

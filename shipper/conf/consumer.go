@@ -2,6 +2,9 @@ package conf
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/spec"
@@ -22,19 +25,27 @@ var Consumers = spec.Consumers
 // settings with their passwords (FlinkSecretFile).
 const RoleFlinkSecrets materialize.Role = "flink-secrets"
 
-// For returns consumer's settings for b's files in dir, and the extra files
-// that must ship with the stores (Flink's 0600 secret fragment). Settings
-// never hold passwords in Value.
+// For returns consumer's settings for b's files in dir, for the release of
+// the consumer s names (s.SparkVersion, s.FlinkVersion), and the extra files
+// that must ship with the stores: Flink's fragment (FlinkSecretFile, every
+// setting with its password), and for Spark 2.2 and before the properties
+// with their passwords (SparkPropertiesFile), both 0600. Settings never hold
+// passwords in Value.
 func For(consumer string, b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, []materialize.File, error) {
 	switch consumer {
 	case ConsumerSpark:
-		return Spark(b, dir, s.Protocol), nil, nil
+		settings := Spark(b, dir, s)
+		if !s.SparkVersion.Before(2, 3) {
+			return settings, nil, nil
+		}
+		extra := materialize.File{Path: SparkPropertiesFile, Role: RoleSparkSecrets, Mode: materialize.FileMode, Contents: SparkFragment(settings)}
+		return settings, []materialize.File{extra}, nil
 	case ConsumerFlink:
 		settings, err := Flink(b, dir, s)
 		if err != nil {
 			return nil, nil, err
 		}
-		extra := materialize.File{Path: FlinkSecretFile, Role: RoleFlinkSecrets, Mode: materialize.FileMode, Contents: SecretYAML(settings)}
+		extra := materialize.File{Path: FlinkSecretFile, Role: RoleFlinkSecrets, Mode: materialize.FileMode, Contents: FlinkFragment(settings, s)}
 		return settings, []materialize.File{extra}, nil
 	case ConsumerLibprocess:
 		settings, err := Libprocess(b, dir, s)
@@ -44,18 +55,104 @@ func For(consumer string, b *materialize.Bundle, dir string, s *spec.Spec) ([]Se
 	}
 }
 
-// Format formats settings for consumer's configuration on stdout: Spark
-// properties, Flink YAML or libprocess KEY=VALUE lines. Passwords are left
-// out (Flink's are comments pointing at FlinkSecretFile).
+// Format formats settings for consumer's configuration on stdout, without
+// a password: Spark properties, libprocess KEY=VALUE lines, and, where a
+// fragment file carries the settings (Flink always; Spark when a setting is
+// a literal password), the settings as comments ("#   key: value", a
+// password as "(in <file>)"), so that nothing printed is pasted beside the
+// fragment to give a key twice.
 func Format(consumer string, settings []Setting) string {
-	switch consumer {
-	case ConsumerFlink:
-		return YAML(settings)
-	case ConsumerLibprocess:
+	var b strings.Builder
+	switch {
+	case consumer == ConsumerFlink:
+		for _, st := range settings {
+			v := st.Value
+			if st.Password != nil {
+				v = "(in " + FlinkSecretFile + ", not printed)"
+			}
+			fmt.Fprintf(&b, "#   %s: %s\n", st.Key, v)
+		}
+	case consumer == ConsumerLibprocess:
 		return Environment(settings)
+	case slices.ContainsFunc(settings, func(st Setting) bool { return st.Password != nil }):
+		for _, line := range strings.SplitAfter(Properties(settings), "\n") {
+			if line != "" {
+				b.WriteString("#   " + line)
+			}
+		}
+		for _, st := range settings {
+			if st.Password != nil {
+				fmt.Fprintf(&b, "#   %s=(in %s, not printed)\n", st.Key, SparkPropertiesFile)
+			}
+		}
 	default:
 		return Properties(settings)
 	}
+	return b.String()
+}
+
+// Print returns what keyship prints on stdout for consumer's settings, as
+// For wrote them for b's files in dir: comment lines that say which release
+// they are for and why, where they go and, where a fragment file carries
+// them, where it is (dir/FlinkSecretFile, dir/SparkPropertiesFile) and how
+// to merge it; what the CA bundle file is for; the request's warnings; then
+// Format's lines. It never holds a password.
+func Print(consumer string, settings []Setting, b *materialize.Bundle, s *spec.Spec, dir string) string {
+	var g strings.Builder
+	note := func(format string, a ...any) { fmt.Fprintf(&g, "# "+format+"\n", a...) }
+	for _, w := range s.Warnings {
+		note("warning: %s", w)
+	}
+	switch consumer {
+	case ConsumerFlink:
+		rel := flinkRelease{s.FlinkVersion.Version}
+		note("Flink %s (%s): it reads %s%s.", rel, versionWhy(s.FlinkVersion, "--flink-version"), rel.file(), map[bool]string{
+			true:  " with SnakeYAML (YAML 1.1), and a key given twice stops it",
+			false: " line by line (key: value; \"#\" starts a comment)",
+		}[rel.standardYAML()])
+		note("The complete TLS fragment, passwords included, is %s (0600). Merge it into $FLINK_CONF_DIR/%s once,", filepath.Join(dir, FlinkSecretFile), rel.file())
+		note("after removing from that file the keys it sets (each is in the fragment once):")
+		if !rel.storeTypes() && s.StoreType == spec.StoreTypePKCS12 {
+			note("Flink %s opens the stores with the JVM's default type (PKCS12 from Java 9, which reads JKS too; JKS on Java 8): run it on Java 9 or later.", rel)
+		}
+	case ConsumerSpark:
+		literal := s.SparkVersion.Before(2, 3)
+		v := "3.x"
+		if !s.SparkVersion.IsZero() {
+			v = s.SparkVersion.String()
+		}
+		note("Spark %s (%s).", v, versionWhy(s.SparkVersion, "--spark-version"))
+		if literal {
+			note("Spark %s reads the spark.ssl passwords literally (${env:...} substitution came with Spark 2.3, SPARK-20379):", v)
+			note("the complete properties, passwords included, are %s (0600); pass it to spark-submit --properties-file", filepath.Join(dir, SparkPropertiesFile))
+			note("(it replaces spark-defaults.conf: add the job's other properties to it). It sets:")
+		} else {
+			note("Spark properties (spark-defaults.conf or --conf); the passwords come from the task's environment (${env:...}):")
+			note("keyship serve and --emit mesos set %s, %s and %s; from this sandbox, e.g.", EnvKeystorePassword, EnvKeyPassword, EnvTruststorePassword)
+			note("  export %s=\"$(cat %s)\"", EnvKeystorePassword, filepath.Join(dir, KeystorePasswordFile))
+		}
+		if slices.ContainsFunc(settings, func(st Setting) bool { return strings.HasPrefix(st.Key, "spark.mesos.") }) {
+			note("The stores reach the driver and executors as Mesos secrets (spark.mesos.driver.secret.*, spark.mesos.executor.secret.*).")
+		}
+	}
+	if consumer != ConsumerLibprocess {
+		if f := b.File(materialize.RoleCABundle); f != nil {
+			note("%s is the request's CA bundle (ca_bundle_secret) as a truststore, opened with the truststore password: no", filepath.Join(dir, f.Path))
+			note("Spark or Flink setting reads it; give it to a client that must trust that CA (e.g. -Djavax.net.ssl.trustStore).")
+		}
+	}
+	return g.String() + Format(consumer, settings)
+}
+
+// versionWhy says where a consumer version comes from.
+func versionWhy(v spec.ConsumerVersion, flag string) string {
+	switch {
+	case v.From != "":
+		return v.From
+	case v.IsZero():
+		return "the newest release keyship targets; pass " + flag + " for another"
+	}
+	return flag
 }
 
 // Outputs returns the store formats consumer reads beyond the spec's own

@@ -5,51 +5,126 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-
-	"gopkg.in/yaml.v3"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/spec"
 )
 
-// FlinkSecretFile is the name, beside the stores, of the secret fragment
-// (SecretYAML) that carries Flink's settings with their passwords.
+// FlinkSecretFile is the name, beside the stores, of the Flink fragment
+// (FlinkFragment): every security.ssl setting keyship writes, passwords
+// included, shipped 0600.
 const FlinkSecretFile = "flink-ssl.yaml"
 
-// Flink returns the security.ssl.* settings that make Flink use b's stores
-// from dir (relative paths are relative to the TaskManager's working
-// directory, the Mesos sandbox), for the endpoints s turns on:
-// security.ssl.internal.* (RPC, data exchange, blob server) and
-// security.ssl.rest.* (REST API, web UI), each with enabled, keystore,
-// keystore-password, key-password, keystore-type, truststore,
-// truststore-password and truststore-type; an endpoint s turns off gets
-// enabled: false. Then security.ssl.protocol (Flink has one for every
-// endpoint) and security.ssl.verify-hostname (s.VerifyHostname, or true,
-// Flink's default, when s does not say).
+// flinkRelease is how one Flink release reads its configuration, from
+// Flink's GlobalConfiguration.java, YamlParserUtils.java, SecurityOptions.java
+// and SSLUtils.java of that release.
+type flinkRelease struct{ v spec.Version }
+
+// String names the release: "2.x" for the newest.
+func (r flinkRelease) String() string {
+	if r.v.IsZero() {
+		return "2.x"
+	}
+	return r.v.String()
+}
+
+// standardYAML reports whether the release reads config.yaml with SnakeYAML
+// (YAML 1.1 typing, duplicate keys refused; GlobalConfiguration.
+// loadYAMLResource, Flink 1.19+) rather than flink-conf.yaml line by line
+// (loadLegacyYAMLResource: split at the first "#", then at the first ": ",
+// trimmed; Flink 1.18 and before).
+func (r flinkRelease) standardYAML() bool { return r.v.AtLeast(1, 19) }
+
+// file is the configuration file the release reads: config.yaml from 1.19
+// (1.19 and 1.20 still read a flink-conf.yaml when one is there; 2.x never
+// does), flink-conf.yaml before.
+func (r flinkRelease) file() string {
+	if r.standardYAML() {
+		return "config.yaml"
+	}
+	return "flink-conf.yaml"
+}
+
+// endpoints reports whether the release has security.ssl.internal.* and
+// security.ssl.rest.* (Flink 1.6+); before, security.ssl.* and the
+// component switches are all there is.
+func (r flinkRelease) endpoints() bool { return r.v.AtLeast(1, 6) }
+
+// storeTypes reports whether the release reads *.keystore-type and
+// *.truststore-type (Flink 1.20+); before, it opens the stores with
+// KeyStore.getDefaultType().
+func (r flinkRelease) storeTypes() bool { return r.v.AtLeast(1, 20) }
+
+// flinkSettings collects settings with no key twice (Flink 1.19+ refuses a
+// duplicate key).
+type flinkSettings struct {
+	out  []Setting
+	errs []string
+}
+
+func (f *flinkSettings) add(s Setting) {
+	for _, o := range f.out {
+		if o.Key != s.Key {
+			continue
+		}
+		if o.Value != s.Value || o.Password != nil || s.Password != nil {
+			f.errs = append(f.errs, fmt.Sprintf("%s is set to %s and to %s", s.Key, o.Value, s.Value))
+		}
+		return
+	}
+	f.out = append(f.out, s)
+}
+
+func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value: value}) }
+
+// Flink returns the settings that make the Flink release s.FlinkVersion
+// names (zero: Flink 2.x) use b's stores from dir (relative paths are
+// relative to the TaskManager's working directory, the Mesos sandbox), with
+// exactly the keys that release reads, each once:
 //
-// How the passwords reach Flink: flink-conf.yaml has no substitution of
-// environment variables or files, so a password must be in the
-// configuration itself. Flink's password settings therefore carry the
-// password in Setting.Password, never in Value; SecretYAML writes the whole
-// fragment, passwords included, to ship as a 0600 file (FlinkSecretFile
-// beside the stores) that the TaskManager's launch command appends to its
-// configuration before Flink starts,
+//   - Flink 1.6 and later: for each endpoint s turns on,
+//     security.ssl.internal.* (RPC, data exchange, blob server) and
+//     security.ssl.rest.* (REST API, web UI): enabled, keystore,
+//     keystore-password, key-password, truststore, truststore-password, and
+//     from Flink 1.20 keystore-type and truststore-type; an endpoint s turns
+//     off gets enabled: false;
+//   - Flink 1.5 and before (seed 002): security.ssl.enabled and the shared
+//     security.ssl.keystore ... truststore-password; an endpoint s turns off
+//     is turned off with the component switches (jobmanager.web.ssl.enabled
+//     for the web UI; taskmanager.data.ssl.enabled, blob.service.ssl.enabled
+//     and akka.ssl.enabled for the internal connections);
+//   - security.ssl.protocol (one for every endpoint), security.ssl.algorithms
+//     (s.CipherSuites, or spec.DefaultSuites of the protocol: Flink's own
+//     default, TLS_RSA_WITH_AES_128_CBC_SHA, is a TLS 1.2 suite for RSA keys
+//     only, so a TLSv1.3 or EC-key job would fail its handshake), and
+//     security.ssl.verify-hostname (s.VerifyHostname, or true, Flink's
+//     default);
+//   - the component switches s.Flink carries, by the name the release
+//     reads (akka.ssl.enabled before 1.18, pekko.ssl.enabled after); the
+//     Mesos artifact server's is an error for Flink 1.14 and later, which
+//     removed it.
 //
-//	cat "$MESOS_SANDBOX/.keyship/flink-ssl.yaml" >> "$FLINK_CONF_DIR/flink-conf.yaml"
+// How the passwords reach Flink: Flink's configuration has no substitution
+// of environment variables or files, so a password must be in the
+// configuration itself. Password settings carry it in Setting.Password,
+// never in Value, and FlinkFragment writes the whole fragment, passwords
+// included, to ship as a 0600 file (FlinkSecretFile beside the stores); what
+// is printed (Print) says where that file goes and shows no password.
+// Dynamic properties (-Dsecurity.ssl...=password) are not used: they show in
+// ps and in the Mesos UI.
 //
-// or to pass as the FLINK_PROPERTIES variable that Flink's container image
-// appends to its configuration (a Mesos SECRET variable). Dynamic properties
-// (-Dsecurity.ssl...=password on the command line) are not used: they show
-// in ps and in the Mesos UI. YAML, for stdout, leaves the passwords out.
-//
-// Flink's flink-conf.yaml reader before Flink 1.19 takes the text after
-// ": " literally up to a "#": values are written plain, and a value that
-// this reader and a YAML reader would not both read back unchanged (a "#",
-// ": ", quotes, leading or trailing space, a YAML indicator first) is an
-// error naming its setting, never the value.
+// A value the release would not read back unchanged is an error naming its
+// setting, never the value: for flink-conf.yaml (Flink 1.18 and before) one
+// that is empty, has a "#", a line break, or leading or trailing space; for
+// config.yaml one that is not valid UTF-8 (every string is double-quoted
+// there, so that SnakeYAML's YAML 1.1 typing never reads a password such as
+// on, 1:20:30 or 1e10000 as a Boolean, an Integer or a Double).
 //
 // The internal endpoint needs a truststore; b must have a keystore.
 func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
+	rel := flinkRelease{s.FlinkVersion.Version}
 	ks := b.File(roleKeystore)
 	if ks == nil {
 		return nil, fmt.Errorf("conf: Flink needs a keystore; the bundle has no %q file", roleKeystore)
@@ -63,119 +138,196 @@ func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
 		return nil, errors.New("conf: Flink's internal TLS needs a truststore (security.ssl.internal.truststore) and the bundle has none; " +
 			"add one to the spec, or turn internal TLS off")
 	}
-	var out []Setting
-	for _, ep := range []struct {
-		name string
-		on   bool
-	}{{"internal", internal}, {"rest", rest}} {
-		p := "security.ssl." + ep.name + "."
-		if !ep.on {
-			out = append(out, Setting{Key: p + "enabled", Value: "false"})
-			continue
+	protocol := s.Protocol
+	if protocol == "" || protocol == spec.ProtocolTLS {
+		protocol = spec.DefaultProtocol
+	}
+	suites := s.CipherSuites
+	if len(suites) == 0 {
+		suites = spec.DefaultSuites(protocol)
+	}
+	if reason := spec.CheckSuites(protocol, suites); reason != "" {
+		name := s.CipherSuitesSetting
+		if name == "" {
+			name = "the cipher suites"
 		}
-		out = append(out,
-			Setting{Key: p + "enabled", Value: "true"},
-			Setting{Key: p + "keystore", Value: filepath.Join(dir, ks.Path)},
-			Setting{Key: p + "keystore-password", Password: b.KeystorePassword},
-			Setting{Key: p + "key-password", Password: b.KeyPassword},
-			Setting{Key: p + "keystore-type", Value: storeType(ks.Path)},
-		)
+		return nil, fmt.Errorf("conf: %s %s", name, reason)
+	}
+
+	f := &flinkSettings{}
+	stores := func(p string) {
+		f.value(p+"keystore", filepath.Join(dir, ks.Path))
+		f.add(Setting{Key: p + "keystore-password", Password: b.KeystorePassword})
+		f.add(Setting{Key: p + "key-password", Password: b.KeyPassword})
+		if rel.storeTypes() {
+			f.value(p+"keystore-type", storeType(ks.Path))
+		}
 		if ts != nil {
-			out = append(out,
-				Setting{Key: p + "truststore", Value: filepath.Join(dir, ts.Path)},
-				Setting{Key: p + "truststore-password", Password: b.TruststorePassword},
-				Setting{Key: p + "truststore-type", Value: storeType(ts.Path)},
-			)
+			f.value(p+"truststore", filepath.Join(dir, ts.Path))
+			f.add(Setting{Key: p + "truststore-password", Password: b.TruststorePassword})
+			if rel.storeTypes() {
+				f.value(p+"truststore-type", storeType(ts.Path))
+			}
 		}
 	}
-	protocol := s.Protocol
-	if protocol == "" {
-		protocol = spec.DefaultProtocol
+	rpcSwitch := "akka.ssl.enabled"
+	if rel.v.AtLeast(1, 18) {
+		rpcSwitch = "pekko.ssl.enabled"
+	}
+	if rel.endpoints() {
+		for _, ep := range []struct {
+			name string
+			on   bool
+		}{{"internal", internal}, {"rest", rest}} {
+			p := "security.ssl." + ep.name + "."
+			f.value(p+"enabled", fmt.Sprint(ep.on))
+			if ep.on {
+				stores(p)
+			}
+		}
+	} else {
+		f.value("security.ssl.enabled", "true")
+		stores("security.ssl.")
+		if !rest {
+			f.value("jobmanager.web.ssl.enabled", "false")
+		}
+		if !internal {
+			for _, k := range []string{"taskmanager.data.ssl.enabled", "blob.service.ssl.enabled", rpcSwitch} {
+				f.value(k, "false")
+			}
+		}
 	}
 	verify := true
 	if s.VerifyHostname != nil {
 		verify = *s.VerifyHostname
 	}
-	out = append(out,
-		Setting{Key: "security.ssl.protocol", Value: protocol},
-		Setting{Key: "security.ssl.verify-hostname", Value: fmt.Sprint(verify)},
-	)
+	f.value("security.ssl.protocol", protocol)
+	f.value("security.ssl.algorithms", strings.Join(suites, ","))
+	f.value("security.ssl.verify-hostname", fmt.Sprint(verify))
+	if c := s.Flink; c != nil {
+		for _, sw := range []struct {
+			key string
+			s   *spec.Switch
+		}{{"taskmanager.data.ssl.enabled", c.Data}, {"blob.service.ssl.enabled", c.Blob}, {rpcSwitch, c.RPC}} {
+			if sw.s != nil {
+				f.value(sw.key, fmt.Sprint(sw.s.On))
+			}
+		}
+		if a := c.ArtifactServer; a != nil {
+			if rel.v.AtLeast(1, 14) {
+				return nil, fmt.Errorf("conf: %s: Flink %s does not read it (Flink 1.14 removed Mesos support and its artifact server); "+
+					"remove it, or write for the Flink that runs on Mesos with --flink-version 1.13 or older", a.Setting, rel)
+			}
+			f.value("mesos.resourcemanager.artifactserver.ssl.enabled", fmt.Sprint(a.On))
+		}
+	}
+	if len(f.errs) > 0 {
+		return nil, fmt.Errorf("conf: the Flink settings would set a key twice: %s", strings.Join(f.errs, "; "))
+	}
+
 	var bad []string
-	for _, st := range out {
+	for _, st := range f.out {
 		v := st.Value
 		if st.Password != nil {
 			v = string(st.Password)
 		}
-		if !flinkPlain(v) {
+		if rel.standardYAML() && !utf8.ValidString(v) || !rel.standardYAML() && !flinkLegacyPlain(v) {
 			bad = append(bad, st.Key)
 		}
 	}
 	if len(bad) > 0 {
-		return nil, fmt.Errorf("conf: cannot write %s in flink-conf.yaml so that Flink reads it back unchanged "+
-			"(it is empty, or has a \"#\", \": \", a quote, a line break, leading or trailing space, or a YAML indicator first)", strings.Join(bad, ", "))
+		why := `it is empty, or has a "#", a line break, or leading or trailing space, which Flink's flink-conf.yaml reader drops`
+		if rel.standardYAML() {
+			why = "it is not valid UTF-8"
+		}
+		return nil, fmt.Errorf("conf: cannot write %s in Flink %s's %s so that Flink reads it back unchanged (%s)", strings.Join(bad, ", "), rel, rel.file(), why)
 	}
-	return out, nil
+	return f.out, nil
 }
 
-// flinkPlain reports whether v reads back unchanged both with Flink's
-// line-based flink-conf.yaml reader (split at the first "#", then at ": ",
-// trimmed) and with a YAML reader (Flink 1.19+ config.yaml, and keyship's
-// own ParseFlink), where a plain scalar that resolves to a number, a boolean
-// or null must print back as the same text.
-func flinkPlain(v string) bool {
-	if v == "" || strings.TrimSpace(v) != v || strings.ContainsAny(v, "#\"'") ||
-		strings.Contains(v, ": ") || strings.HasSuffix(v, ":") || strings.ContainsRune("-?:,[]{}&*!|>%@`", rune(v[0])) {
+// flinkLegacyPlain reports whether v reads back unchanged with Flink's
+// flink-conf.yaml reader (GlobalConfiguration.loadLegacyYAMLResource, Flink
+// 1.18 and before): each line is cut at its first "#", split at the first
+// ": " and trimmed, and a line with an empty value is skipped.
+func flinkLegacyPlain(v string) bool {
+	if v == "" || strings.TrimSpace(v) != v || strings.ContainsRune(v, '#') {
 		return false
 	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	var back any
-	if err := yaml.Unmarshal([]byte("v: "+v), &struct{ V *any }{&back}); err != nil {
-		return false
-	}
-	if str, ok := back.(string); ok {
-		return str == v
-	}
-	return back != nil && fmt.Sprint(back) == v
+	return !strings.ContainsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029 })
 }
 
-// YAML formats settings as flink-conf.yaml lines, "key: value". Password
-// settings are written as a comment that names them without their value:
-// they are in the secret fragment (SecretYAML).
-func YAML(settings []Setting) string {
-	var b strings.Builder
-	for _, s := range settings {
-		if s.Password != nil {
-			fmt.Fprintf(&b, "# %s: not printed; it is in the secret fragment (%s)\n", s.Key, FlinkSecretFile)
-			continue
-		}
-		fmt.Fprintf(&b, "%s: %s\n", s.Key, s.Value)
-	}
-	return b.String()
-}
-
-// SecretYAML formats settings as flink-conf.yaml lines with the passwords
-// written in: the fragment to ship as a 0600 file or a SECRET variable. It
+// FlinkFragment writes settings as the Flink configuration fragment for the
+// release s.FlinkVersion names, passwords included: the file to ship as a
+// 0600 FlinkSecretFile, and to merge into that release's configuration file
+// (Print says which). For config.yaml (Flink 1.19+) every value but true and
+// false is a double-quoted YAML string, so that SnakeYAML returns exactly
+// the string; for flink-conf.yaml values are written as they are (Flink 1.18
+// and before take the text after ": " literally; Flink checked them). It
 // holds secrets: never print or log it, and zero it once shipped.
-func SecretYAML(settings []Setting) materialize.Sensitive {
-	n := 0
-	for _, s := range settings {
-		n += len(s.Key) + len(": ") + len(s.Value) + len(s.Password) + 1
+func FlinkFragment(settings []Setting, s *spec.Spec) materialize.Sensitive {
+	rel := flinkRelease{s.FlinkVersion.Version}
+	header := fmt.Sprintf("# keyship: the TLS settings for Flink %s, to merge into %s (each key once)\n", rel, rel.file())
+	n := len(header)
+	for _, st := range settings {
+		// A quoted value takes at most 10 bytes per byte (\UXXXXXXXX).
+		n += len(st.Key) + len(": \"\"\n") + 10*(len(st.Value)+len(st.Password))
 	}
 	// One allocation, so that no partial copy of a password is left behind.
 	b := make([]byte, 0, n)
-	for _, s := range settings {
-		b = append(b, s.Key...)
+	b = append(b, header...)
+	for _, st := range settings {
+		v := []byte(st.Value)
+		if st.Password != nil {
+			v = st.Password
+		}
+		b = append(b, st.Key...)
 		b = append(b, ": "...)
-		if s.Password != nil {
-			b = append(b, s.Password...)
-		} else {
-			b = append(b, s.Value...)
+		switch {
+		case !rel.standardYAML(), st.Password == nil && (st.Value == "true" || st.Value == "false"):
+			b = append(b, v...)
+		default:
+			b = appendYAMLQuoted(b, v)
 		}
 		b = append(b, '\n')
+	}
+	return b
+}
+
+// appendYAMLQuoted appends v as a YAML double-quoted scalar: '"' and '\'
+// escaped, and every rune YAML does not allow printed as is (C0 and C1
+// controls, DEL, the line and paragraph separators, the byte order mark,
+// other non-printing runes) as an escape. v must be valid UTF-8.
+func appendYAMLQuoted(b, v []byte) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(v); {
+		r, size := utf8.DecodeRune(v[i:])
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r >= 0x20 && r < 0x7f:
+			b = append(b, byte(r))
+		case r == utf8.RuneError && size == 1, r < 0x20, r >= 0x7f && r <= 0x9f, r == 0x2028, r == 0x2029, r == 0xfeff, !unicode.IsPrint(r):
+			b = appendEscape(b, r)
+		default:
+			b = append(b, v[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// appendEscape appends r as a YAML \uXXXX or \UXXXXXXXX escape, without
+// fmt (whose buffers would keep a copy).
+func appendEscape(b []byte, r rune) []byte {
+	const hex = "0123456789ABCDEF"
+	digits := 4
+	b = append(b, '\\', 'u')
+	if r > 0xffff {
+		digits = 8
+		b[len(b)-1] = 'U'
+	}
+	for i := digits - 1; i >= 0; i-- {
+		b = append(b, hex[(r>>(4*i))&0xf])
 	}
 	return b
 }

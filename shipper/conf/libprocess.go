@@ -24,9 +24,14 @@ import (
 //   - ENABLE_TLS_V1_2, ENABLE_TLS_V1_3: as s.Libprocess says, with Mesos's
 //     defaults (1.2 on, 1.3 off) for the one it does not set; for a spec of
 //     another dialect, exactly s.Protocol's version.
-//   - CA_DIR, VERIFY_IPADD, VERIFY_DEPTH, CIPHERS, ECDH_CURVE,
+//   - CA_DIR, VERIFY_IPADD, VERIFICATION_DEPTH, CIPHERS, ECDH_CURVES,
 //     HOSTNAME_VALIDATION_SCHEME and the older protocol switches: only when
 //     s sets them.
+//
+// Every name is one libprocess reads (process::network::openssl::Flags,
+// 3rdparty/libprocess/src/openssl.cpp): VERIFICATION_DEPTH and ECDH_CURVES,
+// not the VERIFY_DEPTH and ECDH_CURVE of the Mesos documentation, which
+// libprocess would skip without a word.
 //
 // The PEM key needs no password. b must have a PEM key and certificate.
 func Libprocess(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
@@ -74,8 +79,8 @@ func Libprocess(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, err
 	flag("VERIFY_CERT", l.VerifyCert, true)
 	flag("REQUIRE_CERT", l.RequireCert, false)
 	maybe("VERIFY_IPADD", l.VerifyIPAdd)
-	if l.VerifyDepth != nil {
-		out = append(out, Setting{Key: p + "VERIFY_DEPTH", Value: strconv.Itoa(*l.VerifyDepth)})
+	if l.VerificationDepth != nil {
+		out = append(out, Setting{Key: p + "VERIFICATION_DEPTH", Value: strconv.Itoa(*l.VerificationDepth)})
 	}
 	maybe("ENABLE_SSL_V3", l.EnableSSLv3)
 	maybe("ENABLE_TLS_V1_0", l.EnableTLS10)
@@ -88,7 +93,7 @@ func Libprocess(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, err
 	flag("ENABLE_TLS_V1_3", l.EnableTLS13, tls13)
 	flag("SUPPORT_DOWNGRADE", l.SupportDowngrade, false)
 	text("CIPHERS", l.Ciphers)
-	text("ECDH_CURVE", l.ECDHCurve)
+	text("ECDH_CURVES", l.ECDHCurves)
 	text("HOSTNAME_VALIDATION_SCHEME", l.HostnameValidationScheme)
 	return out, nil
 }

@@ -1,12 +1,12 @@
 package conf
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/spec"
 )
 
 // The settings that make Spark reload its RPC truststore (Spark 4.0+).
@@ -20,19 +20,19 @@ const (
 // SSLOptions.trustStoreReloadingEnabled and trustStoreReloadIntervalMs
 // (core/src/main/scala/org/apache/spark/SSLOptions.scala), which
 // TransportConf hands to network-common's ReloadingX509TrustManager.
-var SparkReloadSince = [2]int{4, 0}
+var SparkReloadSince = spec.Version{Major: 4, Minor: 0}
 
 // maxSparkReloadInterval is Spark's default reload interval (10000 ms):
 // keyship never asks Spark to look less often than that.
 const maxSparkReloadInterval = 10 * time.Second
 
-// SparkReload returns the settings that make a Spark of version
-// sparkVersion ("4.0.1"; "" when unknown) reload the RPC truststore that a
-// watch swaps in place every refresh: trustStoreReloadingEnabled, and an
-// interval of refresh, at least a second and at most Spark's own 10 s. It
-// returns none when b ships no truststore, when the version is unknown or
-// older than SparkReloadSince (earlier Sparks have no reloading truststore),
-// and an error naming the flag when sparkVersion is not a version.
+// SparkReload returns the settings that make Spark v reload the RPC
+// truststore that a watch swaps in place every refresh:
+// trustStoreReloadingEnabled, and an interval of refresh, at least a second
+// and at most Spark's own 10 s. It returns none when b ships no truststore
+// or when v is unknown (the zero Version: keyship then writes for Spark 3.x)
+// or older than SparkReloadSince: earlier Sparks have no reloading
+// truststore.
 //
 // Spark's ReloadingX509TrustManager reloads when the truststore's canonical
 // path or modification time changes, so the sandbox's ..data swap is seen;
@@ -40,40 +40,21 @@ const maxSparkReloadInterval = 10 * time.Second
 // truststore password must stay the same across rotations. The spark.ssl.rpc
 // namespace takes its files from spark.ssl.*, but not its enabled switch:
 // these settings act once spark.ssl.rpc.enabled=true.
-func SparkReload(b *materialize.Bundle, sparkVersion string, refresh time.Duration) ([]Setting, error) {
-	if sparkVersion == "" || b.File(roleTruststore) == nil {
-		return nil, nil
-	}
-	ok, err := SparkReloads(sparkVersion)
-	if err != nil || !ok {
-		return nil, err
+func SparkReload(b *materialize.Bundle, v spec.Version, refresh time.Duration) []Setting {
+	if !SparkReloads(v) || b.File(roleTruststore) == nil {
+		return nil
 	}
 	interval := min(max(refresh, time.Second), maxSparkReloadInterval)
 	return []Setting{
 		{Key: SparkTrustStoreReloading, Value: "true"},
 		{Key: SparkTrustStoreReloadIntervalMs, Value: strconv.FormatInt(interval.Milliseconds(), 10)},
-	}, nil
+	}
 }
 
-// SparkReloads reports whether Spark sparkVersion ("3.5.3", "4.0.0",
-// "4.1.0-preview1") reloads its RPC truststore.
-func SparkReloads(sparkVersion string) (bool, error) {
-	major, minor, ok := majorMinor(sparkVersion)
-	if !ok {
-		return false, fmt.Errorf("--spark-version %q: want the job's Spark release, e.g. 4.0.1", sparkVersion)
-	}
-	return major > SparkReloadSince[0] || major == SparkReloadSince[0] && minor >= SparkReloadSince[1], nil
-}
-
-func majorMinor(v string) (major, minor int, ok bool) {
-	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
-	}
-	major, err1 := strconv.Atoi(parts[0])
-	minor, err2 := strconv.Atoi(parts[1])
-	return major, minor, err1 == nil && err2 == nil && major >= 0 && minor >= 0
+// SparkReloads reports whether Spark v is known to reload its RPC
+// truststore.
+func SparkReloads(v spec.Version) bool {
+	return !v.IsZero() && v.AtLeast(SparkReloadSince.Major, SparkReloadSince.Minor)
 }
 
 // ReloadNote says, for a consumer whose stores a watch keeps fresh, which of

@@ -51,10 +51,20 @@ type Server struct {
 	dir     string
 	now     func() time.Time
 
+	maxGrants int // 0: no limit
+
 	mu        sync.Mutex
 	grants    map[[32]byte]*grant // by SHA-256 of the token
 	lastSweep time.Time
 }
+
+// DefaultMaxGrants is how many task grants a Server holds at most unless
+// WithMaxGrants says otherwise: about 1 KB each, so about 1 GB at the limit.
+const DefaultMaxGrants = 1_000_000
+
+// ErrGrantLimit is what Publish returns (wrapped) when the grants it would
+// add pass the Server's limit.
+var ErrGrantLimit = errors.New("fetch: the limit of live fetch grants is reached")
 
 // sweepEvery bounds how often Publish sweeps expired grants: a sweep walks
 // every grant, so sweeping on every call would make Publish cost grow with
@@ -80,6 +90,10 @@ type Option func(*Server)
 // WithClock sets the server's clock (for tests of expiry).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
+// WithMaxGrants sets how many task grants may be live at once (default
+// DefaultMaxGrants); Publish refuses more with ErrGrantLimit.
+func WithMaxGrants(n int) Option { return func(s *Server) { s.maxGrants = n } }
+
 // WithDir sets the sandbox directory, relative to the task's sandbox, that
 // URIs write into (default ".keyship").
 func WithDir(dir string) Option { return func(s *Server) { s.dir = dir } }
@@ -87,7 +101,7 @@ func WithDir(dir string) Option { return func(s *Server) { s.dir = dir } }
 // New returns a Server whose URIs start with baseURL, e.g.
 // "https://dispatcher.example.com:8443".
 func New(baseURL string, opts ...Option) *Server {
-	s := &Server{baseURL: strings.TrimRight(baseURL, "/"), dir: ".keyship", now: time.Now, grants: map[[32]byte]*grant{}}
+	s := &Server{baseURL: strings.TrimRight(baseURL, "/"), dir: ".keyship", now: time.Now, grants: map[[32]byte]*grant{}, maxGrants: DefaultMaxGrants}
 	for _, o := range opts {
 		o(s)
 	}
@@ -123,6 +137,12 @@ func (s *Server) Publish(tasks []string, files []materialize.File, uses int, ttl
 	defer s.mu.Unlock()
 	if now := s.now(); now.Sub(s.lastSweep) >= sweepEvery {
 		s.sweepLocked()
+	}
+	if s.maxGrants > 0 && len(s.grants)+len(tasks) > s.maxGrants {
+		s.sweepLocked()
+		if len(s.grants)+len(tasks) > s.maxGrants {
+			return nil, fmt.Errorf("%w: %d live, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), len(tasks), s.maxGrants)
+		}
 	}
 	for _, task := range tasks {
 		if _, dup := out[task]; dup {

@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"github.com/keyship/keyship/host/materialize"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -25,7 +26,7 @@ func TestWriteChown(t *testing.T) {
 		uid, gid = 4242, 4343 // any ids do for root
 	}
 	dir := filepath.Join(t.TempDir(), "job")
-	res, err := Write(dir, []File{{Path: "keystore.jks", Contents: []byte("ks")}, {Path: "conf/a", Contents: []byte("a")}}, Options{Owner: &Owner{UID: uid, GID: gid}})
+	res, err := Write(t.Context(), dir, []materialize.File{{Path: "keystore.jks", Contents: []byte("ks")}, {Path: "conf/a", Contents: []byte("a")}}, Options{Owner: &Owner{UID: uid, GID: gid}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestWriteChown(t *testing.T) {
 
 	// -1 leaves the owner alone: what the process creates.
 	dir2 := t.TempDir()
-	if _, err := Write(dir2, []File{{Path: "a", Contents: []byte("a")}}, Options{}); err != nil {
+	if _, err := Write(t.Context(), dir2, []materialize.File{{Path: "a", Contents: []byte("a")}}, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := owner(t, filepath.Join(dir2, "a")); u != os.Geteuid() {

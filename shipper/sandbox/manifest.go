@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"github.com/keyship/keyship/host/materialize"
 	"io/fs"
 )
 
@@ -19,22 +20,22 @@ type ManifestEntry struct {
 }
 
 // Manifest returns a manifest.json File that lists files by path, mode and
-// version (versions is keyed by path; a missing one is left out), so that a
-// task or an operator can see what was shipped without reading a secret.
-// Ship it in the same Write as files.
-func Manifest(files []File, versions map[string]string) (File, error) {
+// version (File.Version; an empty one is left out), so that a task or an
+// operator can see what was shipped without reading a secret. Ship it in the
+// same Write as files.
+func Manifest(files []materialize.File) (materialize.File, error) {
 	entries := make([]ManifestEntry, len(files))
 	for i, f := range files {
 		mode, _ := fileMode(f.Mode)
-		entries[i] = ManifestEntry{Path: f.Path, Mode: octal(mode), Version: versions[f.Path]}
+		entries[i] = ManifestEntry{Path: f.Path, Mode: octal(mode), Version: f.Version}
 	}
 	data, err := json.MarshalIndent(struct {
 		Files []ManifestEntry `json:"files"`
 	}{entries}, "", "  ")
 	if err != nil {
-		return File{}, err
+		return materialize.File{}, err
 	}
-	return File{Path: ManifestName, Mode: 0o600, Contents: append(data, '\n')}, nil
+	return materialize.File{Path: ManifestName, Mode: 0o600, Contents: append(data, '\n')}, nil
 }
 
 func octal(m fs.FileMode) string {

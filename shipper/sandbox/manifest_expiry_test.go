@@ -1,16 +1,19 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyship/keyship/host/materialize"
 )
 
 func TestManifestWithExpiryRecordsNotAfter(t *testing.T) {
-	files := []File{{Path: "keystore.jks", Contents: []byte("SECRET-BYTES")}, {Path: "keystore.password", Contents: []byte("pw")}}
+	files := []materialize.File{{Path: "keystore.jks", Contents: []byte("SECRET-BYTES"), Version: "v1"}, {Path: "keystore.password", Contents: []byte("pw")}}
 	at := time.Date(2031, 5, 1, 10, 0, 0, 0, time.FixedZone("x", 3600))
-	m, err := ManifestWithExpiry(files, map[string]string{"keystore.jks": "v1"}, map[string]time.Time{"keystore.jks": at, "keystore.password": {}})
+	m, err := ManifestWithExpiry(files, map[string]time.Time{"keystore.jks": at, "keystore.password": {}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,8 +28,11 @@ func TestManifestWithExpiryRecordsNotAfter(t *testing.T) {
 	if len(got.Files) != 2 || got.Files[0] != want[0] || got.Files[1] != want[1] {
 		t.Fatalf("manifest = %+v, want %+v", got.Files, want)
 	}
-	plain, _ := Manifest(files, map[string]string{"keystore.jks": "v1"})
+	plain, _ := Manifest(files)
 	if strings.Contains(string(plain.Contents), "not_after") {
 		t.Error("Manifest without expiry writes not_after")
+	}
+	if _, err := Write(context.Background(), t.TempDir(), append(files, m), Options{}); err != nil {
+		t.Fatalf("the manifest does not ship with its files: %v", err)
 	}
 }

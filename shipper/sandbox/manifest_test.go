@@ -2,13 +2,14 @@ package sandbox
 
 import (
 	"encoding/json"
+	"github.com/keyship/keyship/host/materialize"
 	"strings"
 	"testing"
 )
 
 func TestManifestListsFilesWithoutContents(t *testing.T) {
-	files := []File{{Path: "keystore.jks", Contents: []byte("SECRET-BYTES")}, {Path: "ro", Mode: 0o400, Contents: []byte("x")}}
-	m, err := Manifest(files, map[string]string{"keystore.jks": "v1"})
+	files := []materialize.File{{Path: "keystore.jks", Contents: []byte("SECRET-BYTES"), Version: "v1"}, {Path: "ro", Mode: 0o400, Contents: []byte("x")}}
+	m, err := Manifest(files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func TestManifestListsFilesWithoutContents(t *testing.T) {
 	if len(got.Files) != 2 || got.Files[0] != want[0] || got.Files[1] != want[1] {
 		t.Fatalf("manifest = %+v, want %+v", got.Files, want)
 	}
-	if _, err := Write(t.TempDir(), append(files, m), Options{}); err != nil {
+	if _, err := Write(t.Context(), t.TempDir(), append(files, m), Options{}); err != nil {
 		t.Fatalf("the manifest does not ship with its files: %v", err)
 	}
 }

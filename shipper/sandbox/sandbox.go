@@ -16,25 +16,34 @@
 // it with one rename. A reader that opens dir/keystore.jks resolves ..data
 // once, so it gets one complete generation. A reader that needs several files
 // from one generation should resolve ..data once (os.Readlink) and read below
-// that, or check that ..data did not change while it read.
+// that: the generation it resolved stays until the Write after next, so such
+// a read only fails if two Writes go by while it runs.
 //
 // Names beginning with ".." belong to this package. Other entries of dir that
 // are not its links (a Mesos sandbox's stdout, say) are left alone.
+//
+// keyship often runs as root on behalf of a task user who owns the directory
+// around the sandbox, so Write trusts no name in it: the sandbox must be a
+// real directory (not a symlink) owned by the process's uid or by the owner
+// asked for, and everything below it is created, chmodded and chowned
+// through open directory descriptors, never by following a symlink. The path
+// above the sandbox is walked one directory at a time from "/"; a symlink
+// there is followed only when nobody but root or the process's user could
+// have put it there (both own it and its directory, which is not writable by
+// others or is sticky), as /var/run -> /run is.
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"github.com/keyship/keyship/host/materialize"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
-	"time"
 	"unicode"
 )
 
@@ -43,8 +52,8 @@ const (
 	dataLink = "..data"
 	// dataTmpLink is the new symlink before it is renamed over dataLink.
 	dataTmpLink = "..data_tmp"
-	// generationLayout names a generation directory; os.MkdirTemp adds a
-	// random suffix.
+	// generationLayout names a generation directory; a random number
+	// follows it.
 	generationLayout = "..2006_01_02_15_04_05."
 	// defaultFileMode is the mode of a file whose File.Mode is 0, and the most
 	// any file gets.
@@ -55,22 +64,6 @@ const (
 
 // generationName matches the names of generation directories.
 var generationName = regexp.MustCompile(`^\.\.\d{4}(_\d\d){5}\.\d+$`)
-
-// File is one file to ship.
-type File struct {
-	// Path is relative to the directory, slash-separated, e.g. "keystore.jks"
-	// or "conf/flink.yaml". It must not be absolute, be empty, hold a ".."
-	// element or an element beginning with "..", or hold control characters.
-	// It is cleaned ("./a" is "a").
-	Path string
-	// Mode is the file's permission: 0 means 0600. Bits beyond 0600 are
-	// dropped (0644 gives 0600); 0400 gives a read-only file. A mode that
-	// leaves the owner unable to read, or that has non-permission bits, is an
-	// error.
-	Mode fs.FileMode
-	// Contents are the file's bytes. Write neither keeps nor zeroes them.
-	Contents []byte
-}
 
 // Options tune a Write. The zero Options leaves ownership as the process
 // creates it.
@@ -106,22 +99,37 @@ type Result struct {
 
 // Write atomically replaces the set of files in dir with files.
 //
-// It creates dir with mode 0700 if it is missing and sets an existing dir to
-// 0700. Every path and mode is checked before anything is written: a bad one
-// fails the whole Write with an error naming it, and dir is left untouched. A
-// top-level name that already exists in dir and is not this package's link is
-// refused the same way.
+// It creates dir with mode 0700 if it is missing (and any missing directory
+// above it, 0700) and sets an existing dir to 0700. dir must not be a symlink
+// and, when it exists, must be owned by the process's effective uid or by
+// opts.Owner's uid: anything else is refused with an error naming dir and its
+// owner, before anything changes. A symlink above dir that another user could
+// have planted is refused the same way (see the package doc). Every path and mode is checked before
+// anything is written: a bad one fails the whole Write with an error naming
+// it, and dir is left untouched. A top-level name that already exists in dir
+// and is not this package's link is refused the same way.
+//
+// A File's Path is relative to dir, slash-separated ("keystore.jks",
+// "conf/flink.yaml"), and cleaned ("./a" is "a"); it must not be absolute or
+// empty, nor hold a ".." element, an element beginning with "..", or control
+// characters. Its Mode 0 means 0600; bits beyond 0600 are dropped (0644
+// gives 0600) and 0400 gives a read-only file; a mode that leaves the owner
+// unable to read, or has non-permission bits, is an error. Write neither
+// keeps nor zeroes the Contents; it ignores Role, Version and Source.
 //
 // Files are written into a fresh generation directory and fsynced, then
 // ..data is swapped to it with one rename; after that each top-level name gets
 // its link (once: nested paths link only their first element), links of
-// names no longer in the set are removed, and older generations are deleted.
-// An error after the swap means the new set is in place but the cleanup did
-// not finish; the next Write finishes it.
+// names no longer in the set are removed, and generations older than the one
+// ..data pointed to before are deleted (that one stays until the next Write,
+// for readers that resolved it). An error after the swap means the new set is
+// in place but the cleanup did not finish; the next Write finishes it.
 //
-// Write is safe for concurrent use, but calls for the same dir are serialized
-// only within one process: two processes must not write the same dir.
-func Write(dir string, files []File, opts Options) (*Result, error) {
+// Writes to one dir are serialized across goroutines and processes by an
+// exclusive flock(2) on dir itself. A Write waits for it until ctx is done,
+// then fails with an error saying another keyship is writing dir and matching
+// ctx.Err().
+func Write(ctx context.Context, dir string, files []materialize.File, opts Options) (*Result, error) {
 	if dir == "" {
 		return nil, errors.New("sandbox: empty directory name")
 	}
@@ -129,31 +137,40 @@ func Write(dir string, files []File, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(dir)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sandbox: %s: %w", dir, err)
+	}
+	d, err := openSandbox(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-
-	if err := prepareDir(dir, plan.top, opts); err != nil {
+	defer d.close() // also releases the lock
+	if err := d.lock(ctx); err != nil {
 		return nil, err
 	}
-	gen, err := writeGeneration(dir, plan.files, opts)
+	if err := d.checkLayout(plan.top); err != nil {
+		return nil, err
+	}
+	if err := d.tighten(opts); err != nil {
+		return nil, err
+	}
+	prev := d.current()
+	gen, err := d.writeGeneration(plan.files, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := swapData(dir, gen, opts); err != nil {
-		_ = os.RemoveAll(filepath.Join(dir, gen))
+	if err := d.swapData(gen, opts); err != nil {
+		_ = d.removeAll(gen)
 		return nil, err
 	}
 	// The new set is live. What follows makes new names visible and cleans up.
-	if err := linkTopLevel(dir, plan.top, opts); err != nil {
+	if err := d.linkTopLevel(plan.top, opts); err != nil {
 		return nil, err
 	}
-	if err := removeStale(dir, plan.top, gen); err != nil {
+	if err := d.removeStale(plan.top, gen, prev); err != nil {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := d.sync(); err != nil {
 		return nil, err
 	}
 	paths := make([]string, len(plan.files))
@@ -178,9 +195,9 @@ type plan struct {
 
 // planFiles checks every path and mode without touching the disk, and reports
 // every bad one.
-func planFiles(files []File) (*plan, error) {
+func planFiles(files []materialize.File) (*plan, error) {
 	var errs []error
-	bad := func(f File, format string, args ...any) {
+	bad := func(f materialize.File, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("sandbox: file %q: %s", f.Path, fmt.Sprintf(format, args...)))
 	}
 	p := &plan{}
@@ -260,273 +277,4 @@ func fileMode(m fs.FileMode) (fs.FileMode, string) {
 		return 0, fmt.Sprintf("mode %#o leaves the file unreadable by its owner", uint32(m))
 	}
 	return perm, ""
-}
-
-// prepareDir refuses, before anything is written, top-level names and a
-// ..data that this package did not create, then creates dir (0700, owned per
-// opts).
-func prepareDir(dir string, top []string, opts Options) error {
-	fi, err := os.Lstat(filepath.Join(dir, dataLink))
-	if err == nil && fi.Mode()&fs.ModeSymlink == 0 {
-		return fmt.Errorf("sandbox: %s exists and is not a symlink; refusing to write into a directory this package did not lay out", filepath.Join(dir, dataLink))
-	}
-	for _, name := range top {
-		ok, err := isOurLink(dir, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("sandbox: %s exists and is not a link to %s; remove it or write to another directory",
-				filepath.Join(dir, name), linkTarget(name))
-		}
-	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Chmod(dir, dirMode); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	return chown(dir, opts)
-}
-
-// isOurLink reports whether dir/name is missing or is this package's link
-// ..data/name.
-func isOurLink(dir, name string) (bool, error) {
-	target, err := os.Readlink(filepath.Join(dir, name))
-	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		return true, nil // dir itself is missing, or so is the name
-	case err != nil:
-		if _, lerr := os.Lstat(filepath.Join(dir, name)); lerr == nil {
-			return false, nil // exists, not a symlink
-		}
-		return false, fmt.Errorf("sandbox: %w", err)
-	}
-	return target == linkTarget(name), nil
-}
-
-func linkTarget(name string) string { return dataLink + "/" + name }
-
-// writeGeneration writes files into a new generation directory of dir, fsyncs
-// them and it, and returns its name. On error it leaves nothing behind.
-func writeGeneration(dir string, files []plannedFile, opts Options) (gen string, err error) {
-	genPath, err := os.MkdirTemp(dir, time.Now().UTC().Format(generationLayout))
-	if err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.RemoveAll(genPath)
-		}
-	}()
-	if err := os.Chmod(genPath, dirMode); err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
-	}
-	if err := chown(genPath, opts); err != nil {
-		return "", err
-	}
-	dirs := []string{genPath} // to fsync, parents before children
-	for _, f := range files {
-		full := filepath.Join(genPath, filepath.FromSlash(f.rel))
-		made, err := mkdirs(genPath, path.Dir(f.rel), opts)
-		if err != nil {
-			return "", err
-		}
-		dirs = append(dirs, made...)
-		if err := writeFile(full, f, opts); err != nil {
-			return "", err
-		}
-	}
-	// Children first, so that each directory's entry is durable before its
-	// parent's.
-	for _, d := range slices.Backward(dirs) {
-		if err := syncDir(d); err != nil {
-			return "", err
-		}
-	}
-	return filepath.Base(genPath), nil
-}
-
-// mkdirs creates the directories of rel (slash-separated, "." for none) under
-// root, 0700 and owned per opts, and returns the ones it created.
-func mkdirs(root, rel string, opts Options) ([]string, error) {
-	if rel == "." {
-		return nil, nil
-	}
-	var made []string
-	cur := root
-	for elem := range strings.SplitSeq(rel, "/") {
-		cur = filepath.Join(cur, elem)
-		err := os.Mkdir(cur, dirMode)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		if err := os.Chmod(cur, dirMode); err != nil {
-			return nil, fmt.Errorf("sandbox: %w", err)
-		}
-		if err := chown(cur, opts); err != nil {
-			return nil, err
-		}
-		made = append(made, cur)
-	}
-	return made, nil
-}
-
-// writeFile creates full (which must not exist), writes and fsyncs it.
-func writeFile(full string, f plannedFile, opts Options) error {
-	fh, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.perm)
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	err = fh.Chmod(f.perm) // the umask may have taken bits away
-	if uid, gid := opts.ids(); err == nil && (uid >= 0 || gid >= 0) {
-		err = fh.Chown(idOrLeave(uid), idOrLeave(gid))
-	}
-	if err == nil {
-		_, err = fh.Write(f.contents)
-	}
-	if err == nil {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sandbox: writing %s: %w", f.rel, err)
-	}
-	return nil
-}
-
-// swapData points ..data at gen with one rename.
-func swapData(dir, gen string, opts Options) error {
-	tmp := filepath.Join(dir, dataTmpLink)
-	// A ..data_tmp left by a crashed Write is stale.
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Symlink(gen, tmp); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	if err := lchown(tmp, opts); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, dataLink)); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	return syncDir(dir)
-}
-
-// linkTopLevel creates the missing links name -> ..data/name.
-func linkTopLevel(dir string, top []string, opts Options) error {
-	for _, name := range top {
-		link := filepath.Join(dir, name)
-		if _, err := os.Lstat(link); err == nil {
-			continue // checked by prepareDir: it is our link
-		}
-		if err := os.Symlink(linkTarget(name), link); err != nil {
-			return fmt.Errorf("sandbox: %w", err)
-		}
-		if err := lchown(link, opts); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// removeStale removes the links of names no longer in the set and every
-// generation directory but gen.
-func removeStale(dir string, top []string, gen string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		switch {
-		case generationName.MatchString(name) && name != gen && e.IsDir():
-			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-				errs = append(errs, fmt.Errorf("sandbox: removing old generation: %w", err))
-			}
-		case strings.HasPrefix(name, ".."), slices.Contains(top, name):
-		default:
-			if target, err := os.Readlink(filepath.Join(dir, name)); err == nil && target == linkTarget(name) {
-				if err := os.Remove(filepath.Join(dir, name)); err != nil {
-					errs = append(errs, fmt.Errorf("sandbox: removing stale link: %w", err))
-				}
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sandbox: syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
-func idOrLeave(id int) int {
-	if id < 0 {
-		return -1
-	}
-	return id
-}
-
-func chown(name string, opts Options) error {
-	uid, gid := opts.ids()
-	if uid < 0 && gid < 0 {
-		return nil
-	}
-	if err := os.Chown(name, idOrLeave(uid), idOrLeave(gid)); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	return nil
-}
-
-func lchown(name string, opts Options) error {
-	uid, gid := opts.ids()
-	if uid < 0 && gid < 0 {
-		return nil
-	}
-	if err := os.Lchown(name, idOrLeave(uid), idOrLeave(gid)); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	return nil
-}
-
-// dirLocks serializes Writes to the same directory within this process.
-var (
-	dirLocksMu sync.Mutex
-	dirLocks   = map[string]*sync.Mutex{}
-)
-
-func lockDir(dir string) (unlock func(), err error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	dirLocksMu.Lock()
-	mu, ok := dirLocks[abs]
-	if !ok {
-		mu = &sync.Mutex{}
-		dirLocks[abs] = mu
-	}
-	dirLocksMu.Unlock()
-	mu.Lock()
-	return mu.Unlock, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/keyship/keyship/host/materialize"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -76,7 +77,7 @@ func generations(t *testing.T, dir string) []string {
 
 func TestWriteLayoutAndModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ssl", "driver")
-	res, err := Write(dir, []File{
+	res, err := Write(t.Context(), dir, []materialize.File{
 		{Path: "keystore.jks", Contents: []byte("ks")},
 		{Path: "./truststore.jks", Mode: 0o400, Contents: []byte("ts")},
 		{Path: "conf/flink.yaml", Mode: 0o644, Contents: []byte("yaml")},
@@ -140,7 +141,7 @@ func TestWriteTightensExistingDir(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Write(dir, []File{{Path: "a", Contents: []byte("a")}}, leave); err != nil {
+	if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("a")}}, leave); err != nil {
 		t.Fatal(err)
 	}
 	if m := mode(t, dir); m != 0o700 {
@@ -154,7 +155,7 @@ func TestWriteReplacesSet(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "stdout"), []byte("log"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	first, err := Write(dir, []File{
+	first, err := Write(t.Context(), dir, []materialize.File{
 		{Path: "a", Contents: []byte("a1")},
 		{Path: "b", Contents: []byte("b1")},
 		{Path: "sub/c", Contents: []byte("c1")},
@@ -162,7 +163,7 @@ func TestWriteReplacesSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := Write(dir, []File{
+	second, err := Write(t.Context(), dir, []materialize.File{
 		{Path: "a", Mode: 0o400, Contents: []byte("a2")},
 		{Path: "d", Contents: []byte("d2")},
 	}, leave)
@@ -184,25 +185,34 @@ func TestWriteReplacesSet(t *testing.T) {
 	if got := visible(t, dir); !slices.Equal(got, []string{"a", "d", "stdout"}) {
 		t.Errorf("visible names %v, want [a d stdout]", got)
 	}
-	if got := generations(t, dir); !slices.Equal(got, []string{second.Generation}) {
-		t.Errorf("generations %v, want only %s", got, second.Generation)
-	}
-	if _, err := os.Stat(filepath.Join(dir, first.Generation)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("old generation still there: %v", err)
+	// The previous generation stays until the next Write, for readers that
+	// resolved ..data just before the swap.
+	if got, want := generations(t, dir), sorted(first.Generation, second.Generation); !slices.Equal(got, want) {
+		t.Errorf("generations %v, want %v", got, want)
 	}
 
 	// An empty set removes every name but keeps the foreign file.
-	if _, err := Write(dir, nil, leave); err != nil {
+	third, err := Write(t.Context(), dir, nil, leave)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := visible(t, dir); !slices.Equal(got, []string{"stdout"}) {
 		t.Errorf("visible names %v, want [stdout]", got)
 	}
+	if got, want := generations(t, dir), sorted(second.Generation, third.Generation); !slices.Equal(got, want) {
+		t.Errorf("generations %v, want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, first.Generation)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("generation before the previous one still there: %v", err)
+	}
 }
+
+func sorted(s ...string) []string { return slices.Sorted(slices.Values(s)) }
 
 func TestWriteCleansCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Write(dir, []File{{Path: "a", Contents: []byte("1")}}, leave); err != nil {
+	prev, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("1")}}, leave)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// A Write that crashed after filling a generation, before the swap.
@@ -216,12 +226,11 @@ func TestWriteCleansCrashLeftovers(t *testing.T) {
 	if err := os.Symlink("..2020_01_01_00_00_00.42", filepath.Join(dir, "..data_tmp")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Write(dir, []File{{Path: "a", Contents: []byte("2")}}, leave)
+	res, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("2")}}, leave)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"..data", res.Generation, "a"}
-	slices.Sort(want)
+	want := sorted("..data", prev.Generation, res.Generation, "a")
 	if got := entries(t, dir); !slices.Equal(got, want) {
 		t.Errorf("dir holds %v, want %v", got, want)
 	}
@@ -230,32 +239,32 @@ func TestWriteCleansCrashLeftovers(t *testing.T) {
 func TestWriteRejectsBadFiles(t *testing.T) {
 	tests := []struct {
 		name  string
-		files []File
+		files []materialize.File
 		want  string // part of the error, which names the path
 	}{
-		{"parent", []File{{Path: "../x"}}, `file "../x": path contains a ".." element`},
-		{"absolute", []File{{Path: "/etc/x"}}, `file "/etc/x": path is absolute`},
-		{"escape after cleaning", []File{{Path: "a/../../b"}}, `file "a/../../b": path contains a ".." element`},
-		{"inner parent", []File{{Path: "a/../b"}}, `file "a/../b": path contains a ".." element`},
-		{"..data", []File{{Path: "..data"}}, `file "..data": path element "..data" begins with ".."`},
-		{"..data/x", []File{{Path: "..data/x"}}, `begins with ".."`},
-		{"nested ..name", []File{{Path: "a/..b"}}, `file "a/..b": path element "..b" begins with ".."`},
-		{"generation name", []File{{Path: "..2020_01_01_00_00_00.1"}}, `begins with ".."`},
-		{"empty", []File{{Path: ""}}, `file "": empty path`},
-		{"dot", []File{{Path: "."}}, `file ".": path names no file`},
-		{"dot slash", []File{{Path: "./"}}, `path names no file`},
-		{"NUL", []File{{Path: "a\x00b"}}, `file "a\x00b": path contains a control character`},
-		{"newline", []File{{Path: "a\nb"}}, `control character`},
-		{"duplicate", []File{{Path: "a"}, {Path: "./a"}}, `file "./a": duplicate path (also given as "a")`},
-		{"file and dir", []File{{Path: "a"}, {Path: "a/b"}}, `file "a/b": "a" is a file, so it cannot also be a directory`},
-		{"unreadable mode", []File{{Path: "a", Mode: 0o200}}, `file "a": mode 0200 leaves the file unreadable by its owner`},
-		{"not a permission", []File{{Path: "a", Mode: fs.ModeSetuid | 0o600}}, `file "a": mode`},
-		{"one bad among good", []File{{Path: "ok"}, {Path: "../bad"}, {Path: "ok2"}}, `"../bad"`},
+		{"parent", []materialize.File{{Path: "../x"}}, `file "../x": path contains a ".." element`},
+		{"absolute", []materialize.File{{Path: "/etc/x"}}, `file "/etc/x": path is absolute`},
+		{"escape after cleaning", []materialize.File{{Path: "a/../../b"}}, `file "a/../../b": path contains a ".." element`},
+		{"inner parent", []materialize.File{{Path: "a/../b"}}, `file "a/../b": path contains a ".." element`},
+		{"..data", []materialize.File{{Path: "..data"}}, `file "..data": path element "..data" begins with ".."`},
+		{"..data/x", []materialize.File{{Path: "..data/x"}}, `begins with ".."`},
+		{"nested ..name", []materialize.File{{Path: "a/..b"}}, `file "a/..b": path element "..b" begins with ".."`},
+		{"generation name", []materialize.File{{Path: "..2020_01_01_00_00_00.1"}}, `begins with ".."`},
+		{"empty", []materialize.File{{Path: ""}}, `file "": empty path`},
+		{"dot", []materialize.File{{Path: "."}}, `file ".": path names no file`},
+		{"dot slash", []materialize.File{{Path: "./"}}, `path names no file`},
+		{"NUL", []materialize.File{{Path: "a\x00b"}}, `file "a\x00b": path contains a control character`},
+		{"newline", []materialize.File{{Path: "a\nb"}}, `control character`},
+		{"duplicate", []materialize.File{{Path: "a"}, {Path: "./a"}}, `file "./a": duplicate path (also given as "a")`},
+		{"file and dir", []materialize.File{{Path: "a"}, {Path: "a/b"}}, `file "a/b": "a" is a file, so it cannot also be a directory`},
+		{"unreadable mode", []materialize.File{{Path: "a", Mode: 0o200}}, `file "a": mode 0200 leaves the file unreadable by its owner`},
+		{"not a permission", []materialize.File{{Path: "a", Mode: fs.ModeSetuid | 0o600}}, `file "a": mode`},
+		{"one bad among good", []materialize.File{{Path: "ok"}, {Path: "../bad"}, {Path: "ok2"}}, `"../bad"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")
-			_, err := Write(dir, tt.files, leave)
+			_, err := Write(t.Context(), dir, tt.files, leave)
 			if err == nil {
 				t.Fatal("Write succeeded")
 			}
@@ -269,7 +278,7 @@ func TestWriteRejectsBadFiles(t *testing.T) {
 	}
 
 	t.Run("all bad paths reported", func(t *testing.T) {
-		_, err := Write(t.TempDir(), []File{{Path: "../x"}, {Path: "/etc/x"}, {Path: "..data"}}, leave)
+		_, err := Write(t.Context(), t.TempDir(), []materialize.File{{Path: "../x"}, {Path: "/etc/x"}, {Path: "..data"}}, leave)
 		for _, p := range []string{`"../x"`, `"/etc/x"`, `"..data"`} {
 			if err == nil || !strings.Contains(err.Error(), p) {
 				t.Errorf("error %v does not name %s", err, p)
@@ -279,12 +288,12 @@ func TestWriteRejectsBadFiles(t *testing.T) {
 
 	t.Run("existing set untouched", func(t *testing.T) {
 		dir := t.TempDir()
-		res, err := Write(dir, []File{{Path: "a", Contents: []byte("old")}}, leave)
+		res, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("old")}}, leave)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before := entries(t, dir)
-		if _, err := Write(dir, []File{{Path: "a", Contents: []byte("new")}, {Path: "a/../../b"}}, leave); err == nil {
+		if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte("new")}, {Path: "a/../../b"}}, leave); err == nil {
 			t.Fatal("Write succeeded")
 		}
 		if got := entries(t, dir); !slices.Equal(got, before) {
@@ -320,7 +329,7 @@ func TestWriteRefusesForeignNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := entries(t, dir)
-			_, err := Write(dir, []File{{Path: "keystore.jks", Contents: []byte("ours")}}, leave)
+			_, err := Write(t.Context(), dir, []materialize.File{{Path: "keystore.jks", Contents: []byte("ours")}}, leave)
 			if err == nil {
 				t.Fatal("Write succeeded")
 			}
@@ -360,14 +369,14 @@ func parseGen(b []byte) (int, error) {
 func TestWriteConcurrentReaders(t *testing.T) {
 	dir := t.TempDir()
 	names := []string{"keystore.jks", "truststore.jks", "ca.pem"}
-	set := func(n int) []File {
-		var fs []File
+	set := func(n int) []materialize.File {
+		var fs []materialize.File
 		for _, name := range names {
-			fs = append(fs, File{Path: name, Contents: genContents(n)})
+			fs = append(fs, materialize.File{Path: name, Contents: genContents(n)})
 		}
 		return fs
 	}
-	if _, err := Write(dir, set(0), leave); err != nil {
+	if _, err := Write(t.Context(), dir, set(0), leave); err != nil {
 		t.Fatal(err)
 	}
 
@@ -471,7 +480,7 @@ func TestWriteConcurrentReaders(t *testing.T) {
 	})
 
 	for n := 1; n <= writes; n++ {
-		if _, err := Write(dir, set(n), leave); err != nil {
+		if _, err := Write(t.Context(), dir, set(n), leave); err != nil {
 			t.Error(err)
 			break
 		}
@@ -488,8 +497,8 @@ func TestWriteConcurrentReaders(t *testing.T) {
 			t.Errorf("%s: generation %d (%v), want %d", name, n, err, writes)
 		}
 	}
-	if g := generations(t, dir); len(g) != 1 {
-		t.Errorf("generations left: %v", g)
+	if g := generations(t, dir); len(g) != 2 {
+		t.Errorf("generations left: %v, want the current and the previous one", g)
 	}
 }
 
@@ -498,14 +507,14 @@ func TestWriteConcurrentWriters(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			if _, err := Write(dir, []File{{Path: "a", Contents: []byte(strconv.Itoa(i))}}, leave); err != nil {
+			if _, err := Write(t.Context(), dir, []materialize.File{{Path: "a", Contents: []byte(strconv.Itoa(i))}}, leave); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if g := generations(t, dir); len(g) != 1 {
-		t.Errorf("generations left: %v", g)
+	if g := generations(t, dir); len(g) != 2 {
+		t.Errorf("generations left: %v, want the current and the previous one", g)
 	}
 	if got := readFile(t, filepath.Join(dir, "a")); len(got) != 1 {
 		t.Errorf("a = %q", got)

@@ -17,7 +17,7 @@ import (
 //	go test -run '^$' -bench ShipPerExecutor ./shipper/server/
 func BenchmarkShipPerExecutor(b *testing.B) {
 	for _, target := range []hostv1.Target{hostv1.Target_TARGET_MESOS, hostv1.Target_TARGET_FETCH} {
-		for _, n := range []int{1, 1000} {
+		for _, n := range []int{1, 1000, 10000} {
 			b.Run(fmt.Sprintf("%s/executors=%d", target, n), func(b *testing.B) {
 				f := newFixture(b)
 				req := shipReq("bench", tasks("exec", n), target)
@@ -33,6 +33,7 @@ func BenchmarkShipPerExecutor(b *testing.B) {
 					b.Fatalf("%d backend reads for one job", got)
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/executor")
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/ship")
 			})
 		}
 	}

@@ -55,6 +55,9 @@ type Server struct {
 	fetch   *fetch.Server
 	now     func() time.Time
 
+	maxJobs  int // 0: no limit
+	maxTasks int
+
 	builds singleflight.Group
 	mu     sync.Mutex
 	jobs   map[string]*job // by job key (job id + spec digest)
@@ -80,13 +83,34 @@ type job struct {
 // Option changes a Server.
 type Option func(*Server)
 
+// The default limits of a Server: a live job holds its stores (a few
+// kilobytes) and its Mesos and fetch plans.
+const (
+	DefaultMaxJobs  = 10000
+	DefaultMaxTasks = spec.MaxTasks
+)
+
+// WithLimits sets how many jobs may be live at once and how many tasks one
+// Ship may name (0 keeps the default). Past a limit a Ship fails with
+// RESOURCE_EXHAUSTED naming it.
+func WithLimits(maxJobs, maxTasks int) Option {
+	return func(s *Server) {
+		if maxJobs > 0 {
+			s.maxJobs = maxJobs
+		}
+		if maxTasks > 0 {
+			s.maxTasks = min(maxTasks, spec.MaxTasks)
+		}
+	}
+}
+
 // WithClock sets the server's clock (for tests of expiry).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // New returns a Server that builds through b (a *host.Host) and publishes
 // fetch URIs on fs (nil disables TARGET_FETCH).
 func New(b shipper.Builder, fs *fetch.Server, opts ...Option) *Server {
-	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}}
+	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}, maxJobs: DefaultMaxJobs, maxTasks: DefaultMaxTasks}
 	for _, o := range opts {
 		o(s)
 	}
@@ -97,6 +121,9 @@ func New(b shipper.Builder, fs *fetch.Server, opts ...Option) *Server {
 func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.ShipResponse, error) {
 	if err := checkShipRequest(req); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if n := len(req.GetTasks()); n > s.maxTasks {
+		return nil, status.Errorf(codes.ResourceExhausted, "tasks: %d in one Ship, the server's limit is %d (keyship serve --max-tasks); ship the job's tasks in several calls", n, s.maxTasks)
 	}
 	ttl := DefaultTTL
 	if req.GetTtlSeconds() > 0 {
@@ -164,7 +191,11 @@ func (s *Server) job(ctx context.Context, r *spec.Request, doc []byte, dialect h
 		if err != nil {
 			return nil, err
 		}
-		return s.install(key, sh, s.now().Add(ttl)), nil
+		j, err := s.install(key, sh, s.now().Add(ttl))
+		if err != nil {
+			sh.Zero()
+		}
+		return j, err
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -187,16 +218,25 @@ func jobKey(r *spec.Request, doc []byte, dialect hostv1.Dialect) string {
 }
 
 // install makes sh the job at key until expires, retiring the one it
-// replaces (zeroed after its own expiry, when no fetch URI can want it).
-func (s *Server) install(key string, sh *shipper.Shipment, expires time.Time) *job {
+// replaces (zeroed after its own expiry, when no fetch URI can want it). A
+// new job past the server's limit of live jobs is refused
+// (RESOURCE_EXHAUSTED); the caller still owns sh then.
+func (s *Server) install(key string, sh *shipper.Shipment, expires time.Time) (*job, error) {
 	j := &job{shipment: sh, expires: expires}
 	s.mu.Lock()
-	if old, ok := s.jobs[key]; ok {
+	defer s.mu.Unlock()
+	old, replaces := s.jobs[key]
+	if !replaces && len(s.jobs) >= s.maxJobs {
+		s.sweepLocked()
+		if len(s.jobs) >= s.maxJobs {
+			return nil, status.Errorf(codes.ResourceExhausted, "live jobs: the server holds its limit of %d (keyship serve --max-jobs); retry when jobs expire, or ship with a shorter ttl_seconds", s.maxJobs)
+		}
+	}
+	if replaces {
 		s.retired = append(s.retired, old)
 	}
 	s.jobs[key] = j
-	s.mu.Unlock()
-	return j
+	return j, nil
 }
 
 // lookup returns the live job at key, or nil.
@@ -235,6 +275,9 @@ func DialectOf(name string) hostv1.Dialect {
 // toStatus maps pipeline errors to gRPC codes: spec and check failures are
 // the caller's input (INVALID_ARGUMENT); backend errors keep their kind.
 func toStatus(err error) error {
+	if st, ok := status.FromError(err); ok {
+		return st.Err()
+	}
 	var fe *spec.FieldError
 	code := codes.Internal
 	switch {
@@ -290,7 +333,11 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 		}
 		var err error
 		if uris, err = s.fetch.Publish(tasks, sh.Files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
+			code := codes.Internal
+			if errors.Is(err, fetch.ErrGrantLimit) {
+				code = codes.ResourceExhausted
+			}
+			return nil, status.Error(code, err.Error())
 		}
 	}
 	var vols []*hostv1.SecretVolume

@@ -46,7 +46,14 @@ type fixture struct {
 	fetch   *fetch.Server
 	https   *httptest.Server
 	now     atomic.Pointer[time.Time]
+	host    *host.Host
 }
+
+// clock is the fixture's clock.
+func (f *fixture) clock() time.Time { return *f.now.Load() }
+
+// builder is the fixture's host, for another Server.
+func (f *fixture) builder(testing.TB) *host.Host { return f.host }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
@@ -59,6 +66,7 @@ func newFixture(t testing.TB) *fixture {
 	cfg := &config.Config{DefaultBackend: "file", Backends: map[string]config.Backend{"file": {Config: map[string]string{"root": root}}}}
 	h := host.New(cfg, host.WithBuiltin("file", func() plugin.Backend { return f.backend }))
 	t.Cleanup(func() { _ = h.Close() })
+	f.host = h
 	mux := http.NewServeMux()
 	f.https = httptest.NewTLSServer(mux)
 	t.Cleanup(f.https.Close)

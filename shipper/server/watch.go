@@ -101,7 +101,11 @@ func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, 
 		Logger:      wa.cfg.Logger,
 		Now:         s.now,
 	}, func(_ context.Context, sh *shipper.Shipment, u watch.Update) error {
-		wj.publish(s.install(key, sh, expires), u)
+		j, err := s.install(key, sh, expires)
+		if err != nil {
+			return err
+		}
+		wj.publish(j, u)
 		return nil
 	})
 	if err != nil {
@@ -146,6 +150,9 @@ func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_Wa
 	if err := checkShipRequest(sr); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if n := len(sr.GetTasks()); n > s.maxTasks {
+		return status.Errorf(codes.ResourceExhausted, "tasks: %d in one Watch, the server's limit is %d (keyship serve --max-tasks)", n, s.maxTasks)
+	}
 	ttl := DefaultTTL
 	if sr.GetTtlSeconds() > 0 {
 		ttl = min(time.Duration(sr.GetTtlSeconds())*time.Second, maxTTL)
@@ -154,9 +161,9 @@ func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_Wa
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	version := req.GetConsumerVersion()
-	if r.Consumer == conf.ConsumerSpark && version != "" {
-		if _, err := conf.SparkReloads(version); err != nil {
+	var version spec.Version
+	if v := req.GetConsumerVersion(); v != "" {
+		if version, err = spec.ParseVersion(v); err != nil {
 			return status.Error(codes.InvalidArgument, "consumer_version: "+err.Error())
 		}
 	}
@@ -200,17 +207,13 @@ func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_Wa
 
 // watchResponse is the WatchResponse of bundle j for one stream: its own
 // fetch URIs, and the settings that make the consumer reload what it can.
-func (s *Server) watchResponse(sr *hostv1.ShipRequest, j *job, consumer, version string, u watch.Update, first bool) (*hostv1.WatchResponse, error) {
+func (s *Server) watchResponse(sr *hostv1.ShipRequest, j *job, consumer string, version spec.Version, u watch.Update, first bool) (*hostv1.WatchResponse, error) {
 	resp, err := s.response(sr, j)
 	if err != nil {
 		return nil, err
 	}
 	if consumer == conf.ConsumerSpark {
-		extra, err := conf.SparkReload(j.shipment.Bundle, version, s.watching.cfg.Watcher.Interval())
-		if err != nil {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
-		}
-		for _, st := range extra {
+		for _, st := range conf.SparkReload(j.shipment.Bundle, version, s.watching.cfg.Watcher.Interval()) {
 			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/plugin"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
@@ -70,7 +71,7 @@ func (f *watchFixture) rotate(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(f.job.StorePassword), []byte(f.job.KeyPassword))
+	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(f.job.StorePassword), []byte(f.job.KeyPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

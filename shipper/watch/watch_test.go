@@ -15,7 +15,7 @@ import (
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
-	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
@@ -115,7 +115,7 @@ func (f *fixture) rotate(t *testing.T, opts ...testca.Option) string {
 
 func (f *fixture) putKeystore(t *testing.T, leaf *testca.Leaf, storePass string) {
 	t.Helper()
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(storePass), []byte(f.job.KeyPassword))
+	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(storePass), []byte(f.job.KeyPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

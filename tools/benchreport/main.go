@@ -1,6 +1,8 @@
-// Command benchreport reads `go test -bench` output on stdin and prints
-// keyship's hot-path figures beside their targets, with the ratio
-// target/measured (above 1 means the target is met). make bench runs it.
+// Command benchreport reads `go test -bench -count N` output on stdin and
+// prints keyship's hot-path figures beside their targets: the median of the
+// N runs with their min–max spread, and the ratio target/median (above 1
+// means the target is met), under a line naming the machine (cores, CPU
+// model). make bench runs it.
 package main
 
 import (
@@ -9,12 +11,15 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// bench holds one benchmark's metrics by unit ("ns/op", "p99-µs", ...).
-type results map[string]map[string]float64
+// results holds every run's value of each benchmark's metrics, by benchmark
+// name and unit ("ns/op", "p99-µs", ...).
+type results map[string]map[string][]float64
 
 var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
 
@@ -29,51 +34,164 @@ func parse(r io.Reader, echo io.Writer) (results, error) {
 			continue
 		}
 		fields := strings.Fields(m[3])
-		metrics := map[string]float64{}
+		if out[m[1]] == nil {
+			out[m[1]] = map[string][]float64{}
+		}
 		for i := 0; i+1 < len(fields); i += 2 {
 			v, err := strconv.ParseFloat(fields[i], 64)
 			if err == nil {
-				metrics[fields[i+1]] = v
+				out[m[1]][fields[i+1]] = append(out[m[1]][fields[i+1]], v)
 			}
 		}
-		out[m[1]] = metrics
 	}
 	return out, sc.Err()
+}
+
+// figure is one figure's runs: the median and the spread.
+type figure []float64
+
+func (f figure) median() float64 {
+	s := slices.Sorted(slices.Values(f))
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // row is one figure of the report.
 type row struct {
 	what     string
-	measured func(results) (float64, bool)
+	measured func(results) (figure, bool)
 	unit     string
 	target   float64 // 0: no target, reported only
-	lower    bool    // true: lower is better (ratio target/measured)
+	lower    bool    // true: lower is better (ratio target/median)
 }
 
-func metric(name, unit string, scale float64) func(results) (float64, bool) {
-	return func(r results) (float64, bool) {
-		v, ok := r[name][unit]
-		return v * scale, ok
+func metric(name, unit string, scale float64) func(results) (figure, bool) {
+	return func(r results) (figure, bool) {
+		vs, ok := r[name][unit]
+		out := make(figure, len(vs))
+		for i, v := range vs {
+			out[i] = v * scale
+		}
+		return out, ok && len(vs) > 0
+	}
+}
+
+// diff pairs the runs of two benchmarks: (a[i] - b[i]) * scale.
+func diff(a, b, unit string, scale float64) func(results) (figure, bool) {
+	return func(r results) (figure, bool) {
+		x, y := r[a][unit], r[b][unit]
+		n := min(len(x), len(y))
+		out := make(figure, n)
+		for i := range n {
+			out[i] = (x[i] - y[i]) * scale
+		}
+		return out, n > 0
+	}
+}
+
+// ratio pairs the runs of two benchmarks: a[i] / b[i].
+func ratio(a, b, unit string) func(results) (figure, bool) {
+	return func(r results) (figure, bool) {
+		x, y := r[a][unit], r[b][unit]
+		n := min(len(x), len(y))
+		out := make(figure, n)
+		for i := range n {
+			out[i] = x[i] / y[i]
+		}
+		return out, n > 0
 	}
 }
 
 var rows = []row{
-	{"per-Get plugin overhead (subprocess − in-process, 1 ref)", func(r results) (float64, bool) {
-		sub, ok1 := r["BenchmarkGet/subprocess/refs=1"]["ns/op"]
-		in, ok2 := r["BenchmarkGet/in-process/refs=1"]["ns/op"]
-		return (sub - in) / 1000, ok1 && ok2
-	}, "µs", 200, true},
-	{"per-secret plugin overhead in a 7-ref batch", func(r results) (float64, bool) {
-		sub, ok1 := r["BenchmarkGet/subprocess/refs=7"]["ns/op"]
-		in, ok2 := r["BenchmarkGet/in-process/refs=7"]["ns/op"]
-		return (sub - in) / 7 / 1000, ok1 && ok2
-	}, "µs", 0, true},
-	{"warm Ship through keyship serve, p50", metric("BenchmarkWarmShip", "p50-µs", 1), "µs", 0, true},
-	{"warm Ship through keyship serve, p99", metric("BenchmarkWarmShip", "p99-µs", 1), "µs", 5000, true},
-	{"cold keyship ship (process + plugin + resolve + build + write)", metric("BenchmarkColdShip", "ns/op", 1e-6), "ms", 0, true},
-	{"1000 fetches over loopback HTTPS", metric("BenchmarkFetch1000", "ns/op", 1e-6), "ms", 1000, true},
+	{"per-Get plugin overhead (subprocess − in-process, 1 ref)", diff("BenchmarkGet/subprocess/refs=1", "BenchmarkGet/in-process/refs=1", "ns/op", 1e-3), "µs", 200, true},
+	{"per-secret plugin overhead in a 7-ref batch", diff("BenchmarkGet/subprocess/refs=7", "BenchmarkGet/in-process/refs=7", "ns/op", 1e-3/7), "µs", 0, true},
+	{"warm Ship of a new job, content built before (serve), p50", metric("BenchmarkWarmShip/content=shared", "p50-µs", 1e-3), "ms", 1, true},
+	{"warm Ship of a new job, content built before (serve), p99", metric("BenchmarkWarmShip/content=shared", "p99-µs", 1e-3), "ms", 3, true},
+	{"warm Ship of a new job, new content (serve), p50", metric("BenchmarkWarmShip/content=new", "p50-µs", 1e-3), "ms", 1, true},
+	{"warm Ship of a new job, new content (serve), p99", metric("BenchmarkWarmShip/content=new", "p99-µs", 1e-3), "ms", 3, true},
+	{"warm Ship of a built job, p99", metric("BenchmarkWarmShipBuiltJob", "p99-µs", 1e-3), "ms", 1, true},
+	{"1 caller, new jobs: throughput", metric("BenchmarkShipLoad/callers=1", "ships/s", 1), "ships/s", 0, false},
+	{"10 callers, new jobs: throughput", metric("BenchmarkShipLoad/callers=10", "ships/s", 1), "ships/s", 0, false},
+	{"10 callers, new jobs: p99", metric("BenchmarkShipLoad/callers=10", "p99-µs", 1e-3), "ms", 0, true},
+	{"50 callers, new jobs: throughput", metric("BenchmarkShipLoad/callers=50", "ships/s", 1), "ships/s", 2000, false},
+	{"50 callers, new jobs: p50", metric("BenchmarkShipLoad/callers=50", "p50-µs", 1e-3), "ms", 0, true},
+	{"50 callers, new jobs: p99", metric("BenchmarkShipLoad/callers=50", "p99-µs", 1e-3), "ms", 50, true},
+	{"cold keyship ship through the file plugin", metric("BenchmarkColdShip", "ns/op", 1e-6), "ms", 0, true},
+	{"1000 fetches over loopback HTTPS", metric("BenchmarkFetch1000", "ns/op", 1e-6), "ms", 100, true},
+	{"allocations per fetch", metric("BenchmarkFetch1000", "allocs/op", 1e-3), "allocs", 42, true},
+	{"1 job × 10,000 executors, fetch URIs (job built)", metric("BenchmarkShipPerExecutor/TARGET_FETCH/executors=10000", "ms/ship", 1), "ms", 50, true},
 	{"cost per extra executor (Mesos secrets, job built)", metric("BenchmarkShipPerExecutor/TARGET_MESOS/executors=1000", "ns/executor", 1e-3), "µs", 0, true},
 	{"cost per extra executor (fetch URIs, job built)", metric("BenchmarkShipPerExecutor/TARGET_FETCH/executors=1000", "ns/executor", 1e-3), "µs", 0, true},
+	{"heap kept per 1000 live jobs (keyship serve)", metric("BenchmarkHeapPer1000Jobs", "MB/1000jobs", 1), "MB", 0, true},
+	{"cold ship: file plugin ÷ built-in backend", ratio("BenchmarkColdShip", "BenchmarkColdShipBuiltin", "ns/op"), "×", 2, true},
+}
+
+// machine names the machine the figures come from.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores, %s, %s/%s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH)
+}
+
+func format(v float64, unit string) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f %s", v, unit)
+	case v >= 10:
+		return fmt.Sprintf("%.1f %s", v, unit)
+	}
+	return fmt.Sprintf("%.2f %s", v, unit)
+}
+
+func report(w io.Writer, r results) {
+	fmt.Fprintf(w, "\nkeyship hot paths on %s: median of each benchmark's runs [min–max]\n", machine())
+	fmt.Fprintf(w, "%-58s %14s %20s %12s %7s\n", "figure", "median", "[min–max]", "target", "ratio")
+	for _, row := range rows {
+		f, ok := row.measured(r)
+		if !ok {
+			fmt.Fprintf(w, "%-58s %14s\n", row.what, "(not run)")
+			continue
+		}
+		med := f.median()
+		spread := fmt.Sprintf("[%s–%s]", strings.TrimSuffix(format(slices.Min(f), row.unit), " "+row.unit), format(slices.Max(f), row.unit))
+		target, rat := "-", "-"
+		if row.target > 0 {
+			target = format(row.target, row.unit)
+			if row.lower {
+				rat = fmt.Sprintf("%.2f×", row.target/med)
+			} else {
+				rat = fmt.Sprintf("%.2f×", med/row.target)
+			}
+		}
+		fmt.Fprintf(w, "%-58s %14s %20s %12s %7s\n", row.what, format(med, row.unit), spread, target, rat)
+	}
+	// Benchmarks that compare keyship with another way report their own
+	// ratio as a metric ending in "x-faster".
+	names := slices.Sorted(func(yield func(string) bool) {
+		for name := range r {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		for unit, vs := range r[name] {
+			if strings.HasSuffix(unit, "x-faster") {
+				f := figure(vs)
+				fmt.Fprintf(w, "%-58s %14s %20s\n", strings.TrimPrefix(name, "Benchmark")+" ("+unit+")",
+					fmt.Sprintf("%.1f×", f.median()), fmt.Sprintf("[%.1f–%.1f×]", slices.Min(f), slices.Max(f)))
+			}
+		}
+	}
 }
 
 func main() {
@@ -82,27 +200,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("\n%-64s %12s %12s %8s\n", "keyship hot paths", "measured", "target", "ratio")
-	for _, row := range rows {
-		v, ok := row.measured(r)
-		if !ok {
-			fmt.Printf("%-64s %12s\n", row.what, "(not run)")
-			continue
-		}
-		target, ratio := "-", "-"
-		if row.target > 0 {
-			target = fmt.Sprintf("%.0f %s", row.target, row.unit)
-			ratio = fmt.Sprintf("%.1f×", row.target/v)
-		}
-		fmt.Printf("%-64s %12s %12s %8s\n", row.what, fmt.Sprintf("%.1f %s", v, row.unit), target, ratio)
-	}
-	// Benchmarks that compare keyship with another way report their own
-	// ratio as a metric ending in "x-faster".
-	for name, metrics := range r {
-		for unit, v := range metrics {
-			if strings.HasSuffix(unit, "x-faster") {
-				fmt.Printf("%-64s %12s\n", strings.TrimPrefix(name, "Benchmark")+" ("+unit+")", fmt.Sprintf("%.1f×", v))
-			}
-		}
-	}
+	report(os.Stdout, r)
 }

@@ -1,26 +1,62 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"testing"
 )
 
-func TestParse(t *testing.T) {
-	in := `goos: linux
+const sample = `goos: linux
 BenchmarkGet/in-process/refs=1-2   	   68698	     37870 ns/op	        37.87 µs/secret	    6242 B/op	      28 allocs/op
-BenchmarkWarmShip-2   	    2030	   1739506 ns/op	      1514 p50-µs	      5339 p99-µs
+BenchmarkGet/in-process/refs=1-2   	   68698	     40000 ns/op	        37.87 µs/secret	    6242 B/op	      28 allocs/op
+BenchmarkGet/subprocess/refs=1-2   	   68698	    237870 ns/op
+BenchmarkGet/subprocess/refs=1-2   	   68698	    290000 ns/op
+BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1514 p50-µs	      5339 p99-µs
+BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1000 p50-µs	      2000 p99-µs
+BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1200 p50-µs	      9000 p99-µs
 BenchmarkColdShip   	       9	 224737271 ns/op
 ok  	x	1s
 `
-	r, err := parse(strings.NewReader(in), io.Discard)
+
+func TestParseKeepsEveryRun(t *testing.T) {
+	r, err := parse(strings.NewReader(sample), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r["BenchmarkGet/in-process/refs=1"]["ns/op"] != 37870 || r["BenchmarkWarmShip"]["p99-µs"] != 5339 || r["BenchmarkColdShip"]["ns/op"] != 224737271 {
-		t.Fatalf("parsed %v", r)
+	if got := r["BenchmarkWarmShip/content=new"]["p99-µs"]; len(got) != 3 || got[0] != 5339 || got[2] != 9000 {
+		t.Fatalf("p99 runs %v", got)
 	}
-	if _, ok := rows[0].measured(r); ok {
-		t.Error("overhead computed without the subprocess figure")
+	if got := r["BenchmarkColdShip"]["ns/op"]; len(got) != 1 || got[0] != 224737271 {
+		t.Fatalf("cold runs %v", got)
+	}
+}
+
+func TestReportMediansSpreadsAndRatios(t *testing.T) {
+	r, err := parse(strings.NewReader(sample), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	report(&out, r)
+	got := out.String()
+	for _, want := range []string{
+		"cores",
+		// p99 runs 5339, 2000, 9000 µs: median 5.34 ms, spread 2.00–9.00, target 3 ms.
+		"warm Ship of a new job, new content (serve), p99",
+		"5.34 ms", "[2.00–9.00 ms]", "0.56×",
+		// overhead runs: 200 and 250 µs, paired in order: median 225.
+		"225 µs",
+		"(not run)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if f := (figure{3, 1, 2}); f.median() != 2 {
+		t.Errorf("median of 3,1,2 = %v", f.median())
+	}
+	if f := (figure{4, 1, 2, 3}); f.median() != 2.5 {
+		t.Errorf("median of 1..4 = %v", f.median())
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 )
@@ -48,11 +48,11 @@ func Seed(t testing.TB, root, storePassword string, hosts ...string) *Job {
 		t.Fatal(err)
 	}
 	j := &Job{Root: root, CA: ca, Leaf: leaf, StorePassword: storePassword, KeyPassword: "keypass-1", TrustPassword: "trustpass-1"}
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(storePassword), []byte(j.KeyPassword))
+	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(storePassword), []byte(j.KeyPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := materialize.JKSTruststore([]*x509.Certificate{ca.Cert}, []byte(j.TrustPassword))
+	ts, err := keystore.JKSTruststore(keystore.AliasCertificates([]*x509.Certificate{ca.Cert}), []byte(j.TrustPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,8 @@ import (
 	"github.com/keyship/keyship/backends/vault/vaulttest"
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
+	kstore "github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/loader"
-	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper"
@@ -113,8 +113,8 @@ func BenchmarkUnchangedRefresh100Jobs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ks, _ := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte("store-pass"), []byte("key-pass"))
-	ts, _ := materialize.JKSTruststore([]*x509.Certificate{ca.Cert}, []byte(trustPass))
+	ks, _ := kstore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte("store-pass"), []byte("key-pass"))
+	ts, _ := kstore.JKSTruststore(kstore.AliasCertificates([]*x509.Certificate{ca.Cert}), []byte(trustPass))
 	fields := map[string]any{"keystore": base64.StdEncoding.EncodeToString(ks), "keystore_password": "store-pass", "key_password": "key-pass",
 		"truststore": base64.StdEncoding.EncodeToString(ts), "truststore_password": trustPass}
 	for i := range jobs {

@@ -23,6 +23,7 @@ import (
 	"github.com/pavlo-v-chernykh/keystore-go/v4"
 
 	"github.com/keyship/keyship/backends/vault/vaulttest"
+	kstore "github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/jssetest"
 	"github.com/keyship/keyship/host/materialize/testca"
@@ -101,11 +102,11 @@ func (j *vaultJob) rotate(t *testing.T, storePass, keyPass, fieldPass string) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(storePass), []byte(keyPass))
+	ks, err := kstore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(storePass), []byte(keyPass))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := materialize.JKSTruststore([]*x509.Certificate{j.ca.Cert}, []byte(trustPass))
+	ts, err := kstore.JKSTruststore(kstore.AliasCertificates([]*x509.Certificate{j.ca.Cert}), []byte(trustPass))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
@@ -32,12 +33,12 @@ func fixture(b *testing.B) (dir, spec string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, err := materialize.EncodePEMKey(leaf.Key)
+	key, err := keystore.EncodePEMKey(leaf.Key)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cert := materialize.EncodePEMCertificates(leaf.Chain[:1])
-	caPEM := materialize.EncodePEMCertificates(leaf.Chain[1:])
+	cert := keystore.EncodePEMCertificates(leaf.Chain[:1])
+	caPEM := keystore.EncodePEMCertificates(leaf.Chain[1:])
 	dir = b.TempDir()
 	files := map[string][]byte{
 		"key.pem": key, "cert.pem": cert, "ca.pem": caPEM,

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyship/keyship/host/materialize"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/host/materialize/jssetest"
 	"github.com/keyship/keyship/host/materialize/testca"
 )
@@ -23,11 +23,11 @@ func TestHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	pass := []byte("harness-pass")
-	ks, err := materialize.JKSKeystore("node", leaf.Key, leaf.Chain, pass, pass)
+	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, pass, pass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := materialize.JKSTruststore([]*x509.Certificate{ca.Cert}, pass)
+	ts, err := keystore.JKSTruststore(keystore.AliasCertificates([]*x509.Certificate{ca.Cert}), pass)
 	if err != nil {
 		t.Fatal(err)
 	}

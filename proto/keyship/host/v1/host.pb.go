@@ -210,7 +210,7 @@ type Task struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The task's id, unique in the job. Required.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// driver, executor, jobmanager, taskmanager or component.
+	// Required: driver, executor, jobmanager, taskmanager or component.
 	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// The hostnames (or IP addresses) the task may run on; the keystore's
 	// certificate must cover them.

@@ -1,4 +1,4 @@
-package materialize
+package keystore
 
 import (
 	"bytes"
@@ -14,14 +14,12 @@ import (
 	"strconv"
 	"strings"
 
-	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
+	jks "github.com/pavlo-v-chernykh/keystore-go/v4"
 )
 
-// The magic numbers of Java's keystore formats.
-const (
-	jksMagic   = 0xFEEDFEED
-	jceksMagic = 0xCECECECE
-)
+// JKS, Java's own keystore format, read and written with keystore-go. keyship
+// walks the structure itself first (scanJKS), because keystore-go trusts the
+// lengths inside the data.
 
 // The JKS entry tags.
 const (
@@ -36,75 +34,34 @@ const jksCertType = "X.509"
 // only one a JKS keystore uses.
 var jksKeyProtector = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 42, 2, 17, 1, 1}
 
-var (
-	// errJKSDigest means the keystore's integrity digest does not match
-	// its store password: Java's "Keystore was tampered with, or password
-	// was incorrect".
-	errJKSDigest = errors.New("keystore was tampered with, or password was incorrect")
-	// errCannotRecoverKey means the key password does not open a private key
-	// entry: Java's "Cannot recover key".
-	errCannotRecoverKey = errors.New("cannot recover key")
-)
-
-// jksStore is a JKS store whose integrity digest matched its store password.
-// Private keys stay protected until openKey.
-type jksStore struct {
-	ks    keystore.KeyStore
-	keys  []jksKey  // sorted by alias
-	certs []jksCert // sorted by alias
+// CheckJKS checks that data is a well-formed JKS store, and says why not.
+// It needs no password, so that a corrupt store can be reported even when
+// its password is wrong too. It never panics, and allocates no more than a
+// small multiple of len(data) whatever the lengths data claims.
+func CheckJKS(data []byte) error {
+	_, _, err := scanJKS(data)
+	return err
 }
 
-// keyAliases lists the aliases of the private key entries, quoted, for
-// messages.
-func (st *jksStore) keyAliases() string {
-	var aliases []string
-	for _, k := range st.keys {
-		aliases = append(aliases, strconv.Quote(k.alias))
-	}
-	return strings.Join(aliases, ", ")
-}
-
-// certAliases lists the aliases of the trusted certificate entries, quoted,
-// for messages.
-func (st *jksStore) certAliases() string {
-	var aliases []string
-	for _, c := range st.certs {
-		aliases = append(aliases, strconv.Quote(c.alias))
-	}
-	return strings.Join(aliases, ", ")
-}
-
-// jksKey is a private key entry, key still protected.
-type jksKey struct {
-	alias     string
-	protected []byte // the EncryptedPrivateKeyInfo
-	chain     []*x509.Certificate
-}
-
-// jksCert is a trusted certificate entry.
-type jksCert struct {
-	alias string
-	cert  *x509.Certificate
-}
-
-// decodeJKS opens a JKS store with its store password. It returns
-// errJKSDigest when the password does not match the integrity digest, and a
-// descriptive error when data is not a well-formed JKS store. It never
-// panics, and allocates no more than a small multiple of len(data) whatever
-// the lengths data claims.
-func decodeJKS(data, storePass []byte) (*jksStore, error) {
+// OpenJKS opens a JKS store with its store password. It returns
+// ErrWrongPassword when the password does not match the integrity digest,
+// and a descriptive error when data is not a well-formed JKS store. Key and
+// trusted entries are each in alias order; aliases are as the file holds
+// them. It never panics, and allocates no more than a small multiple of
+// len(data) whatever the lengths data claims.
+func OpenJKS(data, storePass []byte) (*Store, error) {
 	// keystore-go trusts the lengths inside the data: walk the structure
 	// first, bounded by what data really holds.
 	entries, _, err := scanJKS(data)
 	if err != nil {
 		return nil, err
 	}
-	ks := keystore.New(keystore.WithCaseExactAliases())
+	ks := jks.New(jks.WithCaseExactAliases())
 	if err := ks.Load(bytes.NewReader(data), storePass); err != nil {
 		// After scanJKS, only the digest can fail.
-		return nil, errJKSDigest
+		return nil, ErrWrongPassword
 	}
-	st := &jksStore{ks: ks}
+	st := &Store{Format: JKS}
 	for _, e := range entries {
 		var certs []*x509.Certificate
 		for i, der := range e.certs {
@@ -119,27 +76,30 @@ func decodeJKS(data, storePass []byte) (*jksStore, error) {
 			if len(certs) == 0 {
 				return nil, fmt.Errorf("private key entry %q has no certificate chain", e.alias)
 			}
-			st.keys = append(st.keys, jksKey{alias: e.alias, protected: e.protected, chain: certs})
+			alias, protected := e.alias, e.protected
+			st.Keys = append(st.Keys, &KeyEntry{Alias: alias, Chain: certs, open: func(keyPass []byte) (crypto.PrivateKey, error) {
+				return openJKSKey(ks, alias, protected, keyPass)
+			}})
 		case jksTagCert:
-			st.certs = append(st.certs, jksCert{alias: e.alias, cert: certs[0]})
+			st.Trusted = append(st.Trusted, TrustedEntry{Alias: e.alias, Cert: certs[0]})
 		}
 	}
-	slices.SortFunc(st.keys, func(a, b jksKey) int { return strings.Compare(a.alias, b.alias) })
-	slices.SortFunc(st.certs, func(a, b jksCert) int { return strings.Compare(a.alias, b.alias) })
+	slices.SortFunc(st.Keys, func(a, b *KeyEntry) int { return strings.Compare(a.Alias, b.Alias) })
+	slices.SortFunc(st.Trusted, func(a, b TrustedEntry) int { return strings.Compare(a.Alias, b.Alias) })
 	return st, nil
 }
 
-// openKey decrypts the private key of e with keyPass. It returns
-// errCannotRecoverKey when keyPass is not the key's password. The decrypted
-// key bytes are zeroed once parsed.
-func (st *jksStore) openKey(e jksKey, keyPass []byte) (crypto.PrivateKey, error) {
+// openJKSKey decrypts the private key of entry alias with keyPass. It
+// returns ErrCannotRecoverKey when keyPass is not the key's password. The
+// decrypted key bytes are zeroed once parsed.
+func openJKSKey(ks jks.KeyStore, alias string, protected, keyPass []byte) (crypto.PrivateKey, error) {
 	// keystore-go slices the protected key by lengths it does not check:
 	// check them here, as Java's KeyProtector does.
 	var info struct {
 		Algo pkix.AlgorithmIdentifier
 		Key  []byte
 	}
-	rest, err := asn1.Unmarshal(e.protected, &info)
+	rest, err := asn1.Unmarshal(protected, &info)
 	switch {
 	case err != nil || len(rest) > 0:
 		return nil, errors.New("the protected key is not an EncryptedPrivateKeyInfo")
@@ -148,9 +108,9 @@ func (st *jksStore) openKey(e jksKey, keyPass []byte) (crypto.PrivateKey, error)
 	case len(info.Key) < 2*sha1.Size:
 		return nil, errors.New("the protected key is too short")
 	}
-	entry, err := st.ks.GetPrivateKeyEntry(e.alias, keyPass)
+	entry, err := ks.GetPrivateKeyEntry(alias, keyPass)
 	if err != nil {
-		return nil, errCannotRecoverKey
+		return nil, ErrCannotRecoverKey
 	}
 	defer clear(entry.PrivateKey)
 	key, err := x509.ParsePKCS8PrivateKey(entry.PrivateKey)
@@ -279,6 +239,21 @@ func scanJKS(data []byte) ([]jksEntry, int, error) {
 	return entries, digestAt, nil
 }
 
+// checkKeyEntry checks what a keystore writer needs: a chain whose leaf
+// matches the key, and a printable store password.
+func checkKeyEntry(key crypto.PrivateKey, chain []*x509.Certificate, storePass []byte) error {
+	switch {
+	case len(chain) == 0:
+		return errors.New("empty certificate chain")
+	case !KeyMatches(key, chain[0]):
+		return errors.New("the private key does not match the leaf certificate")
+	}
+	if reason := CheckPassword(storePass); reason != "" {
+		return errors.New("store password: " + reason)
+	}
+	return nil
+}
+
 // JKSKeystore writes a JKS keystore holding one private key entry: key under
 // alias (folded to lower case, as Java does), with chain, leaf first. The key
 // is protected with keyPass and the store with storePass; both must be
@@ -290,31 +265,13 @@ func scanJKS(data []byte) ([]jksEntry, int, error) {
 // certificate (public, and distinct for distinct keys since the leaf holds
 // the public key).
 func JKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate, storePass, keyPass []byte) ([]byte, error) {
-	return writeJKSKeystore(alias, key, chain, storePass, keyPass)
-}
-
-// checkKeyEntry checks what every keystore writer needs: an alias, a chain
-// whose leaf matches the key, and a printable store password.
-func checkKeyEntry(alias string, key crypto.PrivateKey, chain []*x509.Certificate, storePass []byte) error {
-	switch {
-	case alias == "":
-		return errors.New("empty alias")
-	case len(chain) == 0:
-		return errors.New("empty certificate chain")
-	case !publicKeyMatches(key, chain[0]):
-		return errors.New("the private key does not match the leaf certificate")
+	if alias == "" {
+		return nil, errors.New("empty alias")
 	}
-	if reason := checkPassword(storePass); reason != "" {
-		return errors.New("store password: " + reason)
-	}
-	return nil
-}
-
-func writeJKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate, storePass, keyPass []byte) ([]byte, error) {
-	if err := checkKeyEntry(alias, key, chain, storePass); err != nil {
+	if err := checkKeyEntry(key, chain, storePass); err != nil {
 		return nil, err
 	}
-	if reason := checkPassword(keyPass); reason != "" {
+	if reason := CheckPassword(keyPass); reason != "" {
 		return nil, errors.New("key password: " + reason)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
@@ -322,15 +279,17 @@ func writeJKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certifi
 		return nil, fmt.Errorf("marshal private key: %w", err)
 	}
 	defer clear(der)
+	// The label names the package this writer came from, host/materialize:
+	// changing it would change every keystore keyship writes.
 	salt := sha1.Sum(append([]byte("keyship/materialize/jks-key-salt\x00"), chain[0].Raw...))
-	ks := keystore.New(keystore.WithOrderedAliases(), keystore.WithCustomRandomNumberGenerator(bytes.NewReader(salt[:])))
-	entry := keystore.PrivateKeyEntry{
+	ks := jks.New(jks.WithOrderedAliases(), jks.WithCustomRandomNumberGenerator(bytes.NewReader(salt[:])))
+	entry := jks.PrivateKeyEntry{
 		CreationTime:     chain[0].NotBefore,
 		PrivateKey:       der,
-		CertificateChain: make([]keystore.Certificate, len(chain)),
+		CertificateChain: make([]jks.Certificate, len(chain)),
 	}
 	for i, c := range chain {
-		entry.CertificateChain[i] = keystore.Certificate{Type: jksCertType, Content: c.Raw}
+		entry.CertificateChain[i] = jks.Certificate{Type: jksCertType, Content: c.Raw}
 	}
 	if err := ks.SetPrivateKeyEntry(alias, entry, keyPass); err != nil {
 		return nil, fmt.Errorf("protect private key: %w", err)
@@ -342,38 +301,29 @@ func writeJKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certifi
 	return buf.Bytes(), nil
 }
 
-// JKSTruststore writes a JKS truststore holding certs as trusted certificate
-// entries, protected by storePass (printable ASCII). Each alias is the
-// certificate's common name in lower case, or "ca" when it has none; a taken
-// alias gets "-1", "-2", ... appended. The output is deterministic: entries are
-// in alias order and each creation date is the certificate's NotBefore.
-func JKSTruststore(certs []*x509.Certificate, storePass []byte) ([]byte, error) {
-	entries := make([]jksCert, len(certs))
-	for i, c := range certs {
-		entries[i] = jksCert{cert: c}
-	}
-	return writeJKSTrusted(aliasCerts(entries), storePass)
-}
-
-// writeJKSTrusted writes trusted certificate entries under their aliases.
-func writeJKSTrusted(certs []jksCert, storePass []byte) ([]byte, error) {
-	if len(certs) == 0 {
+// JKSTruststore writes a JKS truststore holding entries as trusted
+// certificate entries under their aliases (Java folds them to lower case;
+// AliasCertificates and UniqueTrusted name certificates), protected by
+// storePass (printable ASCII). The output is deterministic: entries are in
+// alias order and each creation date is the certificate's NotBefore.
+func JKSTruststore(entries []TrustedEntry, storePass []byte) ([]byte, error) {
+	if len(entries) == 0 {
 		return nil, errors.New("no certificates")
 	}
-	if reason := checkPassword(storePass); reason != "" {
+	if reason := CheckPassword(storePass); reason != "" {
 		return nil, errors.New("store password: " + reason)
 	}
-	ks := keystore.New(keystore.WithOrderedAliases())
-	for _, c := range certs {
-		if ks.IsTrustedCertificateEntry(c.alias) {
-			return nil, fmt.Errorf("alias %q appears more than once", c.alias)
+	ks := jks.New(jks.WithOrderedAliases())
+	for _, e := range entries {
+		if ks.IsTrustedCertificateEntry(e.Alias) {
+			return nil, fmt.Errorf("alias %q appears more than once", e.Alias)
 		}
-		err := ks.SetTrustedCertificateEntry(c.alias, keystore.TrustedCertificateEntry{
-			CreationTime: c.cert.NotBefore,
-			Certificate:  keystore.Certificate{Type: jksCertType, Content: c.cert.Raw},
+		err := ks.SetTrustedCertificateEntry(e.Alias, jks.TrustedCertificateEntry{
+			CreationTime: e.Cert.NotBefore,
+			Certificate:  jks.Certificate{Type: jksCertType, Content: e.Cert.Raw},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("certificate %q: %w", c.alias, err)
+			return nil, fmt.Errorf("certificate %q: %w", e.Alias, err)
 		}
 	}
 	var buf bytes.Buffer
@@ -381,15 +331,4 @@ func writeJKSTrusted(certs []jksCert, storePass []byte) ([]byte, error) {
 		return nil, fmt.Errorf("encode truststore: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// publicKeyMatches reports whether key is the private half of cert's public
-// key.
-func publicKeyMatches(key crypto.PrivateKey, cert *x509.Certificate) bool {
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return false
-	}
-	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
-	return ok && pub.Equal(cert.PublicKey)
 }

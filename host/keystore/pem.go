@@ -1,4 +1,4 @@
-package materialize
+package keystore
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // PEM as OpenSSL, Vault PKI and Kubernetes TLS secrets hold it: private keys
@@ -27,30 +26,22 @@ const (
 	pemECParameters       = "EC PARAMETERS" // openssl ecparam -genkey writes it before the key
 )
 
-// pemContents is what a PEM input holds.
-type pemContents struct {
-	keys    []*pem.Block // private key blocks, in order
-	certs   []*x509.Certificate
-	ignored []string // block types that are neither
-}
-
-// zero clears the key blocks.
-func (p *pemContents) zero() {
-	for _, k := range p.keys {
-		clear(k.Bytes)
-	}
-}
-
 // isPEM reports whether data holds a PEM block boundary.
 func isPEM(data []byte) bool {
 	return bytes.Contains(data, []byte("-----BEGIN "))
 }
 
-// decodePEM reads every PEM block of data. It fails on a block that does not
+// OpenPEM reads every PEM block of data: each private key block is a key
+// entry (opened by Unlock, with the key's password when it is encrypted),
+// each certificate a trusted entry without alias, in file order; a key's
+// chain is the certificate that matches it followed by its issuers. Other
+// block types are listed in Ignored. It fails on a block that does not
 // decode (no END line, bad base64) and on certificates that do not parse;
-// the error never quotes the data. The caller zeroes the result.
-func decodePEM(data []byte) (*pemContents, error) {
-	out := &pemContents{}
+// the error never quotes the data. The caller calls Zero.
+func OpenPEM(data []byte) (*Store, error) {
+	st := &Store{Format: PEM}
+	var keys []*pem.Block
+	var certs []*x509.Certificate
 	rest := data
 	blocks := 0
 	for n := 1; ; n++ {
@@ -67,28 +58,46 @@ func decodePEM(data []byte) (*pemContents, error) {
 				// The certificate is followed by OpenSSL's trust settings.
 				var raw asn1.RawValue
 				if _, err := asn1.Unmarshal(der, &raw); err != nil {
+					zeroBlocks(keys)
 					return nil, fmt.Errorf("PEM block %d (%s) is not a certificate: %v", n, block.Type, err)
 				}
 				der = raw.FullBytes
 			}
 			c, err := x509.ParseCertificate(der)
 			if err != nil {
+				zeroBlocks(keys)
 				return nil, fmt.Errorf("PEM block %d (%s) is not a valid X.509 certificate: %v", n, block.Type, err)
 			}
-			out.certs = append(out.certs, c)
+			certs = append(certs, c)
 		case pemPKCS8Key, pemEncryptedKey, pemRSAKey, pemECKey:
-			out.keys = append(out.keys, block)
+			keys = append(keys, block)
 		case pemECParameters:
 		default:
-			out.ignored = append(out.ignored, block.Type)
+			st.Ignored = append(st.Ignored, block.Type)
 		}
 	}
 	// pem.Decode skips a block it cannot decode and goes on with the next.
 	if bytes.Count(data, []byte("-----BEGIN ")) != blocks {
-		out.zero()
+		zeroBlocks(keys)
 		return nil, errors.New("a PEM block does not decode (no matching -----END line, or bad base64 inside)")
 	}
-	return out, nil
+	for _, c := range certs {
+		st.Trusted = append(st.Trusted, TrustedEntry{Cert: c})
+	}
+	for _, block := range keys {
+		st.Keys = append(st.Keys, &KeyEntry{
+			open: func(password []byte) (crypto.PrivateKey, error) { return parsePEMKey(block, password) },
+			pool: certs,
+			zero: func() { clear(block.Bytes) },
+		})
+	}
+	return st, nil
+}
+
+func zeroBlocks(blocks []*pem.Block) {
+	for _, b := range blocks {
+		clear(b.Bytes)
+	}
 }
 
 // errLegacyPEMEncryption is the OpenSSL-proprietary encryption of
@@ -96,8 +105,8 @@ func decodePEM(data []byte) (*pemContents, error) {
 var errLegacyPEMEncryption = errors.New(`the key is encrypted with OpenSSL's legacy PEM encryption ("Proc-Type: 4,ENCRYPTED"), which keyship does not read; convert it with openssl pkcs8 -topk8 -v2 aes-256-cbc`)
 
 // parsePEMKey parses a private key block. An ENCRYPTED PRIVATE KEY is
-// decrypted with password (nil when the spec gives none); a wrong password
-// gives errCannotRecoverKey.
+// decrypted with password (nil when none is given: ErrNoKeyPassword); a
+// wrong password gives ErrCannotRecoverKey.
 func parsePEMKey(block *pem.Block, password []byte) (crypto.PrivateKey, error) {
 	if _, ok := block.Headers["Proc-Type"]; ok {
 		return nil, errLegacyPEMEncryption
@@ -123,7 +132,7 @@ func parsePEMKey(block *pem.Block, password []byte) (crypto.PrivateKey, error) {
 		return key, nil
 	case pemEncryptedKey:
 		if password == nil {
-			return nil, errNoKeyPassword
+			return nil, ErrNoKeyPassword
 		}
 		var info encryptedPrivateKeyInfo
 		if err := unmarshalAll(block.Bytes, &info); err != nil {
@@ -132,22 +141,32 @@ func parsePEMKey(block *pem.Block, password []byte) (crypto.PrivateKey, error) {
 		der, err := pbeDecrypt(info.Algorithm, password, info.EncryptedData)
 		switch {
 		case errors.Is(err, errBadPadding):
-			return nil, errCannotRecoverKey
+			return nil, ErrCannotRecoverKey
 		case err != nil:
 			return nil, err
 		}
 		defer clear(der)
 		key, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
-			return nil, errCannotRecoverKey
+			return nil, ErrCannotRecoverKey
 		}
 		return key, nil
 	}
 	return nil, fmt.Errorf("PEM block type %q is not a private key", block.Type)
 }
 
-// errNoKeyPassword means an encrypted key and no password to open it.
-var errNoKeyPassword = errors.New("the private key is encrypted (ENCRYPTED PRIVATE KEY) and the spec sets no password for it")
+// ParsePKCS8 parses a PKCS#8 private key (DER), naming DSA keys (which Go
+// does not read and TLSv1.3 cannot use) in words.
+func ParsePKCS8(der []byte) (crypto.PrivateKey, error) {
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err == nil {
+		return key, nil
+	}
+	if bytes.Contains(der, []byte{0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01}) { // OID 1.2.840.10040.4.1
+		return nil, errors.New("a DSA key: TLSv1.3 has no DSA signatures and keyship does not read DSA keys; make an RSA or EC key (keytool -keyalg RSA or EC)")
+	}
+	return nil, errors.New("not a PKCS#8 private key")
+}
 
 // EncodePEMKey returns key as an unencrypted PKCS#8 "PRIVATE KEY" PEM
 // block, as OpenSSL and libprocess read it. The caller zeroes the result.
@@ -167,9 +186,4 @@ func EncodePEMCertificates(certs []*x509.Certificate) []byte {
 		_ = pem.Encode(&b, &pem.Block{Type: pemCertificate, Bytes: c.Raw})
 	}
 	return b.Bytes()
-}
-
-// ignoredTypes lists ignored PEM block types for a warning.
-func ignoredTypes(types []string) string {
-	return `"` + strings.Join(types, `", "`) + `"`
 }

@@ -1,15 +1,20 @@
-package materialize
+package keystore
 
 import (
 	"bytes"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/keyship/keyship/host/keystore/keystoretest"
 	"github.com/keyship/keyship/host/materialize/testca"
 )
 
@@ -35,25 +40,24 @@ func TestJKSKeystoreRoundTrip(t *testing.T) {
 		if !bytes.Equal(data, again) {
 			t.Error("JKSKeystore is not deterministic")
 		}
-		st, err := decodeJKS(data, []byte(storePass))
+		st, err := OpenJKS(data, []byte(storePass))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.keys) != 1 || st.keys[0].alias != "node" {
-			t.Fatalf("keys %+v, want one under alias node (lower case, as Java writes)", st.keys)
+		if len(st.Keys) != 1 || st.Keys[0].Alias != "node" {
+			t.Fatalf("keys %+v, want one under alias node (lower case, as Java writes)", st.Keys)
 		}
-		key, err := st.openKey(st.keys[0], []byte(keyPass))
-		if err != nil {
+		if err := st.Keys[0].Unlock([]byte(storePass)); !errors.Is(err, ErrCannotRecoverKey) {
+			t.Errorf("open with the wrong key password: %v, want ErrCannotRecoverKey", err)
+		}
+		if err := st.Keys[0].Unlock([]byte(keyPass)); err != nil {
 			t.Fatal(err)
 		}
-		if !publicKeyMatches(key, leaf.Chain[0]) {
+		if !KeyMatches(st.Keys[0].Key, leaf.Chain[0]) {
 			t.Error("round trip changed the key")
 		}
-		if _, err := st.openKey(st.keys[0], []byte(storePass)); !errors.Is(err, errCannotRecoverKey) {
-			t.Errorf("open with the wrong key password: %v, want errCannotRecoverKey", err)
-		}
-		if _, err := decodeJKS(data, []byte(keyPass)); !errors.Is(err, errJKSDigest) {
-			t.Errorf("open with the wrong store password: %v, want errJKSDigest", err)
+		if _, err := OpenJKS(data, []byte(keyPass)); !errors.Is(err, ErrWrongPassword) {
+			t.Errorf("open with the wrong store password: %v, want ErrWrongPassword", err)
 		}
 	}
 }
@@ -86,29 +90,33 @@ func TestJKSKeystoreRejects(t *testing.T) {
 func TestJKSTruststoreAliases(t *testing.T) {
 	f := fx()
 	noCN := &x509.Certificate{Raw: f.otherCA.Cert.Raw, Subject: pkix.Name{}, NotBefore: f.otherCA.Cert.NotBefore}
-	data, err := JKSTruststore([]*x509.Certificate{f.ca.Cert, noCN, f.ca.Cert, noCN, f.otherCA.Cert}, []byte(trustPass))
+	data, err := JKSTruststore(AliasCertificates([]*x509.Certificate{f.ca.Cert, noCN, f.ca.Cert, noCN, f.otherCA.Cert}), []byte(trustPass))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := decodeJKS(data, []byte(trustPass))
+	st, err := OpenJKS(data, []byte(trustPass))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var aliases []string
-	for _, c := range st.certs {
-		aliases = append(aliases, c.alias)
+	for _, c := range st.Trusted {
+		aliases = append(aliases, c.Alias)
 	}
 	if want := []string{"ca", "ca-1", "other ca", "sample ca", "sample ca-1"}; !slices.Equal(aliases, want) {
 		t.Errorf("aliases %q, want %q", aliases, want)
 	}
-	if len(st.keys) != 0 {
+	if len(st.Keys) != 0 {
 		t.Error("truststore holds a private key")
 	}
 	if _, err := JKSTruststore(nil, []byte(trustPass)); err == nil {
 		t.Error("empty truststore accepted")
 	}
-	if _, err := JKSTruststore([]*x509.Certificate{f.ca.Cert}, []byte("tab\tpw")); err == nil {
+	if _, err := JKSTruststore(AliasCertificates([]*x509.Certificate{f.ca.Cert}), []byte("tab\tpw")); err == nil {
 		t.Error("non-printable password accepted")
+	}
+	dup := []TrustedEntry{{Alias: "ca", Cert: f.ca.Cert}, {Alias: "ca", Cert: f.otherCA.Cert}}
+	if _, err := JKSTruststore(dup, []byte(trustPass)); err == nil || !strings.Contains(err.Error(), `alias "ca" appears more than once`) {
+		t.Errorf("repeated alias: %v", err)
 	}
 }
 
@@ -174,14 +182,14 @@ func FuzzDecodeJKS(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	ts, err := JKSTruststore([]*x509.Certificate{fix.ca.Cert, fix.otherCA.Cert}, pass)
+	ts, err := JKSTruststore(AliasCertificates([]*x509.Certificate{fix.ca.Cert, fix.otherCA.Cert}), pass)
 	if err != nil {
 		f.Fatal(err)
 	}
-	two := rawJKS(f, string(pass),
-		rawEntry{alias: "a", key: fix.node.Key, pass: "password", chain: fix.node.Chain},
-		rawEntry{alias: "b", key: fix.other.Key, pass: "password", chain: fix.other.Chain[:1]},
-		rawEntry{alias: "c", chain: []*x509.Certificate{fix.ca.Cert}})
+	two := keystoretest.RawJKS(f, string(pass),
+		keystoretest.RawEntry{Alias: "a", Key: fix.node.Key, Pass: "password", Chain: fix.node.Chain},
+		keystoretest.RawEntry{Alias: "b", Key: fix.other.Key, Pass: "password", Chain: fix.other.Chain[:1]},
+		keystoretest.RawEntry{Alias: "c", Chain: []*x509.Certificate{fix.ca.Cert}})
 	f.Add(ks)
 	f.Add(ts)
 	f.Add(two)
@@ -191,46 +199,88 @@ func FuzzDecodeJKS(f *testing.F) {
 	f.Add([]byte{0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		notAStore(data, "keystore")
+		Detect(data)
+		Base64Format(data)
 		for i, d := range [][]byte{data, resign(data, pass)} {
-			st, err := decodeJKS(d, pass)
+			st, err := OpenJKS(d, pass)
 			if err != nil {
-				if i == 1 && d != nil && errors.Is(err, errJKSDigest) {
+				if i == 1 && d != nil && errors.Is(err, ErrWrongPassword) {
 					t.Fatal("a re-signed store fails its digest: scanJKS and keystore-go disagree on the structure")
 				}
 				continue
 			}
-			for _, k := range st.keys {
-				if key, err := st.openKey(k, pass); err == nil {
-					publicKeyMatches(key, k.chain[0])
+			for _, k := range st.Keys {
+				if k.Unlock(pass) == nil {
+					KeyMatches(k.Key, k.Chain[0])
 				}
 			}
-			if len(st.certs) == 0 {
+			if len(st.Trusted) == 0 {
 				continue
 			}
 			// Whatever decodes, re-encodes and decodes to the same certificates.
-			out, err := writeJKSTrusted(st.certs, pass)
+			out, err := JKSTruststore(st.Trusted, pass)
 			if err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}
-			back, err := decodeJKS(out, pass)
+			back, err := OpenJKS(out, pass)
 			if err != nil {
 				t.Fatalf("decode re-encoded store: %v", err)
 			}
 			// Aliases fold to lower case, which may reorder the entries.
-			if !slices.Equal(rawCerts(back.certs), rawCerts(st.certs)) {
+			if !slices.Equal(rawCerts(back.Trusted), rawCerts(st.Trusted)) {
 				t.Fatal("re-encoding changed the certificates")
 			}
 		}
 	})
 }
 
-// rawCerts returns the DER of certs, sorted.
-func rawCerts(certs []jksCert) []string {
-	out := make([]string, len(certs))
-	for i, c := range certs {
-		out[i] = string(c.cert.Raw)
+// rawCerts returns the DER of the entries' certificates, sorted.
+func rawCerts(entries []TrustedEntry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = string(e.Cert.Raw)
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestJKSBytesAsBefore pins the bytes of the JKS stores keyship writes: a
+// keystore and a truststore of testdata/golden.pem (a fixed key and chain)
+// hash to what host/materialize's writers gave before they moved here
+// (commit 9365966), so that a keystore shipped before and after compares
+// equal and nothing is re-shipped for nothing.
+func TestJKSBytesAsBefore(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "golden.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenPEM(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Zero()
+	if len(st.Keys) != 1 || st.Keys[0].Unlock(nil) != nil || len(st.Keys[0].Chain) != 2 {
+		t.Fatal("testdata/golden.pem: want one key and its chain of two")
+	}
+	chain := st.Keys[0].Chain
+	ks, err := JKSKeystore("Node", st.Keys[0].Key, chain, []byte("store-pass"), []byte("key-pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := JKSTruststore(AliasCertificates([]*x509.Certificate{chain[1], chain[0], chain[1]}), []byte("trust-pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"keystore", ks, "c2961c42f0ccea823936912ace0e3cf66c08fcb8d930e686fc0c5b3fae59f0e8"},
+		{"truststore", ts, "959c16377653b3a8b73b800f6ecde831de850767c9f91d73ba9bc2b0556d80ba"},
+	} {
+		if got := sha256.Sum256(c.data); hex.EncodeToString(got[:]) != c.want {
+			t.Errorf("the JKS %s's bytes changed: SHA-256 %x, want %s", c.name, got, c.want)
+		}
+	}
 }

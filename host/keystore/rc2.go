@@ -1,14 +1,17 @@
-package materialize
+package keystore
 
 import (
 	"encoding/binary"
 	"math/bits"
 )
 
-// rc2Cipher is the RC2 block cipher of RFC 2268. keyship only reads with it:
-// old PKCS#12 files (Java 8's keytool, OpenSSL before 3.0) encrypt their
-// certificates with 40-bit RC2. keyship never writes RC2; Encrypt completes
-// cipher.Block and proves Decrypt against the RFC's vectors.
+// rc2Cipher is the RC2 block cipher of RFC 2268, which neither the standard
+// library nor go-pkcs12 exports. keyship only reads with it: legacy PKCS#12
+// files encrypt their certificates with 40-bit RC2, as today's keytool makes
+// them with -J-Dkeystore.pkcs12.legacy (TestKeytoolLegacyPKCS12NeedsRC2
+// proves it), and as Java 8 before 8u301 and OpenSSL before 3.0 make them by
+// default. keyship never writes RC2; Encrypt completes cipher.Block and
+// proves Decrypt against the RFC's vectors.
 type rc2Cipher struct {
 	k [64]uint16
 }

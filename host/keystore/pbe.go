@@ -1,11 +1,11 @@
-package materialize
+package keystore
 
 import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/des"
-	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -16,9 +16,12 @@ import (
 	"hash"
 )
 
-// Password-based encryption as PKCS#12 files and encrypted PKCS#8 keys use
-// it: the PKCS#12 key derivation (RFC 7292 appendix B) with the 3DES and RC2
-// ciphers, and PBES2 (RFC 8018) with PBKDF2 and AES or 3DES.
+// Password-based decryption as PKCS#12 files and encrypted PKCS#8 keys use
+// it, for the reader (pkcs12.go, pem.go): the PKCS#12 key derivation (RFC
+// 7292 appendix B, which neither the standard library nor go-pkcs12
+// exports) with the 3DES and RC2 ciphers, and PBES2 (RFC 8018) with
+// crypto/pbkdf2 and AES or 3DES. keyship encrypts nothing itself: go-pkcs12
+// writes its PKCS#12 files.
 
 // Object identifiers of the algorithms.
 var (
@@ -44,18 +47,16 @@ var (
 	oidSHA512                        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
 )
 
-// maxIterations bounds the iteration counts a file may ask for, as Java does
-// (5,000,000), so that a hostile file cannot make a build spin for hours.
-// The fuzz targets lower it.
-var maxIterations = 5_000_000
+// MaxIterations bounds the KDF iteration counts a PKCS#12 file or an
+// encrypted PEM key may ask for, as Java does (5,000,000), so that a hostile
+// file cannot make a build spin for hours. Only tests and fuzz targets
+// lower it, to keep the fuzzer on the structure rather than the KDFs; they
+// must restore it.
+var MaxIterations = 5_000_000
 
-var (
-	// errBadPadding means a decryption ended in bad padding: almost always
-	// the wrong password.
-	errBadPadding = errors.New("decryption failed (wrong password, or corrupt data)")
-	// errUnsupported marks an algorithm keyship does not implement.
-	errUnsupportedAlgorithm = errors.New("unsupported algorithm")
-)
+// errBadPadding means a decryption ended in bad padding: almost always the
+// wrong password.
+var errBadPadding = errors.New("decryption failed (wrong password, or corrupt data)")
 
 // digestFor returns the hash of a digest algorithm OID (MACs).
 func digestFor(oid asn1.ObjectIdentifier) (func() hash.Hash, string) {
@@ -156,32 +157,11 @@ func p12KDF(newHash func() hash.Hash, id byte, bmpPass, salt []byte, iterations,
 	return out[:size]
 }
 
-// pbkdf2Key is PBKDF2 (RFC 8018 section 5.2) with HMAC over newHash. It
-// takes the password as bytes so that the caller can zero them.
-func pbkdf2Key(newHash func() hash.Hash, password, salt []byte, iterations, size int) []byte {
-	prf := hmac.New(newHash, password)
-	hLen := prf.Size()
-	out := make([]byte, 0, size+hLen)
-	var u, t []byte
-	for block := uint32(1); len(out) < size; block++ {
-		prf.Reset()
-		prf.Write(salt)
-		prf.Write([]byte{byte(block >> 24), byte(block >> 16), byte(block >> 8), byte(block)})
-		u = prf.Sum(u[:0])
-		t = append(t[:0], u...)
-		for i := 1; i < iterations; i++ {
-			prf.Reset()
-			prf.Write(u)
-			u = prf.Sum(u[:0])
-			for k := range t {
-				t[k] ^= u[k]
-			}
-		}
-		out = append(out, t...)
-	}
-	clear(u)
-	clear(t)
-	return out[:size]
+// pbkdf2Key is PBKDF2 (RFC 8018 section 5.2) with HMAC over newHash, from
+// crypto/pbkdf2. The password becomes a string there, which cannot be
+// zeroed; hmac.New copies the key anyway.
+func pbkdf2Key(newHash func() hash.Hash, password, salt []byte, iterations, size int) ([]byte, error) {
+	return pbkdf2.Key(newHash, string(password), salt, iterations, size)
 }
 
 // pbeParams are the parameters of the PKCS#12 PBE algorithms.
@@ -217,17 +197,17 @@ func unmarshalAll(der []byte, out any) error {
 	return nil
 }
 
-// checkIterations rejects iteration counts out of [1, maxIterations].
+// checkIterations rejects iteration counts out of [1, MaxIterations].
 func checkIterations(n int) error {
-	if n < 1 || n > maxIterations {
-		return fmt.Errorf("iteration count %d is outside 1..%d", n, maxIterations)
+	if n < 1 || n > MaxIterations {
+		return fmt.Errorf("iteration count %d is outside 1..%d", n, MaxIterations)
 	}
 	return nil
 }
 
 // pbeCipher derives the block cipher and IV of a PBE algorithm from the
 // password (printable ASCII bytes, without terminator). It returns an error
-// wrapping errUnsupportedAlgorithm for algorithms it does not implement.
+// wrapping ErrUnsupportedAlgorithm for algorithms it does not implement.
 func pbeCipher(alg pkix.AlgorithmIdentifier, password []byte) (cipher.Block, []byte, error) {
 	switch {
 	case alg.Algorithm.Equal(oidPBES2):
@@ -236,7 +216,7 @@ func pbeCipher(alg pkix.AlgorithmIdentifier, password []byte) (cipher.Block, []b
 		alg.Algorithm.Equal(oidPBEWithSHAAnd128BitRC2CBC),
 		alg.Algorithm.Equal(oidPBEWithSHAAnd40BitRC2CBC):
 	default:
-		return nil, nil, fmt.Errorf("%w: encryption %s", errUnsupportedAlgorithm, alg.Algorithm)
+		return nil, nil, fmt.Errorf("%w: encryption %s", ErrUnsupportedAlgorithm, alg.Algorithm)
 	}
 	var params pbeParams
 	if err := unmarshalAll(alg.Parameters.FullBytes, &params); err != nil {
@@ -274,7 +254,7 @@ func pbes2Cipher(alg pkix.AlgorithmIdentifier, password []byte) (cipher.Block, [
 		return nil, nil, fmt.Errorf("PBES2 parameters: %v", err)
 	}
 	if !params.KDF.Algorithm.Equal(oidPBKDF2) {
-		return nil, nil, fmt.Errorf("%w: PBES2 key derivation %s", errUnsupportedAlgorithm, params.KDF.Algorithm)
+		return nil, nil, fmt.Errorf("%w: PBES2 key derivation %s", ErrUnsupportedAlgorithm, params.KDF.Algorithm)
 	}
 	var kdf pbkdf2Params
 	if err := unmarshalAll(params.KDF.Parameters.FullBytes, &kdf); err != nil {
@@ -285,7 +265,7 @@ func pbes2Cipher(alg pkix.AlgorithmIdentifier, password []byte) (cipher.Block, [
 	}
 	prf := prfFor(kdf.PRF.Algorithm)
 	if prf == nil {
-		return nil, nil, fmt.Errorf("%w: PBKDF2 PRF %s", errUnsupportedAlgorithm, kdf.PRF.Algorithm)
+		return nil, nil, fmt.Errorf("%w: PBKDF2 PRF %s", ErrUnsupportedAlgorithm, kdf.PRF.Algorithm)
 	}
 	var keyLen int
 	var newCipher func([]byte) (cipher.Block, error)
@@ -299,7 +279,7 @@ func pbes2Cipher(alg pkix.AlgorithmIdentifier, password []byte) (cipher.Block, [
 	case s.Equal(oidDESEDE3CBC):
 		keyLen, newCipher = 24, des.NewTripleDESCipher
 	default:
-		return nil, nil, fmt.Errorf("%w: PBES2 cipher %s", errUnsupportedAlgorithm, s)
+		return nil, nil, fmt.Errorf("%w: PBES2 cipher %s", ErrUnsupportedAlgorithm, s)
 	}
 	if kdf.KeyLength != 0 && kdf.KeyLength != keyLen {
 		return nil, nil, fmt.Errorf("PBKDF2 key length %d does not fit the cipher", kdf.KeyLength)
@@ -308,7 +288,10 @@ func pbes2Cipher(alg pkix.AlgorithmIdentifier, password []byte) (cipher.Block, [
 	if err := unmarshalAll(params.EncryptionScheme.Parameters.FullBytes, &iv); err != nil {
 		return nil, nil, fmt.Errorf("PBES2 IV: %v", err)
 	}
-	key := pbkdf2Key(prf, password, kdf.Salt, kdf.Iterations, keyLen)
+	key, err := pbkdf2Key(prf, password, kdf.Salt, kdf.Iterations, keyLen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PBKDF2: %v", err)
+	}
 	defer clear(key)
 	block, err := newCipher(key)
 	if err != nil {
@@ -346,54 +329,4 @@ func pbeDecrypt(alg pkix.AlgorithmIdentifier, password, data []byte) ([]byte, er
 		}
 	}
 	return out[:len(out)-n], nil
-}
-
-// pbeEncrypt encrypts plain (CBC, PKCS#7 padding) with a PBE algorithm.
-func pbeEncrypt(alg pkix.AlgorithmIdentifier, password, plain []byte) ([]byte, error) {
-	block, iv, err := pbeCipher(alg, password)
-	if err != nil {
-		return nil, err
-	}
-	bs := block.BlockSize()
-	n := bs - len(plain)%bs
-	out := make([]byte, len(plain)+n)
-	copy(out, plain)
-	for i := len(plain); i < len(out); i++ {
-		out[i] = byte(n)
-	}
-	cipher.NewCBCEncrypter(block, iv).CryptBlocks(out, out)
-	return out, nil
-}
-
-// pbeAlgorithm builds the AlgorithmIdentifier of an encryption keyship
-// writes: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC (modern), or PBE
-// with SHA-1 and 3DES (legacy). salt and iv come from the caller, so that
-// output is deterministic.
-func pbeAlgorithm(legacy bool, salt, iv []byte, iterations int) (pkix.AlgorithmIdentifier, error) {
-	if legacy {
-		params, err := asn1.Marshal(pbeParams{Salt: salt[:8], Iterations: iterations})
-		if err != nil {
-			return pkix.AlgorithmIdentifier{}, err
-		}
-		return pkix.AlgorithmIdentifier{Algorithm: oidPBEWithSHAAnd3KeyTripleDESCBC, Parameters: asn1.RawValue{FullBytes: params}}, nil
-	}
-	kdfParams, err := asn1.Marshal(pbkdf2Params{
-		Salt: salt, Iterations: iterations,
-		PRF: pkix.AlgorithmIdentifier{Algorithm: oidHMACWithSHA256, Parameters: asn1.NullRawValue},
-	})
-	if err != nil {
-		return pkix.AlgorithmIdentifier{}, err
-	}
-	ivDER, err := asn1.Marshal(iv[:aes.BlockSize])
-	if err != nil {
-		return pkix.AlgorithmIdentifier{}, err
-	}
-	params, err := asn1.Marshal(pbes2Params{
-		KDF:              pkix.AlgorithmIdentifier{Algorithm: oidPBKDF2, Parameters: asn1.RawValue{FullBytes: kdfParams}},
-		EncryptionScheme: pkix.AlgorithmIdentifier{Algorithm: oidAES256CBC, Parameters: asn1.RawValue{FullBytes: ivDER}},
-	})
-	if err != nil {
-		return pkix.AlgorithmIdentifier{}, err
-	}
-	return pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: params}}, nil
 }
