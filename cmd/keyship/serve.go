@@ -14,13 +14,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
-	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
+	"github.com/spf13/cobra"
 )
 
 type serveFlags struct {
@@ -69,13 +65,12 @@ Mesos agents must trust.`,
 }
 
 func (g *globals) serve(ctx context.Context, f serveFlags) error {
-	var opts []grpc.ServerOption
+	var tc *tls.Config
 	if strings.HasPrefix(f.listen, "tcp://") {
-		tc, err := mutualTLS(f.tlsCert, f.tlsKey, f.clientCA)
-		if err != nil {
+		var err error
+		if tc, err = mutualTLS(f.tlsCert, f.tlsKey, f.clientCA); err != nil {
 			return usageError{err}
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	cfg, err := g.loadConfig()
 	if err != nil {
@@ -118,8 +113,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(opts...)
-	hostv1.RegisterShipperServiceServer(gs, srv)
+	api := server.HTTPServer(server.Handler(srv), tc)
 	go func() {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
@@ -134,14 +128,26 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	}()
 	go func() {
 		<-ctx.Done()
-		gs.GracefulStop()
+		_ = api.Shutdown(context.Background())
 		if fetchSrv != nil {
 			_ = fetchSrv.Close()
 		}
 	}()
-	fmt.Fprintf(g.stdout, "listening %s\n", f.listen)
-	g.logger.Info("host API listening", "addr", f.listen)
-	return gs.Serve(l)
+	addr := f.listen
+	if tcp, ok := l.Addr().(*net.TCPAddr); ok {
+		addr = "tcp://" + tcp.String() // the port chosen for :0
+	}
+	fmt.Fprintf(g.stdout, "listening %s\n", addr)
+	g.logger.Info("host API listening", "addr", addr)
+	if tc != nil {
+		err = api.ServeTLS(l, "", "")
+	} else {
+		err = api.Serve(l)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
 }
 
 // fetchCertificate loads --fetch-cert/--fetch-key or makes a self-signed one.

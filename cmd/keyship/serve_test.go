@@ -1,16 +1,11 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // TestShipThroughServeGivesTheSameStores runs a real keyship serve on a unix
@@ -55,30 +50,6 @@ func TestShipThroughServeGivesTheSameStores(t *testing.T) {
 func startServe(t testing.TB, j *job) (string, func() string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "keyship.sock")
-	srv := exec.Command(filepath.Join(binDir, "keyship"), "serve", "--config", j.config, "--listen", "unix://"+sock)
-	out, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr plugintest.LogBuffer
-	srv.Stderr = &stderr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening ") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("keyship serve did not start: %s", stderr.String())
-	}
-	return sock, stderr.String
+	s := serve(t, j, "--listen", "unix://"+sock)
+	return sock, s.stderr.String
 }

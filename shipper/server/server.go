@@ -105,6 +105,7 @@ func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.Shi
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	j, err := s.job(ctx, r, req.GetSpec(), req.GetDialect(), ttl)
+	noteJob(ctx, r, j) // for the audit log (observe.go)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +328,9 @@ func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.C
 	r, err := readRequest("check", req.GetSpec(), req.GetDialect(), nil, req.GetHosts())
 	if err == nil {
 		var sh *shipper.Shipment
-		if sh, err = shipper.Prepare(ctx, s.builder, r, shipper.Options{ChecksOnly: true}); err == nil {
+		sh, err = shipper.Prepare(ctx, s.builder, r, shipper.Options{ChecksOnly: true})
+		noteShipment(ctx, r, sh) // for the audit log (observe.go)
+		if err == nil {
 			defer sh.Zero()
 			return &hostv1.CheckResponse{Ok: true, Warnings: sh.Bundle.Warnings}, nil
 		}
