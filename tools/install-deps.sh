@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # install-deps.sh installs the real peers keyship's tests talk to — Java 17
-# (keytool, javac, java) and OpenSSL — when they are missing. It uses apt-get
+# (keytool, javac, java), OpenSSL and curl — and the one jar the JVM client in
+# clients/java needs (Jackson databind, with core and annotations), when they
+# are missing. It uses apt-get
 # and needs root; elsewhere it says what to install and fails.
 set -euo pipefail
 
@@ -10,6 +12,8 @@ for tool in keytool javac java; do
 done
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# Jackson, as Spark and Flink ship it; clients/java compiles against it.
+[ -f /usr/share/java/jackson-databind.jar ] || missing+=(libjackson2-databind-java)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

@@ -28,6 +28,7 @@ type mtls struct {
 	clientCert, clientKey    string
 	clientPEM                []byte // the client's key then its chain
 	strangerCert, strangerKy string // a client certificate from another CA
+	strangerCA               []byte // that CA's certificate, PEM
 }
 
 func newMTLS(t testing.TB) *mtls {
@@ -58,6 +59,7 @@ func newMTLS(t testing.TB) *mtls {
 	m.serverCert, m.serverKey = writeLeaf(t, dir, "server", srv)
 	m.clientCert, m.clientKey = writeLeaf(t, dir, "client", client)
 	m.strangerCert, m.strangerKy = writeLeaf(t, dir, "stranger", stranger)
+	m.strangerCA = certPEM(other.Cert)
 	m.clientPEM = append(keyPEM(t, client), certPEM(client.Chain...)...)
 	return m
 }
