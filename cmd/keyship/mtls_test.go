@@ -116,7 +116,13 @@ type serving struct {
 	// when started with them.
 	api, fetch, metrics string
 	stderr              *plugintest.LogBuffer
-	exited              chan error
+	// done is closed when the process has exited, with its error in
+	// waitErr.
+	done    chan struct{}
+	waitErr error
+	// fetchClosed is closed when serve says its fetch server refuses URIs
+	// (shutting down).
+	fetchClosed chan struct{}
 }
 
 // serve runs keyship serve for j with args until the test ends and waits
@@ -128,20 +134,24 @@ func serve(t testing.TB, j *job, args ...string) *serving {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &serving{cmd: cmd, stderr: &plugintest.LogBuffer{}, exited: make(chan error, 1)}
+	s := &serving{cmd: cmd, stderr: &plugintest.LogBuffer{}, done: make(chan struct{}), fetchClosed: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-s.exited
+		<-s.done
 	})
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			line := sc.Text()
+			if line == "fetch closed" {
+				close(s.fetchClosed)
+				continue
+			}
 			switch k, v, _ := strings.Cut(line, " "); k {
 			case "fetch":
 				s.fetch = v
@@ -152,7 +162,8 @@ func serve(t testing.TB, j *job, args ...string) *serving {
 				close(ready)
 			}
 		}
-		s.exited <- cmd.Wait()
+		s.waitErr = cmd.Wait()
+		close(s.done)
 	}()
 	select {
 	case <-ready:

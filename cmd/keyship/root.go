@@ -140,6 +140,6 @@ func (g *globals) startHost(ctx context.Context, timeout time.Duration) (h *host
 }
 
 // newHost builds a Host with keyship's built-in backends.
-func (g *globals) newHost(cfg *config.Config) *host.Host {
-	return host.New(cfg, host.WithLogger(g.logger), host.WithBuiltin(file.Name, file.New))
+func (g *globals) newHost(cfg *config.Config, opts ...host.Option) *host.Host {
+	return host.New(cfg, append([]host.Option{host.WithLogger(g.logger), host.WithBuiltin(file.Name, file.New)}, opts...)...)
 }

@@ -6,17 +6,26 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
-	"github.com/spf13/cobra"
+	"github.com/keyship/keyship/shipper/server/audit"
+	"github.com/keyship/keyship/shipper/server/health"
+	"github.com/keyship/keyship/shipper/server/metrics"
 )
 
 type serveFlags struct {
@@ -24,6 +33,10 @@ type serveFlags struct {
 	tlsCert, tlsKey, clientCA  string
 	fetchListen, fetchURL      string
 	fetchCert, fetchKey, caOut string
+	metricsListen, auditLog    string
+	probeInterval              time.Duration
+	shutdownTimeout            time.Duration
+	fetchLinger                time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -60,6 +73,11 @@ Mesos agents must trust.`,
 	fl.StringVar(&f.fetchCert, "fetch-cert", "", "fetch server certificate (PEM)")
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
 	fl.StringVar(&f.caOut, "fetch-ca-out", "", "where to write the self-signed fetch certificate when --fetch-cert is not given")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", "address host:port of the plain-HTTP /metrics (Prometheus), /healthz and /readyz (empty: none)")
+	fl.StringVar(&f.auditLog, "audit-log", "", "audit log file, one JSON line per Ship, Check and fetch (0600, appended, reopened on SIGHUP); empty or - : standard error")
+	fl.DurationVar(&f.probeInterval, "probe-interval", 10*time.Second, "how often every backend is probed (Info) for /readyz and gRPC health")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight API calls may take to finish")
+	fl.DurationVar(&f.fetchLinger, "fetch-linger", 2*time.Second, "on SIGTERM, how long the fetch server answers 503 to still-valid URIs before it stops listening")
 	_ = cmd.MarkFlagRequired("listen")
 	return cmd
 }
@@ -76,8 +94,22 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	h := g.newHost(cfg)
+	auditLog, err := audit.Open(f.auditLog)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = auditLog.Close() }()
+	m := metrics.New()
+	h := g.newHost(cfg, host.WithObserver(m))
 	defer func() { _ = h.Close() }()
+	prober := health.New(h.Loader(), slices.Collect(maps.Keys(cfg.Backends)), health.WithInterval(f.probeInterval))
+	m.WatchRestarts(prober.Restarts)
+
+	// bg ends with the process, not at SIGTERM: the fetch server, the
+	// probes and the sweeps outlive the API's drain.
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go prober.Run(bg)
 
 	var fs *fetch.Server
 	var fetchSrv *http.Server
@@ -95,10 +127,11 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 			_ = fl.Close()
 			return err
 		}
-		fs = fetch.New(base)
+		fs = fetch.New(base, fetch.WithObserver(func(ev fetch.Event) { m.Fetch(ev); auditLog.Fetch(ev) }))
+		m.WatchFetch(fs)
 		mux := http.NewServeMux()
 		mux.Handle(fetch.Prefix, fs)
-		fetchSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		fetchSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: g.httpLog("fetch"),
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 		go func() {
 			if err := fetchSrv.ServeTLS(fl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -109,28 +142,63 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		fmt.Fprintf(g.stdout, "fetch %s\n", base)
 	}
 	srv := server.New(h, fs)
+	m.WatchServer(srv)
+
+	var metricsSrv *http.Server
+	if f.metricsListen != "" {
+		ml, err := net.Listen("tcp", f.metricsListen)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		mux.Handle("/healthz", prober.Liveness())
+		mux.Handle("/readyz", prober.Readiness())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: g.httpLog("metrics")}
+		go func() {
+			if err := metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.logger.Error("metrics server stopped", "error", err)
+			}
+		}()
+		g.logger.Info("metrics listening", "addr", ml.Addr().String())
+		fmt.Fprintf(g.stdout, "metrics http://%s\n", ml.Addr())
+	}
+
 	l, err := server.Listen(f.listen)
 	if err != nil {
 		return err
 	}
-	api := server.HTTPServer(server.Handler(srv), tc)
+	api := server.HTTPServer(server.Handler(srv, server.WithObserver(m), server.WithObserver(auditLog), server.WithHealth(prober)), tc)
+	api.ErrorLog = g.httpLog("api")
 	go func() {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-bg.Done():
 				return
 			case <-t.C:
 				srv.Sweep()
 			}
 		}
 	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() {
-		<-ctx.Done()
-		_ = api.Shutdown(context.Background())
-		if fetchSrv != nil {
-			_ = fetchSrv.Close()
+		for range hup {
+			if err := auditLog.Reopen(); err != nil {
+				g.logger.Error("reopen the audit log", "error", err)
+			}
+		}
+	}()
+
+	served := make(chan error, 1)
+	go func() {
+		if tc != nil {
+			served <- api.ServeTLS(l, "", "")
+		} else {
+			served <- api.Serve(l)
 		}
 	}()
 	addr := f.listen
@@ -139,15 +207,50 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	}
 	fmt.Fprintf(g.stdout, "listening %s\n", addr)
 	g.logger.Info("host API listening", "addr", addr)
-	if tc != nil {
-		err = api.ServeTLS(l, "", "")
-	} else {
-		err = api.Serve(l)
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	return g.shutdown(f, prober, api, fs, fetchSrv, metricsSrv)
+}
+
+// shutdown stops keyship serve gracefully: not ready at once; the API stops
+// accepting and its in-flight calls finish within --shutdown-timeout; then
+// the fetch server refuses every URI with 503 and a reason (no file is
+// served after the API stopped) for --fetch-linger, so that an agent
+// fetching now reads why, and stops.
+func (g *globals) shutdown(f serveFlags, prober *health.Prober, api *http.Server, fs *fetch.Server, fetchSrv, metricsSrv *http.Server) error {
+	fmt.Fprintln(g.stdout, "shutting down")
+	g.logger.Info("shutting down: finishing in-flight calls", "timeout", f.shutdownTimeout)
+	prober.ShuttingDown()
+	ctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	var result error
+	if err := api.Shutdown(ctx); err != nil {
+		_ = api.Close()
+		result = fmt.Errorf("in-flight calls still running after --shutdown-timeout %s were cut: %w", f.shutdownTimeout, err)
 	}
-	return err
+	if fs != nil {
+		fs.Close()
+		fmt.Fprintln(g.stdout, "fetch closed")
+		time.Sleep(f.fetchLinger)
+		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := fetchSrv.Shutdown(lctx); err != nil {
+			_ = fetchSrv.Close()
+		}
+		lcancel()
+	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Close()
+	}
+	return result
+}
+
+// httpLog sends a net/http server's own errors (TLS handshake failures:
+// a client certificate refused) to the host log at debug level.
+func (g *globals) httpLog(name string) *log.Logger {
+	return g.logger.Named(name).StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 }
 
 // fetchCertificate loads --fetch-cert/--fetch-key or makes a self-signed one.

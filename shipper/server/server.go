@@ -269,7 +269,7 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 			tasks[i] = t.GetId()
 		}
 		var err error
-		if uris, err = s.fetch.Publish(tasks, sh.Files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
+		if uris, err = s.fetch.PublishJob(req.GetJobId(), tasks, sh.Files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 	}
