@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -276,4 +279,79 @@ func readAudit(t *testing.T, path string) []audit.Record {
 		out = append(out, r)
 	}
 	return out
+}
+
+// TestServeShutsDownGracefully sends SIGTERM to keyship serve while a call
+// is in flight (a Connect JSON POST whose body is still arriving): the API
+// stops accepting connections at once, the call still gets its answer, a
+// fetch URI that was still valid is then refused with 503 and a reason in
+// words (not a reset connection), and serve exits 0.
+func TestServeShutsDownGracefully(t *testing.T) {
+	j := newJob(t)
+	sock := filepath.Join(t.TempDir(), "keyship.sock")
+	fetchCA := filepath.Join(t.TempDir(), "fetch-ca.pem")
+	s := serve(t, j, "--listen", "unix://"+sock, "--fetch-listen", "127.0.0.1:0", "--fetch-ca-out", fetchCA, "--fetch-linger", "2s")
+	c, err := server.Dial("unix://"+sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	resp, err := c.Ship(context.Background(), &hostv1.ShipRequest{JobId: "before-term", Spec: []byte(filetest.Spec), Tasks: []*hostv1.Task{{Id: "exec-1", Role: "executor"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := resp.GetTasks()[0].GetUris()[0].GetValue()
+
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	body := `{"jobId": "in-flight", "spec": "` + base64.StdEncoding.EncodeToString([]byte(filetest.Spec)) + `", "tasks": [{"id": "exec-1", "role": "executor"}], "targets": ["TARGET_MESOS"]}`
+	if _, err := fmt.Fprintf(conn, "POST /keyship.host.v1.ShipperService/Ship HTTP/1.1\r\nHost: keyship\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:20]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the server reads the request's head: the call is in flight
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	}) {
+		t.Fatal("the API still accepts connections after SIGTERM")
+	}
+	if _, err := io.WriteString(conn, body[20:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the in-flight call got no answer: %v", err)
+	}
+	data, _ := io.ReadAll(answer.Body)
+	if answer.StatusCode != 200 || !strings.Contains(string(data), `"jobId":"in-flight"`) {
+		t.Fatalf("the in-flight call: HTTP %d %.200s", answer.StatusCode, data)
+	}
+
+	select {
+	case <-s.fetchClosed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fetch server was not closed")
+	}
+	code, text := get(t, fetchClient(t, fetchCA), uri)
+	if code != http.StatusServiceUnavailable || !strings.Contains(text, "shutting down") {
+		t.Errorf("a still-valid fetch URI after shutdown: HTTP %d %q, want 503 saying why", code, text)
+	}
+	select {
+	case <-s.done:
+		if s.waitErr != nil {
+			t.Errorf("keyship serve exited with %v after SIGTERM\n%s", s.waitErr, s.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("keyship serve did not exit after SIGTERM")
+	}
 }
