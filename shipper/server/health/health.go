@@ -148,7 +148,7 @@ func (p *Prober) Restarts() int {
 	defer p.mu.Unlock()
 	n := 0
 	for _, starts := range p.starts {
-		n += starts - 1
+		n += max(starts-1, 0)
 	}
 	return n
 }
