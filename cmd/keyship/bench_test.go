@@ -48,7 +48,7 @@ func BenchmarkWarmShip(b *testing.B) {
 	defer func() { _ = c.Close() }()
 	req := func(i int) *hostv1.ShipRequest {
 		return &hostv1.ShipRequest{JobId: fmt.Sprint("bench-", i), Spec: []byte(filetest.Spec), TtlSeconds: 1,
-			Tasks: []*hostv1.Task{{Id: "driver"}, {Id: "executor-1"}}, Targets: []hostv1.Target{hostv1.Target_TARGET_MESOS}}
+			Tasks: []*hostv1.Task{{Id: "driver", Role: "driver"}, {Id: "executor-1", Role: "executor"}}, Targets: []hostv1.Target{hostv1.Target_TARGET_MESOS}}
 	}
 	if _, err := c.Ship(context.Background(), req(-1)); err != nil { // loads the plugin
 		b.Fatal(err)

@@ -28,8 +28,8 @@ var (
 // classpath that runs it.
 func javaClient(t testing.TB) (java, classpath string) {
 	t.Helper()
-	javac := requirePeer(t.(*testing.T), "javac")
-	java = requirePeer(t.(*testing.T), "java")
+	javac := requirePeer(t, "javac")
+	java = requirePeer(t, "java")
 	for _, jar := range jacksonJars {
 		if _, err := os.Stat(jar); err != nil {
 			if os.Getenv("KEYSHIP_REQUIRE_PEERS") == "1" {
@@ -79,7 +79,7 @@ func (e *javacError) Error() string { return "javac clients/java: " + e.err.Erro
 // keystore and truststore (PKCS12) from the PEM key and certificate chain
 // of leaf and the CA certificates trust (PEM), and returns the sandbox they
 // are in.
-func dispatcherStores(t *testing.T, j *job, name string, leafPEM, trust []byte) string {
+func dispatcherStores(t testing.TB, j *job, name string, leafPEM, trust []byte) string {
 	t.Helper()
 	j.put(t, name+"/client.pem", leafPEM)
 	j.put(t, name+"/ca.pem", trust)

@@ -68,8 +68,12 @@ var rows = []row{
 		in, ok2 := r["BenchmarkGet/in-process/refs=7"]["ns/op"]
 		return (sub - in) / 7 / 1000, ok1 && ok2
 	}, "µs", 0, true},
-	{"warm Ship through keyship serve, p50", metric("BenchmarkWarmShip", "p50-µs", 1), "µs", 0, true},
-	{"warm Ship through keyship serve, p99", metric("BenchmarkWarmShip", "p99-µs", 1), "µs", 5000, true},
+	{"warm Ship through keyship serve, gRPC, p50", metric("BenchmarkWarmShip", "p50-µs", 1), "µs", 0, true},
+	{"warm Ship through keyship serve, gRPC, p99", metric("BenchmarkWarmShip", "p99-µs", 1), "µs", 5000, true},
+	{"warm Ship through keyship serve, Connect JSON, p50", metric("BenchmarkWarmShipConnectJSON", "p50-µs", 1), "µs", 0, true},
+	{"warm Ship through keyship serve, Connect JSON, p99", metric("BenchmarkWarmShipConnectJSON", "p99-µs", 1), "µs", 5000, true},
+	{"warm Ship from the JVM client (mTLS, JSON), p50", metric("BenchmarkJVMClientShip", "p50-µs", 1), "µs", 0, true},
+	{"warm Ship from the JVM client (mTLS, JSON), p99", metric("BenchmarkJVMClientShip", "p99-µs", 1), "µs", 0, true},
 	{"cold keyship ship (process + plugin + resolve + build + write)", metric("BenchmarkColdShip", "ns/op", 1e-6), "ms", 0, true},
 	{"1000 fetches over loopback HTTPS", metric("BenchmarkFetch1000", "ns/op", 1e-6), "ms", 1000, true},
 	{"cost per extra executor (Mesos secrets, job built)", metric("BenchmarkShipPerExecutor/TARGET_MESOS/executors=1000", "ns/executor", 1e-3), "µs", 0, true},
