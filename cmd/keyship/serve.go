@@ -45,17 +45,28 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve --listen unix:///PATH|tcp://HOST:PORT",
 		Short: "Run the host API for dispatchers and AppMasters, and the HTTPS fetch server",
 		Long: `serve runs the keyship host API (keyship.host.v1.ShipperService: Ship, Check) for
-Spark dispatchers, Flink AppMasters and other launchers. A job is resolved and
-built once and kept in memory for its TTL; each task gets its own fetch URIs.
+Spark dispatchers, Flink AppMasters and other launchers, in gRPC, gRPC-Web and
+Connect's HTTP/JSON on the same address (a JVM POSTs JSON to
+/keyship.host.v1.ShipperService/Ship), with grpc.health.v1. A job is resolved
+and built once and kept in memory for its TTL; each task gets its own fetch URIs.
 
 On a unix socket the socket's 0600 mode is the access control; on TCP the API
 requires mutual TLS (--tls-cert, --tls-key, --client-ca). With --fetch-listen it
 also serves the fetch URIs over HTTPS; without --fetch-cert it makes a
 throwaway self-signed certificate and writes it to --fetch-ca-out, which the
-Mesos agents must trust.`,
+Mesos agents must trust.
+
+--metrics-listen serves Prometheus /metrics, /healthz and /readyz (every
+backend answered its last probe). Every Ship, Check and fetch is written as a
+JSON line to --audit-log (reopened on SIGHUP) or standard error. On SIGTERM
+serve stops accepting, finishes in-flight calls within --shutdown-timeout, and
+answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 		Example: `  keyship serve --config keyship.yaml --listen unix:///run/keyship.sock \
       --fetch-listen 0.0.0.0:8443 --fetch-url https://dispatcher.example.com:8443 \
-      --fetch-cert fetch.pem --fetch-key fetch-key.pem`,
+      --fetch-cert fetch.pem --fetch-key fetch-key.pem
+  keyship serve --config keyship.yaml --listen tcp://0.0.0.0:7443 \
+      --tls-cert api.pem --tls-key api-key.pem --client-ca dispatchers-ca.pem \
+      --metrics-listen 127.0.0.1:9090 --audit-log /var/log/keyship/audit.log`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

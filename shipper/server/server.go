@@ -14,8 +14,9 @@
 //	fs := fetch.New("https://dispatcher.example.com:8443")
 //	// each Ship runs shipper.Prepare, the one ship pipeline, once per job
 //	srv := server.New(h, fs)
-//	g := grpc.NewServer()
-//	hostv1.RegisterShipperServiceServer(g, srv)
+//	api := server.HTTPServer(server.Handler(srv), tlsConfig) // gRPC, gRPC-Web, Connect JSON
+//	l, _ := server.Listen("unix:///run/keyship.sock")
+//	api.Serve(l)
 package server
 
 import (
