@@ -113,7 +113,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 	auditPath := filepath.Join(t.TempDir(), "audit.log")
 	fetchCA := filepath.Join(t.TempDir(), "fetch-ca.pem")
 	s := serveTLS(t, j, m, "--fetch-listen", "127.0.0.1:0", "--fetch-ca-out", fetchCA,
-		"--metrics-listen", "127.0.0.1:0", "--audit-log", auditPath, "--probe-interval", "100ms")
+		"--metrics-listen", "127.0.0.1:0", "--audit-log", auditPath, "--probe-interval", "500ms")
 	web := &http.Client{Timeout: 10 * time.Second}
 	if !waitFor(10*time.Second, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
 		_, body := get(t, web, s.metrics+"/readyz")
