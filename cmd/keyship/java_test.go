@@ -122,9 +122,10 @@ spark.ssl.protocol TLSv1.2
 // by keyship: for a Spark job with 3 executors it gets each executor's
 // TaskInfo secret volumes and SECRET environment, whose keystore Java's
 // keytool opens with the shipped password, and the spark.ssl settings that
-// point at them. A client certificate from another CA is refused, a bad
-// spec is an invalid_argument naming the setting, and the keystore password
-// (the canary) appears in no output in clear.
+// point at them. Check from the JVM passes a covered host and names the
+// keystore setting for another; a bad spec is an invalid_argument naming
+// the setting; a client certificate from another CA is refused; and the
+// keystore password (the canary) appears in no output in clear.
 func TestJavaDispatcherShips(t *testing.T) {
 	java, cp := javaClient(t)
 	keytool := requirePeer(t, "keytool")
@@ -229,6 +230,25 @@ func TestJavaDispatcherShips(t *testing.T) {
 		if got.Settings[k] != v {
 			t.Errorf("setting %s = %q, want %q", k, got.Settings[k], v)
 		}
+	}
+
+	// Check from the JVM: the hosts the certificate covers pass, another
+	// host is a problem naming the keystore setting.
+	check := func(host string) string {
+		at := func(n string) string { return filepath.Join(stores, n) }
+		out, err := exec.Command(java, "-cp", cp, "com.github.keyship.client.CheckMain", "https://"+s.hostPort(),
+			at("keystore.p12"), at("keystore.password"), at("key.password"), at("truststore.p12"), at("truststore.password"),
+			conf, "DIALECT_SPARK", host).CombinedOutput()
+		if err != nil {
+			t.Fatalf("CheckMain: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := check("node2.example.com"); out != "ok\n" {
+		t.Errorf("Check of a covered host from the JVM: %q", out)
+	}
+	if out := check("other.example.com"); !strings.HasPrefix(out, "problem spark.ssl.keyStore | /spark/keystore | ") || !strings.Contains(out, "other.example.com") {
+		t.Errorf("Check of an uncovered host from the JVM: %q", out)
 	}
 
 	// A bad spec: the server's error, naming the setting.
