@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // TestShipThroughServeGivesTheSameStores runs a real keyship serve on a unix
@@ -57,32 +54,8 @@ func TestShipThroughServeGivesTheSameStores(t *testing.T) {
 func startServe(t testing.TB, j *job, args ...string) (string, func() string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "keyship.sock")
-	srv := exec.Command(filepath.Join(binDir, "keyship"), append([]string{"serve", "--config", j.config, "--listen", "unix://" + sock}, args...)...)
-	out, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr plugintest.LogBuffer
-	srv.Stderr = &stderr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening ") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("keyship serve did not start: %s", stderr.String())
-	}
-	return sock, stderr.String
+	s := serve(t, j, append([]string{"--listen", "unix://" + sock}, args...)...)
+	return sock, s.stderr.String
 }
 
 // TestKeyshipDisablesCoreDumps: a running keyship (which holds secrets)
