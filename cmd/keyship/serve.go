@@ -40,6 +40,9 @@ type serveFlags struct {
 	probeInterval              time.Duration
 	shutdownTimeout            time.Duration
 	fetchLinger                time.Duration
+	readHeaderTimeout          time.Duration
+	idleTimeout                time.Duration
+	maxConns                   int
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -86,6 +89,9 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 	fl.StringVar(&f.fetchURL, "fetch-url", "", "base URL the agents fetch from (default https://<fetch-listen>)")
 	fl.StringVar(&f.fetchCert, "fetch-cert", "", "fetch server certificate (PEM)")
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
+	fl.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "close an API or fetch connection that has not sent a request (or finished its TLS handshake) within this time")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "close an API or fetch connection idle between requests for this long")
+	fl.IntVar(&f.maxConns, "max-conns", 1024, "most open connections each of the API and the fetch server accepts; more wait until one closes")
 	fl.IntVar(&f.maxJobs, "max-jobs", server.DefaultMaxJobs, "most jobs held at once; a Ship for another fails with RESOURCE_EXHAUSTED until some expire")
 	fl.IntVar(&f.maxTasks, "max-tasks", server.DefaultMaxTasks, "most tasks one Ship may name")
 	fl.IntVar(&f.maxGrants, "max-grants", fetch.DefaultMaxGrants, "most live fetch grants (one per task and Ship)")
@@ -155,7 +161,8 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		m.WatchFetch(fs)
 		mux := http.NewServeMux()
 		mux.Handle(fetch.Prefix, fs)
-		fetchSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: g.httpLog("fetch"),
+		fl = server.LimitListener(fl, f.maxConns)
+		fetchSrv = &http.Server{Handler: mux, ReadHeaderTimeout: f.readHeaderTimeout, IdleTimeout: f.idleTimeout, ErrorLog: g.httpLog("fetch"),
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 		go func() {
 			if err := fetchSrv.ServeTLS(fl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -194,6 +201,8 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	}
 	api := server.HTTPServer(server.Handler(srv, server.WithObserver(m), server.WithObserver(auditLog), server.WithHealth(prober)), tc)
 	api.ErrorLog = g.httpLog("api")
+	api.ReadHeaderTimeout, api.IdleTimeout = f.readHeaderTimeout, f.idleTimeout
+	l = server.LimitListener(l, f.maxConns)
 	go func() {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
