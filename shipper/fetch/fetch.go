@@ -107,7 +107,7 @@ type grant struct {
 	token   []byte
 	job     *job
 	task    string
-	uses    map[string]int // file path -> uses left
+	uses    []int32 // uses left, by the job's file index
 	expires time.Time
 }
 
@@ -116,6 +116,7 @@ type job struct {
 	id       string
 	files    map[string][]byte
 	versions map[string]string
+	index    map[string]int // file path -> index into a grant's uses
 	expires  time.Time
 }
 
@@ -192,22 +193,53 @@ func (s *Server) PublishJob(jobID string, tasks []string, files []materialize.Fi
 			return nil, fmt.Errorf("%w: %d live, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), len(tasks), s.maxGrants)
 		}
 	}
-	for _, task := range tasks {
+	// One random read and one token buffer for every task; one string per
+	// task holds all its URIs, each URI a slice of it.
+	tokens := make([]byte, 32*len(tasks))
+	if _, err := rand.Read(tokens); err != nil {
+		return nil, err
+	}
+	outputs := make([]string, len(files))
+	j.index = make(map[string]int, len(files))
+	for i, f := range files {
+		outputs[i] = path.Join(s.dir, f.Path)
+		j.index[f.Path] = i
+	}
+	prefix := s.baseURL + Prefix
+	var b strings.Builder
+	added := make([][32]byte, 0, len(tasks))
+	for t, task := range tasks {
 		if _, dup := out[task]; dup {
+			for _, k := range added {
+				delete(s.grants, k)
+			}
 			return nil, fmt.Errorf("fetch: task %q given twice", task)
 		}
-		token := make([]byte, 32)
-		if _, err := rand.Read(token); err != nil {
-			return nil, err
+		token := tokens[32*t : 32*t+32 : 32*t+32]
+		g := &grant{token: token, job: j, task: task, uses: make([]int32, len(files)), expires: j.expires}
+		var enc [43]byte
+		base64.RawURLEncoding.Encode(enc[:], token)
+		b.Reset()
+		b.Grow(len(files) * (len(prefix) + len(enc) + 24))
+		ends := make([]int, len(files))
+		for i, f := range files {
+			g.uses[i] = int32(uses)
+			b.WriteString(prefix)
+			b.Write(enc[:])
+			b.WriteByte('/')
+			b.WriteString(f.Path)
+			ends[i] = b.Len()
 		}
-		g := &grant{token: token, job: j, task: task, uses: make(map[string]int, len(files)), expires: j.expires}
-		enc := base64.RawURLEncoding.EncodeToString(token)
-		uris := make([]URI, 0, len(files))
-		for _, f := range files {
-			g.uses[f.Path] = uses
-			uris = append(uris, URI{Value: s.baseURL + Prefix + enc + "/" + f.Path, OutputFile: path.Join(s.dir, f.Path)})
+		all := b.String()
+		uris := make([]URI, len(files))
+		start := 0
+		for i := range files {
+			uris[i] = URI{Value: all[start:ends[i]], OutputFile: outputs[i]}
+			start = ends[i]
 		}
-		s.grants[sha256.Sum256(token)] = g
+		k := sha256.Sum256(token)
+		s.grants[k] = g
+		added = append(added, k)
 		out[task] = uris
 	}
 	return out, nil
@@ -291,10 +323,11 @@ func (s *Server) take(token []byte, name string, consume bool, ev *Event) ([]byt
 		ev.Outcome = OutcomeExpired
 		return nil, http.StatusNotFound
 	}
-	left, ok := g.uses[name]
+	i, ok := g.job.index[name]
 	if !ok {
 		return nil, http.StatusNotFound
 	}
+	left := g.uses[i]
 	ev.File, ev.Version = name, g.job.versions[name]
 	switch {
 	case s.closed && left > 0:
@@ -305,7 +338,7 @@ func (s *Server) take(token []byte, name string, consume bool, ev *Event) ([]byt
 		return nil, http.StatusForbidden
 	}
 	if consume {
-		g.uses[name] = left - 1
+		g.uses[i] = left - 1
 	}
 	ev.Outcome = OutcomeServed
 	return g.job.files[name], http.StatusOK
