@@ -167,5 +167,6 @@ func cloneBundle(b *materialize.Bundle) *materialize.Bundle {
 	c.KeyPassword = bytes.Clone(b.KeyPassword)
 	c.TruststorePassword = bytes.Clone(b.TruststorePassword)
 	c.Warnings = slices.Clone(b.Warnings)
+	c.Inputs = slices.Clone(b.Inputs)
 	return &c
 }

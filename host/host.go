@@ -24,11 +24,24 @@ import (
 type Host struct {
 	loader   *loader.Loader
 	resolver *resolve.Resolver
-	// cache shares built Bundles by content, or is nil (WithBuildCache).
-	cache *buildCache
 	// caps caches each backend's Info.Capabilities (Info is static): asking
 	// a plugin for it on every ship costs a round trip per call.
-	caps sync.Map // backend config name -> []string
+	caps     sync.Map // backend config name -> []string
+	observer Observer
+	// cache shares built Bundles by content, or is nil (WithBuildCache).
+	cache *buildCache
+}
+
+// Observer is told what the host does, for metrics. Its methods are called
+// on the request path and must return quickly; they never see secret bytes.
+type Observer interface {
+	// SecretRead is called once per ref read from the backend named
+	// backend (every try of a retried read counts), with nil or the
+	// read's error.
+	SecretRead(backend string, err error)
+	// Stage is called when a stage of Build ends: "resolve" (reading every
+	// ref) or "build" (issuing, opening, checking and writing the stores).
+	Stage(stage string, d time.Duration, err error)
 }
 
 // Option changes a Host.
@@ -38,6 +51,7 @@ type options struct {
 	builtins   map[string]func() plugin.Backend
 	logger     hclog.Logger
 	resolve    []resolve.Option
+	observer   Observer
 	cacheTTL   time.Duration
 	cacheMax   int
 	cacheClock func() time.Time
@@ -69,6 +83,12 @@ func WithResolveOptions(opts ...resolve.Option) Option {
 	return func(o *options) { o.resolve = append(o.resolve, opts...) }
 }
 
+// WithObserver makes the host tell o of every secret read and how long
+// each stage of Build takes.
+func WithObserver(o Observer) Option {
+	return func(o2 *options) { o2.observer = o }
+}
+
 // New returns a Host for cfg. Backends start on first use.
 func New(cfg *config.Config, opts ...Option) *Host {
 	o := options{builtins: map[string]func() plugin.Backend{}, logger: hclog.NewNullLogger()}
@@ -80,7 +100,11 @@ func New(cfg *config.Config, opts ...Option) *Host {
 		lopts = append(lopts, loader.WithBuiltin(name, nb))
 	}
 	l := loader.New(cfg, lopts...)
-	h := &Host{loader: l, resolver: resolve.New(l, o.resolve...)}
+	var backends resolve.Backends = l
+	if o.observer != nil {
+		backends = observedBackends{l, o.observer}
+	}
+	h := &Host{loader: l, resolver: resolve.New(backends, o.resolve...), observer: o.observer}
 	if o.cacheTTL > 0 && o.cacheMax > 0 {
 		now := o.cacheClock
 		if now == nil {
@@ -91,6 +115,40 @@ func New(cfg *config.Config, opts ...Option) *Host {
 	return h
 }
 
+// observedBackends reports every ref a backend is asked for to an Observer.
+type observedBackends struct {
+	*loader.Loader
+	observer Observer
+}
+
+func (o observedBackends) Backend(ctx context.Context, name string) (plugin.Backend, error) {
+	b, err := o.Loader.Backend(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return observedBackend{Backend: b, name: name, observer: o.observer}, nil
+}
+
+// observedBackend reports the outcome of each ref of a Get.
+type observedBackend struct {
+	plugin.Backend
+	name     string
+	observer Observer
+}
+
+func (o observedBackend) Get(ctx context.Context, refs []plugin.Ref) ([]plugin.Result, error) {
+	res, err := o.Backend.Get(ctx, refs)
+	for i := range refs {
+		switch {
+		case err != nil:
+			o.observer.SecretRead(o.name, err)
+		case i < len(res):
+			o.observer.SecretRead(o.name, res[i].Err)
+		}
+	}
+	return res, err
+}
+
 // Loader returns the host's backend loader.
 func (h *Host) Loader() *loader.Loader { return h.loader }
 
@@ -98,23 +156,73 @@ func (h *Host) Loader() *loader.Loader { return h.loader }
 // s.Hosts. The secrets read are zeroed before Build returns; the caller owns
 // the Bundle and must call its Zero once it is shipped. Each File and password
 // Source that is exactly one secret is marked Referable when that secret's
-// backend declares plugin.CapabilityMesosReference. Errors name the spec
-// field and ref and never hold secret bytes.
+// backend declares plugin.CapabilityMesosReference. The Bundle's Inputs list
+// every secret read and certificate issued, with its version. Errors name
+// the spec field and ref and never hold secret bytes.
 func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options) (*materialize.Bundle, error) {
+	start := time.Now()
 	secrets, err := h.resolver.Resolve(ctx, s.Fields())
+	h.stage("resolve", start, err)
 	if err != nil {
 		return nil, err
 	}
 	defer resolve.Zero(secrets)
+	start = time.Now()
 	var key [32]byte
 	cacheable := h.cache != nil && len(s.Issues()) == 0
 	if cacheable {
 		if key, cacheable = h.cache.contentKey(s, secrets, opts); cacheable {
 			if b := h.cache.get(key); b != nil {
+				h.stage("build", start, nil)
 				return b, nil
 			}
 		}
 	}
+	b, err := h.build(ctx, s, secrets, opts)
+	h.stage("build", start, err)
+	if err == nil && cacheable {
+		h.cache.put(key, b)
+	}
+	return b, err
+}
+
+// CacheStats returns how many Builds the build cache served and how many it
+// built (both 0 without WithBuildCache).
+func (h *Host) CacheStats() (hits, builds int64) {
+	if h.cache == nil {
+		return 0, 0
+	}
+	return h.cache.stats()
+}
+
+func (h *Host) stage(name string, start time.Time, err error) {
+	if h.observer != nil {
+		h.observer.Stage(name, time.Since(start), err)
+	}
+}
+
+// inputs lists the secrets read and the certificates issued for s, in
+// field order, each with its backend named and its version.
+func (h *Host) inputs(s *spec.Spec, secrets map[spec.Ref]plugin.Secret, issued map[string]plugin.Issued) []materialize.Input {
+	var out []materialize.Input
+	add := func(f spec.Field, version string) {
+		ref := f.Ref
+		if ref.Backend == "" {
+			ref.Backend = h.loader.DefaultBackend()
+		}
+		out = append(out, materialize.Input{Field: f.Name, Ref: ref, Version: version})
+	}
+	for _, f := range s.Fields() {
+		add(f, secrets[f.Ref].Version)
+	}
+	for _, is := range s.Issues() {
+		add(is.Field, issued[is.Field.Name].Version)
+	}
+	return out
+}
+
+// build issues the spec's certificates and materializes its stores.
+func (h *Host) build(ctx context.Context, s *spec.Spec, secrets map[spec.Ref]plugin.Secret, opts materialize.Options) (*materialize.Bundle, error) {
 	if issues := s.Issues(); len(issues) > 0 {
 		issued, err := h.issue(ctx, issues, s.Hosts)
 		defer func() {
@@ -132,19 +240,8 @@ func (h *Host) Build(ctx context.Context, s *spec.Spec, opts materialize.Options
 		return nil, err
 	}
 	h.markReferable(ctx, b)
-	if cacheable {
-		h.cache.put(key, b)
-	}
+	b.Inputs = h.inputs(s, secrets, opts.Issued)
 	return b, nil
-}
-
-// CacheStats returns how many Builds the build cache served and how many it
-// built (both 0 without WithBuildCache).
-func (h *Host) CacheStats() (hits, builds int64) {
-	if h.cache == nil {
-		return 0, 0
-	}
-	return h.cache.stats()
 }
 
 // markReferable sets Source.Referable on the bundle's exact sources whose

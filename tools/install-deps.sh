@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# install-deps.sh installs the real peers keyship's tests talk to — Java 17
-# (keytool, javac, java), OpenSSL, and SnakeYAML (the YAML parser Flink reads
-# its configuration with; shipper/conf's tests load keyship's Flink fragments
-# through it) — when they are missing. It uses apt-get and needs root;
-# elsewhere it says what to install and fails.
+# install-deps.sh installs the real peers keyship's tests talk to when they
+# are missing: Java 17 (keytool, javac, java), OpenSSL and curl; SnakeYAML
+# (the YAML parser Flink reads its configuration with; shipper/conf's tests
+# load keyship's Flink fragments through it); and Jackson databind (with core
+# and annotations), which the JVM client in clients/java compiles against. It
+# uses apt-get and needs root; elsewhere it says what to install and fails.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,8 @@ done
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -f /usr/share/java/snakeyaml.jar ] || missing+=(libyaml-snake-java)
+# Jackson, as Spark and Flink ship it; clients/java compiles against it.
+[ -f /usr/share/java/jackson-databind.jar ] || missing+=(libjackson2-databind-java)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

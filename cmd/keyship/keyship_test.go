@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 
 // requirePeer skips when tool is missing, or fails under
 // KEYSHIP_REQUIRE_PEERS=1 (make test installs the peers first).
-func requirePeer(t *testing.T, tool string) string {
+func requirePeer(t testing.TB, tool string) string {
 	t.Helper()
 	p, err := exec.LookPath(tool)
 	if err != nil {
@@ -46,7 +46,7 @@ type result struct {
 	stdout, stderr string
 }
 
-func keyship(t *testing.T, args ...string) result {
+func keyship(t testing.TB, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "keyship"), args...)
 	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")

@@ -1,9 +1,9 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // TestShipThroughServeGivesTheSameStores runs a real keyship serve on a unix
@@ -57,32 +55,8 @@ func TestShipThroughServeGivesTheSameStores(t *testing.T) {
 func startServe(t testing.TB, j *job, args ...string) (string, func() string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "keyship.sock")
-	srv := exec.Command(filepath.Join(binDir, "keyship"), append([]string{"serve", "--config", j.config, "--listen", "unix://" + sock}, args...)...)
-	out, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr plugintest.LogBuffer
-	srv.Stderr = &stderr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening ") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("keyship serve did not start: %s", stderr.String())
-	}
-	return sock, stderr.String
+	s := serve(t, j, append([]string{"--listen", "unix://" + sock}, args...)...)
+	return sock, s.stderr.String
 }
 
 // TestKeyshipDisablesCoreDumps: a running keyship (which holds secrets)
@@ -117,4 +91,85 @@ func TestKeyshipDisablesCoreDumps(t *testing.T) {
 		}
 	}
 	t.Fatalf("no core limit in /proc/PID/limits:\n%s", limits)
+}
+
+// openFDs counts the open file descriptors of process pid.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestServeClosesIdleConnections floods the API's unix socket and the fetch
+// server with connections that send nothing: serve keeps at most --max-conns
+// of each open, closes each within --read-header-timeout, and is back to its
+// baseline of file descriptors once the flood stops.
+func TestServeClosesIdleConnections(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	j := newJob(t)
+	sock := filepath.Join(t.TempDir(), "keyship.sock")
+	const maxConns, flood = 20, 300
+	s := serve(t, j, "--listen", "unix://"+sock, "--fetch-listen", "127.0.0.1:0",
+		"--read-header-timeout", "1s", "--idle-timeout", "1s", "--max-conns", fmt.Sprint(maxConns))
+	pid := s.cmd.Process.Pid
+	// The baseline once serve has settled (its plugins started).
+	baseline := openFDs(t, pid)
+	for stable, start := time.Now(), time.Now(); time.Since(stable) < time.Second && time.Since(start) < 10*time.Second; time.Sleep(100 * time.Millisecond) {
+		if n := openFDs(t, pid); n != baseline {
+			baseline, stable = n, time.Now()
+		}
+	}
+	fetchAddr := strings.TrimPrefix(s.fetch, "https://")
+
+	var conns []net.Conn
+	for i := range flood {
+		network, addr := "unix", sock
+		if i%2 == 1 {
+			network, addr = "tcp", fetchAddr
+		}
+		c, err := net.DialTimeout(network, addr, 2*time.Second)
+		if err != nil {
+			break // the backlog is full: the flood is as large as it gets
+		}
+		conns = append(conns, c)
+	}
+	if len(conns) < 2*maxConns {
+		t.Fatalf("only %d connections could be opened", len(conns))
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := openFDs(t, pid); n > baseline+2*maxConns+5 {
+		t.Errorf("%d fds during a flood of %d idle connections, baseline %d, cap %d per listener", n, len(conns), baseline, maxConns)
+	}
+	// A silent connection is closed by the server within the timeout.
+	_ = conns[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conns[0].Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Errorf("a silent API connection was not closed within --read-header-timeout: %v", err)
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	n := openFDs(t, pid)
+	for n > baseline+2 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		n = openFDs(t, pid)
+	}
+	if n > baseline+2 {
+		links := func() []string {
+			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			var out []string
+			for _, e := range ents {
+				l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+				out = append(out, e.Name()+"->"+l)
+			}
+			return out
+		}
+		t.Errorf("%d fds after the flood, baseline %d: %v", n, baseline, links())
+	}
+	t.Logf("flood of %d idle connections: fds baseline %d, after %d", len(conns), baseline, n)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyship/keyship/host/spec"
@@ -125,9 +128,39 @@ func trustPath(chain, anchors []*x509.Certificate) string {
 
 // signedBy checks child's signature with parent's key. SHA-1 is accepted
 // (Java and OpenSSL accept it from a private CA); MD5 is not.
+// A signature once verified stays verified: jobs of one application check
+// the same chain again and again, and a public-key operation per check is
+// most of a Build's CPU. The memo is bounded and keyed by both
+// certificates' bytes.
 func signedBy(child, parent *x509.Certificate) error {
-	return parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
+	h := sha256.New()
+	h.Write(child.Raw)
+	h.Write([]byte{0})
+	h.Write(parent.Raw)
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	if _, ok := verified.Load(key); ok {
+		return nil
+	}
+	if err := parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature); err != nil {
+		return err
+	}
+	if verifiedCount.Add(1) > maxVerified {
+		verified.Clear()
+		verifiedCount.Store(1)
+	}
+	verified.Store(key, struct{}{})
+	return nil
 }
+
+// verified holds the pairs (child, parent) whose signature checked.
+var (
+	verified      sync.Map // [32]byte -> struct{}
+	verifiedCount atomic.Int64
+)
+
+// maxVerified bounds the memo of verified signatures (32 bytes each).
+const maxVerified = 4096
 
 // hosts returns the hosts the leaf must cover, trimmed and without
 // duplicates.

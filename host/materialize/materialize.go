@@ -181,6 +181,19 @@ type Bundle struct {
 	// Warnings are problems that do not stop the job, in words for an
 	// operator. They hold no secret bytes.
 	Warnings []string
+	// Inputs are the secrets the Bundle was built from, with the versions
+	// their backends returned, for an audit record. Build leaves it empty;
+	// the host fills it.
+	Inputs []Input
+}
+
+// Input is one secret a Bundle was built from: the setting that names it,
+// its ref (with the backend made explicit) and the opaque version its
+// backend returned (or the issued certificate's). It holds no secret bytes.
+type Input struct {
+	Field   string
+	Ref     spec.Ref
+	Version string
 }
 
 // File returns the bundle's file with role r, or nil. When several formats

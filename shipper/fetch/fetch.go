@@ -6,7 +6,8 @@
 // Bundles live in memory only, never on the server's disk; they are zeroed
 // when their TTL ends. Tokens are compared in constant time, there is no
 // listing, and every failure (wrong, used-up or expired token, unknown file)
-// gets a bodiless 403 or 404.
+// gets a bodiless 403 or 404. After Close, a URI that was still valid gets
+// 503 with a plain-text reason, and no file is served any more.
 //
 // URIs look like https://HOST:PORT/v1/fetch/<token>/<file>. Mount Handler on
 // an HTTPS server (keyship serve does).
@@ -19,8 +20,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,10 +55,39 @@ type Server struct {
 	now     func() time.Time
 
 	maxGrants int // 0: no limit
+	observer  func(Event)
 
 	mu        sync.Mutex
 	grants    map[[32]byte]*grant // by SHA-256 of the token
 	lastSweep time.Time
+	closed    bool
+}
+
+// Outcomes of a fetch request, as Event.Outcome.
+const (
+	// OutcomeServed: the file was served.
+	OutcomeServed = "served"
+	// OutcomeReused: the URI was used up (a one-time URI presented again).
+	OutcomeReused = "reused"
+	// OutcomeExpired: the URI's TTL has passed.
+	OutcomeExpired = "expired"
+	// OutcomeUnknown: no such token, or no such file for it.
+	OutcomeUnknown = "unknown"
+	// OutcomeShutdown: the URI was valid, but the server was closed.
+	OutcomeShutdown = "shutdown"
+)
+
+// Event is one fetch request, for metrics and the audit log. It holds no
+// token and no file contents.
+type Event struct {
+	Time time.Time
+	// Remote is the fetcher's address (the Mesos agent).
+	Remote string
+	// JobID, TaskID, File and Version say what was asked for, when the
+	// token was known.
+	JobID, TaskID, File, Version string
+	// Outcome is one of the Outcome constants.
+	Outcome string
 }
 
 // DefaultMaxGrants is how many task grants a Server holds at most unless
@@ -74,14 +106,18 @@ const sweepEvery = 10 * time.Second
 type grant struct {
 	token   []byte
 	job     *job
-	uses    map[string]int // file path -> uses left
+	task    string
+	uses    []int32 // uses left, by the job's file index
 	expires time.Time
 }
 
 // job is one published bundle, shared by its tasks' grants.
 type job struct {
-	files   map[string][]byte
-	expires time.Time
+	id       string
+	files    map[string][]byte
+	versions map[string]string
+	index    map[string]int // file path -> index into a grant's uses
+	expires  time.Time
 }
 
 // Option changes a Server.
@@ -93,6 +129,10 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithMaxGrants sets how many task grants may be live at once (default
 // DefaultMaxGrants); Publish refuses more with ErrGrantLimit.
 func WithMaxGrants(n int) Option { return func(s *Server) { s.maxGrants = n } }
+
+// WithObserver makes the server tell observe of every fetch request, on
+// the request's goroutine.
+func WithObserver(observe func(Event)) Option { return func(s *Server) { s.observer = observe } }
 
 // WithDir sets the sandbox directory, relative to the task's sandbox, that
 // URIs write into (default ".keyship").
@@ -116,13 +156,18 @@ func (s *Server) Dir() string { return s.dir }
 // uses times (0 means once), and returns each task's URIs in files' order.
 // The contents are copied once for all tasks.
 func (s *Server) Publish(tasks []string, files []materialize.File, uses int, ttl time.Duration) (map[string][]URI, error) {
+	return s.PublishJob("", tasks, files, uses, ttl)
+}
+
+// PublishJob is Publish for the job named jobID, which fetch Events carry.
+func (s *Server) PublishJob(jobID string, tasks []string, files []materialize.File, uses int, ttl time.Duration) (map[string][]URI, error) {
 	if uses <= 0 {
 		uses = 1
 	}
 	if ttl <= 0 {
 		return nil, errors.New("fetch: ttl must be positive")
 	}
-	j := &job{files: make(map[string][]byte, len(files)), expires: s.now().Add(ttl)}
+	j := &job{id: jobID, files: make(map[string][]byte, len(files)), versions: make(map[string]string, len(files)), expires: s.now().Add(ttl)}
 	for _, f := range files {
 		if f.Path == "" || strings.Contains(f.Path, "/") || strings.HasPrefix(f.Path, ".") {
 			return nil, fmt.Errorf("fetch: file name %q: want a plain name like keystore.jks", f.Path)
@@ -131,10 +176,14 @@ func (s *Server) Publish(tasks []string, files []materialize.File, uses int, ttl
 			return nil, fmt.Errorf("fetch: file %q given twice", f.Path)
 		}
 		j.files[f.Path] = append([]byte(nil), f.Contents...)
+		j.versions[f.Path] = f.Version
 	}
 	out := make(map[string][]URI, len(tasks))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("fetch: the server is closed (shutting down)")
+	}
 	if now := s.now(); now.Sub(s.lastSweep) >= sweepEvery {
 		s.sweepLocked()
 	}
@@ -144,22 +193,53 @@ func (s *Server) Publish(tasks []string, files []materialize.File, uses int, ttl
 			return nil, fmt.Errorf("%w: %d live, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), len(tasks), s.maxGrants)
 		}
 	}
-	for _, task := range tasks {
+	// One random read and one token buffer for every task; one string per
+	// task holds all its URIs, each URI a slice of it.
+	tokens := make([]byte, 32*len(tasks))
+	if _, err := rand.Read(tokens); err != nil {
+		return nil, err
+	}
+	outputs := make([]string, len(files))
+	j.index = make(map[string]int, len(files))
+	for i, f := range files {
+		outputs[i] = path.Join(s.dir, f.Path)
+		j.index[f.Path] = i
+	}
+	prefix := s.baseURL + Prefix
+	var b strings.Builder
+	added := make([][32]byte, 0, len(tasks))
+	for t, task := range tasks {
 		if _, dup := out[task]; dup {
+			for _, k := range added {
+				delete(s.grants, k)
+			}
 			return nil, fmt.Errorf("fetch: task %q given twice", task)
 		}
-		token := make([]byte, 32)
-		if _, err := rand.Read(token); err != nil {
-			return nil, err
+		token := tokens[32*t : 32*t+32 : 32*t+32]
+		g := &grant{token: token, job: j, task: task, uses: make([]int32, len(files)), expires: j.expires}
+		var enc [43]byte
+		base64.RawURLEncoding.Encode(enc[:], token)
+		b.Reset()
+		b.Grow(len(files) * (len(prefix) + len(enc) + 24))
+		ends := make([]int, len(files))
+		for i, f := range files {
+			g.uses[i] = int32(uses)
+			b.WriteString(prefix)
+			b.Write(enc[:])
+			b.WriteByte('/')
+			b.WriteString(f.Path)
+			ends[i] = b.Len()
 		}
-		g := &grant{token: token, job: j, uses: make(map[string]int, len(files)), expires: j.expires}
-		enc := base64.RawURLEncoding.EncodeToString(token)
-		uris := make([]URI, 0, len(files))
-		for _, f := range files {
-			g.uses[f.Path] = uses
-			uris = append(uris, URI{Value: s.baseURL + Prefix + enc + "/" + f.Path, OutputFile: path.Join(s.dir, f.Path)})
+		all := b.String()
+		uris := make([]URI, len(files))
+		start := 0
+		for i := range files {
+			uris[i] = URI{Value: all[start:ends[i]], OutputFile: outputs[i]}
+			start = ends[i]
 		}
-		s.grants[sha256.Sum256(token)] = g
+		k := sha256.Sum256(token)
+		s.grants[k] = g
+		added = append(added, k)
 		out[task] = uris
 	}
 	return out, nil
@@ -167,7 +247,10 @@ func (s *Server) Publish(tasks []string, files []materialize.File, uses int, ttl
 
 // ServeHTTP serves GET and HEAD Prefix<token>/<file>.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	// Shared, never-modified values in canonical form: no allocation per
+	// request (net/http only reads them).
+	h["Cache-Control"] = noStore
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -175,43 +258,105 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, Prefix)
 	enc, name, ok2 := strings.Cut(rest, "/")
-	token, err := base64.RawURLEncoding.DecodeString(enc)
-	if !ok || !ok2 || err != nil || len(token) != 32 || name == "" || strings.Contains(name, "/") {
+	var buf [32]byte
+	token := buf[:]
+	n, err := decodeToken(token, enc)
+	ev := Event{Time: s.now(), Remote: r.RemoteAddr, Outcome: OutcomeUnknown}
+	if !ok || !ok2 || err != nil || n != 32 || name == "" || strings.Contains(name, "/") {
+		s.observe(ev)
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
-	data, status := s.take(token, name, r.Method == http.MethodGet)
+	data, status := s.take(token, name, r.Method == http.MethodGet, &ev)
+	s.observe(ev)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, "keyship serve is shutting down: this fetch URI is no longer served; submit the task again to get a new one\n")
+		return
+	}
 	if status != http.StatusOK {
 		w.WriteHeader(status)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+	h["Content-Type"] = octetStream
+	h["Content-Length"] = []string{strconv.Itoa(len(data))}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(data)
 	}
 }
 
-// take checks token for name and, when consume is set, uses it up once.
-func (s *Server) take(token []byte, name string, consume bool) ([]byte, int) {
+var (
+	noStore     = []string{"no-store"}
+	octetStream = []string{"application/octet-stream"}
+)
+
+// decodeToken decodes the base64url token enc into dst (32 bytes) without
+// allocating; it fails on anything but a 43-character encoding of 32 bytes.
+func decodeToken(dst []byte, enc string) (int, error) {
+	if base64.RawURLEncoding.DecodedLen(len(enc)) != len(dst) {
+		return 0, errors.New("fetch: not a token")
+	}
+	var src [64]byte
+	return base64.RawURLEncoding.Decode(dst, src[:copy(src[:], enc)])
+}
+
+func (s *Server) observe(ev Event) {
+	if s.observer != nil {
+		s.observer(ev)
+	}
+}
+
+// take checks token for name and, when consume is set, uses it up once. It
+// fills ev with what the token is for and the outcome.
+func (s *Server) take(token []byte, name string, consume bool, ev *Event) ([]byte, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.grants[sha256.Sum256(token)]
-	if !ok || subtle.ConstantTimeCompare(g.token, token) != 1 || !s.now().Before(g.expires) {
+	if !ok || subtle.ConstantTimeCompare(g.token, token) != 1 {
 		return nil, http.StatusNotFound
 	}
-	left, ok := g.uses[name]
+	ev.JobID, ev.TaskID = g.job.id, g.task
+	if !s.now().Before(g.expires) {
+		ev.Outcome = OutcomeExpired
+		return nil, http.StatusNotFound
+	}
+	i, ok := g.job.index[name]
 	if !ok {
 		return nil, http.StatusNotFound
 	}
-	if left <= 0 {
+	left := g.uses[i]
+	ev.File, ev.Version = name, g.job.versions[name]
+	switch {
+	case s.closed && left > 0:
+		ev.Outcome = OutcomeShutdown
+		return nil, http.StatusServiceUnavailable
+	case left <= 0:
+		ev.Outcome = OutcomeReused
 		return nil, http.StatusForbidden
 	}
 	if consume {
-		g.uses[name] = left - 1
+		g.uses[i] = left - 1
 	}
+	ev.Outcome = OutcomeServed
 	return g.job.files[name], http.StatusOK
+}
+
+// Close stops serving files: every bundle is zeroed, Publish fails, and a
+// URI that was still valid gets 503 Service Unavailable with a plain-text
+// reason (not a 404, not a reset connection), so that a fetcher's log says
+// why. keyship serve closes it on SIGTERM, before it stops listening.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, g := range s.grants {
+		for _, data := range g.job.files {
+			clear(data)
+		}
+	}
 }
 
 // Sweep drops expired grants and zeroes bundles no grant refers to any more.

@@ -45,6 +45,10 @@ func Dial(addr string, tlsConfig *tls.Config) (*Client, error) {
 	return &Client{ShipperServiceClient: hostv1.NewShipperServiceClient(conn), conn: conn}, nil
 }
 
+// Conn returns the client's connection, for the server's other services
+// (grpc.health.v1).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 

@@ -14,8 +14,9 @@
 //	fs := fetch.New("https://dispatcher.example.com:8443")
 //	// each Ship runs shipper.Prepare, the one ship pipeline, once per job
 //	srv := server.New(h, fs)
-//	g := grpc.NewServer()
-//	hostv1.RegisterShipperServiceServer(g, srv)
+//	api := server.HTTPServer(server.Handler(srv), tlsConfig) // gRPC, gRPC-Web, Connect JSON
+//	l, _ := server.Listen("unix:///run/keyship.sock")
+//	api.Serve(l)
 package server
 
 import (
@@ -134,6 +135,7 @@ func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.Shi
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	j, err := s.job(ctx, r, req.GetSpec(), req.GetDialect(), ttl)
+	noteJob(ctx, r, j) // for the audit log (observe.go)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +334,7 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 			tasks[i] = t.GetId()
 		}
 		var err error
-		if uris, err = s.fetch.Publish(tasks, sh.Files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
+		if uris, err = s.fetch.PublishJob(req.GetJobId(), tasks, sh.Files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
 			code := codes.Internal
 			if errors.Is(err, fetch.ErrGrantLimit) {
 				code = codes.ResourceExhausted
@@ -395,7 +397,9 @@ func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.C
 	r, err := readRequest("check", req.GetSpec(), req.GetDialect(), nil, req.GetHosts())
 	if err == nil {
 		var sh *shipper.Shipment
-		if sh, err = shipper.Prepare(ctx, s.builder, r, shipper.Options{ChecksOnly: true}); err == nil {
+		sh, err = shipper.Prepare(ctx, s.builder, r, shipper.Options{ChecksOnly: true})
+		noteShipment(ctx, r, sh) // for the audit log (observe.go)
+		if err == nil {
 			defer sh.Zero()
 			return &hostv1.CheckResponse{Ok: true, Warnings: sh.Bundle.Warnings}, nil
 		}

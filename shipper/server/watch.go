@@ -140,6 +140,11 @@ func (wa *watching) follow(key string) *watchedJob {
 // Watch implements hostv1.ShipperServiceServer: the job's bundle now, then
 // each new one, until the bundle's TTL passes or the caller goes away.
 func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_WatchServer) error {
+	return s.watch(stream.Context(), req, stream.Send)
+}
+
+// watch is Watch for any transport: send sends one response.
+func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(*hostv1.WatchResponse) error) error {
 	if s.watching == nil {
 		return status.Error(codes.FailedPrecondition, "this server does not watch jobs (keyship serve --refresh 0)")
 	}
@@ -167,7 +172,6 @@ func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_Wa
 			return status.Error(codes.InvalidArgument, "consumer_version: "+err.Error())
 		}
 	}
-	ctx := stream.Context()
 	if _, err := s.job(ctx, r, sr.GetSpec(), sr.GetDialect(), ttl); err != nil {
 		return err
 	}
@@ -183,7 +187,7 @@ func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_Wa
 			if err != nil {
 				return err
 			}
-			if err := stream.Send(resp); err != nil {
+			if err := send(resp); err != nil {
 				return err
 			}
 			sent = gen

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/keyship/keyship/backends/file"
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/host"
@@ -52,10 +50,9 @@ func newWatchFixture(t *testing.T, refresh time.Duration) *watchFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
-	hostv1.RegisterShipperServiceServer(gs, f.srv)
-	go func() { _ = gs.Serve(l) }()
-	t.Cleanup(gs.Stop)
+	hs := server.HTTPServer(server.Handler(f.srv), nil) // as keyship serve serves it
+	go func() { _ = hs.Serve(l) }()
+	t.Cleanup(func() { _ = hs.Close() })
 	if f.client, err = server.Dial(sock, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +152,8 @@ func TestWatchStreamsRotationToEveryWatcher(t *testing.T) {
 			t.Fatalf("watcher %d got another initial keystore version", i)
 		}
 	}
-	if n := f.backend.reads.Load(); n != 2*2*distinctRefs {
-		t.Errorf("two jobs cost %d reads to start, want %d (per job: one version check and one build, each reading every ref once)", n, 4*distinctRefs)
+	if n := f.backend.reads.Load(); n != 2*distinctRefs {
+		t.Errorf("two jobs cost %d reads to start, want %d (one build per job reading every ref once; the build's inputs are the versions to watch)", n, 2*distinctRefs)
 	}
 
 	reads0 := f.backend.reads.Load()

@@ -157,7 +157,7 @@ type Job struct {
 	key    []byte // HMAC key of the shipped set's digest
 
 	mu       sync.Mutex
-	versions map[spec.Ref]string // of the shipped set's inputs (asked before its build)
+	versions map[spec.Ref]string // of the secrets the shipped set was built from
 	digest   []byte              // keyed digest of the shipped set's files
 	renewAt  time.Time           // zero when keyship issued nothing
 	watched  []expiring          // backend-read certificates, warned about near their NotAfter
@@ -167,9 +167,9 @@ type Job struct {
 }
 
 // Start ships req the first time (shipper.Prepare, then ship) and returns
-// the Job that keeps it fresh. The versions of the refs are asked before the
-// build, so that a secret rotated while it builds shows as a change at the
-// next refresh rather than being missed. An error means nothing shipped.
+// the Job that keeps it fresh. The job remembers the version of every
+// secret the shipped set was built from (the Bundle's Inputs), which each
+// refresh compares with the current ones. An error means nothing shipped.
 func Start(ctx context.Context, h Host, req *spec.Request, opts Options, ship ShipFunc) (*Job, error) {
 	if req == nil || req.Spec == nil {
 		return nil, errors.New("watch: no request")
@@ -198,11 +198,6 @@ func Start(ctx context.Context, h Host, req *spec.Request, opts Options, ship Sh
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	vs := h.Versions(ctx, req.Spec.Fields())
-	versions := map[spec.Ref]string{}
-	for _, f := range req.Spec.Fields() {
-		versions[f.Ref] = vs[f.Ref].Version // "" on error: the next refresh rebuilds
-	}
 	sh, err := shipper.Prepare(ctx, h, req, opts.Prepare)
 	if err != nil {
 		return nil, err
@@ -213,7 +208,7 @@ func Start(ctx context.Context, h Host, req *spec.Request, opts Options, ship Sh
 		return nil, err
 	}
 	j.mu.Lock()
-	j.commit(versions, st)
+	j.commit(st)
 	j.mu.Unlock()
 	j.warnExpiring(opts.Now())
 	return j, nil
@@ -267,19 +262,30 @@ func (j *Job) expired(now time.Time) bool {
 
 // state is what the watch keeps of a shipped set.
 type state struct {
-	digest  []byte
-	renewAt time.Time
-	watched []expiring
+	versions map[spec.Ref]string // of the secrets it was built from
+	digest   []byte
+	renewAt  time.Time
+	watched  []expiring
 }
 
-// inspect reads what the watch keeps of sh, before sh is handed over.
+// inspect reads what the watch keeps of sh, before sh is handed over. A
+// setting with no recorded input gets the version "", which never matches:
+// the next refresh rebuilds, and ships only if the bytes differ.
 func (j *Job) inspect(sh *shipper.Shipment) state {
+	built := map[string]string{}
+	for _, in := range sh.Bundle.Inputs {
+		built[in.Field] = in.Version
+	}
+	versions := map[spec.Ref]string{}
+	for _, f := range j.req.Spec.Fields() {
+		versions[f.Ref] = built[f.Name]
+	}
 	mac := hmac.New(sha256.New, j.key)
 	for _, f := range sh.SandboxFiles() {
 		fmt.Fprintf(mac, "%s\x00%o\x00%d\x00", f.Path, f.Mode, len(f.Contents))
 		mac.Write(f.Contents)
 	}
-	st := state{digest: mac.Sum(nil)}
+	st := state{versions: versions, digest: mac.Sum(nil)}
 	b := sh.Bundle
 	if s := j.req.Spec; s.Keystore.Issue != nil && len(b.Chain) > 0 {
 		st.renewAt = RenewalTime(b.Chain[0].NotBefore, b.Chain[0].NotAfter, j.opts.RenewBefore)
@@ -291,8 +297,8 @@ func (j *Job) inspect(sh *shipper.Shipment) state {
 }
 
 // commit records a shipped set; j.mu is held.
-func (j *Job) commit(versions map[spec.Ref]string, st state) {
-	j.versions, j.digest, j.renewAt, j.watched = versions, st.digest, st.renewAt, st.watched
+func (j *Job) commit(st state) {
+	j.versions, j.digest, j.renewAt, j.watched = st.versions, st.digest, st.renewAt, st.watched
 	j.fails, j.retryAt = 0, time.Time{}
 	j.bo.Reset()
 }
@@ -311,7 +317,6 @@ type Result struct {
 func (j *Job) refresh(ctx context.Context, vs map[spec.Ref]resolve.Version) Result {
 	now := j.opts.Now()
 	fields := j.req.Spec.Fields()
-	versions := make(map[spec.Ref]string, len(fields))
 	var changes []Change
 	var errs []error
 	j.mu.Lock()
@@ -323,7 +328,6 @@ func (j *Job) refresh(ctx context.Context, vs map[spec.Ref]resolve.Version) Resu
 		case v.Err != nil:
 			errs = append(errs, &resolve.Error{Field: f, Err: v.Err})
 		default:
-			versions[f.Ref] = v.Version
 			if old := j.versions[f.Ref]; v.Version == "" || v.Version != old {
 				changes = append(changes, Change{Field: f.Name, Ref: f.Ref.String(), From: old, To: v.Version})
 			}
@@ -357,7 +361,7 @@ func (j *Job) refresh(ctx context.Context, vs map[spec.Ref]resolve.Version) Resu
 		// New versions, the same bytes (a secret written again unchanged,
 		// a backend without versions): nothing to swap.
 		sh.Zero()
-		j.succeed(versions)
+		j.succeed(st.versions)
 		j.logger.Debug("refresh: new versions, same stores; nothing shipped", "job", j.req.JobID, "changes", changeList(changes))
 		return Result{Job: j}
 	}
@@ -367,7 +371,7 @@ func (j *Job) refresh(ctx context.Context, vs map[spec.Ref]resolve.Version) Resu
 		return j.fail(now, fmt.Errorf("shipping the new stores (%s): %w", describe(u), err))
 	}
 	j.mu.Lock()
-	j.commit(versions, st)
+	j.commit(st)
 	j.mu.Unlock()
 	args := []any{"job", j.req.JobID, "reason", string(u.Reason)}
 	if len(changes) > 0 {

@@ -1,0 +1,160 @@
+// Package audit writes keyship serve's audit log: one JSON line per Ship,
+// Check and fetch request, saying when, who (the unix peer's uid and pid, or
+// the mutual-TLS client certificate's subject; for a fetch, the agent's
+// address), which job and tasks, every secret ref with its backend and
+// version, the targets, and the outcome. It never holds secret bytes,
+// passwords or fetch tokens.
+//
+// The log is a file opened 0600 for appending (reopened by Reopen, on
+// SIGHUP in keyship serve, after logrotate moved it), or standard error.
+//
+// Quickstart:
+//
+//	log, err := audit.Open("/var/log/keyship/audit.log")
+//	api := server.Handler(srv, server.WithObserver(log))
+//	fs := fetch.New(url, fetch.WithObserver(log.Fetch))
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/keyship/keyship/shipper/fetch"
+	"github.com/keyship/keyship/shipper/server"
+)
+
+// Log is an audit log. It is safe for concurrent use; each record is
+// written with one write call.
+type Log struct {
+	path string // "" for w
+
+	mu sync.Mutex
+	w  io.Writer
+	f  *os.File
+}
+
+// Open opens the audit log at path for appending, creating it 0600; path
+// "" or "-" is standard error. An existing file is made 0600; a symlink is
+// refused (keyship serve may run as root).
+func Open(path string) (*Log, error) {
+	if path == "" || path == "-" {
+		return &Log{w: os.Stderr}, nil
+	}
+	l := &Log{path: path}
+	if err := l.Reopen(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// New returns a Log that writes to w (for tests and embedding).
+func New(w io.Writer) *Log { return &Log{w: w} }
+
+// Reopen opens the file again at its path (logrotate moved or truncated
+// it) and closes the old one. It does nothing for standard error.
+func (l *Log) Reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log %s: %w", l.path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("audit log %s: %w", l.path, err)
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f, l.w = f, f
+	l.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f, l.w = nil, io.Discard
+	return err
+}
+
+// Record is one line of the audit log.
+type Record struct {
+	Time   string `json:"time"`
+	Event  string `json:"event"` // ship, check, fetch
+	Caller string `json:"caller"`
+	JobID  string `json:"job_id,omitempty"`
+	// Tasks are the request's task ids; TaskID the fetching task.
+	Tasks   []string `json:"tasks,omitempty"`
+	TaskID  string   `json:"task_id,omitempty"`
+	Refs    []Ref    `json:"refs,omitempty"`
+	Targets []string `json:"targets,omitempty"`
+	// File and Version are a fetch's.
+	File    string `json:"file,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Outcome is ok, problems or error (calls), or a fetch outcome.
+	Outcome    string  `json:"outcome"`
+	Code       string  `json:"code,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	Problems   int     `json:"problems,omitempty"`
+	DurationMS float64 `json:"duration_ms,omitempty"`
+}
+
+// Ref is one secret a call's stores were built from.
+type Ref struct {
+	Field   string `json:"field"`
+	Backend string `json:"backend"`
+	Ref     string `json:"ref"` // path[#field][@version] as written
+	Version string `json:"version,omitempty"`
+}
+
+// Observe implements server.Observer: one line per call.
+func (l *Log) Observe(_ context.Context, c *server.Call) {
+	r := Record{
+		Time: c.Time.UTC().Format(time.RFC3339Nano), Event: strings.ToLower(c.Method), Caller: c.Caller, JobID: c.JobID,
+		Tasks: c.Tasks, Targets: c.Targets, Outcome: c.Outcome(), Code: c.CodeName(), Problems: c.Problems,
+		DurationMS: float64(c.Duration.Microseconds()) / 1000,
+	}
+	if c.Err != nil {
+		r.Error = c.Err.Error()
+	}
+	for _, in := range c.Inputs {
+		ref := in.Ref
+		backend := ref.Backend
+		ref.Backend = ""
+		r.Refs = append(r.Refs, Ref{Field: in.Field, Backend: backend, Ref: ref.String(), Version: in.Version})
+	}
+	l.write(r)
+}
+
+// Fetch writes one line per fetch request; pass it to fetch.WithObserver.
+func (l *Log) Fetch(ev fetch.Event) {
+	l.write(Record{Time: ev.Time.UTC().Format(time.RFC3339Nano), Event: "fetch", Caller: ev.Remote, JobID: ev.JobID,
+		TaskID: ev.TaskID, File: ev.File, Version: ev.Version, Outcome: ev.Outcome})
+}
+
+func (l *Log) write(r Record) {
+	line, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	line = append(line, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(line)
+}

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package server
+
+import "net"
+
+// peerCredentials returns "unix" for a unix socket peer (SO_PEERCRED is
+// Linux's), or "".
+func peerCredentials(c net.Conn) string {
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
+	}
+	if _, ok := c.(*net.UnixConn); ok {
+		return "unix"
+	}
+	return ""
+}
