@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh installs the real peers keyship's tests talk to — Java 17
-# (keytool, javac, java) and OpenSSL — when they are missing. It uses apt-get
+# (keytool, javac, java), OpenSSL, curl and etcd (the store of the
+# kube-apiserver that tools/kube builds) — when they are missing. It uses apt-get
 # and needs root; elsewhere it says what to install and fails.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ for tool in keytool javac java; do
 done
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

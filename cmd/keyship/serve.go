@@ -30,6 +30,7 @@ type serveFlags struct {
 	fetchListen, fetchURL      string
 	fetchCert, fetchKey, caOut string
 	buildCache                 time.Duration
+	kube                       serveKubeFlags
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -67,6 +68,7 @@ Mesos agents must trust.`,
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
 	fl.DurationVar(&f.buildCache, "build-cache", server.DefaultTTL, "share the stores built for one content (spec + every secret's version) between jobs for this long; 0 builds every job anew")
 	fl.StringVar(&f.caOut, "fetch-ca-out", "", "where to write the self-signed fetch certificate when --fetch-cert is not given")
+	addServeKubeFlags(fl, &f.kube)
 	_ = cmd.MarkFlagRequired("listen")
 	return cmd
 }
@@ -122,7 +124,11 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		g.logger.Info("fetch server listening", "addr", fl.Addr().String(), "url", base)
 		fmt.Fprintf(g.stdout, "fetch %s\n", base)
 	}
-	srv := server.New(h, fs)
+	kopts, err := f.kube.options()
+	if err != nil {
+		return err
+	}
+	srv := server.New(h, fs, kopts...)
 	l, err := server.Listen(f.listen)
 	if err != nil {
 		return err
