@@ -237,7 +237,7 @@ func TestOperatorFragmentsHoldNoSecret(t *testing.T) {
 			SparkConf map[string]string `json:"sparkConf"`
 			Driver    struct {
 				Secrets []struct{ Name, Path, SecretType string } `json:"secrets"`
-				Env     []corev1.EnvVar                            `json:"env"`
+				Env     []corev1.EnvVar                           `json:"env"`
 			} `json:"driver"`
 		} `json:"spec"`
 	}
