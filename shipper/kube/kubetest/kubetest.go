@@ -487,7 +487,8 @@ var nsSeq struct {
 }
 
 // Namespace creates a namespace named after prefix, unique in the cluster,
-// and deletes it when t ends.
+// with its "default" service account (which kube-controller-manager, not
+// run here, would make, and pods need), and deletes it when t ends.
 func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 	t.Helper()
 	nsSeq.Lock()
@@ -500,6 +501,9 @@ func (c *Cluster) Namespace(t testing.TB, prefix string) string {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
 	t.Cleanup(func() { _ = core.Namespaces().Delete(ctx, name, metav1.DeleteOptions{}) })
+	if _, err := core.ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create service account %s/default: %v", name, err)
+	}
 	return name
 }
 
