@@ -2,22 +2,45 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/keyship/keyship/plugin"
 )
 
+// The client speaks core/v1 through client-go's REST client with a scheme
+// of meta/v1 alone (options and Status): client-go's typed clientset would
+// register every API group of k8s.io/api, which nearly tripled keyship's
+// binary for one resource.
+var (
+	coreV1      = schema.GroupVersion{Version: "v1"}
+	scheme      = runtime.NewScheme()
+	codecs      = serializer.NewCodecFactory(scheme)
+	paramCodec  = runtime.NewParameterCodec(scheme)
+	secretsPath = "secrets"
+)
+
+func init() { metav1.AddToGroupVersion(scheme, coreV1) }
+
+// secretObject is the part of a core/v1 Secret keyship reads back.
+type secretObject struct {
+	Metadata metav1.ObjectMeta `json:"metadata"`
+	Data     map[string][]byte `json:"data"`
+}
+
 // Client applies and deletes keyship's Secrets through one API server.
 type Client struct {
-	core corev1client.CoreV1Interface
+	rest rest.Interface
 	// Namespace is the default namespace: the kubeconfig context's, or the
 	// pod's own in a cluster ("default" when neither says).
 	Namespace string
@@ -45,14 +68,17 @@ func NewClient(kubeconfig string) (*Client, error) {
 func NewClientForConfig(cfg *rest.Config, namespace string) (*Client, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "keyship"
-	core, err := corev1client.NewForConfig(cfg)
+	cfg.APIPath = "/api"
+	cfg.GroupVersion = &coreV1
+	cfg.NegotiatedSerializer = codecs.WithoutConversion()
+	rc, err := rest.RESTClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	if namespace == "" {
 		namespace = metav1.NamespaceDefault
 	}
-	return &Client{core: core, Namespace: namespace}, nil
+	return &Client{rest: rc, Namespace: namespace}, nil
 }
 
 // Applied is the Secret as the API server holds it after Apply.
@@ -79,41 +105,56 @@ func (c *Client) Apply(ctx context.Context, p *Plan) (*Applied, error) {
 	if p.Namespace == "" {
 		p.Namespace = c.Namespace
 	}
-	secrets := c.core.Secrets(p.Namespace)
-	cur, err := secrets.Get(ctx, p.Name, metav1.GetOptions{})
+	cur, err := c.secret(c.rest.Get().Namespace(p.Namespace).Resource(secretsPath).Name(p.Name).Do(ctx))
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return nil, c.wrap("read", p.Namespace, p.Name, err)
-	case cur.Labels[LabelManagedBy] != ManagedBy:
+	case cur.Metadata.Labels[LabelManagedBy] != ManagedBy:
 		return nil, fmt.Errorf("kubernetes: secret %q in namespace %q exists and is not keyship's (no label %s=%s): "+
 			"keyship does not take it over; name another (--k8s-secret) or delete it", p.Name, p.Namespace, LabelManagedBy, ManagedBy)
 	}
 	manifest := p.Manifest()
 	defer clear(manifest)
 	force := true
-	got, err := secrets.Patch(ctx, p.Name, types.ApplyPatchType, manifest, metav1.PatchOptions{
-		FieldManager: FieldManager, Force: &force, FieldValidation: metav1.FieldValidationStrict,
-	})
+	opts := &metav1.PatchOptions{FieldManager: FieldManager, Force: &force, FieldValidation: metav1.FieldValidationStrict}
+	got, err := c.secret(c.rest.Patch(types.ApplyPatchType).Namespace(p.Namespace).Resource(secretsPath).Name(p.Name).
+		VersionedParams(opts, paramCodec).Body([]byte(manifest)).Do(ctx))
 	if err != nil {
 		return nil, c.wrap("apply", p.Namespace, p.Name, err)
 	}
-	a := &Applied{Namespace: got.Namespace, Name: got.Name, UID: got.UID, ResourceVersion: got.ResourceVersion}
-	for k := range got.Data {
-		clear(got.Data[k])
+	m := got.Metadata
+	return &Applied{Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion}, nil
+}
+
+// secret decodes a Secret response, keeping its metadata and zeroing the
+// decoded data.
+func (c *Client) secret(res rest.Result) (*secretObject, error) {
+	raw, err := res.Raw()
+	if err != nil {
+		return nil, err
 	}
-	return a, nil
+	defer clear(raw)
+	var s secretObject
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("kubernetes: the API server's Secret does not decode: %w", err)
+	}
+	for k := range s.Data {
+		clear(s.Data[k])
+	}
+	s.Data = nil
+	return &s, nil
 }
 
 // Delete deletes keyship's Secret namespace/name if it is still the one
 // with uid (when uid is not empty): a Secret made anew under the same name
 // is left alone. A Secret already gone is not an error.
 func (c *Client) Delete(ctx context.Context, namespace, name string, uid types.UID) error {
-	opts := metav1.DeleteOptions{}
+	opts := &metav1.DeleteOptions{}
 	if uid != "" {
 		opts.Preconditions = &metav1.Preconditions{UID: &uid}
 	}
-	err := c.core.Secrets(namespace).Delete(ctx, name, opts)
+	err := c.rest.Delete().Namespace(namespace).Resource(secretsPath).Name(name).Body(opts).Do(ctx).Error()
 	if err == nil || apierrors.IsNotFound(err) || (uid != "" && apierrors.IsConflict(err)) {
 		return nil
 	}

@@ -3,7 +3,6 @@ package kube
 import (
 	"strings"
 
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -59,25 +58,29 @@ func FlinkDeployment(p *Plan) ([]byte, error) {
 	return yaml.Marshal(map[string]any{"spec": map[string]any{"flinkConfiguration": flinkConf, "podTemplate": p.PodTemplate(FlinkMainContainer)}})
 }
 
-// PodTemplate is a pod template whose container named container mounts the
-// Secret read-only at p.MountPath and has the password variables.
-func (p *Plan) PodTemplate(container string) *corev1ac.PodTemplateSpecApplyConfiguration {
-	c := corev1ac.Container().WithName(container).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(VolumeName).WithMountPath(p.MountPath).WithReadOnly(true))
-	if env := p.envFromSecret(); len(env) > 0 {
-		c.WithEnv(env...)
+// PodTemplate is a pod template (core/v1 PodTemplateSpec, as YAML/JSON
+// maps) whose container named container mounts the Secret read-only at
+// p.MountPath and has the password variables.
+func (p *Plan) PodTemplate(container string) map[string]any {
+	c := map[string]any{
+		"name":         container,
+		"volumeMounts": []any{map[string]any{"name": VolumeName, "mountPath": p.MountPath, "readOnly": true}},
 	}
-	return corev1ac.PodTemplateSpec().WithSpec(corev1ac.PodSpec().
-		WithContainers(c).
-		WithVolumes(corev1ac.Volume().WithName(VolumeName).WithSecret(corev1ac.SecretVolumeSource().WithSecretName(p.Name))))
+	if env := p.envFromSecret(); len(env) > 0 {
+		c["env"] = env
+	}
+	return map[string]any{"spec": map[string]any{
+		"containers": []any{c},
+		"volumes":    []any{map[string]any{"name": VolumeName, "secret": map[string]any{"secretName": p.Name}}},
+	}}
 }
 
-// envFromSecret is the password variables as container env entries.
-func (p *Plan) envFromSecret() []*corev1ac.EnvVarApplyConfiguration {
-	var env []*corev1ac.EnvVarApplyConfiguration
+// envFromSecret is the password variables as container env entries
+// (core/v1 EnvVar with valueFrom.secretKeyRef).
+func (p *Plan) envFromSecret() []any {
+	var env []any
 	for _, k := range p.passwordKeys() {
-		env = append(env, corev1ac.EnvVar().WithName(k.Env).WithValueFrom(
-			corev1ac.EnvVarSource().WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(p.Name).WithKey(k.Name))))
+		env = append(env, map[string]any{"name": k.Env, "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": p.Name, "key": k.Name}}})
 	}
 	return env
 }
