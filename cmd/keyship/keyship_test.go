@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/plugin/plugintest"
+	"github.com/keyship/keyship/shipper/kube/kubetest"
 )
 
 // binDir holds keyship and keyship-backend-file, built once by TestMain, so
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) {
 	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
 	binDir = dir
 	code := m.Run()
+	kubetest.Stop()
 	cleanup()
 	os.Exit(code)
 }

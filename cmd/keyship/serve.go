@@ -43,6 +43,7 @@ type serveFlags struct {
 	readHeaderTimeout          time.Duration
 	idleTimeout                time.Duration
 	maxConns                   int
+	kube                       serveKubeFlags
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -102,6 +103,7 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 	fl.DurationVar(&f.probeInterval, "probe-interval", 10*time.Second, "how often every backend is probed (Info) for /readyz and gRPC health")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight API calls may take to finish")
 	fl.DurationVar(&f.fetchLinger, "fetch-linger", 2*time.Second, "on SIGTERM, how long the fetch server answers 503 to still-valid URIs before it stops listening")
+	addServeKubeFlags(fl, &f.kube)
 	_ = cmd.MarkFlagRequired("listen")
 	return cmd
 }
@@ -172,7 +174,11 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		g.logger.Info("fetch server listening", "addr", fl.Addr().String(), "url", base)
 		fmt.Fprintf(g.stdout, "fetch %s\n", base)
 	}
-	srv := server.New(h, fs, server.WithLimits(f.maxJobs, f.maxTasks))
+	kopts, err := f.kube.options()
+	if err != nil {
+		return err
+	}
+	srv := server.New(h, fs, append(kopts, server.WithLimits(f.maxJobs, f.maxTasks))...)
 	m.WatchServer(srv)
 
 	var metricsSrv *http.Server

@@ -54,6 +54,7 @@ type Server struct {
 	hostv1.UnimplementedShipperServiceServer
 	builder shipper.Builder
 	fetch   *fetch.Server
+	kube    *kubeTarget // TARGET_KUBERNETES (kubernetes.go)
 	now     func() time.Time
 
 	maxJobs  int // 0: no limit
@@ -137,7 +138,7 @@ func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.Shi
 	if err != nil {
 		return nil, err
 	}
-	return s.response(req, j)
+	return s.response(ctx, req, j)
 }
 
 // checkShipRequest checks what the API adds to spec.ReadRequest's checks.
@@ -277,7 +278,7 @@ func toStatus(err error) error {
 	return status.Error(code, err.Error())
 }
 
-func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse, error) {
+func (s *Server) response(ctx context.Context, req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse, error) {
 	targets := map[hostv1.Target]bool{}
 	for _, t := range req.GetTargets() {
 		targets[t] = true
@@ -334,6 +335,11 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 	for _, st := range sh.Settings {
 		if st.Password == nil {
 			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
+		}
+	}
+	if targets[hostv1.Target_TARGET_KUBERNETES] {
+		if err := s.shipKubernetes(ctx, req, j, resp); err != nil {
+			return nil, err
 		}
 	}
 	return resp, nil
@@ -415,11 +421,13 @@ func Problems(err error) []*hostv1.Problem {
 	return out
 }
 
-// Sweep zeroes and drops expired jobs; keyship serve calls it on a timer.
+// Sweep zeroes and drops expired jobs, and deletes their Kubernetes
+// Secrets; keyship serve calls it on a timer.
 func (s *Server) Sweep() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.sweepLocked()
+	s.mu.Unlock()
+	s.sweepKubernetes()
 }
 
 // zeroGrace is how long an expired job's bundle stays readable before it is
