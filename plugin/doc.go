@@ -36,6 +36,27 @@
 //   - Secret.Version changes when the content changes and does not reveal it.
 //   - Honour ctx: return promptly once it is done.
 //
+// # Errors
+//
+// Errors cross the wire in one model, google.rpc.Status, with one code table
+// (Code, StatusError and ErrorFromStatus are that table; the host API server
+// uses it too). A call that fails as a whole fails with its gRPC status; one
+// ref of a Get batch that fails carries a google.rpc.Status in its result.
+// Either way the receiving side gets an error with the sender's message that
+// wraps the sentinel for the code:
+//
+//	ErrNotFound          NOT_FOUND
+//	ErrPermissionDenied  PERMISSION_DENIED
+//	ErrInvalidConfig     INVALID_ARGUMENT
+//	ErrUnavailable       UNAVAILABLE (the only error the host retries)
+//	ErrUnsupported       UNIMPLEMENTED
+//	context.Canceled     CANCELLED
+//	context.DeadlineExceeded  DEADLINE_EXCEEDED
+//
+// An error wrapping none of them is UNKNOWN. ErrPluginExited is the host's
+// own: the loader returns it when a plugin process died and one restart did
+// not bring it back; no plugin sends it (the host API reports it as INTERNAL).
+//
 // Generated protobuf types never appear in this package's exported API;
 // the wire protocol is proto/keyship/backend/v1.
 package plugin
