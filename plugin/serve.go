@@ -1,8 +1,6 @@
 package plugin
 
 import (
-	"os"
-
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -16,8 +14,7 @@ type serveConfig struct {
 	test   *goplugin.ServeTestConfig
 }
 
-// WithLogger makes Serve log through l instead of the default hclog JSON
-// logger on stderr (which the host folds into its own log).
+// WithLogger makes Serve log through l instead of NewLogger("backend").
 func WithLogger(l hclog.Logger) ServeOption {
 	return func(c *serveConfig) { c.logger = l }
 }
@@ -35,14 +32,7 @@ func WithTestConfig(tc *goplugin.ServeTestConfig) ServeOption {
 //
 //	func main() { plugin.Serve(file.New) }
 func Serve(newBackend func() Backend, opts ...ServeOption) {
-	cfg := serveConfig{
-		logger: hclog.New(&hclog.LoggerOptions{
-			Name:       "backend",
-			Output:     os.Stderr,
-			JSONFormat: true,
-			Level:      hclog.LevelFromString(os.Getenv("KEYSHIP_PLUGIN_LOG_LEVEL")),
-		}),
-	}
+	cfg := serveConfig{logger: NewLogger("backend")}
 	for _, o := range opts {
 		o(&cfg)
 	}

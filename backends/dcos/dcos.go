@@ -84,7 +84,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -114,16 +113,11 @@ type Backend struct {
 	versionKey []byte
 }
 
-// New returns an unconfigured DC/OS backend that logs as hclog JSON on
-// stderr, which the keyship host folds into its own log when the backend runs
-// as a plugin.
+// New returns an unconfigured DC/OS backend that logs through
+// plugin.NewLogger: hclog JSON on stderr, which the keyship host folds into
+// its own log when the backend runs as a plugin.
 func New() plugin.Backend {
-	return NewWithLogger(hclog.New(&hclog.LoggerOptions{
-		Name:       Name,
-		Output:     os.Stderr,
-		JSONFormat: true,
-		Level:      hclog.LevelFromString(os.Getenv("KEYSHIP_PLUGIN_LOG_LEVEL")),
-	}))
+	return NewWithLogger(plugin.NewLogger(Name))
 }
 
 // NewWithLogger returns an unconfigured DC/OS backend that logs to logger

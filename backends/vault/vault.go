@@ -135,16 +135,11 @@ type Backend struct {
 	conn *conn // nil before Configure
 }
 
-// New returns an unconfigured Vault backend that logs hclog JSON on stderr
-// (which the keyship host folds into its log) at the level named by
-// KEYSHIP_PLUGIN_LOG_LEVEL.
+// New returns an unconfigured Vault backend that logs through
+// plugin.NewLogger: hclog JSON on stderr (which the keyship host folds into
+// its log) at the level named by plugin.LogLevelEnv.
 func New() plugin.Backend {
-	return NewWithLogger(hclog.New(&hclog.LoggerOptions{
-		Name:       Name,
-		Output:     os.Stderr,
-		JSONFormat: true,
-		Level:      hclog.LevelFromString(os.Getenv("KEYSHIP_PLUGIN_LOG_LEVEL")),
-	}))
+	return NewWithLogger(plugin.NewLogger(Name))
 }
 
 // NewWithLogger returns an unconfigured Vault backend that logs to logger.
