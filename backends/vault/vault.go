@@ -45,7 +45,8 @@
 //	tls_server_name        name to verify Vault's certificate against (SNI); else VAULT_TLS_SERVER_NAME
 //	tls_skip_verify        "true" turns TLS verification off (logged as a warning); else VAULT_SKIP_VERIFY
 //	timeout                per-request timeout (Go duration); else VAULT_CLIENT_TIMEOUT; else 60s
-//	max_retries            client-side retries of 5xx answers; else VAULT_MAX_RETRIES; else 0 (the host retries ErrUnavailable)
+//	max_retries            client-side retries of 5xx and 429 answers, 0 to 2; else VAULT_MAX_RETRIES (same bound); else 0
+//	                       (the host already tries ErrUnavailable 4 times: a ref costs at most 4 × (1 + max_retries) requests)
 //	kv_mounts              "secret=2,legacy=1": mounts whose KV version is fixed, skipping detection
 //	decode                 none (default) | base64, for refs whose field has no suffix
 //	default_field          field read when a ref names none
@@ -225,8 +226,11 @@ func newClient(s settings) (client *api.Client, insecure bool, err error) {
 	if s.timeout > 0 {
 		cfg.Timeout = s.timeout
 	}
-	if s.maxRetries > 0 || os.Getenv(api.EnvVaultMaxRetries) == "" {
-		cfg.MaxRetries = s.maxRetries
+	cfg.MaxRetries = s.maxRetries // 0 unless set: the host does the retrying
+	if v := os.Getenv(api.EnvVaultMaxRetries); v != "" && !s.maxRetriesSet {
+		if cfg.MaxRetries, err = parseMaxRetries(v); err != nil {
+			return nil, false, invalid("%s=%q: %v", api.EnvVaultMaxRetries, v, err)
+		}
 	}
 	client, err = api.NewClient(cfg)
 	if err != nil {

@@ -192,3 +192,21 @@ func TestZero(t *testing.T) {
 		t.Errorf("Zero left %q", data)
 	}
 }
+
+// TestRetryStopsBeforeTheDeadline: a wait that would end past the caller's
+// deadline is not started; the caller gets the store's ErrUnavailable.
+func TestRetryStopsBeforeTheDeadline(t *testing.T) {
+	fs := newStore(map[string]string{"/a": "A"})
+	fs.flaky["/a"] = 100
+	// Waits of about 200ms then 400ms: the second ends past the deadline.
+	r := resolve.New(backends{"file": fs}, resolve.WithRetry(10, 200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := r.Resolve(ctx, []spec.Field{field(t, "x", "/a")})
+	if !errors.Is(err, plugin.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want the store's ErrUnavailable, not a deadline error", err)
+	}
+	if fs.reads["/a"] != 2 {
+		t.Errorf("/a read %d times, want 2 (the third would come after the deadline)", fs.reads["/a"])
+	}
+}
