@@ -7,9 +7,8 @@ func Addr(t *testing.T, s *Subprocess) string {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rc := s.client.ReattachConfig()
-	if rc == nil || rc.Addr == nil {
-		t.Fatal("no reattach config")
+	if s.addr == nil {
+		t.Fatal("no plugin address")
 	}
-	return rc.Addr.String()
+	return s.addr.String()
 }

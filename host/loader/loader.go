@@ -6,7 +6,11 @@
 // refuses to load, naming the file and both sums), speak gRPC only over
 // AutoMTLS, are killed when the host exits, have their stderr (hclog JSON)
 // folded into the host log under the backend's name, and are restarted when
-// they die (the failed call is retried once).
+// they die: a call restarts a dead plugin at most once and is retried once
+// (logged at debug); a plugin that dies again fails the call with an error
+// wrapping plugin.ErrPluginExited that says how it ended, e.g. "backend kv:
+// plugin keyship-backend-kv exited (exit status 2)", which the resolver does
+// not retry.
 //
 // Quickstart:
 //
@@ -18,6 +22,7 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -126,6 +131,10 @@ func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *Subpro
 	if err := b.Configure(ctx, bc.Config); err != nil {
 		if sub != nil {
 			_ = sub.Close()
+		}
+		var ee *exitedError
+		if errors.As(err, &ee) {
+			return nil, nil, err // names the backend already
 		}
 		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
 	}

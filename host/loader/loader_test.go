@@ -21,11 +21,15 @@ import (
 	"github.com/keyship/keyship/plugin/plugintest"
 )
 
-var pluginBin string // the real keyship-backend-file, built by TestMain
+var (
+	pluginBin     string // the real keyship-backend-file, built by TestMain
+	testPluginBin string // internal/testplugin, which misbehaves on request
+)
 
 func TestMain(m *testing.M) {
-	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file")
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file", "github.com/keyship/keyship/host/loader/internal/testplugin")
 	pluginBin = filepath.Join(dir, "keyship-backend-file")
+	testPluginBin = filepath.Join(dir, "testplugin")
 	code := m.Run()
 	cleanup()
 	os.Exit(code)
