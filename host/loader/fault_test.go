@@ -3,11 +3,15 @@ package loader_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -108,5 +112,99 @@ func TestCrashLoopingPluginRestartsOncePerCall(t *testing.T) {
 	}
 	if n := starts(t, path); n != 3 {
 		t.Errorf("after a second call the plugin was started %d times in all, want 3", n)
+	}
+}
+
+// gone reports whether process pid no longer runs (it is reaped, or a zombie
+// waiting for a parent that is not this test).
+func gone(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// pidIn reads the pid a test plugin wrote into file (one per line; the last).
+func pidIn(t *testing.T, file string) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("the test plugin did not record its pid: %v", err)
+	}
+	fields := strings.Fields(string(data))
+	pid, err := strconv.Atoi(fields[len(fields)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// TestStartIsBoundedByTheDeadline: a plugin that never completes the
+// handshake, and one whose child holds its stdout open, fail the start when
+// the caller's deadline passes (go-plugin alone waits 60s, and forever for
+// the second), and leave no process behind.
+func TestStartIsBoundedByTheDeadline(t *testing.T) {
+	for _, mode := range []string{"nohandshake", "childstdout"} {
+		t.Run(mode, func(t *testing.T) {
+			path := testPlugin(t, mode)
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			defer cancel()
+			begin := time.Now()
+			_, err := loader.Start(ctx, mode, path, "", nil)
+			took := time.Since(begin)
+			if err == nil {
+				t.Fatal("a plugin that never completes the handshake started")
+			}
+			for _, want := range []string{"backend " + mode, path, "did not start within 1.5s"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
+			}
+			if took > 10*time.Second {
+				t.Errorf("Start returned after %v, long after the 1.5s deadline", took)
+			}
+			pids := []int{pidIn(t, path+".starts")}
+			if mode == "childstdout" {
+				pids = append(pids, pidIn(t, path+".child"))
+			}
+			for _, pid := range pids {
+				if !gone(pid) {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+					t.Errorf("process %d of the plugin that did not start is still running", pid)
+				}
+			}
+		})
+	}
+}
+
+// TestLoaderRetriesAStartThatTimedOut: a load that failed because the
+// caller's context ended is not kept: the next caller, with time, loads it.
+func TestLoaderRetriesAStartThatTimedOut(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "/a", []byte("A"))
+	cfg := &config.Config{Backends: map[string]config.Backend{"sub": {Plugin: pluginBin, Config: map[string]string{"root": root}}}}
+	l := loader.New(cfg)
+	defer func() { _ = l.Close() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Backend(ctx, "sub"); err == nil {
+		t.Fatal("a backend loaded with a cancelled context")
+	}
+	b, err := l.Backend(context.Background(), "sub")
+	if err != nil {
+		t.Fatalf("the load after a cancelled one: %v", err)
+	}
+	if res, err := b.Get(context.Background(), []plugin.Ref{{Path: "/a"}}); err != nil || res[0].Err != nil {
+		t.Fatalf("Get: %v %v", err, res)
 	}
 }

@@ -59,7 +59,8 @@ type Loader struct {
 }
 
 type entry struct {
-	once    sync.Once
+	mu      sync.Mutex
+	done    bool
 	backend plugin.Backend
 	sub     *Subprocess // nil for built-ins
 	err     error
@@ -78,7 +79,9 @@ func New(cfg *config.Config, opts ...Option) *Loader {
 func (l *Loader) DefaultBackend() string { return l.cfg.DefaultBackend }
 
 // Backend returns the configured backend called name ("" means the default),
-// starting and configuring it on first use.
+// starting and configuring it on first use, within ctx's deadline. A load
+// that failed because ctx ended is tried again by the next call; any other
+// failure is kept.
 func (l *Loader) Backend(ctx context.Context, name string) (plugin.Backend, error) {
 	if name == "" {
 		name = l.cfg.DefaultBackend
@@ -96,7 +99,12 @@ func (l *Loader) Backend(ctx context.Context, name string) (plugin.Backend, erro
 		l.loaded[name] = e
 	}
 	l.mu.Unlock()
-	e.once.Do(func() { e.backend, e.sub, e.err = l.load(ctx, name) })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.done {
+		e.backend, e.sub, e.err = l.load(ctx, name)
+		e.done = e.err == nil || ctx.Err() == nil
+	}
 	return e.backend, e.err
 }
 
@@ -164,26 +172,35 @@ func (l *Loader) Describe(ctx context.Context) []Description {
 				d.Version = info.Version
 			}
 		}
-		l.mu.Lock()
-		if e := l.loaded[name]; e != nil && e.sub != nil {
-			d.Path, d.SHA256 = e.sub.Path(), e.sub.SHA256()
+		if sub := l.subprocess(name); sub != nil {
+			d.Path, d.SHA256 = sub.Path(), sub.SHA256()
 		} else if p := l.cfg.PluginPath(name); p != "" {
 			d.Path = p
 		}
-		l.mu.Unlock()
 		d.Err = err
 		out = append(out, d)
 	}
 	return out
 }
 
+// subprocess returns the loaded plugin process of backend name, or nil.
+func (l *Loader) subprocess(name string) *Subprocess {
+	l.mu.Lock()
+	e := l.loaded[name]
+	l.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sub
+}
+
 // Close stops every plugin process the Loader started.
 func (l *Loader) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, e := range l.loaded {
-		if e.sub != nil {
-			_ = e.sub.Close()
+	for _, name := range l.names() {
+		if sub := l.subprocess(name); sub != nil {
+			_ = sub.Close()
 		}
 	}
 	return nil

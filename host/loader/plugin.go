@@ -118,8 +118,20 @@ func (s *Subprocess) exited(ctx context.Context, p *process, when string) error 
 	return &exitedError{msg: fmt.Sprintf("backend %s: plugin %s exited (%s)%s", s.name, filepath.Base(s.path), p.status(), when)}
 }
 
-// start launches the process and connects to it; s.mu must be held.
+// defaultStartTimeout bounds a plugin start when the caller's context has no
+// deadline.
+const defaultStartTimeout = time.Minute
+
+// start launches the process and connects to it, within ctx's deadline: exec,
+// handshake, Info and (on a restart) Configure all fit in it. When ctx ends
+// first the plugin's process group is killed and reaped, and the error names
+// the backend, the binary and the time it had. s.mu must be held.
 func (s *Subprocess) start(ctx context.Context) error {
+	begin := time.Now()
+	budget := defaultStartTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		budget = time.Until(dl)
+	}
 	p := newProcess(s.path, s.pin, nil)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: plugin.Handshake,
@@ -132,18 +144,44 @@ func (s *Subprocess) start(ctx context.Context) error {
 		AutoMTLS:         true,
 		Logger:           s.logger,
 		GRPCDialOptions:  plugin.DialOptions(),
+		StartTimeout:     max(budget, time.Millisecond),
 	})
 	fail := func(err error) error {
 		p.kill()
-		client.Kill()
+		client.Kill() // returns once the process is reaped and its pipes drained
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, plugin.ErrInvalidConfig) {
+			err = fmt.Errorf("backend %s: plugin %s did not start within %s: %w",
+				s.name, s.path, budget.Round(100*time.Millisecond), ctxErr)
+			s.logger.Debug("plugin start abandoned", "path", s.path, "after", time.Since(begin))
+		}
 		return err
 	}
-	addr, err := client.Start()
+	// go-plugin's Start waits for the handshake on a timer of its own and
+	// cannot be cancelled; killing the process group ends the wait.
+	type started struct {
+		addr net.Addr
+		err  error
+	}
+	done := make(chan started, 1)
+	go func() {
+		addr, err := client.Start()
+		done <- started{addr, err}
+	}()
+	var st started
+	select {
+	case st = <-done:
+	case <-ctx.Done():
+		p.kill()
+		st = <-done
+	}
+	addr, err := st.addr, st.err
 	var mismatch *pinMismatchError
 	switch {
 	case errors.As(err, &mismatch):
 		return fail(fmt.Errorf("backend %s: refusing to load plugin %s: sha256 mismatch: pinned %s, file has %s: %w",
 			s.name, s.path, hex.EncodeToString(s.pin), mismatch.got, plugin.ErrInvalidConfig))
+	case err != nil && ctx.Err() != nil:
+		return fail(err)
 	case err != nil && p.diedOnItsOwn(ctx):
 		return fail(s.exited(ctx, p, " before the plugin handshake"))
 	case err != nil:
