@@ -52,9 +52,13 @@ type Subprocess struct {
 }
 
 // Start starts the plugin binary at path as backend name. With a pin (hex
-// SHA-256; empty means "do not pin") the binary's bytes are hashed at every
-// exec and a binary that does not match is refused; the error names the file
-// and both sums. The backend is not yet configured. Close stops it.
+// SHA-256; empty means "do not pin") the binary is opened at every exec, the
+// open file hashed and, when it matches, that same file executed (on Linux:
+// the bytes hashed are the bytes executed, whatever happens to the path);
+// a binary that does not match is refused with an error naming the file and
+// both sums, and so is a pinned binary that a user other than root and
+// keyship's own could write. The backend is not yet configured. Close stops
+// it.
 func Start(ctx context.Context, name, path, pin string, logger hclog.Logger) (*Subprocess, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -175,11 +179,10 @@ func (s *Subprocess) start(ctx context.Context) error {
 		st = <-done
 	}
 	addr, err := st.addr, st.err
-	var mismatch *pinMismatchError
+	var refused *refusedError
 	switch {
-	case errors.As(err, &mismatch):
-		return fail(fmt.Errorf("backend %s: refusing to load plugin %s: sha256 mismatch: pinned %s, file has %s: %w",
-			s.name, s.path, hex.EncodeToString(s.pin), mismatch.got, plugin.ErrInvalidConfig))
+	case errors.As(err, &refused):
+		return fail(fmt.Errorf("backend %s: refusing to load plugin %s: %s: %w", s.name, s.path, refused.reason, plugin.ErrInvalidConfig))
 	case err != nil && ctx.Err() != nil:
 		return fail(err)
 	case err != nil && p.diedOnItsOwn(ctx):

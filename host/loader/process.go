@@ -24,7 +24,8 @@ import (
 //
 //   - the binary is opened once, its open file is hashed against the pin and
 //     that same file is executed (exec of /proc/self/fd/N on Linux), so a
-//     path swapped between the check and the exec is never run;
+//     path swapped between the check and the exec is never run; a pinned
+//     binary that others could write in place is refused;
 //   - the plugin leads its own process group, and killing it kills the group
 //     (a child the plugin started dies with it);
 //   - the exit is noticed when the process exits, not when its stdout and
@@ -52,11 +53,11 @@ func newProcess(path string, pin []byte, env []string) *process {
 	return &process{path: path, pin: pin, env: env, done: make(chan struct{})}
 }
 
-// pinMismatchError is the refusal of a binary whose bytes do not hash to
-// the pin.
-type pinMismatchError struct{ got string }
+// refusedError is the refusal of a pinned binary: its bytes do not hash to
+// the pin (got is their hash), or it could change after the check.
+type refusedError struct{ got, reason string }
 
-func (e *pinMismatchError) Error() string { return "sha256 mismatch: file has " + e.got }
+func (e *refusedError) Error() string { return e.reason }
 
 // Start opens the binary, checks it against the pin and executes it.
 func (p *process) Start(context.Context) error {
@@ -74,7 +75,8 @@ func (p *process) Start(context.Context) error {
 			return fmt.Errorf("hash plugin: %w", err)
 		}
 		if subtle.ConstantTimeCompare(sum, p.pin) != 1 {
-			return &pinMismatchError{got: hex.EncodeToString(sum)}
+			got := hex.EncodeToString(sum)
+			return &refusedError{got: got, reason: "sha256 mismatch: pinned " + hex.EncodeToString(p.pin) + ", file has " + got}
 		}
 	}
 	stdoutR, stdoutW, err := os.Pipe()
