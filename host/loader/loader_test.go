@@ -27,6 +27,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if plugin := os.Getenv(hostHelperEnv); plugin != "" {
+		hostHelper(plugin)
+		return
+	}
 	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file", "github.com/keyship/keyship/host/loader/internal/testplugin")
 	pluginBin = filepath.Join(dir, "keyship-backend-file")
 	testPluginBin = filepath.Join(dir, "testplugin")
@@ -132,7 +136,11 @@ func TestKilledPluginRestartsAndRetries(t *testing.T) {
 }
 
 func TestAutoMTLSRefusesPlaintext(t *testing.T) {
-	s := start(t, nil)
+	s, err := loader.StartKeepingSocket(context.Background(), "file", pluginBin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
 	addr := loader.Addr(t, s)
 	conn, err := grpc.NewClient("unix:"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -49,6 +49,8 @@ type Subprocess struct {
 	config  map[string]string // last accepted Configure settings
 	closed  bool
 	starts  int
+
+	keepSocket bool // tests: leave the socket on disk to connect to it
 }
 
 // Start starts the plugin binary at path as backend name. With a pin (hex
@@ -141,7 +143,10 @@ func (s *Subprocess) start(ctx context.Context) error {
 		HandshakeConfig: plugin.Handshake,
 		Plugins:         goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
+			p.mu.Lock()
 			p.env, p.socketDir = cmd.Env, socketDir
+			p.mu.Unlock()
+			register(p)
 			return p, nil
 		},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
@@ -153,6 +158,8 @@ func (s *Subprocess) start(ctx context.Context) error {
 	fail := func(err error) error {
 		p.kill()
 		client.Kill() // returns once the process is reaped and its pipes drained
+		p.removeSocket()
+		unregister(p) // a process that never ran is not reaped
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, plugin.ErrInvalidConfig) {
 			err = fmt.Errorf("backend %s: plugin %s did not start within %s: %w",
 				s.name, s.path, budget.Round(100*time.Millisecond), ctxErr)
@@ -217,6 +224,9 @@ func (s *Subprocess) start(ctx context.Context) error {
 			}
 			return fail(fmt.Errorf("backend %s: reconfigure restarted plugin: %w", s.name, err))
 		}
+	}
+	if !s.keepSocket {
+		p.removeSocket()
 	}
 	s.client, s.proc, s.backend, s.addr = client, p, b, addr
 	s.starts++

@@ -32,6 +32,8 @@ import (
 //     stderr close, so a child holding them open cannot hang the host or
 //     leave a zombie; the pipes are closed by the host shortly after;
 //   - on Linux the plugin gets SIGKILL when the host dies (Pdeathsig);
+//   - its socket directory is removed as soon as the host is connected, so
+//     a host killed later leaves no socket behind;
 //   - the environment is exactly what the loader passes (see env.go).
 type process struct {
 	path      string // the binary as configured; messages and log names use it
@@ -117,7 +119,6 @@ func (p *process) Start(context.Context) error {
 		return err
 	}
 	p.stdout, p.stderr = stdoutR, stderrR
-	register(p)
 	go p.reap(cmd)
 	return nil
 }
@@ -153,6 +154,18 @@ func (p *process) reap(cmd *exec.Cmd) {
 		_ = p.stdout.Close()
 		_ = p.stderr.Close()
 	})
+}
+
+// removeSocket removes the process's private socket directory (and so its
+// socket). The connection the host made stays up: a plugin is reached once,
+// at start, and a socket left on disk is what a killed host leaves behind.
+func (p *process) removeSocket() {
+	p.mu.Lock()
+	dir := p.socketDir
+	p.mu.Unlock()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
 }
 
 // kill kills the plugin's process group (or stops it from starting).
@@ -298,8 +311,9 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(sum), nil
 }
 
-// live are the plugin processes this host process has started and not yet
-// reaped, for KillAll.
+// live are the plugin processes this host process is starting or has started
+// and not yet reaped, for KillAll. A process is registered when go-plugin
+// gives it its socket directory, before the exec.
 var live = struct {
 	sync.Mutex
 	procs map[*process]struct{}

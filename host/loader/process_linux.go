@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // sysProcAttr makes the plugin the leader of a new process group, so that
-// killing the group also kills any child it started.
+// killing the group also kills any child it started, and has the kernel
+// send it SIGKILL when its parent dies (see startCmd for which parent).
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 // execFromFile makes cmd execute the open file f, whose bytes the pin was
@@ -48,8 +51,37 @@ func checkPinnable(f *os.File) error {
 	return nil
 }
 
-// startCmd starts cmd.
-func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
+// spawner is the goroutine that forks every plugin, locked to its OS thread
+// for the life of the process. The parent-death signal fires when the
+// *thread* that forked the child exits, not the process: Go may end a thread
+// (a goroutine that exits while locked to it takes its thread along), which
+// would kill a healthy plugin. This thread never exits, so the plugin dies
+// with the host process and only then.
+var spawner struct {
+	once sync.Once
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startCmd starts cmd from the spawner thread.
+func startCmd(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+			for r := range spawner.reqs {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawner.reqs <- spawnRequest{cmd, done}
+	return <-done
+}
 
 // waitExit blocks until the process pid has exited, without reaping it: its
 // pid (and so its process group id) stays reserved until cmd.Wait. It
