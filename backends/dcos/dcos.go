@@ -30,6 +30,8 @@
 //	                           {"scheme": "RS256", "uid", "private_key", "login_endpoint"}
 //	auth.service_account_env   service_account: or an environment variable holding that JSON,
 //	                           which is how DC/OS hands a secret from the store to a task
+//	                           (run as a plugin, list the variable under the backend's env
+//	                           in the host config: plugins get a minimal environment)
 //	auth.token_file            token: a file with an auth token (dcos config show core.dcos_acs_token)
 //	auth.uid                   password: the user's uid
 //	auth.password_file         password: a file with the user's password

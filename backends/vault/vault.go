@@ -67,6 +67,15 @@
 // VAULT_DISABLE_REDIRECTS) apply too. VAULT_WRAP_TTL does not: the backend
 // never asks for wrapped responses.
 //
+// Run as a plugin, the backend sees only the environment the keyship host
+// passes it: PATH, TMPDIR and the locale, plus what the backend's host
+// config lists under env. For the VAULT_* fallbacks above, list them:
+//
+//	backends:
+//	  vault:
+//	    plugin: keyship-backend-vault
+//	    env: ["VAULT_*"]   # or single names: [VAULT_ADDR, VAULT_TOKEN]
+//
 // # Tokens
 //
 // The backend logs in on first use, not in Configure. A renewable token is

@@ -125,7 +125,7 @@ func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *Subpro
 	)
 	if path := l.cfg.PluginPath(name); path != "" {
 		var err error
-		if sub, err = Start(ctx, name, path, bc.SHA256, l.logger.Named("plugin")); err != nil {
+		if sub, err = Start(ctx, name, path, bc.SHA256, l.logger.Named("plugin"), WithEnv(bc.Env...)); err != nil {
 			return nil, nil, err
 		}
 		b = sub

@@ -50,7 +50,21 @@ type Subprocess struct {
 	closed  bool
 	starts  int
 
+	env []string // names and NAME* patterns of host variables passed through
+
 	keepSocket bool // tests: leave the socket on disk to connect to it
+}
+
+// StartOption changes how Start runs a plugin.
+type StartOption func(*Subprocess)
+
+// WithEnv passes the host environment variables named (exact names, or a
+// prefix and "*", e.g. "VAULT_*") to the plugin, on top of the minimal
+// environment every plugin gets: PATH, TMPDIR, the locale (LANG, LANGUAGE,
+// LC_*) and plugin.LogLevelEnv (from the host's environment, else the host
+// logger's level). Nothing else reaches a plugin.
+func WithEnv(names ...string) StartOption {
+	return func(s *Subprocess) { s.env = append(s.env, names...) }
 }
 
 // Start starts the plugin binary at path as backend name. With a pin (hex
@@ -60,12 +74,15 @@ type Subprocess struct {
 // a binary that does not match is refused with an error naming the file and
 // both sums, and so is a pinned binary that a user other than root and
 // keyship's own could write. The backend is not yet configured. Close stops
-// it.
-func Start(ctx context.Context, name, path, pin string, logger hclog.Logger) (*Subprocess, error) {
+// it. The plugin's environment is minimal (see WithEnv).
+func Start(ctx context.Context, name, path, pin string, logger hclog.Logger, opts ...StartOption) (*Subprocess, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
 	s := &Subprocess{name: name, path: path, logger: logger.Named(name)}
+	for _, o := range opts {
+		o(s)
+	}
 	if pin != "" {
 		want, err := hex.DecodeString(pin)
 		if err != nil || len(want) != sha256.Size {
@@ -144,12 +161,15 @@ func (s *Subprocess) start(ctx context.Context) error {
 		Plugins:         goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
 			p.mu.Lock()
-			p.env, p.socketDir = cmd.Env, socketDir
+			// cmd.Env is go-plugin's own: the handshake cookie, PLUGIN_*.
+			p.env = append(pluginEnv(hostEnv(), s.env, s.logger.GetLevel()), cmd.Env...)
+			p.socketDir = socketDir
 			p.mu.Unlock()
 			register(p)
 			return p, nil
 		},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		SkipHostEnv:      true,
 		AutoMTLS:         true,
 		Logger:           s.logger,
 		GRPCDialOptions:  plugin.DialOptions(),
