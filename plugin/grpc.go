@@ -52,6 +52,16 @@ func DialOptions() []grpc.DialOption {
 	}
 }
 
+// ServerOptions are the gRPC options Serve gives its server: the message
+// bound and the fixed window that match DialOptions. A test that serves a
+// backend on its own grpc.Server (plugintest does) uses them too.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
+		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize),
+	}
+}
+
 // GRPCPlugin is the go-plugin glue for a Backend. Hosts use it with Impl nil
 // (as a client); Serve sets Impl.
 type GRPCPlugin struct {

@@ -40,9 +40,7 @@ func Serve(newBackend func() Backend, opts ...ServeOption) {
 		HandshakeConfig: Handshake,
 		Plugins:         goplugin.PluginSet{PluginName: &GRPCPlugin{Impl: newBackend()}},
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
-			o = append(o, grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
-				grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize))
-			return grpc.NewServer(o...)
+			return grpc.NewServer(append(o, ServerOptions()...)...)
 		},
 		Logger: cfg.logger,
 		Test:   cfg.test,

@@ -63,7 +63,7 @@ func start(t testing.TB, logger hclog.Logger) *loader.Subprocess {
 func TestConformanceThroughSubprocess(t *testing.T) {
 	root := t.TempDir()
 	plugintest.Run(t, plugintest.Config{
-		Connect:    func(t testing.TB) plugin.Backend { return start(t, nil) },
+		Plugin:     pluginBin, // the kit's subprocess launcher: the loader, as the host runs it
 		Config:     map[string]string{"root": root},
 		BadConfigs: []map[string]string{{}, {"root": filepath.Join(root, "nope")}},
 		Ref:        func(name string) plugin.Ref { return plugin.Ref{Path: "/kit/" + name} },

@@ -165,7 +165,9 @@ func (s *Subprocess) start(ctx context.Context) error {
 			p.env = append(pluginEnv(hostEnv(), s.env, s.logger.GetLevel()), cmd.Env...)
 			p.socketDir = socketDir
 			p.mu.Unlock()
-			register(p)
+			if err := register(p); err != nil {
+				return nil, err
+			}
 			return p, nil
 		},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},

@@ -317,12 +317,23 @@ func fileSHA256(path string) (string, error) {
 var live = struct {
 	sync.Mutex
 	procs map[*process]struct{}
+	dying bool // the host is dying of a signal: no more starts
 }{procs: map[*process]struct{}{}}
 
-func register(p *process) {
+// errHostDying refuses a plugin start once HandleSignals has cleaned up.
+var errHostDying = errors.New("keyship is exiting on a signal")
+
+// register adds p to live, or refuses it (removing its socket directory)
+// when the host is dying.
+func register(p *process) error {
 	live.Lock()
+	defer live.Unlock()
+	if live.dying {
+		p.removeSocket()
+		return errHostDying
+	}
 	live.procs[p] = struct{}{}
-	live.Unlock()
+	return nil
 }
 
 func unregister(p *process) {

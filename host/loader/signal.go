@@ -12,8 +12,14 @@ import (
 // Subprocesses it killed fail their next call with plugin.ErrPluginExited
 // (or restart, if not closed). It is for a host that is about to exit
 // without running its deferred Close calls: HandleSignals uses it.
-func KillAll() {
+func KillAll() { killAll(false) }
+
+// killAll is KillAll; final also refuses every later plugin start, for a
+// host about to die: a start that had gone past its check would otherwise
+// create a socket after the cleanup.
+func killAll(final bool) {
 	live.Lock()
+	live.dying = live.dying || final
 	procs := make([]*process, 0, len(live.procs))
 	for p := range live.procs {
 		procs = append(procs, p)
@@ -48,7 +54,7 @@ func HandleSignals(sigs ...os.Signal) (stop func()) {
 	go func() {
 		select {
 		case sig := <-ch:
-			KillAll()
+			killAll(true)
 			signal.Reset(sigs...)
 			if s, ok := sig.(syscall.Signal); ok {
 				_ = syscall.Kill(os.Getpid(), s)

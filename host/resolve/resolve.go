@@ -30,7 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +93,33 @@ func (e *Error) Error() string {
 // Unwrap returns the backend's error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// BackendError is one failure of a whole backend (it did not load, or its
+// batch failed) that several fields share. It reads once, naming the fields
+// after the reason, instead of once per field; it unwraps to one *Error per
+// field, so errors.As and errors.Is see each of them.
+type BackendError struct {
+	Fields []spec.Field
+	Err    error
+}
+
+// Error formats the failure as "<reason> (fields: <field> (<ref>), ...)".
+func (e *BackendError) Error() string {
+	names := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		names[i] = f.Name + " (" + f.Ref.String() + ")"
+	}
+	return e.Err.Error() + " (fields: " + strings.Join(names, ", ") + ")"
+}
+
+// Unwrap returns one *Error per field.
+func (e *BackendError) Unwrap() []error {
+	out := make([]error, len(e.Fields))
+	for i, f := range e.Fields {
+		out[i] = &Error{Field: f, Err: e.Err}
+	}
+	return out
+}
+
 // key is a ref with its backend made explicit, so "/a" and "file:/a" are one
 // read when file is the default backend.
 type key struct {
@@ -100,8 +129,9 @@ type key struct {
 
 // Resolve reads the ref of every field and returns the secrets keyed by the
 // refs as written in the fields. Each distinct ref is read once. When any ref
-// fails, the error lists every failing field (errors.Join of *Error) and the
-// secrets read so far are zeroed and not returned.
+// fails, the error lists every failing field (errors.Join of *Error, and of
+// *BackendError where one backend failure stops several fields, so that it
+// is said once) and the secrets read so far are zeroed and not returned.
 func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.Ref]plugin.Secret, error) {
 	byKey := map[key][]spec.Field{}
 	byBackend := map[string][]plugin.Ref{}
@@ -139,10 +169,21 @@ func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.R
 	sort.Slice(keys, func(i, j int) bool {
 		return fieldOrder(fields, byKey[keys[i]][0]) < fieldOrder(fields, byKey[keys[j]][0])
 	})
+	failed := map[string]*BackendError{} // backend name -> its failure, when it stops several fields
 	for _, k := range keys {
 		b := out[k.backend]
 		var err error
 		if b.err != nil {
+			if be := failed[k.backend]; be != nil {
+				be.Fields = append(be.Fields, byKey[k]...)
+				continue
+			}
+			if n := fieldsOf(byKey, k.backend); n > 1 {
+				be := &BackendError{Fields: slices.Clone(byKey[k]), Err: b.err}
+				failed[k.backend] = be
+				errs = append(errs, be)
+				continue
+			}
 			err = b.err
 		} else {
 			res := b.results[k.ref]
@@ -164,6 +205,17 @@ func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.R
 		return nil, errors.Join(errs...)
 	}
 	return secrets, nil
+}
+
+// fieldsOf counts the fields that read from backend.
+func fieldsOf(byKey map[key][]spec.Field, backend string) int {
+	n := 0
+	for k, fs := range byKey {
+		if k.backend == backend {
+			n += len(fs)
+		}
+	}
+	return n
 }
 
 func fieldOrder(fields []spec.Field, f spec.Field) int {

@@ -597,7 +597,8 @@ func (x *ListRequest) GetPrefix() string {
 // ListResponse holds the paths directly under the prefix.
 type ListResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Sorted paths; directories end in "/".
+	// Sorted full paths, as they would be written in a ref ("/spark/keystore"
+	// for prefix "/spark", not "keystore"); directories end in "/".
 	Paths         []string `protobuf:"bytes,1,rep,name=paths,proto3" json:"paths,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
