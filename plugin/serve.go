@@ -1,6 +1,8 @@
 package plugin
 
 import (
+	"os"
+
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -26,7 +28,9 @@ func WithTestConfig(tc *goplugin.ServeTestConfig) ServeOption {
 }
 
 // Serve runs the backend returned by newBackend as a keyship plugin: gRPC only,
-// AutoMTLS when the host asks for it, messages bounded by MaxMessageSize, logs
+// on a unix socket in the private directory the host gives it, accepting only
+// the host process that started it (PeerCredentials; go-plugin's AutoMTLS
+// instead when a host asks for it), messages bounded by MaxMessageSize, logs
 // as hclog JSON on stderr. It blocks until the host goes away, then exits the
 // process. Call it from main and nothing else:
 //
@@ -40,6 +44,17 @@ func Serve(newBackend func() Backend, opts ...ServeOption) {
 		HandshakeConfig: Handshake,
 		Plugins:         goplugin.PluginSet{PluginName: &GRPCPlugin{Impl: newBackend()}},
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
+			if os.Getenv("PLUGIN_CLIENT_CERT") == "" {
+				// The host did not ask for AutoMTLS (keyship's host never
+				// does): accept only the host process that started us.
+				o = append(o, grpc.Creds(PeerCredentials(func(p Peer) error {
+					err := ServeAllowsParent(p)
+					if err != nil {
+						cfg.logger.Warn(err.Error())
+					}
+					return err
+				})))
+			}
 			return grpc.NewServer(append(o, ServerOptions()...)...)
 		},
 		Logger: cfg.logger,

@@ -3,9 +3,14 @@
 // binary keyship-backend-<name> running as a go-plugin subprocess.
 //
 // Subprocess plugins are checksum-pinned (a pinned SHA-256 that does not match
-// refuses to load, naming the file and both sums), speak gRPC only over
-// AutoMTLS, are killed when the host exits, have their stderr (hclog JSON)
-// folded into the host log under the backend's name, and are restarted when
+// refuses to load, naming the file and both sums; the bytes hashed are the
+// bytes executed), speak gRPC only, over a unix socket in a private 0700
+// directory where each end checks the other's process (plugin.PeerCredentials,
+// in place of go-plugin's AutoMTLS), get a minimal environment (WithEnv), run
+// in their own process group, are bounded by the caller's deadline from exec
+// on, die with the host (Linux: parent-death signal; HandleSignals), have
+// their stderr (hclog JSON) folded into the host log under the backend's
+// name, and are restarted when
 // they die: a call restarts a dead plugin at most once and is retried once
 // (logged at debug); a plugin that dies again fails the call with an error
 // wrapping plugin.ErrPluginExited that says how it ended, e.g. "backend kv:

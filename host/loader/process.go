@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/keyship/keyship/plugin"
 )
 
 // process is one run of a plugin binary: keyship's go-plugin runner (used
@@ -72,9 +74,13 @@ func (p *process) Start(context.Context) error {
 		if err := checkPinnable(f); err != nil {
 			return err
 		}
-		sum, err := hashFile(f)
-		if err != nil {
-			return fmt.Errorf("hash plugin: %w", err)
+		sum, id, cached := cachedSum(f)
+		if !cached {
+			var err error
+			if sum, err = hashFile(f); err != nil {
+				return fmt.Errorf("hash plugin: %w", err)
+			}
+			rememberSum(f, id, sum)
 		}
 		if subtle.ConstantTimeCompare(sum, p.pin) != 1 {
 			got := hex.EncodeToString(sum)
@@ -166,6 +172,19 @@ func (p *process) removeSocket() {
 	if dir != "" {
 		_ = os.RemoveAll(dir)
 	}
+}
+
+// isListener accepts a connection whose listening end is this process,
+// and refuses any other (plugin.PeerCredentials).
+func (p *process) isListener(peer plugin.Peer) error {
+	p.mu.Lock()
+	pid := p.pid
+	p.mu.Unlock()
+	if peer.Pid != pid || peer.UID != os.Geteuid() {
+		return fmt.Errorf("plugin %s: the socket is held by pid %d (uid %d), not by the plugin (pid %d, uid %d): refusing to connect",
+			p.path, peer.Pid, peer.UID, pid, os.Geteuid())
+	}
+	return nil
 }
 
 // kill kills the plugin's process group (or stops it from starting).
