@@ -261,7 +261,7 @@ func TestDemo(t *testing.T) {
 func TestPluginsListsPinnableSum(t *testing.T) {
 	j := newJob(t)
 	r := keyship(t, "plugins", "--config", j.config)
-	if r.code != 0 || !regexp.MustCompile(`file\s+0\.1\.0\s+\S+keyship-backend-file\s+[0-9a-f]{64}`).MatchString(r.stdout) {
+	if r.code != 0 || !regexp.MustCompile(`file\s+0\.1\.0\s+ok\s+\S+keyship-backend-file\s+[0-9a-f]{64}`).MatchString(r.stdout) {
 		t.Fatalf("plugins: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

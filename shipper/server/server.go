@@ -259,21 +259,14 @@ func toStatus(err error) error {
 	if st, ok := status.FromError(err); ok {
 		return st.Err()
 	}
-	var fe *spec.FieldError
-	code := codes.Internal
-	switch {
-	case errors.Is(err, plugin.ErrUnavailable):
-		code = codes.Unavailable
-	case errors.Is(err, plugin.ErrPermissionDenied):
-		code = codes.PermissionDenied
-	case errors.Is(err, plugin.ErrNotFound):
-		code = codes.NotFound
-	case errors.As(err, &fe), errors.Is(err, plugin.ErrInvalidConfig):
-		code = codes.InvalidArgument
-	case errors.Is(err, plugin.ErrUnsupported):
-		code = codes.Unimplemented
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
+	// Spec and check failures are the caller's input; everything else maps
+	// through the one table of the plugin SDK.
+	if fe := (*spec.FieldError)(nil); errors.As(err, &fe) {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	code := plugin.Code(err)
+	if code == codes.Unknown {
+		code = codes.Internal
 	}
 	return status.Error(code, err.Error())
 }
