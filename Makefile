@@ -16,7 +16,7 @@ BUF         := $(CACHE)/buf-$(BUF_VERSION)/buf
 STATICCHECK := $(CACHE)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
 FUZZTIME  ?= 10s
 
-.PHONY: all build test generate lint bench demo fuzz deps vault check-generate clean
+.PHONY: all build test generate lint bench demo fuzz deps vault kube check-generate clean
 
 all: build
 
@@ -34,12 +34,20 @@ deps:
 vault:
 	@tools/vault/build.sh
 
+# kube builds the pinned kube-apiserver the Kubernetes tests run (with
+# Debian's etcd, from deps), into $(CACHE)/kube-apiserver-<version>/ (once:
+# about a minute of module downloads and 6+ minutes of compiling on 2 cores;
+# later runs return at once).
+kube:
+	@tools/kube/build.sh
+
 # KEYSHIP_REQUIRE_PEERS makes tests fail, not skip, when keytool, javac,
-# openssl, curl or the Vault server is missing: `make test` provides them.
+# openssl, curl, the Vault server, etcd or kube-apiserver is missing: `make
+# test` provides them.
 # -race: the host is concurrent by design (one build per job shared by many
 # callers, atomic sandbox swaps, plugin restarts), and the detector costs
 # about a minute here.
-test: deps build vault
+test: deps build vault kube
 	KEYSHIP_REQUIRE_PEERS=1 $(GO) test -race -count=1 ./...
 
 $(BUF):

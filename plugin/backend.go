@@ -27,7 +27,9 @@ type Backend interface {
 // Lister is the optional interface of a backend that can list the refs under a
 // prefix. A backend that does not implement it reports ErrUnsupported.
 type Lister interface {
-	// List returns the paths directly under prefix, sorted; directories end in "/".
+	// List returns the paths directly under prefix, sorted; directories end in
+	// "/". Paths are full, as they would be written in a ref ("/spark/keystore"
+	// under prefix "/spark"), not names relative to prefix.
 	List(ctx context.Context, prefix string) ([]string, error)
 }
 

@@ -39,12 +39,26 @@ const MaxMessageSize = 16 << 20
 const windowSize = MaxMessageSize
 
 // DialOptions are the gRPC options a host uses for its plugin connections:
-// the message bound and the fixed window that match Serve's.
+// the message bound and the fixed window that match Serve's, and no idle
+// mode: the host connects to a plugin once, at start, and then removes its
+// socket from the file system, so the one connection must stay up however
+// long the host waits between calls.
 func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 		grpc.WithInitialWindowSize(windowSize),
 		grpc.WithInitialConnWindowSize(windowSize),
+		grpc.WithIdleTimeout(0),
+	}
+}
+
+// ServerOptions are the gRPC options Serve gives its server: the message
+// bound and the fixed window that match DialOptions. A test that serves a
+// backend on its own grpc.Server (plugintest does) uses them too.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
+		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize),
 	}
 }
 

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/keyship/keyship/plugin"
+	backendv1 "github.com/keyship/keyship/proto/keyship/backend/v1"
 )
 
 // failing is a backend whose every operation fails with a wrapped sentinel.
@@ -79,5 +83,31 @@ func TestIssueUnsupportedReadsAsNotSupported(t *testing.T) {
 	_, err := b.(plugin.Issuer).Issue(context.Background(), plugin.IssueRequest{Path: "pki/issue/x", DNSNames: []string{"a"}})
 	if !errors.Is(err, plugin.ErrUnsupported) {
 		t.Fatalf("Issue on a backend without Issuer: %v, want ErrUnsupported", err)
+	}
+}
+
+// TestPerRefErrorIsAGoogleRPCStatus reads a Get response with the generated
+// client, as a host written in another language would: each failed ref's
+// error is a google.rpc.Status with the code of the sentinel it wraps.
+func TestPerRefErrorIsAGoogleRPCStatus(t *testing.T) {
+	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{
+		plugin.PluginName: &plugin.GRPCPlugin{Impl: failing{err: plugin.ErrPermissionDenied}},
+	})
+	t.Cleanup(func() { server.Stop(); _ = client.Close() })
+	c := backendv1.NewBackendServiceClient(client.Conn)
+	resp, err := c.Get(context.Background(), &backendv1.GetRequest{Refs: []*backendv1.Ref{{Path: "/a"}, {Path: "/b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.GetResults() {
+		st := status.FromProto(r.GetError())
+		if st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "permission denied") {
+			t.Errorf("result %d: status %v %q, want PermissionDenied", i, st.Code(), st.Message())
+		}
+	}
+	// A whole-call failure is the rpc's own status, with the same code table.
+	_, err = c.Configure(context.Background(), &backendv1.ConfigureRequest{})
+	if status.Code(err) != codes.PermissionDenied || plugin.Code(err) != codes.PermissionDenied {
+		t.Errorf("Configure: %v, want PermissionDenied", err)
 	}
 }

@@ -4,28 +4,49 @@ import (
 	"context"
 	"errors"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// codeSentinels is the one table between sentinel errors and gRPC codes.
+// codeSentinels is the one table between sentinel errors and gRPC codes, for
+// the backend protocol (rpc statuses and the google.rpc.Status of each Get
+// result) and for the host API. Entries marked toCodeOnly map a sentinel to a
+// code but are not what that code reads back as: a plugin cannot report its
+// own death, so nothing on the wire means ErrPluginExited.
 var codeSentinels = []struct {
-	code codes.Code
-	err  error
+	code       codes.Code
+	err        error
+	toCodeOnly bool
 }{
-	{codes.NotFound, ErrNotFound},
-	{codes.PermissionDenied, ErrPermissionDenied},
-	{codes.InvalidArgument, ErrInvalidConfig},
-	{codes.Unavailable, ErrUnavailable},
-	{codes.Unimplemented, ErrUnsupported},
-	{codes.Canceled, context.Canceled},
-	{codes.DeadlineExceeded, context.DeadlineExceeded},
+	{codes.NotFound, ErrNotFound, false},
+	{codes.PermissionDenied, ErrPermissionDenied, false},
+	{codes.InvalidArgument, ErrInvalidConfig, false},
+	{codes.Unavailable, ErrUnavailable, false},
+	{codes.Unimplemented, ErrUnsupported, false},
+	{codes.Canceled, context.Canceled, false},
+	{codes.DeadlineExceeded, context.DeadlineExceeded, false},
+	{codes.Internal, ErrPluginExited, true},
 }
 
-// codeOf returns the gRPC code for err: the code of the first sentinel it
-// wraps, else codes.Unknown.
-func codeOf(err error) codes.Code {
+// Code returns the gRPC code for err: the code of an error that already is a
+// gRPC status, else the code of the first sentinel err wraps (ErrNotFound is
+// NotFound, ErrPermissionDenied PermissionDenied, ErrInvalidConfig
+// InvalidArgument, ErrUnavailable Unavailable, ErrUnsupported Unimplemented,
+// ErrPluginExited Internal, context.Canceled Canceled, context.DeadlineExceeded
+// DeadlineExceeded), else codes.Unknown. Code(nil) is codes.OK.
+//
+// It is the one mapping from keyship's errors to gRPC codes: the plugin SDK
+// uses it on the backend wire and the host API server uses it for its
+// answers.
+func Code(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	if s, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		return s.GRPCStatus().Code()
+	}
 	for _, cs := range codeSentinels {
 		if errors.Is(err, cs.err) {
 			return cs.code
@@ -37,7 +58,7 @@ func codeOf(err error) codes.Code {
 // sentinelOf returns the sentinel error for code, or nil for codes without one.
 func sentinelOf(code codes.Code) error {
 	for _, cs := range codeSentinels {
-		if cs.code == code {
+		if cs.code == code && !cs.toCodeOnly {
 			return cs.err
 		}
 	}
@@ -48,6 +69,7 @@ func sentinelOf(code codes.Code) error {
 // side's Error() and it unwraps to the sentinel its code maps to, so that
 // errors.Is(err, ErrNotFound) holds on the receiving side too.
 type wireError struct {
+	code     codes.Code
 	msg      string
 	sentinel error
 }
@@ -55,29 +77,35 @@ type wireError struct {
 func (e *wireError) Error() string { return e.msg }
 func (e *wireError) Unwrap() error { return e.sentinel }
 
+// GRPCStatus keeps the code the error arrived with, so that passing it on
+// (StatusError) sends the same code.
+func (e *wireError) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
+
 // errorFromCode rebuilds an error from a code and message.
 func errorFromCode(code codes.Code, msg string) error {
 	if code == codes.OK {
 		return nil
 	}
-	return &wireError{msg: msg, sentinel: sentinelOf(code)}
+	return &wireError{code: code, msg: msg, sentinel: sentinelOf(code)}
 }
 
-// toStatus turns a backend error into a gRPC status error. nil stays nil;
-// an error that already is a status passes through.
-func toStatus(err error) error {
+// StatusError returns err as a gRPC status error whose code is Code(err) and
+// whose message is err.Error(). nil stays nil; a status error passes through.
+func StatusError(err error) error {
 	if err == nil {
 		return nil
 	}
 	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
 		return err
 	}
-	return status.Error(codeOf(err), err.Error())
+	return status.Error(Code(err), err.Error())
 }
 
-// fromStatus turns a gRPC status error back into an error that wraps the
-// sentinel for its code. nil stays nil.
-func fromStatus(err error) error {
+// ErrorFromStatus turns a gRPC status error back into an error with the
+// status's message that wraps the sentinel for its code (see Code), so that
+// errors.Is(err, ErrNotFound) works on the receiving side. nil stays nil; an
+// error that is not a status is returned unchanged.
+func ErrorFromStatus(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -88,17 +116,37 @@ func fromStatus(err error) error {
 	return errorFromCode(st.Code(), st.Message())
 }
 
+// statusToProto is the google.rpc.Status of a failed Get result.
+func statusToProto(err error) *spb.Status {
+	return &spb.Status{Code: int32(Code(err)), Message: err.Error()}
+}
+
+// statusFromProto is the error of a Get result's google.rpc.Status. A status
+// without an error code (nil or OK) is a protocol violation: it still reads
+// as an (unclassified) error, never as success.
+func statusFromProto(p *spb.Status) error {
+	code := codes.Code(p.GetCode())
+	if code == codes.OK {
+		msg := p.GetMessage()
+		if msg == "" {
+			msg = "backend returned an error result without a code"
+		}
+		return errorFromCode(codes.Unknown, msg)
+	}
+	return errorFromCode(code, p.GetMessage())
+}
+
 // ServerErrorInterceptor is the server half of keyship's error mapping: it
 // turns the sentinel errors a Backend returns into gRPC status codes.
 func ServerErrorInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
-	return resp, toStatus(err)
+	return resp, StatusError(err)
 }
 
 // ClientErrorInterceptor is the client half of keyship's error mapping: it
 // turns gRPC status codes back into errors that wrap the sentinels.
 func ClientErrorInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	return fromStatus(invoker(ctx, method, req, reply, cc, opts...))
+	return ErrorFromStatus(invoker(ctx, method, req, reply, cc, opts...))
 }
 
 // interceptedConn applies ClientErrorInterceptor to every call made through
@@ -106,7 +154,7 @@ func ClientErrorInterceptor(ctx context.Context, method string, req, reply any, 
 type interceptedConn struct{ grpc.ClientConnInterface }
 
 func (c interceptedConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	return fromStatus(c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...))
+	return ErrorFromStatus(c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...))
 }
 
 // interceptedRegistrar registers services with ServerErrorInterceptor wrapped

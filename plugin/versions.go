@@ -139,10 +139,7 @@ func (c *grpcClient) Versions(ctx context.Context, refs []Ref) ([]VersionResult,
 
 func versionResultToProto(r VersionResult) *backendv1.VersionResult {
 	if r.Err != nil {
-		return &backendv1.VersionResult{Outcome: &backendv1.VersionResult_Error{Error: &backendv1.Error{
-			Code:    int32(codeOf(r.Err)),
-			Message: r.Err.Error(),
-		}}}
+		return &backendv1.VersionResult{Outcome: &backendv1.VersionResult_Error{Error: statusToProto(r.Err)}}
 	}
 	return &backendv1.VersionResult{Outcome: &backendv1.VersionResult_Version{Version: r.Version}}
 }
@@ -156,11 +153,7 @@ func versionResultFromProto(p *backendv1.VersionResult) VersionResult {
 	case *backendv1.VersionResult_Version:
 		return VersionResult{Version: o.Version}
 	case *backendv1.VersionResult_Error:
-		code := codes.Code(o.Error.GetCode())
-		if code == codes.OK {
-			code = codes.Unknown
-		}
-		return VersionResult{Err: errorFromCode(code, o.Error.GetMessage())}
+		return VersionResult{Err: statusFromProto(o.Error)}
 	default:
 		return VersionResult{Err: errorFromCode(codes.Unknown, "backend returned a version result with neither version nor error")}
 	}

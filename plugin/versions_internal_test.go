@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+
 	backendv1 "github.com/keyship/keyship/proto/keyship/backend/v1"
 )
 
@@ -27,7 +29,7 @@ func TestVersionResultConverters(t *testing.T) {
 		nil,
 		{},
 		{Outcome: &backendv1.VersionResult_Error{}},
-		{Outcome: &backendv1.VersionResult_Error{Error: &backendv1.Error{Code: 0, Message: "said ok"}}},
+		{Outcome: &backendv1.VersionResult_Error{Error: &spb.Status{Code: 0, Message: "said ok"}}},
 	} {
 		if r := versionResultFromProto(p); r.Err == nil {
 			t.Errorf("garbage version result %d converted without error: %+v", i, r)

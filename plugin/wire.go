@@ -41,10 +41,7 @@ func refsFromProto(ps []*backendv1.Ref) []Ref {
 
 func resultToProto(r Result) *backendv1.Result {
 	if r.Err != nil {
-		return &backendv1.Result{Outcome: &backendv1.Result_Error{Error: &backendv1.Error{
-			Code:    int32(codeOf(r.Err)),
-			Message: r.Err.Error(),
-		}}}
+		return &backendv1.Result{Outcome: &backendv1.Result_Error{Error: statusToProto(r.Err)}}
 	}
 	return &backendv1.Result{Outcome: &backendv1.Result_Secret{Secret: &backendv1.Secret{
 		Data:     r.Secret.Data,
@@ -67,11 +64,7 @@ func resultFromProto(p *backendv1.Result) Result {
 			Metadata: maps.Clone(o.Secret.GetMetadata()),
 		}}
 	case *backendv1.Result_Error:
-		code := codes.Code(o.Error.GetCode())
-		if code == codes.OK {
-			code = codes.Unknown
-		}
-		return Result{Err: errorFromCode(code, o.Error.GetMessage())}
+		return Result{Err: statusFromProto(o.Error)}
 	default:
 		return Result{Err: errorFromCode(codes.Unknown, "backend returned a result with neither secret nor error")}
 	}

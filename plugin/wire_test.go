@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -82,8 +83,9 @@ func TestResultConverters(t *testing.T) {
 		nil,
 		{},
 		{Outcome: &backendv1.Result_Secret{}},
-		{Outcome: &backendv1.Result_Error{Error: &backendv1.Error{Code: 0, Message: "said ok"}}},
-		{Outcome: &backendv1.Result_Error{Error: &backendv1.Error{Code: 999}}},
+		{Outcome: &backendv1.Result_Error{}},
+		{Outcome: &backendv1.Result_Error{Error: &spb.Status{Code: 0, Message: "said ok"}}},
+		{Outcome: &backendv1.Result_Error{Error: &spb.Status{Code: 999}}},
 	} {
 		if r := resultFromProto(p); r.Err == nil {
 			t.Errorf("garbage result %d converted without error: %+v", i, r)
@@ -121,24 +123,50 @@ func TestStatusMapping(t *testing.T) {
 		{errors.New("other"), codes.Unknown, nil},
 	}
 	for _, c := range cases {
-		st := status.Convert(toStatus(c.err))
-		if st.Code() != c.code || st.Message() != c.err.Error() {
-			t.Errorf("toStatus(%v) = %v %q, want %v", c.err, st.Code(), st.Message(), c.code)
+		if got := Code(c.err); got != c.code {
+			t.Errorf("Code(%v) = %v, want %v", c.err, got, c.code)
 		}
-		back := fromStatus(toStatus(c.err))
+		st := status.Convert(StatusError(c.err))
+		if st.Code() != c.code || st.Message() != c.err.Error() {
+			t.Errorf("StatusError(%v) = %v %q, want %v", c.err, st.Code(), st.Message(), c.code)
+		}
+		back := ErrorFromStatus(StatusError(c.err))
 		if c.sentinel != nil && !errors.Is(back, c.sentinel) {
-			t.Errorf("fromStatus(toStatus(%v)) = %v does not wrap its sentinel", c.err, back)
+			t.Errorf("ErrorFromStatus(StatusError(%v)) = %v does not wrap its sentinel", c.err, back)
+		}
+		if Code(back) != c.code {
+			t.Errorf("an error that crossed the wire changed code: %v, want %v", Code(back), c.code)
+		}
+		// The per-result google.rpc.Status uses the same table.
+		res := resultFromProto(resultToProto(Result{Err: c.err}))
+		if pc := resultToProto(Result{Err: c.err}).GetError().GetCode(); codes.Code(pc) != c.code {
+			t.Errorf("Result.error code for %v = %v, want %v", c.err, codes.Code(pc), c.code)
+		}
+		if c.sentinel != nil && !errors.Is(res.Err, c.sentinel) {
+			t.Errorf("Result.error for %v came back as %v, without its sentinel", c.err, res.Err)
 		}
 	}
-	if toStatus(nil) != nil || fromStatus(nil) != nil {
-		t.Error("nil must map to nil")
+	if StatusError(nil) != nil || ErrorFromStatus(nil) != nil || Code(nil) != codes.OK {
+		t.Error("nil must map to nil and OK")
 	}
 	pre := status.Error(codes.NotFound, "already a status")
-	if got := toStatus(pre); got != pre {
+	if got := StatusError(pre); got != pre {
 		t.Errorf("status error not passed through: %v", got)
 	}
-	if got := fromStatus(errors.New("not a status")); got.Error() != "not a status" || strings.Contains(got.Error(), "rpc error") {
+	if Code(pre) != codes.NotFound || Code(status.Error(codes.ResourceExhausted, "x")) != codes.ResourceExhausted {
+		t.Error("Code of a status error is not its own code")
+	}
+	if got := ErrorFromStatus(errors.New("not a status")); got.Error() != "not a status" || strings.Contains(got.Error(), "rpc error") {
 		t.Errorf("non-status error changed: %v", got)
+	}
+	// A dead plugin has a code for the host API, but nothing a plugin sends
+	// reads back as "the plugin exited".
+	exited := fmt.Errorf("backend x: %w", ErrPluginExited)
+	if Code(exited) != codes.Internal {
+		t.Errorf("Code(ErrPluginExited) = %v, want Internal", Code(exited))
+	}
+	if errors.Is(ErrorFromStatus(status.Error(codes.Internal, "boom")), ErrPluginExited) {
+		t.Error("an Internal status from a plugin reads as ErrPluginExited")
 	}
 }
 

@@ -3,8 +3,9 @@
 # are missing: Java 17 (keytool, javac, java), OpenSSL and curl; SnakeYAML
 # (the YAML parser Flink reads its configuration with; shipper/conf's tests
 # load keyship's Flink fragments through it); and Jackson databind (with core
-# and annotations), which the JVM client in clients/java compiles against. It
-# uses apt-get and needs root; elsewhere it says what to install and fails.
+# and annotations), which the JVM client in clients/java compiles against; and
+# etcd, the store of the kube-apiserver that tools/kube builds. It uses
+# apt-get and needs root; elsewhere it says what to install and fails.
 set -euo pipefail
 
 missing=()
@@ -16,6 +17,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -f /usr/share/java/snakeyaml.jar ] || missing+=(libyaml-snake-java)
 # Jackson, as Spark and Flink ship it; clients/java compiles against it.
 [ -f /usr/share/java/jackson-databind.jar ] || missing+=(libjackson2-databind-java)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

@@ -30,6 +30,8 @@
 //	                           {"scheme": "RS256", "uid", "private_key", "login_endpoint"}
 //	auth.service_account_env   service_account: or an environment variable holding that JSON,
 //	                           which is how DC/OS hands a secret from the store to a task
+//	                           (run as a plugin, list the variable under the backend's env
+//	                           in the host config: plugins get a minimal environment)
 //	auth.token_file            token: a file with an auth token (dcos config show core.dcos_acs_token)
 //	auth.uid                   password: the user's uid
 //	auth.password_file         password: a file with the user's password
@@ -84,7 +86,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -114,16 +115,11 @@ type Backend struct {
 	versionKey []byte
 }
 
-// New returns an unconfigured DC/OS backend that logs as hclog JSON on
-// stderr, which the keyship host folds into its own log when the backend runs
-// as a plugin.
+// New returns an unconfigured DC/OS backend that logs through
+// plugin.NewLogger: hclog JSON on stderr, which the keyship host folds into
+// its own log when the backend runs as a plugin.
 func New() plugin.Backend {
-	return NewWithLogger(hclog.New(&hclog.LoggerOptions{
-		Name:       Name,
-		Output:     os.Stderr,
-		JSONFormat: true,
-		Level:      hclog.LevelFromString(os.Getenv("KEYSHIP_PLUGIN_LOG_LEVEL")),
-	}))
+	return NewWithLogger(plugin.NewLogger(Name))
 }
 
 // NewWithLogger returns an unconfigured DC/OS backend that logs to logger

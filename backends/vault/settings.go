@@ -52,6 +52,7 @@ type settings struct {
 	tlsSkipVerify bool
 	timeout       time.Duration // 0: the api default (VAULT_CLIENT_TIMEOUT or 60s)
 	maxRetries    int
+	maxRetriesSet bool
 	kvMounts      map[string]int // "secret/" -> 2
 	decode        string
 	defaultField  string
@@ -116,9 +117,10 @@ func parseSettings(config map[string]string) (settings, error) {
 		}
 	}
 	if v := config["max_retries"]; v != "" {
-		if s.maxRetries, err = strconv.Atoi(v); err != nil || s.maxRetries < 0 || s.maxRetries > 10 {
-			return settings{}, invalid("max_retries %q: want 0 to 10", v)
+		if s.maxRetries, err = parseMaxRetries(v); err != nil {
+			return settings{}, invalid("max_retries %q: %v", v, err)
 		}
+		s.maxRetriesSet = true
 	}
 	if (s.clientCert == "") != (s.clientKey == "") {
 		return settings{}, invalid("client_cert and client_key go together")
@@ -295,4 +297,19 @@ func splitField(field, def string) (name, decode string, err error) {
 		return "", "", fmt.Errorf("field %q has a decoder suffix but no name", field)
 	}
 	return name, decode, nil
+}
+
+// maxClientRetries caps the api client's own retries of 5xx and 429 answers.
+// The keyship host already tries an unavailable store up to 4 times, and
+// every try of the host is 1 + max_retries requests, so the cap keeps a ref at
+// most 4 × 3 = 12 Vault requests (4 with the default of 0).
+const maxClientRetries = 2
+
+// parseMaxRetries reads a max_retries or VAULT_MAX_RETRIES value.
+func parseMaxRetries(v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 || n > maxClientRetries {
+		return 0, fmt.Errorf("want 0 to %d (the keyship host retries an unavailable Vault itself; these retries multiply its attempts)", maxClientRetries)
+	}
+	return n, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/vault/api"
+
 	"github.com/keyship/keyship/plugin"
 )
 
@@ -218,4 +220,45 @@ func FuzzParseKVMounts(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestClientRetriesAreBounded: the api client's own retries multiply the
+// host's attempts, so both the setting and VAULT_MAX_RETRIES are capped.
+func TestClientRetriesAreBounded(t *testing.T) {
+	cases := []struct {
+		env, setting string
+		want         int
+		refused      string
+	}{
+		{"", "", 0, ""},
+		{"", "2", 2, ""},
+		{"1", "", 1, ""},
+		{"10", "0", 0, ""}, // the setting wins over the environment
+		{"10", "", 0, "VAULT_MAX_RETRIES"},
+		{"", "3", 0, "max_retries"},
+	}
+	for _, c := range cases {
+		t.Setenv("VAULT_MAX_RETRIES", c.env)
+		cfg := map[string]string{"auth.token": "x"}
+		if c.setting != "" {
+			cfg["max_retries"] = c.setting
+		}
+		s, err := parseSettings(cfg)
+		var got int
+		if err == nil {
+			var client *api.Client
+			if client, _, err = newClient(s); err == nil {
+				got = client.MaxRetries()
+			}
+		}
+		if c.refused != "" {
+			if !errors.Is(err, plugin.ErrInvalidConfig) || !strings.Contains(err.Error(), c.refused) {
+				t.Errorf("env %q setting %q: error %v (client retries %d), want ErrInvalidConfig naming %s", c.env, c.setting, err, got, c.refused)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("env %q setting %q: client retries %d, error %v; want %d", c.env, c.setting, got, err, c.want)
+		}
+	}
 }

@@ -45,7 +45,8 @@
 //	tls_server_name        name to verify Vault's certificate against (SNI); else VAULT_TLS_SERVER_NAME
 //	tls_skip_verify        "true" turns TLS verification off (logged as a warning); else VAULT_SKIP_VERIFY
 //	timeout                per-request timeout (Go duration); else VAULT_CLIENT_TIMEOUT; else 60s
-//	max_retries            client-side retries of 5xx answers; else VAULT_MAX_RETRIES; else 0 (the host retries ErrUnavailable)
+//	max_retries            client-side retries of 5xx and 429 answers, 0 to 2; else VAULT_MAX_RETRIES (same bound); else 0
+//	                       (the host already tries ErrUnavailable 4 times: a ref costs at most 4 × (1 + max_retries) requests)
 //	kv_mounts              "secret=2,legacy=1": mounts whose KV version is fixed, skipping detection
 //	decode                 none (default) | base64, for refs whose field has no suffix
 //	default_field          field read when a ref names none
@@ -65,6 +66,15 @@
 // VAULT_HEADERS, VAULT_RATE_LIMIT, VAULT_SRV_LOOKUP, VAULT_PROXY_ADDR,
 // VAULT_DISABLE_REDIRECTS) apply too. VAULT_WRAP_TTL does not: the backend
 // never asks for wrapped responses.
+//
+// Run as a plugin, the backend sees only the environment the keyship host
+// passes it: PATH, TMPDIR and the locale, plus what the backend's host
+// config lists under env. For the VAULT_* fallbacks above, list them:
+//
+//	backends:
+//	  vault:
+//	    plugin: keyship-backend-vault
+//	    env: ["VAULT_*"]   # or single names: [VAULT_ADDR, VAULT_TOKEN]
 //
 // # Tokens
 //
@@ -135,16 +145,11 @@ type Backend struct {
 	conn *conn // nil before Configure
 }
 
-// New returns an unconfigured Vault backend that logs hclog JSON on stderr
-// (which the keyship host folds into its log) at the level named by
-// KEYSHIP_PLUGIN_LOG_LEVEL.
+// New returns an unconfigured Vault backend that logs through
+// plugin.NewLogger: hclog JSON on stderr (which the keyship host folds into
+// its log) at the level named by plugin.LogLevelEnv.
 func New() plugin.Backend {
-	return NewWithLogger(hclog.New(&hclog.LoggerOptions{
-		Name:       Name,
-		Output:     os.Stderr,
-		JSONFormat: true,
-		Level:      hclog.LevelFromString(os.Getenv("KEYSHIP_PLUGIN_LOG_LEVEL")),
-	}))
+	return NewWithLogger(plugin.NewLogger(Name))
 }
 
 // NewWithLogger returns an unconfigured Vault backend that logs to logger.
@@ -230,8 +235,11 @@ func newClient(s settings) (client *api.Client, insecure bool, err error) {
 	if s.timeout > 0 {
 		cfg.Timeout = s.timeout
 	}
-	if s.maxRetries > 0 || os.Getenv(api.EnvVaultMaxRetries) == "" {
-		cfg.MaxRetries = s.maxRetries
+	cfg.MaxRetries = s.maxRetries // 0 unless set: the host does the retrying
+	if v := os.Getenv(api.EnvVaultMaxRetries); v != "" && !s.maxRetriesSet {
+		if cfg.MaxRetries, err = parseMaxRetries(v); err != nil {
+			return nil, false, invalid("%s=%q: %v", api.EnvVaultMaxRetries, v, err)
+		}
 	}
 	client, err = api.NewClient(cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/plugin/plugintest"
+	"github.com/keyship/keyship/shipper/kube/kubetest"
 )
 
 // binDir holds keyship and keyship-backend-file, built once by TestMain, so
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) {
 	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
 	binDir = dir
 	code := m.Run()
+	kubetest.Stop()
 	cleanup()
 	os.Exit(code)
 }
@@ -259,7 +261,7 @@ func TestDemo(t *testing.T) {
 func TestPluginsListsPinnableSum(t *testing.T) {
 	j := newJob(t)
 	r := keyship(t, "plugins", "--config", j.config)
-	if r.code != 0 || !regexp.MustCompile(`file\s+0\.1\.0\s+\S+keyship-backend-file\s+[0-9a-f]{64}`).MatchString(r.stdout) {
+	if r.code != 0 || !regexp.MustCompile(`file\s+0\.1\.0\s+ok\s+\S+keyship-backend-file\s+[0-9a-f]{64}`).MatchString(r.stdout) {
 		t.Fatalf("plugins: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

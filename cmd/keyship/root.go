@@ -16,6 +16,7 @@ import (
 	"github.com/keyship/keyship/backends/file"
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/host/loader"
 )
 
 // Exit codes.
@@ -124,8 +125,10 @@ func (g *globals) loadConfig() (*config.Config, error) {
 }
 
 // startHost loads the config and starts a Host with keyship's built-in
-// backends, and derives a context with the command's deadline. Call done
-// when finished: it releases the context and stops the plugins.
+// backends, and derives a context with the command's deadline. Until done,
+// SIGINT and SIGTERM kill the plugins and remove their sockets before
+// keyship dies of the signal. Call done when finished: it releases the
+// context and stops the plugins.
 func (g *globals) startHost(ctx context.Context, timeout time.Duration) (h *host.Host, hctx context.Context, done func(), err error) {
 	cfg, err := g.loadConfig()
 	if err != nil {
@@ -136,7 +139,8 @@ func (g *globals) startHost(ctx context.Context, timeout time.Duration) (h *host
 		ctx = context.Background()
 	}
 	hctx, cancel := context.WithTimeout(ctx, timeout)
-	return h, hctx, func() { cancel(); _ = h.Close() }, nil
+	stopSignals := loader.HandleSignals()
+	return h, hctx, func() { cancel(); _ = h.Close(); stopSignals() }, nil
 }
 
 // newHost builds a Host with keyship's built-in backends.

@@ -44,6 +44,7 @@ type serveFlags struct {
 	readHeaderTimeout          time.Duration
 	idleTimeout                time.Duration
 	maxConns                   int
+	kube                       serveKubeFlags
 	refresh, renewBefore       time.Duration
 }
 
@@ -106,6 +107,7 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 	fl.DurationVar(&f.probeInterval, "probe-interval", 10*time.Second, "how often every backend is probed (Info) for /readyz and gRPC health")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight API calls may take to finish")
 	fl.DurationVar(&f.fetchLinger, "fetch-linger", 2*time.Second, "on SIGTERM, how long the fetch server answers 503 to still-valid URIs before it stops listening")
+	addServeKubeFlags(fl, &f.kube)
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "how often watched jobs (the Watch call) have their secrets' versions checked; 0 turns Watch off")
 	fl.DurationVar(&f.renewBefore, "renew-before", 0, "renew a watched job's issued certificate this long before it expires (default: at 2/3 of its lifetime)")
 	_ = cmd.MarkFlagRequired("listen")
@@ -178,7 +180,11 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		g.logger.Info("fetch server listening", "addr", fl.Addr().String(), "url", base)
 		fmt.Fprintf(g.stdout, "fetch %s\n", base)
 	}
-	sopts := []server.Option{server.WithLimits(f.maxJobs, f.maxTasks)}
+	kopts, err := f.kube.options()
+	if err != nil {
+		return err
+	}
+	sopts := append(kopts, server.WithLimits(f.maxJobs, f.maxTasks))
 	if f.refresh > 0 {
 		w := watch.NewWatcher(h, f.refresh)
 		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: h, Watcher: w, RenewBefore: f.renewBefore, Logger: g.logger.Named("watch")}))

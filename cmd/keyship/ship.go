@@ -39,6 +39,7 @@ type shipFlags struct {
 	// Consumer releases (issue 11): override what the spec's parser infers.
 	sparkVersion string
 	flinkVersion string
+	kube         kubeFlags
 }
 
 // The --emit values beyond the consumers of conf.Consumers.
@@ -78,13 +79,14 @@ variables and never contain them.`,
 	deadlineVar(cmd.Flags(), &f.timeout, "timeout", defaultShipTimeout, "deadline for resolving, building and writing (positive)")
 	cmd.Flags().StringSliceVar(&f.hosts, "hosts", nil, "hostnames the keystore's certificate must cover (comma-separated)")
 	cmd.Flags().StringVar(&f.server, "server", "", "ship through a running keyship serve at unix:///path (the same bundle, built there)")
-	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server (default: derived from the spec)")
-	cmd.Flags().StringVar(&f.emit, "emit", "", "what to print: spark, flink, libprocess (settings), mesos or marathon (JSON fragments); default: the settings of the spec's consumer")
+	cmd.Flags().StringVar(&f.jobID, "job-id", "", "job id for --server and --emit kubernetes (default: derived from the spec)")
+	cmd.Flags().StringVar(&f.emit, "emit", "", "what to print: spark, flink, libprocess (settings), mesos or marathon (JSON fragments), kubernetes (a Secret, and the settings that mount it); default: the settings of the spec's consumer")
 	cmd.Flags().StringVar(&f.dialect, "dialect", "", "the spec's dialect: dcos, spark, flink or libprocess (default: detect from the content)")
 	cmd.Flags().StringVar(&f.owner, "owner", "", "uid:gid to own the sandbox and its files (needs root); default: this process")
 	// Consumer releases (issue 11).
 	cmd.Flags().StringVar(&f.sparkVersion, "spark-version", "", "the Spark release the settings are for, e.g. 2.2 or 3.5 (default: inferred from the spec, else the newest); Spark 2.2 and before get the passwords in a 0600 properties file")
 	cmd.Flags().StringVar(&f.flinkVersion, "flink-version", "", "the Flink release the settings are for, e.g. 1.5, 1.18 or 2.0 (default: the newest that reads every key of the spec); selects the keys and config.yaml or flink-conf.yaml")
+	addKubeFlags(cmd, &f.kube)
 	addWatchFlags(cmd, &f.watch)
 	_ = cmd.MarkFlagRequired("spec")
 	return cmd
@@ -123,6 +125,12 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if err := f.watch.check(f); err != nil {
 		return usageError{err}
 	}
+	switch {
+	case f.emit == emitKubernetes:
+		return g.shipKubernetes(ctx, f)
+	case f.kube.any():
+		return usageError{fmt.Errorf("the --k8s-* flags and --kubeconfig go with --emit kubernetes")}
+	}
 	if f.server != "" {
 		return g.shipThroughServer(ctx, f)
 	}
@@ -131,7 +139,7 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	case slices.Contains(conf.Consumers, f.emit), f.emit == "":
 		consumer = f.emit
 	case f.emit != emitMesos && f.emit != emitMarathon:
-		return usageError{fmt.Errorf("--emit %q: want spark, flink, libprocess, mesos or marathon", f.emit)}
+		return usageError{fmt.Errorf("--emit %q: want spark, flink, libprocess, mesos, marathon or kubernetes", f.emit)}
 	}
 	toMesos := f.emit == emitMesos || f.emit == emitMarathon
 	req, err := readRequest(f.specPath, f.dialect, consumer, f.hosts)

@@ -59,7 +59,7 @@ func (w watchFlags) check(f shipFlags) error {
 	switch {
 	case f.server != "":
 		return errors.New("--watch with --server: a server keeps its own jobs fresh; watch them with its Watch call")
-	case f.emit == emitMesos || f.emit == emitMarathon:
+	case f.emit == emitMesos || f.emit == emitMarathon || f.emit == emitKubernetes:
 		return fmt.Errorf("--watch keeps a sandbox fresh; --emit %s prints a fragment once (keyship serve's Watch streams new ones)", f.emit)
 	case f.watch.refresh < time.Second:
 		return fmt.Errorf("--refresh %s: at least 1s", f.watch.refresh)

@@ -10,6 +10,9 @@
 //	    sha256: 3f2a…                   # optional pin of the binary
 //	    config:
 //	      root: ./secrets
+//	  vault:
+//	    plugin: keyship-backend-vault
+//	    env: ["VAULT_*"]                # host variables the plugin may read (see Backend.Env)
 package config
 
 import (
@@ -48,6 +51,17 @@ type Backend struct {
 	// flattened to dotted names (auth: {method: token} becomes
 	// "auth.method": "token"); scalars become their YAML text.
 	Config Settings `yaml:"config"`
+	// Env lists the host environment variables a plugin binary may read:
+	// names, or a prefix and "*" ("VAULT_*"). A plugin otherwise gets only
+	// PATH, TMPDIR, the locale (LANG, LANGUAGE, LC_*) and
+	// KEYSHIP_PLUGIN_LOG_LEVEL, so that tokens and credentials in keyship's
+	// environment do not leak into every plugin. A backend that falls back
+	// to environment variables needs them listed here when it runs as a
+	// plugin: e.g. env: ["VAULT_*"] for the Vault backend's VAULT_ADDR,
+	// VAULT_TOKEN, ... fallbacks, or the variable the DC/OS backend's
+	// auth.service_account_env names. Built-in backends run in keyship's
+	// process and see its whole environment.
+	Env []string `yaml:"env"`
 }
 
 // Settings is a backend's flat settings map, read from YAML that may nest.
@@ -93,6 +107,9 @@ func flatten(node *yaml.Node, prefix string, out Settings) error {
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// envRE is a name or a prefix pattern of Backend.Env.
+var envRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*\*?$`)
 
 // Load reads and checks the config file at path. Relative plugin_dir and
 // plugin paths are resolved against the file's directory.
@@ -142,6 +159,11 @@ func (c *Config) Validate() error {
 			}
 			if b.Plugin == "" {
 				errs = append(errs, fmt.Errorf("backends.%s.sha256: a pin needs a plugin binary (backends.%s.plugin)", n, n))
+			}
+		}
+		for i, e := range b.Env {
+			if !envRE.MatchString(e) {
+				errs = append(errs, fmt.Errorf("backends.%s.env[%d]: %q: want an environment variable name, or a prefix and '*' (VAULT_*)", n, i, e))
 			}
 		}
 	}

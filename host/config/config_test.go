@@ -61,3 +61,19 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("empty config: %v %v", c, err)
 	}
 }
+
+func TestParseEnvPassThrough(t *testing.T) {
+	c, err := Parse([]byte("backends:\n  vault:\n    plugin: keyship-backend-vault\n    env: [VAULT_ADDR, \"VAULT_*\", DCOS_SA]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Backends["vault"].Env; len(got) != 3 || got[1] != "VAULT_*" {
+		t.Errorf("Env = %v", got)
+	}
+	for _, bad := range []string{"\"VAULT ADDR\"", "\"*\"", "\"A*B\"", "\"1X\""} {
+		_, err := Parse([]byte("backends:\n  vault:\n    env: [" + bad + "]\n"))
+		if err == nil || !strings.Contains(err.Error(), "backends.vault.env[0]") {
+			t.Errorf("env %s: error %v, want one naming backends.vault.env[0]", bad, err)
+		}
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/keyship/keyship/backends/file"
+	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
 )
 
@@ -43,6 +45,34 @@ func BenchmarkGet(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("subprocess/refs=%d", n), func(b *testing.B) {
 			benchGet(b, start(b, nil), b.TempDir(), n)
+		})
+	}
+}
+
+// BenchmarkStart is a plugin's cold start as `keyship ship` pays it: exec
+// (and, pinned, the sha256 of the binary unless the sum cache knows the
+// file), the handshake, the connection and one Info, then Close (close-µs is
+// what Close itself costs). The built-in backend's is zero.
+//
+//	go test -run '^$' -bench Start ./host/loader/
+func BenchmarkStart(b *testing.B) {
+	pin := start(b, nil).SHA256()
+	for _, c := range []struct{ name, pin string }{{"unpinned", ""}, {"pinned", pin}} {
+		b.Run(c.name, func(b *testing.B) {
+			var closeTime time.Duration
+			for b.Loop() {
+				s, err := loader.Start(context.Background(), "file", pluginBin, c.pin, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Info(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				t0 := time.Now()
+				_ = s.Close()
+				closeTime += time.Since(t0)
+			}
+			b.ReportMetric(float64(closeTime.Microseconds())/float64(b.N), "close-µs/op")
 		})
 	}
 }

@@ -3,10 +3,19 @@
 // binary keyship-backend-<name> running as a go-plugin subprocess.
 //
 // Subprocess plugins are checksum-pinned (a pinned SHA-256 that does not match
-// refuses to load, naming the file and both sums), speak gRPC only over
-// AutoMTLS, are killed when the host exits, have their stderr (hclog JSON)
-// folded into the host log under the backend's name, and are restarted when
-// they die (the failed call is retried once).
+// refuses to load, naming the file and both sums; the bytes hashed are the
+// bytes executed), speak gRPC only, over a unix socket in a private 0700
+// directory where each end checks the other's process (plugin.PeerCredentials,
+// in place of go-plugin's AutoMTLS), get a minimal environment (WithEnv), run
+// in their own process group, are bounded by the caller's deadline from exec
+// on, die with the host (Linux: parent-death signal; HandleSignals), have
+// their stderr (hclog JSON) folded into the host log under the backend's
+// name, and are restarted when
+// they die: a call restarts a dead plugin at most once and is retried once
+// (logged at debug); a plugin that dies again fails the call with an error
+// wrapping plugin.ErrPluginExited that says how it ended, e.g. "backend kv:
+// plugin keyship-backend-kv exited (exit status 2)", which the resolver does
+// not retry.
 //
 // Quickstart:
 //
@@ -18,6 +27,7 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -54,7 +64,8 @@ type Loader struct {
 }
 
 type entry struct {
-	once    sync.Once
+	mu      sync.Mutex
+	done    bool
 	backend plugin.Backend
 	sub     *Subprocess // nil for built-ins
 	err     error
@@ -73,7 +84,9 @@ func New(cfg *config.Config, opts ...Option) *Loader {
 func (l *Loader) DefaultBackend() string { return l.cfg.DefaultBackend }
 
 // Backend returns the configured backend called name ("" means the default),
-// starting and configuring it on first use.
+// starting and configuring it on first use, within ctx's deadline. A load
+// that failed because ctx ended is tried again by the next call; any other
+// failure is kept.
 func (l *Loader) Backend(ctx context.Context, name string) (plugin.Backend, error) {
 	if name == "" {
 		name = l.cfg.DefaultBackend
@@ -91,7 +104,12 @@ func (l *Loader) Backend(ctx context.Context, name string) (plugin.Backend, erro
 		l.loaded[name] = e
 	}
 	l.mu.Unlock()
-	e.once.Do(func() { e.backend, e.sub, e.err = l.load(ctx, name) })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.done {
+		e.backend, e.sub, e.err = l.load(ctx, name)
+		e.done = e.err == nil || ctx.Err() == nil
+	}
 	return e.backend, e.err
 }
 
@@ -112,7 +130,7 @@ func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *Subpro
 	)
 	if path := l.cfg.PluginPath(name); path != "" {
 		var err error
-		if sub, err = Start(ctx, name, path, bc.SHA256, l.logger.Named("plugin")); err != nil {
+		if sub, err = Start(ctx, name, path, bc.SHA256, l.logger.Named("plugin"), WithEnv(bc.Env...)); err != nil {
 			return nil, nil, err
 		}
 		b = sub
@@ -126,6 +144,10 @@ func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *Subpro
 	if err := b.Configure(ctx, bc.Config); err != nil {
 		if sub != nil {
 			_ = sub.Close()
+		}
+		var ee *exitedError
+		if errors.As(err, &ee) {
+			return nil, nil, err // names the backend already
 		}
 		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
 	}
@@ -155,26 +177,35 @@ func (l *Loader) Describe(ctx context.Context) []Description {
 				d.Version = info.Version
 			}
 		}
-		l.mu.Lock()
-		if e := l.loaded[name]; e != nil && e.sub != nil {
-			d.Path, d.SHA256 = e.sub.Path(), e.sub.SHA256()
+		if sub := l.subprocess(name); sub != nil {
+			d.Path, d.SHA256 = sub.Path(), sub.SHA256()
 		} else if p := l.cfg.PluginPath(name); p != "" {
 			d.Path = p
 		}
-		l.mu.Unlock()
 		d.Err = err
 		out = append(out, d)
 	}
 	return out
 }
 
+// subprocess returns the loaded plugin process of backend name, or nil.
+func (l *Loader) subprocess(name string) *Subprocess {
+	l.mu.Lock()
+	e := l.loaded[name]
+	l.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sub
+}
+
 // Close stops every plugin process the Loader started.
 func (l *Loader) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, e := range l.loaded {
-		if e.sub != nil {
-			_ = e.sub.Close()
+	for _, name := range l.names() {
+		if sub := l.subprocess(name); sub != nil {
+			_ = sub.Close()
 		}
 	}
 	return nil

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/keyship/keyship/backends/file"
 	"github.com/keyship/keyship/host/config"
@@ -21,11 +19,23 @@ import (
 	"github.com/keyship/keyship/plugin/plugintest"
 )
 
-var pluginBin string // the real keyship-backend-file, built by TestMain
+var (
+	pluginBin     string // the real keyship-backend-file, built by TestMain
+	testPluginBin string // internal/testplugin, which misbehaves on request
+)
 
 func TestMain(m *testing.M) {
-	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file")
+	if plugin := os.Getenv(hostHelperEnv); plugin != "" {
+		hostHelper(plugin)
+		return
+	}
+	if addr := os.Getenv(dialHelperEnv); addr != "" {
+		dialHelper(addr)
+		return
+	}
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file", "github.com/keyship/keyship/host/loader/internal/testplugin")
 	pluginBin = filepath.Join(dir, "keyship-backend-file")
+	testPluginBin = filepath.Join(dir, "testplugin")
 	code := m.Run()
 	cleanup()
 	os.Exit(code)
@@ -55,7 +65,7 @@ func start(t testing.TB, logger hclog.Logger) *loader.Subprocess {
 func TestConformanceThroughSubprocess(t *testing.T) {
 	root := t.TempDir()
 	plugintest.Run(t, plugintest.Config{
-		Connect:    func(t testing.TB) plugin.Backend { return start(t, nil) },
+		Plugin:     pluginBin, // the kit's subprocess launcher: the loader, as the host runs it
 		Config:     map[string]string{"root": root},
 		BadConfigs: []map[string]string{{}, {"root": filepath.Join(root, "nope")}},
 		Ref:        func(name string) plugin.Ref { return plugin.Ref{Path: "/kit/" + name} },
@@ -124,25 +134,6 @@ func TestKilledPluginRestartsAndRetries(t *testing.T) {
 	}
 	if s.Pid() == pid {
 		t.Error("same pid after restart")
-	}
-}
-
-func TestAutoMTLSRefusesPlaintext(t *testing.T) {
-	s := start(t, nil)
-	addr := loader.Addr(t, s)
-	conn, err := grpc.NewClient("unix:"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
-	b := plugin.NewGRPCClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if _, err := b.Info(ctx); err == nil {
-		t.Fatal("plugin answered a plaintext gRPC client: AutoMTLS is off")
-	}
-	if _, err := s.Info(context.Background()); err != nil {
-		t.Fatalf("the host's mTLS client failed: %v", err)
 	}
 }
 

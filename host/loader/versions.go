@@ -12,7 +12,7 @@ import (
 // Versions reads nothing it keeps, so a call that dies with the plugin is
 // retried once after a restart.
 func (s *Subprocess) Versions(ctx context.Context, refs []plugin.Ref) ([]plugin.VersionResult, error) {
-	return call(ctx, s, func(b plugin.Backend) ([]plugin.VersionResult, error) {
+	return call(ctx, s, "Versions", func(b plugin.Backend) ([]plugin.VersionResult, error) {
 		return b.(plugin.Versioner).Versions(ctx, refs)
 	})
 }

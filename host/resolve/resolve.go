@@ -2,6 +2,22 @@
 // once, in one batched Get per backend, the backends in parallel, retrying
 // only ErrUnavailable (with backoff, inside the caller's deadline).
 //
+// # Retry policy
+//
+// A ref whose read fails with plugin.ErrUnavailable is read again, at most
+// 4 times in all by default (WithRetry), after about 100ms, 200ms and 400ms
+// (±20% jitter, github.com/cenkalti/backoff), and never when the next wait
+// would pass the context's deadline; the last ErrUnavailable is then
+// returned. Nothing else is retried: ErrNotFound, ErrPermissionDenied,
+// ErrInvalidConfig, ErrUnsupported and ErrPluginExited (a plugin that died
+// and was already restarted once by the loader) fail at once.
+//
+// The bound counts store requests, so retries a backend makes on its own
+// multiply it: a backend should leave retrying to the host. The Vault
+// backend's client retries (its max_retries setting or VAULT_MAX_RETRIES)
+// default to 0 and are capped at 2, so a Vault ref costs at most
+// 4 × (1 + 2) = 12 requests, and 4 by default.
+//
 // Quickstart:
 //
 //	r := resolve.New(ld) // ld is a *loader.Loader
@@ -13,9 +29,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
@@ -33,7 +54,8 @@ type Backends interface {
 type Option func(*Resolver)
 
 // WithRetry sets how often an ErrUnavailable read is tried in all
-// (attempts ≥ 1) and the first backoff, which doubles each time.
+// (attempts ≥ 1) and the first backoff, which doubles each time (with ±20%
+// jitter).
 func WithRetry(attempts int, backoff time.Duration) Option {
 	return func(r *Resolver) { r.attempts, r.backoff = max(attempts, 1), backoff }
 }
@@ -46,7 +68,7 @@ type Resolver struct {
 }
 
 // New returns a Resolver that tries an unavailable store 4 times, backing off
-// 100ms, 200ms, 400ms (never past the context's deadline).
+// about 100ms, 200ms, 400ms (never past the context's deadline).
 func New(b Backends, opts ...Option) *Resolver {
 	r := &Resolver{backends: b, attempts: 4, backoff: 100 * time.Millisecond}
 	for _, o := range opts {
@@ -71,6 +93,33 @@ func (e *Error) Error() string {
 // Unwrap returns the backend's error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// BackendError is one failure of a whole backend (it did not load, or its
+// batch failed) that several fields share. It reads once, naming the fields
+// after the reason, instead of once per field; it unwraps to one *Error per
+// field, so errors.As and errors.Is see each of them.
+type BackendError struct {
+	Fields []spec.Field
+	Err    error
+}
+
+// Error formats the failure as "<reason> (fields: <field> (<ref>), ...)".
+func (e *BackendError) Error() string {
+	names := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		names[i] = f.Name + " (" + f.Ref.String() + ")"
+	}
+	return e.Err.Error() + " (fields: " + strings.Join(names, ", ") + ")"
+}
+
+// Unwrap returns one *Error per field.
+func (e *BackendError) Unwrap() []error {
+	out := make([]error, len(e.Fields))
+	for i, f := range e.Fields {
+		out[i] = &Error{Field: f, Err: e.Err}
+	}
+	return out
+}
+
 // key is a ref with its backend made explicit, so "/a" and "file:/a" are one
 // read when file is the default backend.
 type key struct {
@@ -80,8 +129,9 @@ type key struct {
 
 // Resolve reads the ref of every field and returns the secrets keyed by the
 // refs as written in the fields. Each distinct ref is read once. When any ref
-// fails, the error lists every failing field (errors.Join of *Error) and the
-// secrets read so far are zeroed and not returned.
+// fails, the error lists every failing field (errors.Join of *Error, and of
+// *BackendError where one backend failure stops several fields, so that it
+// is said once) and the secrets read so far are zeroed and not returned.
 func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.Ref]plugin.Secret, error) {
 	byKey := map[key][]spec.Field{}
 	byBackend := map[string][]plugin.Ref{}
@@ -119,10 +169,21 @@ func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.R
 	sort.Slice(keys, func(i, j int) bool {
 		return fieldOrder(fields, byKey[keys[i]][0]) < fieldOrder(fields, byKey[keys[j]][0])
 	})
+	failed := map[string]*BackendError{} // backend name -> its failure, when it stops several fields
 	for _, k := range keys {
 		b := out[k.backend]
 		var err error
 		if b.err != nil {
+			if be := failed[k.backend]; be != nil {
+				be.Fields = append(be.Fields, byKey[k]...)
+				continue
+			}
+			if n := fieldsOf(byKey, k.backend); n > 1 {
+				be := &BackendError{Fields: slices.Clone(byKey[k]), Err: b.err}
+				failed[k.backend] = be
+				errs = append(errs, be)
+				continue
+			}
 			err = b.err
 		} else {
 			res := b.results[k.ref]
@@ -146,6 +207,17 @@ func (r *Resolver) Resolve(ctx context.Context, fields []spec.Field) (map[spec.R
 	return secrets, nil
 }
 
+// fieldsOf counts the fields that read from backend.
+func fieldsOf(byKey map[key][]spec.Field, backend string) int {
+	n := 0
+	for k, fs := range byKey {
+		if k.backend == backend {
+			n += len(fs)
+		}
+	}
+	return n
+}
+
 func fieldOrder(fields []spec.Field, f spec.Field) int {
 	for i, g := range fields {
 		if g.Name == f.Name {
@@ -164,7 +236,7 @@ func (r *Resolver) key(ref spec.Ref) key {
 }
 
 // readBackend reads refs from one backend in one batch, retrying the batch or
-// the refs that came back ErrUnavailable.
+// the refs that came back ErrUnavailable (see the package doc's retry policy).
 func (r *Resolver) readBackend(ctx context.Context, name string, refs []plugin.Ref) (map[plugin.Ref]plugin.Result, error) {
 	b, err := r.backends.Backend(ctx, name)
 	if err != nil {
@@ -172,13 +244,12 @@ func (r *Resolver) readBackend(ctx context.Context, name string, refs []plugin.R
 	}
 	results := make(map[plugin.Ref]plugin.Result, len(refs))
 	pending := refs
-	wait := r.backoff
-	for attempt := 1; ; attempt++ {
+	read := func() error {
 		res, err := b.Get(ctx, pending)
 		var retry []plugin.Ref
 		switch {
 		case err != nil && !errors.Is(err, plugin.ErrUnavailable):
-			return nil, err
+			return backoff.Permanent(err)
 		case err != nil:
 			retry = pending
 			for _, ref := range pending {
@@ -192,20 +263,54 @@ func (r *Resolver) readBackend(ctx context.Context, name string, refs []plugin.R
 				}
 			}
 		}
-		if len(retry) == 0 || attempt >= r.attempts {
-			return results, nil
+		if len(retry) == 0 {
+			return nil
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return results, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("backend %s: %w", name, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait *= 2
 		pending = retry
+		return errRetry
 	}
+	err = backoff.Retry(read, backoff.WithContext(deadlineBackOff{ctx: ctx, BackOff: r.policy()}, ctx))
+	switch {
+	case err == nil, errors.Is(err, errRetry):
+		// Done, or out of attempts or time: the unavailable refs keep
+		// their last ErrUnavailable.
+		return results, nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return nil, fmt.Errorf("backend %s: %w", name, err)
+	default:
+		return nil, err
+	}
+}
+
+// errRetry tells backoff.Retry that some refs are still unavailable.
+var errRetry = errors.New("some refs are unavailable")
+
+// policy is the backoff between attempts: exponential from r.backoff,
+// doubling, ±20% jitter, at most r.attempts-1 waits.
+func (r *Resolver) policy() backoff.BackOff {
+	exp := backoff.NewExponentialBackOff()
+	exp.InitialInterval = r.backoff
+	exp.Multiplier = 2
+	exp.RandomizationFactor = 0.2
+	exp.MaxInterval = math.MaxInt64
+	exp.MaxElapsedTime = 0 // bounded by attempts and the context's deadline
+	return backoff.WithMaxRetries(exp, uint64(r.attempts-1))
+}
+
+// deadlineBackOff stops retrying when the next wait would end after ctx's
+// deadline: the caller then gets the store's own ErrUnavailable, not a bare
+// "context deadline exceeded".
+type deadlineBackOff struct {
+	backoff.BackOff
+	ctx context.Context
+}
+
+func (d deadlineBackOff) NextBackOff() time.Duration {
+	next := d.BackOff.NextBackOff()
+	if dl, ok := d.ctx.Deadline(); ok && next != backoff.Stop && time.Until(dl) < next {
+		return backoff.Stop
+	}
+	return next
 }
 
 // Zero overwrites the bytes of every secret. Call it once the secrets are no

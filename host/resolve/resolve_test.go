@@ -192,3 +192,54 @@ func TestZero(t *testing.T) {
 		t.Errorf("Zero left %q", data)
 	}
 }
+
+// TestRetryStopsBeforeTheDeadline: a wait that would end past the caller's
+// deadline is not started; the caller gets the store's ErrUnavailable.
+func TestRetryStopsBeforeTheDeadline(t *testing.T) {
+	fs := newStore(map[string]string{"/a": "A"})
+	fs.flaky["/a"] = 100
+	// Waits of about 200ms then 400ms: the second ends past the deadline.
+	r := resolve.New(backends{"file": fs}, resolve.WithRetry(10, 200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := r.Resolve(ctx, []spec.Field{field(t, "x", "/a")})
+	if !errors.Is(err, plugin.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want the store's ErrUnavailable, not a deadline error", err)
+	}
+	if fs.reads["/a"] != 2 {
+		t.Errorf("/a read %d times, want 2 (the third would come after the deadline)", fs.reads["/a"])
+	}
+}
+
+// TestBackendFailureSaidOnce: a backend that fails as a whole (here: it
+// does not load, as with a pin mismatch) stops every field that reads from
+// it, and the error says so once, naming the fields; errors.As still finds
+// one *Error per field.
+func TestBackendFailureSaidOnce(t *testing.T) {
+	const reason = "backend file: refusing to load plugin /bin/keyship-backend-file: sha256 mismatch"
+	b := failingBackends{err: fmt.Errorf("%s: %w", reason, plugin.ErrInvalidConfig)}
+	r := resolve.New(b)
+	fields := []spec.Field{field(t, "a", "/a"), field(t, "b", "/b"), field(t, "c", "/c"), field(t, "d", "/a")}
+	_, err := r.Resolve(context.Background(), fields)
+	if !errors.Is(err, plugin.ErrInvalidConfig) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := strings.Count(err.Error(), reason); n != 1 {
+		t.Errorf("the backend's failure is said %d times:\n%s", n, err)
+	}
+	for _, want := range []string{"a (/a)", "b (/b)", "c (/c)", "d (/a)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name field %s", err, want)
+		}
+	}
+	var re *resolve.Error
+	if !errors.As(err, &re) || re.Field.Name != "a" {
+		t.Errorf("errors.As *resolve.Error: %v", re)
+	}
+}
+
+// failingBackends has no backend that loads.
+type failingBackends struct{ err error }
+
+func (b failingBackends) Backend(context.Context, string) (plugin.Backend, error) { return nil, b.err }
+func (b failingBackends) DefaultBackend() string                                  { return "file" }

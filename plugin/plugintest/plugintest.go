@@ -10,34 +10,74 @@
 //			BadConfigs: []map[string]string{{}},
 //			Ref:    func(name string) plugin.Ref { return plugin.Ref{Path: "/kit/" + name} },
 //			Put:    func(t testing.TB, ref plugin.Ref, data []byte) { /* write into the store */ },
+//			// Optional, to check the ErrPermissionDenied and ErrUnavailable mapping:
+//			Deny:        func(t testing.TB, ref plugin.Ref) { /* make ref unreadable for the backend */ },
+//			Unavailable: func(t testing.TB) (restore func()) { /* stop the store */ },
 //		})
 //	}
 //
-// It imports only package plugin and go-plugin, so third parties can use it.
+// To run the built plugin binary the way the host runs it (a subprocess,
+// pinned environment, restarts), set Plugin instead of New:
+//
+//	var pluginBin string
+//
+//	func TestMain(m *testing.M) {
+//		dir, cleanup := plugintest.Build("example.com/mystore/cmd/keyship-backend-mystore")
+//		pluginBin = filepath.Join(dir, "keyship-backend-mystore")
+//		code := m.Run()
+//		cleanup()
+//		os.Exit(code)
+//	}
+//
+//	// in the test: plugintest.Config{Plugin: pluginBin, ...}
+//
+// The kit is quiet: it logs nothing unless Config.Logger is set.
 package plugintest
 
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"net"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
-	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
 )
 
 // Config tells the kit how to reach and feed the backend under test.
 type Config struct {
 	// New returns a fresh, unconfigured backend; the kit serves it in-process
-	// over real gRPC. Set New or Connect.
+	// over real gRPC. Set one of New, Plugin and Connect.
 	New func() plugin.Backend
-	// Connect returns a fresh, unconfigured backend reached some other way,
-	// for example a plugin subprocess started by the host loader. The caller
-	// arranges its cleanup (t.Cleanup). Used when New is nil.
+	// Plugin is the path of a built plugin binary (see Build); the kit starts
+	// it for each check as the keyship host does (keyship's host/loader: a
+	// subprocess with a minimal environment, restarted if it dies) and stops
+	// it at the end of the check.
+	Plugin string
+	// PluginEnv lists host environment variables the plugin may read, as the
+	// env setting of a backend in the host config does (names, or a prefix
+	// and "*"). Used with Plugin.
+	PluginEnv []string
+	// Connect returns a fresh, unconfigured backend reached some other way.
+	// The caller arranges its cleanup (t.Cleanup).
 	Connect func(t testing.TB) plugin.Backend
 	// Config is a valid configuration for the backend. Required.
 	Config map[string]string
@@ -50,16 +90,36 @@ type Config struct {
 	// Put writes data into the store at ref, creating or replacing it.
 	// Required: the kit makes and changes its own fixtures.
 	Put func(t testing.TB, ref plugin.Ref, data []byte)
+	// Deny makes ref, which exists, unreadable for the identity the backend
+	// uses (a policy, an ACL). The kit then checks that Get returns
+	// ErrPermissionDenied for it, not ErrNotFound. Optional: without it
+	// the check is skipped (and says so).
+	Deny func(t testing.TB, ref plugin.Ref)
+	// Unavailable makes the store unreachable (stopped, sealed, ...) and
+	// returns a function that brings it back. The kit checks that a Get
+	// meanwhile fails with ErrUnavailable (for the batch or for each ref:
+	// the only error the host retries) and that reads work again once it is
+	// back. Optional: without it the check is skipped (and says so).
+	Unavailable func(t testing.TB) (restore func())
 	// Binary reports that the store keeps arbitrary bytes. When false the
 	// kit's fixtures are printable text only.
 	Binary bool
+	// Logger receives the plugin's log lines when Plugin is set. Default:
+	// nothing is logged.
+	Logger hclog.Logger
 }
 
 // Run runs every conformance check as a subtest of t.
 func Run(t *testing.T, cfg Config) {
 	t.Helper()
-	if (cfg.New == nil && cfg.Connect == nil) || cfg.Ref == nil || cfg.Put == nil || cfg.Config == nil {
-		t.Fatal("plugintest: Config needs New or Connect, and Config, Ref and Put")
+	ways := 0
+	for _, set := range []bool{cfg.New != nil, cfg.Plugin != "", cfg.Connect != nil} {
+		if set {
+			ways++
+		}
+	}
+	if ways != 1 || cfg.Ref == nil || cfg.Put == nil || cfg.Config == nil {
+		t.Fatal("plugintest: Config needs one of New, Plugin and Connect, and Config, Ref and Put")
 	}
 	k := &kit{cfg: cfg}
 	t.Run("Info", k.info)
@@ -68,6 +128,8 @@ func Run(t *testing.T, cfg Config) {
 	t.Run("ChangedFixtureChangesVersion", k.changedVersion)
 	t.Run("NotFound", k.notFound)
 	t.Run("BatchOrderAndIsolation", k.batch)
+	t.Run("PermissionDenied", k.denied)
+	t.Run("Unavailable", k.unavailable)
 	t.Run("CancelledContext", k.cancelled)
 	t.Run("LargeSecret", k.large)
 	t.Run("Concurrent", k.concurrent)
@@ -80,22 +142,39 @@ type kit struct{ cfg Config }
 // backend returns a fresh unconfigured backend reached through gRPC.
 func (k *kit) backend(t *testing.T) plugin.Backend {
 	t.Helper()
-	if k.cfg.New == nil {
+	switch {
+	case k.cfg.Plugin != "":
+		s, err := loader.Start(context.Background(), "kit", k.cfg.Plugin, "", k.cfg.Logger, loader.WithEnv(k.cfg.PluginEnv...))
+		if err != nil {
+			t.Fatalf("start plugin %s: %v", k.cfg.Plugin, err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	case k.cfg.Connect != nil:
 		return k.cfg.Connect(t)
 	}
-	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{
-		plugin.PluginName: &plugin.GRPCPlugin{Impl: k.cfg.New()},
-	})
-	t.Cleanup(func() { server.Stop(); _ = client.Close() })
-	raw, err := client.Dispense(plugin.PluginName)
+	return serve(t, k.cfg.New())
+}
+
+// serve serves b on an in-memory gRPC connection with the plugin SDK's
+// server and client, and returns the client.
+func serve(t *testing.T, b plugin.Backend) plugin.Backend {
+	t.Helper()
+	ln := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer(plugin.ServerOptions()...)
+	if err := (&plugin.GRPCPlugin{Impl: b}).GRPCServer(nil, srv); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	conn, err := grpc.NewClient("passthrough:///kit",
+		append(plugin.DialOptions(),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
-		t.Fatalf("dispense backend: %v", err)
+		t.Fatal(err)
 	}
-	b, ok := raw.(plugin.Backend)
-	if !ok {
-		t.Fatalf("dispensed %T, not a plugin.Backend", raw)
-	}
-	return b
+	t.Cleanup(func() { _ = conn.Close(); srv.Stop() })
+	return plugin.NewGRPCClient(conn)
 }
 
 // configured returns a backend configured with cfg.Config.
@@ -143,8 +222,8 @@ func (k *kit) info(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Info before Configure: %v", err)
 	}
-	if info.Name == "" {
-		t.Error("Info.Name is empty")
+	if !nameRE.MatchString(info.Name) {
+		t.Errorf("Info.Name %q: want [a-z0-9_-]+, like the name in the host config", info.Name)
 	}
 	if info.Version == "" {
 		t.Error("Info.Version is empty")
@@ -189,6 +268,9 @@ func (k *kit) fixtures(t *testing.T) {
 			}
 			if bytes.Contains([]byte(r.Secret.Version), want[n]) {
 				t.Errorf("Get %s: Version contains the secret", n)
+			}
+			if h := plainHash(r.Secret.Version, want[n]); h != "" {
+				t.Errorf("Get %s: Version %q is a plain %s of the content: anyone who sees versions can test guesses of a secret; use a keyed HMAC or the store's own version", n, r.Secret.Version, h)
 			}
 			versions[round] = append(versions[round], r.Secret.Version)
 		}
@@ -250,6 +332,44 @@ func (k *kit) batch(t *testing.T) {
 	}
 }
 
+func (k *kit) denied(t *testing.T) {
+	if k.cfg.Deny == nil {
+		t.Skip("Config.Deny is not set: the ErrPermissionDenied mapping is not checked")
+	}
+	b := k.configured(t)
+	ref := k.cfg.Ref("denied")
+	k.cfg.Put(t, ref, k.fixture("denied", 10))
+	k.cfg.Deny(t, ref)
+	res, err := b.Get(context.Background(), []plugin.Ref{ref})
+	if err == nil {
+		err = res[0].Err
+	}
+	if !errors.Is(err, plugin.ErrPermissionDenied) {
+		t.Fatalf("Get of a ref the backend may not read: error %v, want ErrPermissionDenied (not found and denied must stay apart)", err)
+	}
+}
+
+func (k *kit) unavailable(t *testing.T) {
+	if k.cfg.Unavailable == nil {
+		t.Skip("Config.Unavailable is not set: the ErrUnavailable mapping is not checked")
+	}
+	b := k.configured(t)
+	ref := k.cfg.Ref("unavailable")
+	k.cfg.Put(t, ref, k.fixture("unavailable", 10))
+	restore := k.cfg.Unavailable(t)
+	res, err := b.Get(context.Background(), []plugin.Ref{ref})
+	if err == nil {
+		err = res[0].Err
+	}
+	restore()
+	if !errors.Is(err, plugin.ErrUnavailable) {
+		t.Fatalf("Get while the store is unavailable: error %v, want ErrUnavailable (the only error the host retries)", err)
+	}
+	if r := k.get(t, b, ref)[0]; r.Err != nil {
+		t.Fatalf("Get once the store is back: %v", r.Err)
+	}
+}
+
 func (k *kit) cancelled(t *testing.T) {
 	ref := k.cfg.Ref("cancel")
 	k.cfg.Put(t, ref, k.fixture("cancel", 10))
@@ -268,7 +388,8 @@ func (k *kit) cancelled(t *testing.T) {
 	}
 	check("through gRPC", k.configured(t))
 	// gRPC refuses a cancelled call before the backend sees it, so an
-	// in-process backend is also asked directly.
+	// in-process backend is also asked directly: a backend must return an
+	// error matching context.Canceled itself.
 	if k.cfg.New != nil {
 		b := k.cfg.New()
 		if err := b.Configure(context.Background(), k.cfg.Config); err != nil {
@@ -355,4 +476,30 @@ func (k *kit) list(t *testing.T) {
 	if len(paths) == 0 {
 		t.Errorf("List of the root is empty after writing %v", ref)
 	}
+}
+
+// nameRE is what Info.Name must match.
+var nameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+// plainHash returns the name of a common unkeyed hash of data whose hex or
+// base64 form (its first 8 characters are enough) appears in version, or "".
+func plainHash(version string, data []byte) string {
+	lower := strings.ToLower(version)
+	for name, h := range map[string]func() hash.Hash{
+		"MD5": md5.New, "SHA-1": sha1.New, "SHA-224": sha256.New224, "SHA-256": sha256.New,
+		"SHA-384": sha512.New384, "SHA-512": sha512.New,
+	} {
+		d := h()
+		d.Write(data)
+		sum := d.Sum(nil)
+		if strings.Contains(lower, hex.EncodeToString(sum)[:8]) {
+			return name
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			if strings.Contains(version, enc.EncodeToString(sum)[:8]) {
+				return name
+			}
+		}
+	}
+	return ""
 }

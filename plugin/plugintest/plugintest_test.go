@@ -3,13 +3,16 @@ package plugintest_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/keyship/keyship/plugin"
@@ -19,14 +22,28 @@ import (
 // memory is an in-memory backend; its flaw, when set, breaks one rule of the
 // contract so that the kit can be shown to catch it.
 type memory struct {
-	store *sync.Map
-	flaw  string
+	*state
+	flaw string
 }
+
+// state is the store behind memory: its secrets, the refs its identity may
+// not read, and whether it is down.
+type state struct {
+	store  sync.Map
+	denied sync.Map
+	down   atomic.Bool
+}
+
+// versionKey keys the memory backend's versions (an HMAC, as the contract asks).
+var versionKey = []byte("memory-backend-version-key")
 
 func (m *memory) Info(context.Context) (plugin.Info, error) {
 	info := plugin.Info{Name: "memory", Version: "1", ProtocolVersions: []uint32{plugin.ProtocolVersion}}
-	if m.flaw == "no-version" {
+	switch m.flaw {
+	case "no-version":
 		info.Version = ""
+	case "bad-name":
+		info.Name = "Memory Store"
 	}
 	return info, nil
 }
@@ -42,8 +59,21 @@ func (m *memory) Get(ctx context.Context, refs []plugin.Ref) ([]plugin.Result, e
 	if err := ctx.Err(); err != nil && m.flaw != "ignores-cancel" {
 		return nil, err
 	}
+	if m.down.Load() {
+		if m.flaw == "unavailable-as-unknown" {
+			return nil, errors.New("memory: connection refused")
+		}
+		return nil, fmt.Errorf("memory: store down: %w", plugin.ErrUnavailable)
+	}
 	out := make([]plugin.Result, len(refs))
 	for i, r := range refs {
+		if _, denied := m.denied.Load(r.Path); denied {
+			out[i].Err = fmt.Errorf("memory: %s: %w", r.Path, plugin.ErrPermissionDenied)
+			if m.flaw == "denied-as-not-found" {
+				out[i].Err = fmt.Errorf("memory: %s: %w", r.Path, plugin.ErrNotFound)
+			}
+			continue
+		}
 		v, ok := m.store.Load(r.Path)
 		if !ok {
 			out[i].Err = fmt.Errorf("memory: %s: %w", r.Path, plugin.ErrNotFound)
@@ -53,11 +83,15 @@ func (m *memory) Get(ctx context.Context, refs []plugin.Ref) ([]plugin.Result, e
 			continue
 		}
 		data := v.([]byte)
-		sum := sha256.Sum256(data)
-		out[i].Secret = plugin.Secret{Data: bytes.Clone(data), Version: hex.EncodeToString(sum[:8])}
+		mac := hmac.New(sha256.New, versionKey)
+		mac.Write(data)
+		out[i].Secret = plugin.Secret{Data: bytes.Clone(data), Version: hex.EncodeToString(mac.Sum(nil)[:8])}
 		switch m.flaw {
 		case "constant-version":
 			out[i].Secret.Version = "1"
+		case "hash-version":
+			sum := sha256.Sum256(data)
+			out[i].Secret.Version = "v-" + hex.EncodeToString(sum[:])
 		case "text-only":
 			out[i].Secret.Data = bytes.ToValidUTF8(out[i].Secret.Data, []byte("?"))
 		}
@@ -69,14 +103,19 @@ func (m *memory) Get(ctx context.Context, refs []plugin.Ref) ([]plugin.Result, e
 }
 
 func kitConfig(flaw string) plugintest.Config {
-	store := &sync.Map{}
+	st := &state{}
 	return plugintest.Config{
-		New:        func() plugin.Backend { return &memory{store: store, flaw: flaw} },
+		New:        func() plugin.Backend { return &memory{state: st, flaw: flaw} },
 		Config:     map[string]string{"ok": "yes"},
 		BadConfigs: []map[string]string{{}},
 		Ref:        func(name string) plugin.Ref { return plugin.Ref{Path: "/" + name} },
-		Put:        func(_ testing.TB, ref plugin.Ref, data []byte) { store.Store(ref.Path, bytes.Clone(data)) },
-		Binary:     true,
+		Put:        func(_ testing.TB, ref plugin.Ref, data []byte) { st.store.Store(ref.Path, bytes.Clone(data)) },
+		Deny:       func(_ testing.TB, ref plugin.Ref) { st.denied.Store(ref.Path, true) },
+		Unavailable: func(testing.TB) func() {
+			st.down.Store(true)
+			return func() { st.down.Store(false) }
+		},
+		Binary: true,
 	}
 }
 
@@ -96,13 +135,17 @@ func TestBrokenBackend(t *testing.T) {
 
 func TestKitCatchesEveryFlaw(t *testing.T) {
 	flaws := map[string]string{
-		"no-version":         "Info.Version is empty",
-		"accepts-bad-config": "want ErrInvalidConfig",
-		"ignores-cancel":     "want context.Canceled",
-		"fails-batch":        "batch failed",
-		"constant-version":   "did not change when the content changed",
-		"text-only":          "not byte-exact",
-		"reversed":           "batch order not kept",
+		"no-version":             "Info.Version is empty",
+		"accepts-bad-config":     "want ErrInvalidConfig",
+		"ignores-cancel":         "want context.Canceled",
+		"fails-batch":            "batch failed",
+		"constant-version":       "did not change when the content changed",
+		"text-only":              "not byte-exact",
+		"reversed":               "batch order not kept",
+		"bad-name":               "want [a-z0-9_-]+",
+		"hash-version":           "is a plain SHA-256 of the content",
+		"denied-as-not-found":    "want ErrPermissionDenied",
+		"unavailable-as-unknown": "want ErrUnavailable",
 	}
 	for flaw, want := range flaws {
 		t.Run(flaw, func(t *testing.T) {
@@ -116,5 +159,24 @@ func TestKitCatchesEveryFlaw(t *testing.T) {
 				t.Fatalf("the kit failed %q without saying %q:\n%s", flaw, want, out)
 			}
 		})
+	}
+}
+
+// TestKitIsQuiet: a passing run of the kit prints nothing but the test
+// framework's own lines (go-plugin's in-process test connection used to log
+// dozens of DEBUG lines).
+func TestKitIsQuiet(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKitPassesACorrectBackend$", "-test.count=1", "-test.v")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the kit failed a correct backend: %v\n%s", err, out)
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- ") || l == "PASS" || strings.HasPrefix(l, "ok ") ||
+			strings.Contains(l, "is not set: the") { // a skipped optional check says why
+			continue
+		}
+		t.Errorf("the kit printed %q", line)
 	}
 }

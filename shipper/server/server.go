@@ -54,6 +54,7 @@ type Server struct {
 	hostv1.UnimplementedShipperServiceServer
 	builder shipper.Builder
 	fetch   *fetch.Server
+	kube    *kubeTarget // TARGET_KUBERNETES (kubernetes.go)
 	now     func() time.Time
 
 	maxJobs  int // 0: no limit
@@ -139,7 +140,7 @@ func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.Shi
 	if err != nil {
 		return nil, err
 	}
-	return s.response(req, j)
+	return s.response(ctx, req, j)
 }
 
 // checkShipRequest checks what the API adds to spec.ReadRequest's checks.
@@ -280,26 +281,19 @@ func toStatus(err error) error {
 	if st, ok := status.FromError(err); ok {
 		return st.Err()
 	}
-	var fe *spec.FieldError
-	code := codes.Internal
-	switch {
-	case errors.Is(err, plugin.ErrUnavailable):
-		code = codes.Unavailable
-	case errors.Is(err, plugin.ErrPermissionDenied):
-		code = codes.PermissionDenied
-	case errors.Is(err, plugin.ErrNotFound):
-		code = codes.NotFound
-	case errors.As(err, &fe), errors.Is(err, plugin.ErrInvalidConfig):
-		code = codes.InvalidArgument
-	case errors.Is(err, plugin.ErrUnsupported):
-		code = codes.Unimplemented
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
+	// Spec and check failures are the caller's input; everything else maps
+	// through the one table of the plugin SDK.
+	if fe := (*spec.FieldError)(nil); errors.As(err, &fe) {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	code := plugin.Code(err)
+	if code == codes.Unknown {
+		code = codes.Internal
 	}
 	return status.Error(code, err.Error())
 }
 
-func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse, error) {
+func (s *Server) response(ctx context.Context, req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse, error) {
 	targets := map[hostv1.Target]bool{}
 	for _, t := range req.GetTargets() {
 		targets[t] = true
@@ -360,6 +354,11 @@ func (s *Server) response(req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse
 	for _, st := range sh.Settings {
 		if st.Password == nil {
 			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
+		}
+	}
+	if targets[hostv1.Target_TARGET_KUBERNETES] {
+		if err := s.shipKubernetes(ctx, req, j, resp); err != nil {
+			return nil, err
 		}
 	}
 	return resp, nil
@@ -441,11 +440,13 @@ func Problems(err error) []*hostv1.Problem {
 	return out
 }
 
-// Sweep zeroes and drops expired jobs; keyship serve calls it on a timer.
+// Sweep zeroes and drops expired jobs, and deletes their Kubernetes
+// Secrets; keyship serve calls it on a timer.
 func (s *Server) Sweep() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.sweepLocked()
+	s.mu.Unlock()
+	s.sweepKubernetes()
 }
 
 // zeroGrace is how long an expired job's bundle stays readable before it is

@@ -183,7 +183,7 @@ func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(
 	for {
 		cur, gen, u, changed := wj.snapshot()
 		if gen != sent {
-			resp, err := s.watchResponse(sr, cur, r.Consumer, version, u, sent == 0)
+			resp, err := s.watchResponse(ctx, sr, cur, r.Consumer, version, u, sent == 0)
 			if err != nil {
 				return err
 			}
@@ -211,8 +211,8 @@ func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(
 
 // watchResponse is the WatchResponse of bundle j for one stream: its own
 // fetch URIs, and the settings that make the consumer reload what it can.
-func (s *Server) watchResponse(sr *hostv1.ShipRequest, j *job, consumer string, version spec.Version, u watch.Update, first bool) (*hostv1.WatchResponse, error) {
-	resp, err := s.response(sr, j)
+func (s *Server) watchResponse(ctx context.Context, sr *hostv1.ShipRequest, j *job, consumer string, version spec.Version, u watch.Update, first bool) (*hostv1.WatchResponse, error) {
+	resp, err := s.response(ctx, sr, j)
 	if err != nil {
 		return nil, err
 	}

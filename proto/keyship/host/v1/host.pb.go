@@ -103,6 +103,10 @@ const (
 	// The files' contents in the response (File.contents), for a launcher
 	// that writes them itself.
 	Target_TARGET_FILES Target = 3
+	// A Kubernetes Secret in kubernetes_namespace, server-side-applied by the
+	// server (field manager "keyship"); the response's settings then mount it
+	// and point at its mount path (ShipResponse.kubernetes).
+	Target_TARGET_KUBERNETES Target = 4
 )
 
 // Enum value maps for Target.
@@ -112,12 +116,14 @@ var (
 		1: "TARGET_FETCH",
 		2: "TARGET_MESOS",
 		3: "TARGET_FILES",
+		4: "TARGET_KUBERNETES",
 	}
 	Target_value = map[string]int32{
 		"TARGET_UNSPECIFIED": 0,
 		"TARGET_FETCH":       1,
 		"TARGET_MESOS":       2,
 		"TARGET_FILES":       3,
+		"TARGET_KUBERNETES":  4,
 	}
 )
 
@@ -287,9 +293,24 @@ type ShipRequest struct {
 	FetchUses uint32 `protobuf:"varint,6,opt,name=fetch_uses,json=fetchUses,proto3" json:"fetch_uses,omitempty"`
 	// How long the built bundle and its fetch URIs live, in seconds; 0 means
 	// the server's default (10 minutes).
-	TtlSeconds    int64 `protobuf:"varint,7,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TtlSeconds int64 `protobuf:"varint,7,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// TARGET_KUBERNETES: the namespace of the job's Secret, a DNS-1123 label;
+	// empty means the server's own (its kubeconfig context's, or its pod's).
+	// The server's credentials need a Role for secrets there (get, create,
+	// patch, delete); without one the call fails with PERMISSION_DENIED naming
+	// the namespace.
+	KubernetesNamespace string `protobuf:"bytes,8,opt,name=kubernetes_namespace,json=kubernetesNamespace,proto3" json:"kubernetes_namespace,omitempty"`
+	// TARGET_KUBERNETES: the Secret's name, a DNS-1123 label of at most 56
+	// characters; empty means "keyship-" and the job id.
+	KubernetesSecret string `protobuf:"bytes,9,opt,name=kubernetes_secret,json=kubernetesSecret,proto3" json:"kubernetes_secret,omitempty"`
+	// TARGET_KUBERNETES: keep the Secret after the bundle expires. By default
+	// the server deletes it when the TTL ends.
+	KubernetesPersist bool `protobuf:"varint,10,opt,name=kubernetes_persist,json=kubernetesPersist,proto3" json:"kubernetes_persist,omitempty"`
+	// TARGET_KUBERNETES: where the pods mount the Secret, absolute; empty
+	// means /etc/keyship/tls.
+	KubernetesMountPath string `protobuf:"bytes,11,opt,name=kubernetes_mount_path,json=kubernetesMountPath,proto3" json:"kubernetes_mount_path,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ShipRequest) Reset() {
@@ -371,6 +392,34 @@ func (x *ShipRequest) GetTtlSeconds() int64 {
 	return 0
 }
 
+func (x *ShipRequest) GetKubernetesNamespace() string {
+	if x != nil {
+		return x.KubernetesNamespace
+	}
+	return ""
+}
+
+func (x *ShipRequest) GetKubernetesSecret() string {
+	if x != nil {
+		return x.KubernetesSecret
+	}
+	return ""
+}
+
+func (x *ShipRequest) GetKubernetesPersist() bool {
+	if x != nil {
+		return x.KubernetesPersist
+	}
+	return false
+}
+
+func (x *ShipRequest) GetKubernetesMountPath() string {
+	if x != nil {
+		return x.KubernetesMountPath
+	}
+	return ""
+}
+
 // ShipResponse is what each task of the job gets.
 type ShipResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -386,7 +435,9 @@ type ShipResponse struct {
 	// Problems that do not stop the job (a certificate expiring soon).
 	Warnings []string `protobuf:"bytes,5,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// When the bundle and its fetch URIs expire, in Unix seconds.
-	ExpiresUnix   int64 `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	ExpiresUnix int64 `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	// The Secret applied for TARGET_KUBERNETES, or unset.
+	Kubernetes    *KubernetesSecret `protobuf:"bytes,7,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,6 +514,106 @@ func (x *ShipResponse) GetExpiresUnix() int64 {
 	return 0
 }
 
+func (x *ShipResponse) GetKubernetes() *KubernetesSecret {
+	if x != nil {
+		return x.Kubernetes
+	}
+	return nil
+}
+
+// KubernetesSecret is a job's Secret as the API server holds it.
+type KubernetesSecret struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Secret's namespace.
+	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The Secret's name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Where the settings expect the pods to mount it.
+	MountPath string `protobuf:"bytes,3,opt,name=mount_path,json=mountPath,proto3" json:"mount_path,omitempty"`
+	// The Secret's resourceVersion; the same job shipped again keeps it.
+	ResourceVersion string `protobuf:"bytes,4,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// The Secret's keys (file names and keystore.password, key.password,
+	// truststore.password); never their values.
+	Keys []string `protobuf:"bytes,5,rep,name=keys,proto3" json:"keys,omitempty"`
+	// When the server deletes the Secret, in Unix seconds; 0 when it
+	// persists.
+	DeleteUnix    int64 `protobuf:"varint,6,opt,name=delete_unix,json=deleteUnix,proto3" json:"delete_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KubernetesSecret) Reset() {
+	*x = KubernetesSecret{}
+	mi := &file_keyship_host_v1_host_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KubernetesSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KubernetesSecret) ProtoMessage() {}
+
+func (x *KubernetesSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_keyship_host_v1_host_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KubernetesSecret.ProtoReflect.Descriptor instead.
+func (*KubernetesSecret) Descriptor() ([]byte, []int) {
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *KubernetesSecret) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *KubernetesSecret) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KubernetesSecret) GetMountPath() string {
+	if x != nil {
+		return x.MountPath
+	}
+	return ""
+}
+
+func (x *KubernetesSecret) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *KubernetesSecret) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *KubernetesSecret) GetDeleteUnix() int64 {
+	if x != nil {
+		return x.DeleteUnix
+	}
+	return 0
+}
+
 // File is one built file.
 type File struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -485,7 +636,7 @@ type File struct {
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[3]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +648,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[3]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +661,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{3}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *File) GetPath() string {
@@ -572,7 +723,7 @@ type TaskShipment struct {
 
 func (x *TaskShipment) Reset() {
 	*x = TaskShipment{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[4]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +735,7 @@ func (x *TaskShipment) String() string {
 func (*TaskShipment) ProtoMessage() {}
 
 func (x *TaskShipment) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[4]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +748,7 @@ func (x *TaskShipment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskShipment.ProtoReflect.Descriptor instead.
 func (*TaskShipment) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{4}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TaskShipment) GetTaskId() string {
@@ -647,7 +798,7 @@ type FetchURI struct {
 
 func (x *FetchURI) Reset() {
 	*x = FetchURI{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[5]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +810,7 @@ func (x *FetchURI) String() string {
 func (*FetchURI) ProtoMessage() {}
 
 func (x *FetchURI) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[5]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +823,7 @@ func (x *FetchURI) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchURI.ProtoReflect.Descriptor instead.
 func (*FetchURI) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{5}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FetchURI) GetValue() string {
@@ -723,7 +874,7 @@ type SecretVolume struct {
 
 func (x *SecretVolume) Reset() {
 	*x = SecretVolume{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[6]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +886,7 @@ func (x *SecretVolume) String() string {
 func (*SecretVolume) ProtoMessage() {}
 
 func (x *SecretVolume) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[6]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +899,7 @@ func (x *SecretVolume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretVolume.ProtoReflect.Descriptor instead.
 func (*SecretVolume) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{6}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SecretVolume) GetContainerPath() string {
@@ -778,7 +929,7 @@ type SecretEnv struct {
 
 func (x *SecretEnv) Reset() {
 	*x = SecretEnv{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[7]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +941,7 @@ func (x *SecretEnv) String() string {
 func (*SecretEnv) ProtoMessage() {}
 
 func (x *SecretEnv) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[7]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +954,7 @@ func (x *SecretEnv) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretEnv.ProtoReflect.Descriptor instead.
 func (*SecretEnv) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{7}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SecretEnv) GetName() string {
@@ -834,7 +985,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[8]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +997,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[8]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1010,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{8}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Secret) GetSource() isSecret_Source {
@@ -918,7 +1069,7 @@ type SecretReference struct {
 
 func (x *SecretReference) Reset() {
 	*x = SecretReference{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[9]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1081,7 @@ func (x *SecretReference) String() string {
 func (*SecretReference) ProtoMessage() {}
 
 func (x *SecretReference) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[9]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1094,7 @@ func (x *SecretReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretReference.ProtoReflect.Descriptor instead.
 func (*SecretReference) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{9}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SecretReference) GetName() string {
@@ -973,7 +1124,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[10]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1136,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[10]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1149,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{10}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Setting) GetKey() string {
@@ -1030,7 +1181,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[11]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1193,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[11]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1206,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{11}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CheckRequest) GetSpec() []byte {
@@ -1094,7 +1245,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[12]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1257,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[12]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1270,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{12}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckResponse) GetOk() bool {
@@ -1158,7 +1309,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[13]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1321,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[13]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1334,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{13}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Problem) GetField() string {
@@ -1223,7 +1374,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[14]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1386,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[14]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1399,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{14}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchRequest) GetShip() *ShipRequest {
@@ -1286,7 +1437,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_keyship_host_v1_host_proto_msgTypes[15]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1449,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyship_host_v1_host_proto_msgTypes[15]
+	mi := &file_keyship_host_v1_host_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1462,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{15}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchResponse) GetShipment() *ShipResponse {
@@ -1350,7 +1501,7 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
-	"\x05hosts\x18\x03 \x03(\tR\x05hosts\"\x8c\x02\n" +
+	"\x05hosts\x18\x03 \x03(\tR\x05hosts\"\xcf\x03\n" +
 	"\vShipRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x122\n" +
@@ -1360,14 +1511,31 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\n" +
 	"fetch_uses\x18\x06 \x01(\rR\tfetchUses\x12\x1f\n" +
 	"\vttl_seconds\x18\a \x01(\x03R\n" +
-	"ttlSeconds\"\xfc\x01\n" +
+	"ttlSeconds\x121\n" +
+	"\x14kubernetes_namespace\x18\b \x01(\tR\x13kubernetesNamespace\x12+\n" +
+	"\x11kubernetes_secret\x18\t \x01(\tR\x10kubernetesSecret\x12-\n" +
+	"\x12kubernetes_persist\x18\n" +
+	" \x01(\bR\x11kubernetesPersist\x122\n" +
+	"\x15kubernetes_mount_path\x18\v \x01(\tR\x13kubernetesMountPath\"\xbf\x02\n" +
 	"\fShipResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12+\n" +
 	"\x05files\x18\x02 \x03(\v2\x15.keyship.host.v1.FileR\x05files\x123\n" +
 	"\x05tasks\x18\x03 \x03(\v2\x1d.keyship.host.v1.TaskShipmentR\x05tasks\x124\n" +
 	"\bsettings\x18\x04 \x03(\v2\x18.keyship.host.v1.SettingR\bsettings\x12\x1a\n" +
 	"\bwarnings\x18\x05 \x03(\tR\bwarnings\x12!\n" +
-	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\"\x9e\x01\n" +
+	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\x12A\n" +
+	"\n" +
+	"kubernetes\x18\a \x01(\v2!.keyship.host.v1.KubernetesSecretR\n" +
+	"kubernetes\"\xc3\x01\n" +
+	"\x10KubernetesSecret\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"mount_path\x18\x03 \x01(\tR\tmountPath\x12)\n" +
+	"\x10resource_version\x18\x04 \x01(\tR\x0fresourceVersion\x12\x12\n" +
+	"\x04keys\x18\x05 \x03(\tR\x04keys\x12\x1f\n" +
+	"\vdelete_unix\x18\x06 \x01(\x03R\n" +
+	"deleteUnix\"\x9e\x01\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\rR\x04mode\x12\x18\n" +
@@ -1430,12 +1598,13 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\fDIALECT_DCOS\x10\x01\x12\x11\n" +
 	"\rDIALECT_SPARK\x10\x02\x12\x11\n" +
 	"\rDIALECT_FLINK\x10\x03\x12\x16\n" +
-	"\x12DIALECT_LIBPROCESS\x10\x04*V\n" +
+	"\x12DIALECT_LIBPROCESS\x10\x04*m\n" +
 	"\x06Target\x12\x16\n" +
 	"\x12TARGET_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTARGET_FETCH\x10\x01\x12\x10\n" +
 	"\fTARGET_MESOS\x10\x02\x12\x10\n" +
-	"\fTARGET_FILES\x10\x03*y\n" +
+	"\fTARGET_FILES\x10\x03\x12\x15\n" +
+	"\x11TARGET_KUBERNETES\x10\x04*y\n" +
 	"\vWatchReason\x12\x1c\n" +
 	"\x18WATCH_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14WATCH_REASON_INITIAL\x10\x01\x12\x18\n" +
@@ -1459,57 +1628,59 @@ func file_keyship_host_v1_host_proto_rawDescGZIP() []byte {
 }
 
 var file_keyship_host_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_keyship_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_keyship_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_keyship_host_v1_host_proto_goTypes = []any{
-	(Dialect)(0),            // 0: keyship.host.v1.Dialect
-	(Target)(0),             // 1: keyship.host.v1.Target
-	(WatchReason)(0),        // 2: keyship.host.v1.WatchReason
-	(*Task)(nil),            // 3: keyship.host.v1.Task
-	(*ShipRequest)(nil),     // 4: keyship.host.v1.ShipRequest
-	(*ShipResponse)(nil),    // 5: keyship.host.v1.ShipResponse
-	(*File)(nil),            // 6: keyship.host.v1.File
-	(*TaskShipment)(nil),    // 7: keyship.host.v1.TaskShipment
-	(*FetchURI)(nil),        // 8: keyship.host.v1.FetchURI
-	(*SecretVolume)(nil),    // 9: keyship.host.v1.SecretVolume
-	(*SecretEnv)(nil),       // 10: keyship.host.v1.SecretEnv
-	(*Secret)(nil),          // 11: keyship.host.v1.Secret
-	(*SecretReference)(nil), // 12: keyship.host.v1.SecretReference
-	(*Setting)(nil),         // 13: keyship.host.v1.Setting
-	(*CheckRequest)(nil),    // 14: keyship.host.v1.CheckRequest
-	(*CheckResponse)(nil),   // 15: keyship.host.v1.CheckResponse
-	(*Problem)(nil),         // 16: keyship.host.v1.Problem
-	(*WatchRequest)(nil),    // 17: keyship.host.v1.WatchRequest
-	(*WatchResponse)(nil),   // 18: keyship.host.v1.WatchResponse
+	(Dialect)(0),             // 0: keyship.host.v1.Dialect
+	(Target)(0),              // 1: keyship.host.v1.Target
+	(WatchReason)(0),         // 2: keyship.host.v1.WatchReason
+	(*Task)(nil),             // 3: keyship.host.v1.Task
+	(*ShipRequest)(nil),      // 4: keyship.host.v1.ShipRequest
+	(*ShipResponse)(nil),     // 5: keyship.host.v1.ShipResponse
+	(*KubernetesSecret)(nil), // 6: keyship.host.v1.KubernetesSecret
+	(*File)(nil),             // 7: keyship.host.v1.File
+	(*TaskShipment)(nil),     // 8: keyship.host.v1.TaskShipment
+	(*FetchURI)(nil),         // 9: keyship.host.v1.FetchURI
+	(*SecretVolume)(nil),     // 10: keyship.host.v1.SecretVolume
+	(*SecretEnv)(nil),        // 11: keyship.host.v1.SecretEnv
+	(*Secret)(nil),           // 12: keyship.host.v1.Secret
+	(*SecretReference)(nil),  // 13: keyship.host.v1.SecretReference
+	(*Setting)(nil),          // 14: keyship.host.v1.Setting
+	(*CheckRequest)(nil),     // 15: keyship.host.v1.CheckRequest
+	(*CheckResponse)(nil),    // 16: keyship.host.v1.CheckResponse
+	(*Problem)(nil),          // 17: keyship.host.v1.Problem
+	(*WatchRequest)(nil),     // 18: keyship.host.v1.WatchRequest
+	(*WatchResponse)(nil),    // 19: keyship.host.v1.WatchResponse
 }
 var file_keyship_host_v1_host_proto_depIdxs = []int32{
 	0,  // 0: keyship.host.v1.ShipRequest.dialect:type_name -> keyship.host.v1.Dialect
 	3,  // 1: keyship.host.v1.ShipRequest.tasks:type_name -> keyship.host.v1.Task
 	1,  // 2: keyship.host.v1.ShipRequest.targets:type_name -> keyship.host.v1.Target
-	6,  // 3: keyship.host.v1.ShipResponse.files:type_name -> keyship.host.v1.File
-	7,  // 4: keyship.host.v1.ShipResponse.tasks:type_name -> keyship.host.v1.TaskShipment
-	13, // 5: keyship.host.v1.ShipResponse.settings:type_name -> keyship.host.v1.Setting
-	8,  // 6: keyship.host.v1.TaskShipment.uris:type_name -> keyship.host.v1.FetchURI
-	9,  // 7: keyship.host.v1.TaskShipment.volumes:type_name -> keyship.host.v1.SecretVolume
-	10, // 8: keyship.host.v1.TaskShipment.env:type_name -> keyship.host.v1.SecretEnv
-	11, // 9: keyship.host.v1.SecretVolume.secret:type_name -> keyship.host.v1.Secret
-	11, // 10: keyship.host.v1.SecretEnv.secret:type_name -> keyship.host.v1.Secret
-	12, // 11: keyship.host.v1.Secret.reference:type_name -> keyship.host.v1.SecretReference
-	0,  // 12: keyship.host.v1.CheckRequest.dialect:type_name -> keyship.host.v1.Dialect
-	16, // 13: keyship.host.v1.CheckResponse.problems:type_name -> keyship.host.v1.Problem
-	4,  // 14: keyship.host.v1.WatchRequest.ship:type_name -> keyship.host.v1.ShipRequest
-	5,  // 15: keyship.host.v1.WatchResponse.shipment:type_name -> keyship.host.v1.ShipResponse
-	2,  // 16: keyship.host.v1.WatchResponse.reason:type_name -> keyship.host.v1.WatchReason
-	4,  // 17: keyship.host.v1.ShipperService.Ship:input_type -> keyship.host.v1.ShipRequest
-	14, // 18: keyship.host.v1.ShipperService.Check:input_type -> keyship.host.v1.CheckRequest
-	17, // 19: keyship.host.v1.ShipperService.Watch:input_type -> keyship.host.v1.WatchRequest
-	5,  // 20: keyship.host.v1.ShipperService.Ship:output_type -> keyship.host.v1.ShipResponse
-	15, // 21: keyship.host.v1.ShipperService.Check:output_type -> keyship.host.v1.CheckResponse
-	18, // 22: keyship.host.v1.ShipperService.Watch:output_type -> keyship.host.v1.WatchResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	7,  // 3: keyship.host.v1.ShipResponse.files:type_name -> keyship.host.v1.File
+	8,  // 4: keyship.host.v1.ShipResponse.tasks:type_name -> keyship.host.v1.TaskShipment
+	14, // 5: keyship.host.v1.ShipResponse.settings:type_name -> keyship.host.v1.Setting
+	6,  // 6: keyship.host.v1.ShipResponse.kubernetes:type_name -> keyship.host.v1.KubernetesSecret
+	9,  // 7: keyship.host.v1.TaskShipment.uris:type_name -> keyship.host.v1.FetchURI
+	10, // 8: keyship.host.v1.TaskShipment.volumes:type_name -> keyship.host.v1.SecretVolume
+	11, // 9: keyship.host.v1.TaskShipment.env:type_name -> keyship.host.v1.SecretEnv
+	12, // 10: keyship.host.v1.SecretVolume.secret:type_name -> keyship.host.v1.Secret
+	12, // 11: keyship.host.v1.SecretEnv.secret:type_name -> keyship.host.v1.Secret
+	13, // 12: keyship.host.v1.Secret.reference:type_name -> keyship.host.v1.SecretReference
+	0,  // 13: keyship.host.v1.CheckRequest.dialect:type_name -> keyship.host.v1.Dialect
+	17, // 14: keyship.host.v1.CheckResponse.problems:type_name -> keyship.host.v1.Problem
+	4,  // 15: keyship.host.v1.WatchRequest.ship:type_name -> keyship.host.v1.ShipRequest
+	5,  // 16: keyship.host.v1.WatchResponse.shipment:type_name -> keyship.host.v1.ShipResponse
+	2,  // 17: keyship.host.v1.WatchResponse.reason:type_name -> keyship.host.v1.WatchReason
+	4,  // 18: keyship.host.v1.ShipperService.Ship:input_type -> keyship.host.v1.ShipRequest
+	15, // 19: keyship.host.v1.ShipperService.Check:input_type -> keyship.host.v1.CheckRequest
+	18, // 20: keyship.host.v1.ShipperService.Watch:input_type -> keyship.host.v1.WatchRequest
+	5,  // 21: keyship.host.v1.ShipperService.Ship:output_type -> keyship.host.v1.ShipResponse
+	16, // 22: keyship.host.v1.ShipperService.Check:output_type -> keyship.host.v1.CheckResponse
+	19, // 23: keyship.host.v1.ShipperService.Watch:output_type -> keyship.host.v1.WatchResponse
+	21, // [21:24] is the sub-list for method output_type
+	18, // [18:21] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_keyship_host_v1_host_proto_init() }
@@ -1517,7 +1688,7 @@ func file_keyship_host_v1_host_proto_init() {
 	if File_keyship_host_v1_host_proto != nil {
 		return
 	}
-	file_keyship_host_v1_host_proto_msgTypes[8].OneofWrappers = []any{
+	file_keyship_host_v1_host_proto_msgTypes[9].OneofWrappers = []any{
 		(*Secret_Reference)(nil),
 		(*Secret_Value)(nil),
 	}
@@ -1527,7 +1698,7 @@ func file_keyship_host_v1_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyship_host_v1_host_proto_rawDesc), len(file_keyship_host_v1_host_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,362 @@
+package loader
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/keyship/keyship/plugin"
+)
+
+// process is one run of a plugin binary: keyship's go-plugin runner (used
+// through ClientConfig.RunnerFunc instead of go-plugin's own exec.Cmd
+// runner). What it does that go-plugin's runner does not:
+//
+//   - the binary is opened once, its open file is hashed against the pin and
+//     that same file is executed (exec of /proc/self/fd/N on Linux), so a
+//     path swapped between the check and the exec is never run; a pinned
+//     binary that others could write in place is refused;
+//   - the plugin leads its own process group, and killing it kills the group
+//     (a child the plugin started dies with it);
+//   - the exit is noticed when the process exits, not when its stdout and
+//     stderr close, so a child holding them open cannot hang the host or
+//     leave a zombie; the pipes are closed by the host shortly after;
+//   - on Linux the plugin gets SIGKILL when the host dies (Pdeathsig);
+//   - its socket directory is removed as soon as the host is connected, so
+//     a host killed later leaves no socket behind;
+//   - the environment is exactly what the loader passes (see env.go).
+type process struct {
+	path      string // the binary as configured; messages and log names use it
+	pin       []byte // pinned SHA-256, or nil
+	env       []string
+	socketDir string // go-plugin's private socket directory for this run
+
+	stdout, stderr *os.File // read ends of the plugin's stdout and stderr
+
+	mu      sync.Mutex
+	pid     int
+	killed  bool // kill was asked before or during start
+	exiting bool // the process has exited; it may not be reaped yet
+	done    chan struct{}
+	waitErr error // the process's exit, once done is closed
+}
+
+func newProcess(path string, pin []byte, env []string) *process {
+	return &process{path: path, pin: pin, env: env, done: make(chan struct{})}
+}
+
+// refusedError is the refusal of a pinned binary: its bytes do not hash to
+// the pin (got is their hash), or it could change after the check.
+type refusedError struct{ got, reason string }
+
+func (e *refusedError) Error() string { return e.reason }
+
+// Start opens the binary, checks it against the pin and executes it.
+func (p *process) Start(context.Context) error {
+	f, err := os.OpenFile(p.path, os.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	if p.pin != nil {
+		if err := checkPinnable(f); err != nil {
+			return err
+		}
+		sum, id, cached := cachedSum(f)
+		if !cached {
+			var err error
+			if sum, err = hashFile(f); err != nil {
+				return fmt.Errorf("hash plugin: %w", err)
+			}
+			rememberSum(f, id, sum)
+		}
+		if subtle.ConstantTimeCompare(sum, p.pin) != 1 {
+			got := hex.EncodeToString(sum)
+			return &refusedError{got: got, reason: "sha256 mismatch: pinned " + hex.EncodeToString(p.pin) + ", file has " + got}
+		}
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		_ = stdoutR.Close()
+		_ = stdoutW.Close()
+		return err
+	}
+	cmd := &exec.Cmd{
+		Path:        p.path,
+		Args:        []string{p.path},
+		Env:         p.env,
+		Stdout:      stdoutW,
+		Stderr:      stderrW,
+		SysProcAttr: sysProcAttr(),
+	}
+	execFromFile(cmd, f)
+	p.mu.Lock()
+	if p.killed {
+		p.mu.Unlock()
+		err = errors.New("killed before it started")
+	} else {
+		err = startCmd(cmd)
+		if err == nil {
+			p.pid = cmd.Process.Pid
+		}
+		p.mu.Unlock()
+	}
+	_ = stdoutW.Close()
+	_ = stderrW.Close()
+	if err != nil {
+		_ = stdoutR.Close()
+		_ = stderrR.Close()
+		return err
+	}
+	p.stdout, p.stderr = stdoutR, stderrR
+	go p.reap(cmd)
+	return nil
+}
+
+// pipeGrace is how long the host keeps reading a dead plugin's stdout and
+// stderr (its last log lines, a panic) before closing them, in case a
+// process outside its group still holds them open.
+const pipeGrace = 500 * time.Millisecond
+
+// reap waits for the process to exit, kills what is left of its group while
+// the group id cannot yet be reused, then reaps it.
+func (p *process) reap(cmd *exec.Cmd) {
+	var err error
+	if waitExit(p.pid) {
+		p.mu.Lock()
+		p.exiting = true
+		_ = killGroup(p.pid)
+		p.mu.Unlock()
+		err = cmd.Wait()
+	} else {
+		err = cmd.Wait()
+		p.mu.Lock()
+		p.exiting = true
+		_ = killGroup(p.pid) // the group id may have been reused: rare, and outside Linux only
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	p.waitErr = err
+	p.mu.Unlock()
+	close(p.done)
+	unregister(p)
+	time.AfterFunc(pipeGrace, func() {
+		_ = p.stdout.Close()
+		_ = p.stderr.Close()
+	})
+}
+
+// removeSocket removes the process's private socket directory (and so its
+// socket). The connection the host made stays up: a plugin is reached once,
+// at start, and a socket left on disk is what a killed host leaves behind.
+func (p *process) removeSocket() {
+	p.mu.Lock()
+	dir := p.socketDir
+	p.mu.Unlock()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// isListener accepts a connection whose listening end is this process,
+// and refuses any other (plugin.PeerCredentials).
+func (p *process) isListener(peer plugin.Peer) error {
+	p.mu.Lock()
+	pid := p.pid
+	p.mu.Unlock()
+	if peer.Pid != pid || peer.UID != os.Geteuid() {
+		return fmt.Errorf("plugin %s: the socket is held by pid %d (uid %d), not by the plugin (pid %d, uid %d): refusing to connect",
+			p.path, peer.Pid, peer.UID, pid, os.Geteuid())
+	}
+	return nil
+}
+
+// kill kills the plugin's process group (or stops it from starting).
+func (p *process) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.killed = true
+	if p.pid != 0 && !p.exiting {
+		_ = killGroup(p.pid)
+	}
+}
+
+// exited reports whether the process has exited and been reaped.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitExited waits up to d (and not past ctx) for the process to be reaped.
+func (p *process) waitExited(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return p.exited()
+}
+
+// diedOnItsOwn reports whether the process, once started, ended without
+// being killed by the host (it exited, or a signal the host did not send
+// killed it), waiting up to a second for it to be reaped.
+func (p *process) diedOnItsOwn(ctx context.Context) bool {
+	if p.ID() == "" || !p.waitExited(ctx, time.Second) {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ee *exec.ExitError
+	if !errors.As(p.waitErr, &ee) {
+		return p.waitErr == nil
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL || !p.killed
+}
+
+// status describes how the process ended ("exit status 2", "signal:
+// killed"), or says it is still running.
+func (p *process) status() string {
+	if !p.exited() {
+		return "still running"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.waitErr == nil {
+		return "exit status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(p.waitErr, &ee) {
+		return ee.ProcessState.String()
+	}
+	return p.waitErr.Error()
+}
+
+// Wait implements runner.Runner.
+func (p *process) Wait(context.Context) error {
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waitErr
+}
+
+// Kill implements runner.Runner: it kills the whole process group.
+func (p *process) Kill(context.Context) error {
+	p.kill()
+	return nil
+}
+
+// Stdout implements runner.Runner.
+func (p *process) Stdout() io.ReadCloser { return p.stdout }
+
+// Stderr implements runner.Runner.
+func (p *process) Stderr() io.ReadCloser { return p.stderr }
+
+// Name implements runner.Runner: the configured path, which names the
+// plugin's lines in the host log.
+func (p *process) Name() string { return p.path }
+
+// ID implements runner.Runner.
+func (p *process) ID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pid == 0 {
+		return ""
+	}
+	return strconv.Itoa(p.pid)
+}
+
+// Diagnose implements runner.Runner.
+func (p *process) Diagnose(context.Context) string {
+	return "the file may not be a keyship backend plugin for this system, or it failed before the plugin handshake (its stderr is in the host log at --log-level debug)"
+}
+
+// PluginToHost implements runner.AddrTranslator: host and plugin share a
+// file system.
+func (p *process) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+// HostToPlugin implements runner.AddrTranslator.
+func (p *process) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+var _ runner.Runner = (*process)(nil)
+
+// hashFile returns the SHA-256 of f's content, read from its start.
+func hashFile(f *os.File) ([]byte, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// fileSHA256 returns the hex SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = f.Close() }()
+	sum, err := hashFile(f)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(sum), nil
+}
+
+// live are the plugin processes this host process is starting or has started
+// and not yet reaped, for KillAll. A process is registered when go-plugin
+// gives it its socket directory, before the exec.
+var live = struct {
+	sync.Mutex
+	procs map[*process]struct{}
+	dying bool // the host is dying of a signal: no more starts
+}{procs: map[*process]struct{}{}}
+
+// errHostDying refuses a plugin start once HandleSignals has cleaned up.
+var errHostDying = errors.New("keyship is exiting on a signal")
+
+// register adds p to live, or refuses it (removing its socket directory)
+// when the host is dying.
+func register(p *process) error {
+	live.Lock()
+	defer live.Unlock()
+	if live.dying {
+		p.removeSocket()
+		return errHostDying
+	}
+	live.procs[p] = struct{}{}
+	return nil
+}
+
+func unregister(p *process) {
+	live.Lock()
+	delete(live.procs, p)
+	live.Unlock()
+}
