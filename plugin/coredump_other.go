@@ -11,3 +11,6 @@ import "golang.org/x/sys/unix"
 func DisableCoreDumps() error {
 	return unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: 0})
 }
+
+// nameProcess does nothing where processes cannot be renamed.
+func nameProcess(string) {}

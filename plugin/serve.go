@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -45,6 +46,7 @@ func Serve(newBackend func() Backend, opts ...ServeOption) {
 	if err := DisableCoreDumps(); err != nil {
 		cfg.logger.Warn("cannot disable core dumps", "error", err)
 	}
+	nameProcess(filepath.Base(os.Args[0]))
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         goplugin.PluginSet{PluginName: &GRPCPlugin{Impl: newBackend()}},
