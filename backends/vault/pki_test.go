@@ -38,7 +38,7 @@ func pkiRole(t testing.TB, root *api.Client, mount string) {
 func grpcBackend(t *testing.T, b plugin.Backend) plugin.Backend {
 	t.Helper()
 	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{Impl: b}})
-	t.Cleanup(func() { _ = client.Close(); server.Stop() })
+	t.Cleanup(func() { server.Stop(); _ = client.Close() }) // server first: go-plugin's Close would Stop it concurrently (a race)
 	raw, err := client.Dispense(plugin.PluginName)
 	if err != nil {
 		t.Fatal(err)
