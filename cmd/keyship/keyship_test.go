@@ -16,12 +16,14 @@ import (
 	"github.com/keyship/keyship/shipper/kube/kubetest"
 )
 
-// binDir holds keyship and keyship-backend-file, built once by TestMain, so
-// that the CLI runs as users run it and loads the real plugin subprocess.
+// binDir holds keyship, keyship-backend-file and keyship-backend-vault,
+// built once by TestMain, so that the CLI runs as users run it and loads the
+// real plugin subprocesses.
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
+	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file",
+		"github.com/keyship/keyship/cmd/keyship-backend-vault")
 	binDir = dir
 	code := m.Run()
 	kubetest.Stop()

@@ -78,15 +78,18 @@ func (g *globals) shipKubernetes(ctx context.Context, f shipFlags) error {
 	if want != "" && want != req.Consumer {
 		return usageError{fmt.Errorf("--k8s-operator %s: the spec is for %s", k.operator, req.Consumer)}
 	}
+	opts := shipper.Options{Dir: mount}
+	if k.pem {
+		opts.Build.Outputs = []materialize.Format{storeFormat(req.Spec.StoreType), materialize.FormatPEM}
+	}
+	if f.watch.on {
+		return g.shipKubeWatch(ctx, f, req, opts)
+	}
 	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
 		return err
 	}
 	defer done()
-	opts := shipper.Options{Dir: mount}
-	if k.pem {
-		opts.Build.Outputs = []materialize.Format{storeFormat(req.Spec.StoreType), materialize.FormatPEM}
-	}
 	sh, err := shipper.Prepare(ctx, h, req, opts)
 	if err != nil {
 		return fmt.Errorf("nothing shipped:\n%w", err)
@@ -113,20 +116,7 @@ func (g *globals) shipKubernetes(ctx context.Context, f shipFlags) error {
 	if err != nil {
 		return err
 	}
-	where := plan.Name
-	if plan.Namespace != "" {
-		where = plan.Namespace + "/" + plan.Name
-	}
-	fmt.Fprintf(g.stdout, "# %s (0600) is Secret %s with the stores and passwords; never print it.\n", filepath.Join(dir, kubeManifestFile), where)
-	var keys []string
-	for _, key := range plan.Keys {
-		if key.Version != "" {
-			keys = append(keys, key.Name+" (version "+key.Version+")")
-		} else {
-			keys = append(keys, key.Name)
-		}
-	}
-	fmt.Fprintf(g.stdout, "# keys: %s\n", strings.Join(keys, ", "))
+	g.printKubeManifest(plan, filepath.Join(dir, kubeManifestFile))
 	if k.apply {
 		a, err := client.Apply(ctx, plan)
 		if err != nil {
@@ -138,6 +128,30 @@ func (g *globals) shipKubernetes(ctx context.Context, f shipFlags) error {
 	}
 	fmt.Fprintf(g.stdout, "# mounted at %s; a subPath mount never sees an updated Secret: mount the whole volume\n", plan.MountPath)
 	return g.printKubeSettings(plan, req.Spec, k.operator)
+}
+
+// secretWhere names plan's Secret as namespace/name, or name when the
+// manifest leaves the namespace to kubectl.
+func secretWhere(plan *kube.Plan) string {
+	if plan.Namespace != "" {
+		return plan.Namespace + "/" + plan.Name
+	}
+	return plan.Name
+}
+
+// printKubeManifest says where the Secret's manifest is and which keys (and
+// versions) it holds, never their bytes.
+func (g *globals) printKubeManifest(plan *kube.Plan, path string) {
+	fmt.Fprintf(g.stdout, "# %s (0600) is Secret %s with the stores and passwords; never print it.\n", path, secretWhere(plan))
+	var keys []string
+	for _, key := range plan.Keys {
+		if key.Version != "" {
+			keys = append(keys, key.Name+" (version "+key.Version+")")
+		} else {
+			keys = append(keys, key.Name)
+		}
+	}
+	fmt.Fprintf(g.stdout, "# keys: %s\n", strings.Join(keys, ", "))
 }
 
 // printKubeSettings prints the settings or the operator fragment; neither

@@ -42,10 +42,10 @@ const (
 
 func addWatchFlags(cmd *cobra.Command, f *watchFlags) {
 	fl := cmd.Flags()
-	fl.BoolVar(&f.on, "watch", false, "keep running: re-check the secrets every --refresh, rebuild, re-check and swap the sandbox when one changes or an issued certificate is due for renewal (SIGHUP: check now; SIGTERM: stop)")
+	fl.BoolVar(&f.on, "watch", false, "keep running: re-check the secrets every --refresh, rebuild, re-check and swap the sandbox (with --emit kubernetes --k8s-apply: apply the Secret in place) when one changes or an issued certificate is due for renewal (SIGHUP: check now; SIGTERM: stop)")
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "with --watch: how often to check the secrets' versions (at least 1s)")
 	fl.DurationVar(&f.renewBefore, "renew-before", 0, "with --watch: renew an issued certificate this long before it expires (default: at 2/3 of its lifetime)")
-	fl.StringVar(&f.onChange, "on-change", "", "with --watch: shell command to run after each swap (not after a failed refresh), with "+envManifest+" set to the new manifest")
+	fl.StringVar(&f.onChange, "on-change", "", "with --watch: shell command to run after each swap or Secret apply (not after a failed refresh), with "+envManifest+" set to the new manifest ("+envK8sSecret+" and "+envK8sManifest+" with --emit kubernetes)")
 }
 
 // check refuses flag combinations that --watch does not support.
@@ -59,7 +59,7 @@ func (w watchFlags) check(f shipFlags) error {
 	switch {
 	case f.server != "":
 		return errors.New("--watch with --server: a server keeps its own jobs fresh; watch them with its Watch call")
-	case f.emit == emitMesos || f.emit == emitMarathon || f.emit == emitKubernetes:
+	case f.emit == emitMesos || f.emit == emitMarathon:
 		return fmt.Errorf("--watch keeps a sandbox fresh; --emit %s prints a fragment once (keyship serve's Watch streams new ones)", f.emit)
 	case f.watch.refresh < time.Second:
 		return fmt.Errorf("--refresh %s: at least 1s", f.watch.refresh)
@@ -172,9 +172,9 @@ func updateText(u watch.Update) string {
 }
 
 // runOnChange runs the --on-change command after a swap, with the manifest
-// path in its environment; its output goes to keyship's stderr. Its failure
-// is logged: the swap stands.
-func (g *globals) runOnChange(ctx context.Context, command, dir string, u watch.Update) {
+// path in its environment (and extra, NAME=value); its output goes to
+// keyship's stderr. Its failure is logged: the swap stands.
+func (g *globals) runOnChange(ctx context.Context, command, dir string, u watch.Update, extra ...string) {
 	if command == "" {
 		return
 	}
@@ -183,6 +183,7 @@ func (g *globals) runOnChange(ctx context.Context, command, dir string, u watch.
 		envManifest+"="+filepath.Join(dir, sandbox.ManifestName),
 		envSandbox+"="+dir,
 		envReason+"="+string(u.Reason))
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = g.stderr, g.stderr
 	if err := cmd.Run(); err != nil {
 		g.logger.Error("--on-change command failed (the new stores are in place)", "error", err)

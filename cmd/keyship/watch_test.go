@@ -22,7 +22,6 @@ func TestWatchFlagsAreChecked(t *testing.T) {
 		"on-change without watch":    {"--on-change", "true"},
 		"renew-before without watch": {"--renew-before", "1h"},
 		"watch with a fragment":      {"--watch", "--emit", "mesos"},
-		"watch with a kube secret":   {"--watch", "--emit", "kubernetes"},
 		"watch through a server":     {"--watch", "--server", "unix:///nonexistent.sock"},
 		"refresh under a second":     {"--watch", "--refresh", "10ms"},
 		"negative renew-before":      {"--watch", "--renew-before", "-1h"},

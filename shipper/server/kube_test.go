@@ -17,6 +17,7 @@ import (
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/host/keystore"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/kube"
 	"github.com/keyship/keyship/shipper/kube/kubetest"
@@ -130,5 +131,84 @@ func TestServeKubernetesWithoutClient(t *testing.T) {
 		Targets: []hostv1.Target{hostv1.Target_TARGET_KUBERNETES}})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "--kubernetes") {
 		t.Errorf("TARGET_KUBERNETES without a client: %v", err)
+	}
+}
+
+// TestWatchKubernetesReappliesSecret: a Watch of a job with
+// TARGET_KUBERNETES on a watching server applies the job's Secret, and when
+// the watch rebuilds the job after a rotated keystore, applies it again in
+// place: the Secret read back holds the new certificate, under a new
+// resourceVersion the WatchResponse names.
+func TestWatchKubernetesReappliesSecret(t *testing.T) {
+	c := kubetest.Start(t)
+	ns := c.Namespace(t, "watched")
+	c.GrantSecrets(t, ns, "keyship-serve")
+	kc, err := kube.NewClient(c.Kubeconfig(t, "keyship-serve", ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newWatchFixture(t, time.Hour, server.WithKubernetes(kc)) // passes on RefreshNow only
+	secrets := c.Core(t).Secrets(ns)
+	serial := func(name string) (string, string) {
+		t.Helper()
+		s, err := secrets.Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("read back Secret %s/%s: %v", ns, name, err)
+		}
+		st, err := keystore.OpenJKS(s.Data["keystore.jks"], s.Data["keystore.password"])
+		if err != nil || len(st.Keys) != 1 || len(st.Keys[0].Chain) == 0 {
+			t.Fatalf("the Secret's keystore does not open with its keystore.password: %v", err)
+		}
+		defer st.Zero()
+		return st.Keys[0].Chain[0].SerialNumber.Text(16), s.ResourceVersion
+	}
+
+	got := make(chan *hostv1.WatchResponse, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- f.client.WatchJob(ctx, &hostv1.WatchRequest{Ship: shipReq("job-k8s", tasks("exec", 1), hostv1.Target_TARGET_KUBERNETES)},
+			func(r *hostv1.WatchResponse) error { got <- r; return nil })
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && ctx.Err() == nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+	recv := func() *hostv1.WatchResponse {
+		t.Helper()
+		select {
+		case r := <-got:
+			return r
+		case err := <-done:
+			t.Fatalf("the Watch ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("no WatchResponse within 20s")
+		}
+		return nil
+	}
+	first := recv().GetShipment().GetKubernetes()
+	if first.GetNamespace() != ns || first.GetName() == "" {
+		t.Fatalf("first WatchResponse: kubernetes %+v", first)
+	}
+	before, rv := serial(first.GetName())
+	if rv != first.GetResourceVersion() {
+		t.Errorf("the Secret's resourceVersion %s, the response says %s", rv, first.GetResourceVersion())
+	}
+
+	want := f.rotate(t)
+	f.pass(t)
+	r := recv()
+	ks := r.GetShipment().GetKubernetes()
+	if r.GetReason() != hostv1.WatchReason_WATCH_REASON_CHANGED || ks.GetName() != first.GetName() {
+		t.Fatalf("after the rotation: %v, Secret %q (was %q)", r.GetReason(), ks.GetName(), first.GetName())
+	}
+	now, rv2 := serial(ks.GetName())
+	if now != want || now == before {
+		t.Errorf("the Secret's keystore has serial %s after the rotation, want %s (was %s)", now, want, before)
+	}
+	if rv2 == rv || rv2 != ks.GetResourceVersion() {
+		t.Errorf("resourceVersion %s -> %s, the response says %s", rv, rv2, ks.GetResourceVersion())
 	}
 }

@@ -32,7 +32,7 @@ type watchFixture struct {
 	srv     *server.Server
 }
 
-func newWatchFixture(t *testing.T, refresh time.Duration) *watchFixture {
+func newWatchFixture(t *testing.T, refresh time.Duration, opts ...server.Option) *watchFixture {
 	t.Helper()
 	root := t.TempDir()
 	f := &watchFixture{job: filetest.Seed(t, root, "store-pass-1"), backend: &counting{Backend: file.New()}}
@@ -44,7 +44,7 @@ func newWatchFixture(t *testing.T, refresh time.Duration) *watchFixture {
 	done := make(chan struct{})
 	go func() { _ = f.watcher.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	f.srv = server.New(h, nil, server.WithWatch(server.WatchConfig{Host: h, Watcher: f.watcher}))
+	f.srv = server.New(h, nil, append([]server.Option{server.WithWatch(server.WatchConfig{Host: h, Watcher: f.watcher})}, opts...)...)
 	sock := "unix://" + filepath.Join(t.TempDir(), "keyship.sock")
 	l, err := server.Listen(sock)
 	if err != nil {
