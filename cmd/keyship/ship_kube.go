@@ -71,6 +71,9 @@ func (g *globals) shipKubernetes(ctx context.Context, f shipFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := applyVersions(req.Spec, f); err != nil {
+		return err
+	}
 	if f.jobID != "" {
 		req.JobID = f.jobID
 	}
