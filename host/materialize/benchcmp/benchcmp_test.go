@@ -2,6 +2,8 @@ package benchcmp
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,12 +69,32 @@ func keyshipBinary(b *testing.B) string {
 	if p := os.Getenv("KEYSHIP_BIN"); p != "" {
 		return p
 	}
-	out := filepath.Join(b.TempDir(), "keyship")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/keyship/keyship/cmd/keyship")
+	dir := b.TempDir()
+	// Built as make build builds them: the plugin's size is its start-up.
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", dir+"/",
+		"github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("go build keyship: %v\n%s", err, msg)
 	}
-	return out
+	return filepath.Join(dir, "keyship")
+}
+
+// pluginConfig writes a keyship.yaml that reads ./secrets through the file
+// backend's plugin next to bin, pinned by its sha256, as users run it.
+func pluginConfig(b *testing.B, dir, bin string) string {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(bin), "keyship-backend-file"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	cfg := filepath.Join(dir, "keyship.yaml")
+	body := fmt.Sprintf("default_backend: file\nplugin_dir: %s\nbackends:\n  file:\n    plugin: keyship-backend-file\n    sha256: %x\n    config:\n      root: %s\n",
+		filepath.Dir(bin), sum, filepath.Join(dir, "secrets"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return cfg
 }
 
 func require(b *testing.B, tool string) string {
@@ -134,9 +156,10 @@ func inProcess(b *testing.B, dir string) func() {
 // BenchmarkKeyshipVsManual materializes a JKS keystore (key and chain) and a
 // JKS truststore (the CA) from PEM files, once per iteration each way:
 //
-//   - keyship: one cold `keyship ship` process (the built-in file backend,
-//     resolve, build with every check, atomic sandbox write of the stores and
-//     password files);
+//   - keyship: one cold `keyship ship` process as users run it (the file
+//     backend's plugin, sha256-pinned, started and stopped; resolve, build
+//     with every check, atomic sandbox write of the stores and password
+//     files);
 //   - manual: openssl pkcs12 -export, keytool -importkeystore to JKS,
 //     keytool -importcert into a JKS truststore, as the DC/OS and Flink
 //     guides have operators do.
@@ -150,8 +173,9 @@ func BenchmarkKeyshipVsManual(b *testing.B) {
 	bin := keyshipBinary(b)
 	dir, spec := fixture(b)
 	sandbox := filepath.Join(dir, "sandbox")
+	config := pluginConfig(b, dir, bin)
 	keyshipOnce := func() {
-		run(b, dir, bin, "ship", "--spec", spec, "--sandbox", sandbox, "--hosts", "node1.example.com")
+		run(b, dir, bin, "ship", "--config", config, "--spec", spec, "--sandbox", sandbox, "--hosts", "node1.example.com")
 	}
 	manualOnce := func() {
 		for _, f := range []string{"node.p12", "keystore.jks", "truststore.jks"} {
