@@ -69,18 +69,25 @@ func (w watchFlags) check(f shipFlags) error {
 	return nil
 }
 
+// watchSignals is the signal handling of a watch: the context ends at
+// SIGTERM or SIGINT, and SIGHUP arrives on hup (refresh now). Call stop when
+// the watch ends.
+func watchSignals(ctx context.Context) (_ context.Context, hup <-chan os.Signal, stop func()) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	h := make(chan os.Signal, 1)
+	signal.Notify(h, syscall.SIGHUP)
+	return ctx, h, func() { signal.Stop(h); cancel() }
+}
+
 // shipWatch ships req into the sandbox like ship, then keeps it fresh until
 // SIGTERM or SIGINT (see package shipper/watch): a refresh every --refresh,
 // SIGHUP for one now, --on-change after each swap.
 func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	ctx, hup, stop := watchSignals(ctx)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	sopts, err := ownerOptions(f.owner)
 	if err != nil {

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/keyship/keyship/host/materialize"
@@ -33,14 +30,8 @@ const (
 // Secret as it is, and the watch tries again.
 func (g *globals) shipKubeWatch(ctx context.Context, f shipFlags, req *spec.Request, opts shipper.Options) error {
 	k := f.kube
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	ctx, hup, stop := watchSignals(ctx)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	sopts, err := ownerOptions(f.owner)
 	if err != nil {
