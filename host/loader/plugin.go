@@ -157,6 +157,10 @@ func (s *Subprocess) start(ctx context.Context) error {
 		budget = time.Until(dl)
 	}
 	p := newProcess(s.path, s.pin, nil)
+	// Until the runner registers the process, its socket directory (made
+	// by go-plugin just before) is unknown to KillAll: the signal handler
+	// waits for such starts to reach register, which cleans up after them.
+	unregistered := beginStart()
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: plugin.Handshake,
 		Plugins:         goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{}},
@@ -166,6 +170,7 @@ func (s *Subprocess) start(ctx context.Context) error {
 			p.env = append(pluginEnv(hostEnv(), s.env, s.logger.GetLevel()), cmd.Env...)
 			p.socketDir = socketDir
 			p.mu.Unlock()
+			defer unregistered()
 			if err := register(p); err != nil {
 				return nil, err
 			}
@@ -202,6 +207,7 @@ func (s *Subprocess) start(ctx context.Context) error {
 	done := make(chan started, 1)
 	go func() {
 		addr, err := client.Start()
+		unregistered() // a start that failed before its runner ran
 		done <- started{addr, err}
 	}()
 	var st started

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -353,6 +354,24 @@ func register(p *process) error {
 	}
 	live.procs[p] = struct{}{}
 	return nil
+}
+
+// starting counts plugin starts that have not yet reached register (or
+// failed before it).
+var starting atomic.Int64
+
+// beginStart counts a start until the returned function is first called.
+func beginStart() (done func()) {
+	starting.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { starting.Add(-1) }) }
+}
+
+// awaitStarts waits, at most d, for every start to reach register.
+func awaitStarts(d time.Duration) {
+	for end := time.Now().Add(d); starting.Load() > 0 && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func unregister(p *process) {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // KillAll kills every plugin process this host process has started and not
@@ -55,6 +56,9 @@ func HandleSignals(sigs ...os.Signal) (stop func()) {
 		select {
 		case sig := <-ch:
 			killAll(true)
+			// A start between go-plugin's socket directory and register
+			// finds the host dying there and removes its directory.
+			awaitStarts(200 * time.Millisecond)
 			signal.Reset(sigs...)
 			if s, ok := sig.(syscall.Signal); ok {
 				_ = syscall.Kill(os.Getpid(), s)
