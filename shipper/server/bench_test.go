@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
@@ -54,4 +55,22 @@ func BenchmarkShipNewJob(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkShipNewJobParallel is BenchmarkShipNewJob from GOMAXPROCS×8
+// concurrent callers: where new-job Ships wait on each other (run it with
+// -blockprofile and -mutexprofile).
+func BenchmarkShipNewJobParallel(b *testing.B) {
+	f := newFixture(b)
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := shipReq(fmt.Sprint("job-", n.Add(1)), tasks("exec", 2), hostv1.Target_TARGET_MESOS)
+			req.TtlSeconds = 1
+			if _, err := f.srv.Ship(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
