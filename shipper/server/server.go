@@ -80,6 +80,19 @@ const sweepEvery = 10 * time.Second
 type job struct {
 	shipment *shipper.Shipment
 	expires  time.Time
+
+	// mesos holds the job's secret volumes and environment, planned once
+	// for every Ship of the job (they are the same for each of its tasks).
+	mesosOnce sync.Once
+	vols      []*hostv1.SecretVolume
+	env       []*hostv1.SecretEnv
+	mesosErr  error
+}
+
+// mesos returns the job's Mesos secret volumes and environment.
+func (j *job) mesos() ([]*hostv1.SecretVolume, []*hostv1.SecretEnv, error) {
+	j.mesosOnce.Do(func() { j.vols, j.env, j.mesosErr = mesosSecrets(j.shipment) })
+	return j.vols, j.env, j.mesosErr
 }
 
 // Option changes a Server.
@@ -340,7 +353,7 @@ func (s *Server) response(ctx context.Context, req *hostv1.ShipRequest, j *job) 
 	var env []*hostv1.SecretEnv
 	if targets[hostv1.Target_TARGET_MESOS] {
 		var err error
-		if vols, env, err = mesosSecrets(sh); err != nil {
+		if vols, env, err = j.mesos(); err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 	}
