@@ -137,6 +137,13 @@ func kitConfig(f *fixture, newBackend func() plugin.Backend, connect func(testin
 		},
 		Ref: func(name string) plugin.Ref { return plugin.Ref{Path: "/kit/" + name} },
 		Put: func(_ testing.TB, ref plugin.Ref, data []byte) { f.srv.PutBinary(ref.Path, data) },
+		Deny: func(_ testing.TB, ref plugin.Ref) {
+			f.srv.Deny(uid, "dcos:secrets:default:"+ref.Path)
+		},
+		Unavailable: func(testing.TB) func() {
+			f.srv.SetUnavailable(true)
+			return func() { f.srv.SetUnavailable(false) }
+		},
 		// DC/OS 1.11+ stores binary secrets.
 		Binary: true,
 	}

@@ -114,6 +114,8 @@ type Server struct {
 	tokens       map[string]string            // issued auth token -> uid
 	rejectTokens bool                         // refuse every auth token, even fresh ones
 	failures     []int                        // statuses for the next secrets/CA requests
+	down         bool                         // every secrets/CA request gets 503 (SetUnavailable)
+	denied       map[string]bool              // uid + "\x00" + rid: refused even to a superuser (Deny)
 	logins       map[string]int               // login attempts by uid
 	requests     map[string]int               // "METHOD /path" -> count
 	issued       []*x509.Certificate          // certificates signed by /ca/api/v2/sign
@@ -324,6 +326,26 @@ func (s *Server) FailNext(n, status int) {
 	}
 }
 
+// Deny refuses uid the resource rid (e.g. "dcos:secrets:default:/spark/keystore")
+// whatever its grants, superuser included: a 403, as the IAM answers for a
+// missing permission.
+func (s *Server) Deny(uid, rid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.denied == nil {
+		s.denied = map[string]bool{}
+	}
+	s.denied[uid+"\x00"+rid] = true
+}
+
+// SetUnavailable makes every secrets and CA request fail with 503 Service
+// Unavailable while down is true, as a store that is down or restarting.
+func (s *Server) SetUnavailable(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
 // RevokeTokens invalidates every auth token issued so far, as an expiry or
 // an IAM restart would; the next request with one gets 401.
 func (s *Server) RevokeTokens() {
@@ -445,6 +467,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 func (s *Server) injectedFailure(w http.ResponseWriter) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.down {
+		writeError(w, http.StatusServiceUnavailable, "ERR_UNAVAILABLE", "the secret store is down (a test made it so)")
+		return true
+	}
 	if len(s.failures) == 0 {
 		return false
 	}
@@ -552,6 +578,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) string {
 func (s *Server) allowed(uid, rid, action string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.denied[uid+"\x00"+rid] {
+		return false
+	}
 	g := s.grants[uid]
 	if g["dcos:superuser"] == "full" {
 		return true
