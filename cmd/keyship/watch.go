@@ -148,7 +148,15 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 	fmt.Fprint(g.stdout, conf.ReloadNote(req.Consumer, reloads))
 	fmt.Fprint(g.stdout, conf.Print(req.Consumer, settings, current.Bundle, req.Spec, dir))
 
-	w := watch.NewWatcher(h, f.watch.refresh)
+	err = g.runWatch(ctx, h, job, f.watch.refresh, hup)
+	g.logger.Info("watch stopped; the stores in place stay", "sandbox", dir)
+	return err
+}
+
+// runWatch keeps job fresh through h until ctx ends: a refresh every
+// refresh, and one at once for each SIGHUP on hup.
+func (g *globals) runWatch(ctx context.Context, h watch.Host, job *watch.Job, refresh time.Duration, hup <-chan os.Signal) error {
+	w := watch.NewWatcher(h, refresh)
 	w.Add(job)
 	go func() {
 		for {
@@ -161,9 +169,7 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 			}
 		}
 	}()
-	err = w.Run(ctx)
-	g.logger.Info("watch stopped; the stores in place stay", "sandbox", dir)
-	return err
+	return w.Run(ctx)
 }
 
 // updateText says in a line why a set was shipped.

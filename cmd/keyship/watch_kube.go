@@ -142,20 +142,7 @@ func (g *globals) shipKubeWatch(ctx context.Context, f shipFlags, req *spec.Requ
 		return err
 	}
 
-	w := watch.NewWatcher(h, f.watch.refresh)
-	w.Add(job)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				g.logger.Info("SIGHUP: checking the secrets now")
-				w.RefreshNow()
-			}
-		}
-	}()
-	err = w.Run(ctx)
+	err = g.runWatch(ctx, h, job, f.watch.refresh, hup)
 	g.logger.Info("watch stopped; the Secret in place stays", "secret", secretWhere(plan))
 	return err
 }
