@@ -10,18 +10,28 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-func TestShipFlinkConfEmitsFlinkSettings(t *testing.T) {
-	j := newJob(t)
-	conf := filepath.Join(j.dir, "flink-conf.yaml")
-	if err := os.WriteFile(conf, []byte(`security.ssl.enabled: true
+// flinkConf is seed 000's job as a flink-conf.yaml, its passwords by ref.
+const flinkConf = `security.ssl.enabled: true
 security.ssl.keystore: /spark/keystore
 security.ssl.keystore-password: ${secret:/spark/keystore_password}
 security.ssl.key-password: ${secret:/spark/key_password}
 security.ssl.truststore: /spark/truststore
 security.ssl.truststore-password: ${secret:/spark/truststore_password}
-`), 0o600); err != nil {
+`
+
+// writeFlinkConf writes flinkConf into dir and returns its path.
+func writeFlinkConf(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "flink-conf.yaml")
+	if err := os.WriteFile(p, []byte(flinkConf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func TestShipFlinkConfEmitsFlinkSettings(t *testing.T) {
+	j := newJob(t)
+	conf := writeFlinkConf(t, j.dir)
 	r := j.ship(t, conf)
 	if r.code != 0 {
 		t.Fatalf("ship flink-conf: exit %d: %s", r.code, r.stderr)

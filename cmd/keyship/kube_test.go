@@ -185,16 +185,7 @@ func TestSparkOnKubernetesSettings(t *testing.T) {
 // are not printed: the Secret's flink-ssl.yaml carries them.
 func TestFlinkNativeKubernetesSettings(t *testing.T) {
 	j := newKubeJob(t)
-	conf := filepath.Join(j.dir, "flink-conf.yaml")
-	if err := os.WriteFile(conf, []byte(`security.ssl.enabled: true
-security.ssl.keystore: /spark/keystore
-security.ssl.keystore-password: ${secret:/spark/keystore_password}
-security.ssl.key-password: ${secret:/spark/key_password}
-security.ssl.truststore: /spark/truststore
-security.ssl.truststore-password: ${secret:/spark/truststore_password}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeFlinkConf(t, j.dir)
 	r := j.shipKube(t, conf)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)

@@ -19,6 +19,13 @@ import (
 // flinkAt is a Spec for Flink release v ("" is the newest, 2.x).
 func flinkAt(t *testing.T, v string, s *spec.Spec) *spec.Spec {
 	t.Helper()
+	return atRelease(t, v, s, func(s *spec.Spec) *spec.ConsumerVersion { return &s.FlinkVersion })
+}
+
+// atRelease sets the consumer release of s (a new Spec when nil) that field
+// picks to v; "" leaves it unset (the newest).
+func atRelease(t *testing.T, v string, s *spec.Spec, field func(*spec.Spec) *spec.ConsumerVersion) *spec.Spec {
+	t.Helper()
 	if s == nil {
 		s = &spec.Spec{}
 	}
@@ -27,7 +34,7 @@ func flinkAt(t *testing.T, v string, s *spec.Spec) *spec.Spec {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.FlinkVersion = spec.ConsumerVersion{Version: ver}
+		*field(s) = spec.ConsumerVersion{Version: ver}
 	}
 	return s
 }

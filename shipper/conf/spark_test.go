@@ -11,19 +11,10 @@ import (
 	"github.com/keyship/keyship/shipper/mesos"
 )
 
+// sparkAt is a Spec for Spark release v ("" is the newest).
 func sparkAt(t *testing.T, v string, s *spec.Spec) *spec.Spec {
 	t.Helper()
-	if s == nil {
-		s = &spec.Spec{}
-	}
-	if v != "" {
-		ver, err := spec.ParseVersion(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.SparkVersion = spec.ConsumerVersion{Version: ver}
-	}
-	return s
+	return atRelease(t, v, s, func(s *spec.Spec) *spec.ConsumerVersion { return &s.SparkVersion })
 }
 
 // TestSparkReleases (issue 11, defect 5): Spark 2.3+ reads the passwords
