@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"github.com/keyship/keyship/host/materialize"
 	"io/fs"
+	"time"
 )
 
 // ManifestName is the file name of the manifest Manifest makes.
@@ -24,10 +25,23 @@ type ManifestEntry struct {
 // operator can see what was shipped without reading a secret. Ship it in the
 // same Write as files.
 func Manifest(files []materialize.File) (materialize.File, error) {
+	return ManifestWithExpiry(files, nil)
+}
+
+// ManifestWithExpiry is Manifest with each store's expiry: notAfter, keyed
+// by path, is when the certificates of that file stop being valid (the
+// earliest NotAfter), written as the entry's not_after in RFC 3339 UTC.
+// keyship ship writes it, so that a task or an operator sees how long the
+// stores in place are good for, including stores read from a backend that
+// keyship cannot renew.
+func ManifestWithExpiry(files []materialize.File, notAfter map[string]time.Time) (materialize.File, error) {
 	entries := make([]ManifestEntry, len(files))
 	for i, f := range files {
 		mode, _ := fileMode(f.Mode)
 		entries[i] = ManifestEntry{Path: f.Path, Mode: octal(mode), Version: f.Version}
+		if t, ok := notAfter[f.Path]; ok && !t.IsZero() {
+			entries[i].NotAfter = t.UTC().Format(time.RFC3339)
+		}
 	}
 	data, err := json.MarshalIndent(struct {
 		Files []ManifestEntry `json:"files"`
