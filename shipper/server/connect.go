@@ -70,21 +70,7 @@ func (c *connectService) Ship(ctx context.Context, req *connect.Request[hostv1.S
 	resp, err := c.s.Ship(ctx, req.Msg)
 	err = connectError(err)
 	if len(c.observers) > 0 {
-		m := req.Msg
-		call := &Call{Time: start, Duration: time.Since(start), Method: "Ship", Caller: CallerOf(ctx), JobID: m.GetJobId(), Err: err}
-		if err != nil {
-			call.Code = connect.CodeOf(err)
-		}
-		for _, t := range m.GetTasks() {
-			call.Tasks = append(call.Tasks, t.GetId())
-		}
-		for _, t := range m.GetTargets() {
-			call.Targets = append(call.Targets, t.String())
-		}
-		if len(call.Targets) == 0 {
-			call.Targets = []string{hostv1.Target_TARGET_FETCH.String()}
-		}
-		c.observe(ctx, rec, call)
+		c.observe(ctx, rec, shipCall(ctx, "Ship", start, req.Msg, err))
 	}
 	if err != nil {
 		return nil, err
@@ -98,10 +84,8 @@ func (c *connectService) Check(ctx context.Context, req *connect.Request[hostv1.
 	resp, err := c.s.Check(ctx, req.Msg)
 	err = connectError(err)
 	if len(c.observers) > 0 {
-		call := &Call{Time: start, Duration: time.Since(start), Method: "Check", Caller: CallerOf(ctx), Err: err, Problems: len(resp.GetProblems())}
-		if err != nil {
-			call.Code = connect.CodeOf(err)
-		}
+		call := newCall(ctx, "Check", start, err)
+		call.Problems = len(resp.GetProblems())
 		c.observe(ctx, rec, call)
 	}
 	if err != nil {
@@ -117,20 +101,36 @@ func (c *connectService) Watch(ctx context.Context, req *connect.Request[hostv1.
 	start := time.Now()
 	err := connectError(c.s.watch(ctx, req.Msg, stream.Send))
 	if len(c.observers) > 0 {
-		m := req.Msg.GetShip()
-		call := &Call{Time: start, Duration: time.Since(start), Method: "Watch", Caller: CallerOf(ctx), JobID: m.GetJobId(), Err: err}
-		if err != nil {
-			call.Code = connect.CodeOf(err)
-		}
-		for _, t := range m.GetTasks() {
-			call.Tasks = append(call.Tasks, t.GetId())
-		}
-		for _, t := range m.GetTargets() {
-			call.Targets = append(call.Targets, t.String())
-		}
-		c.observe(ctx, rec, call)
+		c.observe(ctx, rec, shipCall(ctx, "Watch", start, req.Msg.GetShip(), err))
 	}
 	return err
+}
+
+// newCall is the record of a call of method that started at start and
+// ended now with err.
+func newCall(ctx context.Context, method string, start time.Time, err error) *Call {
+	call := &Call{Time: start, Duration: time.Since(start), Method: method, Caller: CallerOf(ctx), Err: err}
+	if err != nil {
+		call.Code = connect.CodeOf(err)
+	}
+	return call
+}
+
+// shipCall is newCall for a call that ships m (Ship, Watch): its job, tasks
+// and targets (none named is TARGET_FETCH, as Ship reads it).
+func shipCall(ctx context.Context, method string, start time.Time, m *hostv1.ShipRequest, err error) *Call {
+	call := newCall(ctx, method, start, err)
+	call.JobID = m.GetJobId()
+	for _, t := range m.GetTasks() {
+		call.Tasks = append(call.Tasks, t.GetId())
+	}
+	for _, t := range m.GetTargets() {
+		call.Targets = append(call.Targets, t.String())
+	}
+	if len(call.Targets) == 0 {
+		call.Targets = []string{hostv1.Target_TARGET_FETCH.String()}
+	}
+	return call
 }
 
 func (c *connectService) observe(ctx context.Context, rec *record, call *Call) {
