@@ -9,13 +9,7 @@ import (
 // peerCredentials returns "unix uid=U pid=P" for a unix socket peer (the
 // kernel's SO_PEERCRED: what the peer was when it connected), or "".
 func peerCredentials(c net.Conn) string {
-	for {
-		w, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = w.NetConn()
-	}
+	c = accepted(c)
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return ""

@@ -7,13 +7,7 @@ import "net"
 // peerCredentials returns "unix" for a unix socket peer (SO_PEERCRED is
 // Linux's), or "".
 func peerCredentials(c net.Conn) string {
-	for {
-		w, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = w.NetConn()
-	}
+	c = accepted(c)
 	if _, ok := c.(*net.UnixConn); ok {
 		return "unix"
 	}
