@@ -67,3 +67,68 @@ type ConsumerVersion struct {
 	// "" when nothing says and the newest release is assumed.
 	From string
 }
+
+// knownReleases are the releases of each consumer whose settings keyship
+// writes by their own rules (major.minor; any patch level of one is
+// accepted): Spark 1.0–1.6, 2.0–2.4, 3.0–3.5 and 4.0–4.1, Flink 1.0–1.20
+// and 2.0–2.2. A release outside them is refused (ParseRelease) rather than
+// given the rules of a neighbour that its configuration may not follow.
+var knownReleases = map[string][]Version{
+	ConsumerSpark: releaseRange(map[int]int{1: 6, 2: 4, 3: 5, 4: 1}),
+	ConsumerFlink: releaseRange(map[int]int{1: 20, 2: 2}),
+}
+
+// releaseRange lists major.0 to major.last for each major, in order.
+func releaseRange(last map[int]int) []Version {
+	var out []Version
+	for major := 1; major <= 9; major++ {
+		if n, ok := last[major]; ok {
+			for minor := 0; minor <= n; minor++ {
+				out = append(out, Version{major, minor})
+			}
+		}
+	}
+	return out
+}
+
+// KnownReleases returns the releases of consumer keyship knows, oldest
+// first, or nil for a consumer that has none (libprocess).
+func KnownReleases(consumer string) []Version { return knownReleases[consumer] }
+
+// KnownRelease returns nil when keyship knows release v of consumer, and
+// otherwise an error that names the known ones by series
+// ("1.0–1.20, 2.0–2.2").
+func KnownRelease(consumer string, v Version) error {
+	known := knownReleases[consumer]
+	for _, k := range known {
+		if k == v {
+			return nil
+		}
+	}
+	var series []string
+	for i := 0; i < len(known); {
+		j := i
+		for j+1 < len(known) && known[j+1].Major == known[i].Major {
+			j++
+		}
+		series = append(series, known[i].String()+"–"+known[j].String())
+		i = j + 1
+	}
+	if len(series) == 0 {
+		return fmt.Errorf("%s has no releases keyship writes settings for", consumer)
+	}
+	return fmt.Errorf("%s %s is not a release keyship knows; it knows %s %s", consumer, v, consumer, strings.Join(series, ", "))
+}
+
+// ParseRelease reads a release of consumer as ParseVersion does and refuses
+// one keyship does not know (KnownRelease), naming the known ones.
+func ParseRelease(consumer, s string) (Version, error) {
+	v, err := ParseVersion(s)
+	if err != nil {
+		return Version{}, err
+	}
+	if err := KnownRelease(consumer, v); err != nil {
+		return Version{}, fmt.Errorf("version %q: %w", s, err)
+	}
+	return v, nil
+}
