@@ -152,6 +152,9 @@ type Flink struct {
 	// ArtifactServer is mesos.resourcemanager.artifactserver.ssl.enabled
 	// (Flink on Mesos, which Flink 1.14 removed).
 	ArtifactServer *Switch
+	// RESTAuth is security.ssl.rest.authentication-enabled: mutual TLS on
+	// the REST endpoint (Flink 1.7+, FLINK-10371; default false).
+	RESTAuth *Switch
 }
 
 // Switch is one boolean setting as the request gives it.

@@ -107,11 +107,15 @@ func Print(consumer string, settings []Setting, b *materialize.Bundle, s *spec.S
 	case ConsumerFlink:
 		rel := flinkRelease{s.FlinkVersion.Version}
 		note("Flink %s (%s): it reads %s%s.", rel, versionWhy(s.FlinkVersion, "--flink-version"), rel.file(), map[bool]string{
-			true:  " with SnakeYAML (YAML 1.1), and a key given twice stops it",
+			true:  " with snakeyaml-engine (YAML 1.2, Core schema), and a key given twice stops it",
 			false: " line by line (key: value; \"#\" starts a comment)",
 		}[rel.standardYAML()])
 		note("The complete TLS fragment, passwords included, is %s (0600). Merge it into $FLINK_CONF_DIR/%s once,", filepath.Join(dir, FlinkSecretFile), rel.file())
 		note("after removing from that file the keys it sets (each is in the fragment once):")
+		if rel.readsLegacyFirst() {
+			note("Flink %s reads $FLINK_CONF_DIR/flink-conf.yaml INSTEAD of config.yaml when that file exists (GlobalConfiguration.loadConfiguration):", rel)
+			note("remove or migrate a leftover flink-conf.yaml, or Flink ignores this fragment and runs without TLS.")
+		}
 		if !rel.storeTypes() && s.StoreType == spec.StoreTypePKCS12 {
 			note("Flink %s opens the stores with the JVM's default type (PKCS12 from Java 9, which reads JKS too; JKS on Java 8): run it on Java 9 or later.", rel)
 		}

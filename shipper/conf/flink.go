@@ -30,12 +30,21 @@ func (r flinkRelease) String() string {
 	return r.v.String()
 }
 
-// standardYAML reports whether the release reads config.yaml with SnakeYAML
-// (YAML 1.1 typing, duplicate keys refused; GlobalConfiguration.
-// loadYAMLResource, Flink 1.19+) rather than flink-conf.yaml line by line
+// standardYAML reports whether the release reads config.yaml with
+// snakeyaml-engine (YAML 1.2, Core schema typing, duplicate keys refused;
+// GlobalConfiguration.loadYAMLResource and YamlParserUtils, Flink 1.19+,
+// FLINK-34257) rather than flink-conf.yaml line by line
 // (loadLegacyYAMLResource: split at the first "#", then at the first ": ",
 // trimmed; Flink 1.18 and before).
 func (r flinkRelease) standardYAML() bool { return r.v.AtLeast(1, 19) }
+
+// readsLegacyFirst reports whether the release, though it reads
+// config.yaml, reads flink-conf.yaml instead when one is in the
+// configuration directory (GlobalConfiguration.loadConfiguration, Flink 1.19
+// and 1.20; Flink 2.0 reads config.yaml only).
+func (r flinkRelease) readsLegacyFirst() bool {
+	return r.standardYAML() && r.v.Before(2, 0)
+}
 
 // file is the configuration file the release reads: config.yaml from 1.19
 // (1.19 and 1.20 still read a flink-conf.yaml when one is there; 2.x never
@@ -51,6 +60,11 @@ func (r flinkRelease) file() string {
 // security.ssl.rest.* (Flink 1.6+); before, security.ssl.* and the
 // component switches are all there is.
 func (r flinkRelease) endpoints() bool { return r.v.AtLeast(1, 6) }
+
+// restAuth reports whether the release reads
+// security.ssl.rest.authentication-enabled (SecurityOptions.
+// SSL_REST_AUTHENTICATION_ENABLED, Flink 1.7+, FLINK-10371).
+func (r flinkRelease) restAuth() bool { return r.v.AtLeast(1, 7) }
 
 // storeTypes reports whether the release reads *.keystore-type and
 // *.truststore-type (Flink 1.20+); before, it opens the stores with
@@ -104,7 +118,11 @@ func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value
 //   - the component switches s.Flink carries, by the name the release
 //     reads (akka.ssl.enabled before 1.18, pekko.ssl.enabled after); the
 //     Mesos artifact server's is an error for Flink 1.14 and later, which
-//     removed it.
+//     removed it;
+//   - security.ssl.rest.authentication-enabled when s.Flink.RESTAuth sets
+//     it (mutual TLS on the REST endpoint, Flink 1.7+; true for an older
+//     release is an error, false is left out: it is what that release
+//     does).
 //
 // How the passwords reach Flink: Flink's configuration has no substitution
 // of environment variables or files, so a password must be in the
@@ -119,8 +137,9 @@ func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value
 // setting, never the value: for flink-conf.yaml (Flink 1.18 and before) one
 // that is empty, has a "#", a line break, or leading or trailing space; for
 // config.yaml one that is not valid UTF-8 (every string is double-quoted
-// there, so that SnakeYAML's YAML 1.1 typing never reads a password such as
-// on, 1:20:30 or 1e10000 as a Boolean, an Integer or a Double).
+// there, so that neither YAML 1.2 Core typing, which snakeyaml-engine applies
+// (true, null, 0x1F, 1e10000), nor YAML 1.1's (on, 1:20:30) reads a password
+// as a Boolean, null, an Integer or a Double).
 //
 // The internal endpoint needs a truststore; b must have a keystore.
 func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
@@ -220,6 +239,18 @@ func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
 			}
 			f.value("mesos.resourcemanager.artifactserver.ssl.enabled", fmt.Sprint(a.On))
 		}
+		if a := c.RESTAuth; a != nil {
+			switch {
+			case rel.restAuth():
+				if a.On && rest && ts == nil {
+					return nil, fmt.Errorf("conf: %s: mutual TLS on the REST endpoint needs a truststore (security.ssl.rest.truststore) and the bundle has none", a.Setting)
+				}
+				f.value("security.ssl.rest.authentication-enabled", fmt.Sprint(a.On))
+			case a.On:
+				return nil, fmt.Errorf("conf: %s: Flink %s has no mutual TLS on its REST endpoint (security.ssl.rest.authentication-enabled came with Flink 1.7, FLINK-10371); "+
+					"write for Flink 1.7 or later with --flink-version, or remove it", a.Setting, rel)
+			}
+		}
 	}
 	if len(f.errs) > 0 {
 		return nil, fmt.Errorf("conf: the Flink settings would set a key twice: %s", strings.Join(f.errs, "; "))
@@ -260,13 +291,16 @@ func flinkLegacyPlain(v string) bool {
 // release s.FlinkVersion names, passwords included: the file to ship as a
 // 0600 FlinkSecretFile, and to merge into that release's configuration file
 // (Print says which). For config.yaml (Flink 1.19+) every value but true and
-// false is a double-quoted YAML string, so that SnakeYAML returns exactly
-// the string; for flink-conf.yaml values are written as they are (Flink 1.18
+// false is a double-quoted YAML string, so that snakeyaml-engine returns
+// exactly the string (a double-quoted scalar is a string in every schema); for flink-conf.yaml values are written as they are (Flink 1.18
 // and before take the text after ": " literally; Flink checked them). It
 // holds secrets: never print or log it, and zero it once shipped.
 func FlinkFragment(settings []Setting, s *spec.Spec) materialize.Sensitive {
 	rel := flinkRelease{s.FlinkVersion.Version}
 	header := fmt.Sprintf("# keyship: the TLS settings for Flink %s, to merge into %s (each key once)\n", rel, rel.file())
+	if rel.readsLegacyFirst() {
+		header += fmt.Sprintf("# Flink %s reads flink-conf.yaml instead of config.yaml when it exists: remove a leftover flink-conf.yaml\n", rel)
+	}
 	n := len(header)
 	for _, st := range settings {
 		// A quoted value takes at most 10 bytes per byte (\UXXXXXXXX).

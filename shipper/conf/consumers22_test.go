@@ -1,0 +1,163 @@
+package conf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keyship/keyship/host/spec"
+)
+
+// TestFlinkRESTAuthentication (issue 22, item 1): the spec's
+// security.ssl.rest.authentication-enabled reaches the fragment for the
+// releases that read it (SecurityOptions.SSL_REST_AUTHENTICATION_ENABLED,
+// Flink 1.7+, FLINK-10371; default false), and mutual TLS on the REST
+// endpoint is not silently off: a client without a certificate is refused
+// by a REST server configured from the fragment as Flink's
+// SSLUtils.createRestServerSSLEngineFactory configures it
+// (setNeedClientAuth(authentication-enabled)).
+func TestFlinkRESTAuthentication(t *testing.T) {
+	doc := `security.ssl.internal.enabled: true
+security.ssl.rest.enabled: true
+security.ssl.keystore: /flink/keystore
+security.ssl.keystore-password: ks
+security.ssl.key-password: kp
+security.ssl.truststore: /flink/truststore
+security.ssl.truststore-password: ts
+security.ssl.rest.authentication-enabled: %s
+`
+	tests := []struct {
+		release, auth, source string
+		want                  string // the fragment's value, "" absent, "error" refused
+	}{
+		{"1.6", "true", "Flink 1.6 SecurityOptions.java: no SSL_REST_AUTHENTICATION_ENABLED", "error"},
+		{"1.6", "false", "Flink 1.6: the REST endpoint is never mutual TLS, as false asks", ""},
+		{"1.7", "true", "Flink 1.7 SecurityOptions.java: SSL_REST_AUTHENTICATION_ENABLED (FLINK-10371)", "true"},
+		{"1.20", "false", "Flink 1.20 SecurityOptions.java", "false"},
+		{"", "true", "Flink 2.x SecurityOptions.java", "true"},
+	}
+	for _, tt := range tests {
+		t.Run("Flink "+tt.release+" "+tt.auth, func(t *testing.T) {
+			s, err := spec.ParseFlink([]byte(strings.Replace(doc, "%s", tt.auth, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = flinkAt(t, tt.release, s)
+			if tt.release == "" {
+				s.FlinkVersion = spec.ConsumerVersion{}
+			}
+			settings, err := Flink(jksBundle("pw"), dir, s)
+			if tt.want == "error" {
+				if err == nil || !strings.Contains(err.Error(), "security.ssl.rest.authentication-enabled") || !strings.Contains(err.Error(), "Flink 1.7") {
+					t.Fatalf("%s: err %v, want a refusal naming the setting and Flink 1.7", tt.source, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", tt.source, err)
+			}
+			got := ""
+			for _, st := range settings {
+				if st.Key == "security.ssl.rest.authentication-enabled" {
+					got = st.Value
+				}
+			}
+			if got != tt.want {
+				t.Errorf("%s: security.ssl.rest.authentication-enabled = %q, want %q", tt.source, got, tt.want)
+			}
+		})
+	}
+
+	t.Run("a client without a certificate", func(t *testing.T) {
+		javaPeers(t)
+		const host = "jm.example.com"
+		for _, tt := range []struct {
+			release, mode string
+			auth          bool
+			want          string
+		}{
+			{"", "standard", true, "FAIL"},
+			{"1.18", "legacy", true, "FAIL"},
+			{"", "standard", false, "OK"},
+		} {
+			s := flinkAt(t, tt.release, &spec.Spec{Flink: &spec.Flink{RESTAuth: &spec.Switch{Setting: "security.ssl.rest.authentication-enabled", On: tt.auth}}})
+			root, frag := writeFlinkSandbox(t, realBundle(t, host), s)
+			out, _ := runJava(t, root, nil, "FlinkHandshake", tt.mode, frag, host, "rest-anonymous")
+			if !strings.HasPrefix(out, tt.want) {
+				t.Errorf("Flink %q, authentication-enabled %t: the REST handshake of an anonymous client: %s, want %s", tt.release, tt.auth, strings.TrimSpace(out), tt.want)
+			}
+		}
+	})
+}
+
+// TestFlinkPrintNamesParserAndFile (issue 22, items 2 and 3): what keyship
+// prints and the fragment's header name the reader each release uses and,
+// for Flink 1.19 and 1.20, the flink-conf.yaml that takes precedence over
+// config.yaml.
+func TestFlinkPrintNamesParserAndFile(t *testing.T) {
+	tests := []struct {
+		release, source string
+		parser          string
+		leftover        bool
+	}{
+		{"1.18", "Flink 1.18 GlobalConfiguration.java: flink-conf.yaml only, loadYAMLResource line by line", "flink-conf.yaml line by line", false},
+		{"1.19", "Flink 1.19 GlobalConfiguration.loadConfiguration: flink-conf.yaml if it exists, else config.yaml; YamlParserUtils.java: snakeyaml-engine CoreSchema (FLINK-34257)", "config.yaml with snakeyaml-engine (YAML 1.2, Core schema)", true},
+		{"1.20", "Flink 1.20 GlobalConfiguration.java, YamlParserUtils.java (as 1.19)", "config.yaml with snakeyaml-engine (YAML 1.2, Core schema)", true},
+		{"2.0", "Flink 2.0 GlobalConfiguration.java: config.yaml only (flink-conf.yaml support removed)", "config.yaml with snakeyaml-engine (YAML 1.2, Core schema)", false},
+		{"", "Flink 2.x (the newest)", "config.yaml with snakeyaml-engine (YAML 1.2, Core schema)", false},
+	}
+	for _, tt := range tests {
+		t.Run("Flink "+tt.release, func(t *testing.T) {
+			b := jksBundle("pw")
+			s := flinkAt(t, tt.release, nil)
+			settings, extra, err := For(ConsumerFlink, b, dir, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := Print(ConsumerFlink, settings, b, s, dir)
+			if !strings.Contains(out, "it reads "+tt.parser) || strings.Contains(out, "SnakeYAML (YAML 1.1)") {
+				t.Errorf("%s: stdout does not say %q:\n%s", tt.source, tt.parser, out)
+			}
+			const warn = "reads $FLINK_CONF_DIR/flink-conf.yaml INSTEAD of config.yaml when that file exists"
+			if got := strings.Contains(out, warn); got != tt.leftover {
+				t.Errorf("%s: stdout warns of a leftover flink-conf.yaml: %t, want %t:\n%s", tt.source, got, tt.leftover, out)
+			}
+			header := strings.SplitN(string(extra[0].Contents), "\n", 3)
+			if got := strings.Contains(header[1], "remove a leftover flink-conf.yaml"); got != tt.leftover {
+				t.Errorf("%s: the fragment's header warns of a leftover flink-conf.yaml: %t, want %t:\n%s", tt.source, got, tt.leftover, header[0]+"\n"+header[1])
+			}
+		})
+	}
+}
+
+// TestFlinkConfReadsYAML12Core (issue 22, item 2): the harness that loads
+// fragments as Flink 1.19+ does types plain scalars by the YAML 1.2 Core
+// schema, as snakeyaml-engine's CoreSchema (Flink's YamlParserUtils, Flink
+// 1.19+), and not by SnakeYAML 1.x's YAML 1.1 rules: were it YAML 1.1,
+// "on" would be a Boolean and "1:20:30" an Integer.
+func TestFlinkConfReadsYAML12Core(t *testing.T) {
+	javaPeers(t)
+	tests := []struct{ plain, javaType string }{
+		{"on", "String"}, {"yes", "String"}, {"1:20:30", "String"}, {"2001-12-14", "String"}, {"0b101", "String"},
+		{"True", "Boolean"}, {"false", "Boolean"}, {"0x1F", "Integer"}, {"-42", "Integer"},
+		{"1e3", "Double"}, {".inf", "Double"}, {"~", "null"}, {"Null", "null"},
+	}
+	var doc strings.Builder
+	for i, tt := range tests {
+		doc.WriteString("k" + strings.Repeat("x", i) + ": " + tt.plain + "\n")
+	}
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(doc.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadFlink(t, "standard", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		if g := got["k"+strings.Repeat("x", i)]; g.javaType != tt.javaType {
+			t.Errorf("plain %q: a %s, want a %s (YAML 1.2 Core schema, snakeyaml-engine CoreSchema)", tt.plain, g.javaType, tt.javaType)
+		}
+	}
+}
