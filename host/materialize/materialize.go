@@ -259,7 +259,10 @@ func (e *Error) Unwrap() error { return e.Problems }
 //     before Options.Deadline; one expiring within Options.ExpiryWarning
 //     gives a warning;
 //  6. the protocol is TLSv1.2 or TLSv1.3, and the key and certificate can
-//     serve it (key type and size, key usage, extended key usage);
+//     serve it (key type and size, key usage, extended key usage), with
+//     one of the cipher suites the spec lists, if it lists any (an EC key
+//     with only RSA suites fails every handshake: "no cipher suites in
+//     common");
 //  7. every password is printable ASCII (Java's JKS and PKCS12 need that).
 //
 // Checks 3 and 4 give warnings instead when the consumer would not make them
