@@ -78,4 +78,3 @@ func TestSuitesFitTheKey(t *testing.T) {
 		})
 	}
 }
-
