@@ -132,3 +132,57 @@ func ParseRelease(consumer, s string) (Version, error) {
 	}
 	return v, nil
 }
+
+// sparkNamespaceReleases are the Spark releases that read each
+// spark.ssl.<ns> namespace of SparkNamespaces, since (zero: every release)
+// up to but not including until (zero: still read), and where that is read.
+var sparkNamespaceReleases = map[string]struct {
+	since, until Version
+	source       string
+}{
+	"ui": {Version{2, 0}, Version{}, "SecurityManager.getSSLOptions(\"ui\") for the web UI (SparkUI, JettyUtils), Spark 2.0+ (SPARK-2750); Spark 1.x's SecurityManager.scala reads only spark.ssl.fs and spark.ssl.akka"},
+	"standalone": {Version{2, 0}, Version{}, "SecurityManager.getSSLOptions(\"standalone\") for the standalone Master and Worker UIs, Spark 2.0+ (SPARK-2750); Spark 1.x's SecurityManager.scala reads only spark.ssl.fs and spark.ssl.akka"},
+	"historyServer": {Version{2, 0}, Version{}, "SecurityManager.getSSLOptions(\"historyServer\") for the history server, Spark 2.0+ (SPARK-2750); Spark 1.x's SecurityManager.scala reads only spark.ssl.fs and spark.ssl.akka"},
+	"rpc": {Version{4, 0}, Version{}, "SecurityManager.scala's rpcSSLOptions = getSSLOptions(\"rpc\"), Spark 4.0+ (SPARK-44937, RPC TLS); Spark 3.x's SecurityManager.scala has no rpc namespace"},
+	"fs": {Version{}, Version{3, 0}, "SecurityManager.scala's fileServerSSLOptions (SSLOptions.parse(sparkConf, \"spark.ssl.fs\", …) in Spark 1.x, getSSLOptions(\"fs\") in 2.x), which Spark 3.0's SecurityManager.scala no longer has"},
+	"mesos": {Version{2, 0}, Version{4, 0}, "MesosClusterUI's getSSLOptions(\"mesos\") (resource-managers/mesos, Spark 2.x–3.x); Spark 4.0 removed Mesos support"},
+	"submission": {Version{2, 0}, Version{3, 0}, "the DC/OS fork's SecurityManager.scala (submissionServerSSLOptions = SSLOptions.parse(sparkConf, \"spark.ssl.submission\", …), DC/OS Spark 2.x); Apache Spark's SecurityManager.scala never reads it"},
+}
+
+// SparkNamespaceWarnings returns a warning for each spark.ssl.<ns>
+// namespace s names that the Spark release s.SparkVersion names (zero: the
+// newest) does not read, citing the source that reads it and the releases
+// that do: Spark ignores such settings, so the service they were meant for
+// runs without them. Nil when s is not a Spark request or every namespace
+// is read.
+func SparkNamespaceWarnings(s *Spec) []string {
+	if s.Spark == nil {
+		return nil
+	}
+	v := s.SparkVersion.Version
+	release := "the newest Spark (4.x) keyship assumes"
+	if !v.IsZero() {
+		release = "Spark " + v.String()
+	}
+	var out []string
+	for _, ns := range s.Spark.Namespaces {
+		r, ok := sparkNamespaceReleases[ns.Name]
+		if !ok {
+			continue
+		}
+		// The zero Version is the newest: AtLeast every release, Before none.
+		if v.AtLeast(r.since.Major, r.since.Minor) && (r.until.IsZero() || v.Before(r.until.Major, r.until.Minor)) {
+			continue
+		}
+		span := "Spark " + r.since.String() + "+"
+		switch {
+		case r.since.IsZero():
+			span = "Spark before " + r.until.String()
+		case !r.until.IsZero():
+			span = "Spark " + r.since.String() + " to before " + r.until.String()
+		}
+		out = append(out, fmt.Sprintf("spark.ssl.%s.*: %s does not read the %s namespace, so its settings are ignored there (read by %s: %s); pass --spark-version for the release the job runs",
+			ns.Name, release, ns.Name, span, r.source))
+	}
+	return out
+}

@@ -103,6 +103,11 @@ func Print(consumer string, settings []Setting, b *materialize.Bundle, s *spec.S
 	for _, w := range s.Warnings {
 		note("warning: %s", w)
 	}
+	if consumer == ConsumerSpark {
+		for _, w := range spec.SparkNamespaceWarnings(s) {
+			note("warning: %s", w)
+		}
+	}
 	switch consumer {
 	case ConsumerFlink:
 		rel := flinkRelease{s.FlinkVersion.Version}

@@ -161,3 +161,48 @@ func TestFlinkConfReadsYAML12Core(t *testing.T) {
 		}
 	}
 }
+
+// TestSparkNamespaceByRelease (issue 22, item 6): keyship warns when the
+// request names a spark.ssl.<ns> namespace that the chosen Spark release
+// does not read, citing the source that reads it; the namespaces came and
+// went with releases (core/src/main/scala/org/apache/spark/
+// SecurityManager.scala of each release).
+func TestSparkNamespaceByRelease(t *testing.T) {
+	tests := []struct {
+		release, ns, source string
+		warn                bool
+	}{
+		{"3.5", "rpc", "Spark 3.5 SecurityManager.scala: no rpc namespace (RPC TLS is SPARK-44937, 4.0)", true},
+		{"4.0", "rpc", "Spark 4.0 SecurityManager.scala: rpcSSLOptions = getSSLOptions(\"rpc\")", false},
+		{"", "rpc", "the newest Spark (4.x)", false},
+		{"1.6", "ui", "Spark 1.6 SecurityManager.scala: only spark.ssl.fs and spark.ssl.akka", true},
+		{"2.0", "ui", "Spark 2.0: getSSLOptions(\"ui\") (SPARK-2750)", false},
+		{"2.4", "fs", "Spark 2.4 SecurityManager.scala: fileServerSSLOptions = getSSLOptions(\"fs\")", false},
+		{"1.6", "fs", "Spark 1.6 SecurityManager.scala: SSLOptions.parse(sparkConf, \"spark.ssl.fs\", ...)", false},
+		{"3.0", "fs", "Spark 3.0 SecurityManager.scala: no fileServerSSLOptions", true},
+		{"3.5", "mesos", "Spark 3.5 MesosClusterUI (resource-managers/mesos)", false},
+		{"4.0", "mesos", "Spark 4.0 removed Mesos support", true},
+		{"2.2", "submission", "DC/OS Spark 2.2 SecurityManager.scala: spark.ssl.submission", false},
+		{"3.5", "submission", "Apache Spark's SecurityManager.scala never reads it", true},
+	}
+	for _, tt := range tests {
+		t.Run("Spark "+tt.release+" "+tt.ns, func(t *testing.T) {
+			s := atRelease(t, tt.release, &spec.Spec{Spark: &spec.Spark{Namespaces: []spec.SparkNamespace{{Name: tt.ns}}}},
+				func(s *spec.Spec) *spec.ConsumerVersion { return &s.SparkVersion })
+			b := jksBundle("pw")
+			settings, _, err := For(ConsumerSpark, b, dir, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := Print(ConsumerSpark, settings, b, s, dir)
+			prefix := "# warning: spark.ssl." + tt.ns + ".*: "
+			got := strings.Contains(out, prefix)
+			if got != tt.warn {
+				t.Fatalf("%s: warned %t, want %t:\n%s", tt.source, got, tt.warn, out)
+			}
+			if got && (!strings.Contains(out, "SecurityManager") && !strings.Contains(out, "MesosClusterUI") || !strings.Contains(out, "--spark-version")) {
+				t.Errorf("%s: the warning cites no source or no way out:\n%s", tt.source, out)
+			}
+		})
+	}
+}
