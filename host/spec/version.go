@@ -146,7 +146,7 @@ var sparkNamespaceReleases = map[string]struct {
 	"rpc":           {Version{4, 0}, Version{}, "SecurityManager.scala's rpcSSLOptions = getSSLOptions(\"rpc\"), Spark 4.0+ (SPARK-44937, RPC TLS); Spark 3.x's SecurityManager.scala has no rpc namespace"},
 	"fs":            {Version{}, Version{3, 0}, "SecurityManager.scala's fileServerSSLOptions (SSLOptions.parse(sparkConf, \"spark.ssl.fs\", …) in Spark 1.x, getSSLOptions(\"fs\") in 2.x), which Spark 3.0's SecurityManager.scala no longer has"},
 	"mesos":         {Version{2, 0}, Version{4, 0}, "MesosClusterUI's getSSLOptions(\"mesos\") (resource-managers/mesos, Spark 2.x–3.x); Spark 4.0 removed Mesos support"},
-	"submission":    {Version{2, 0}, Version{3, 0}, "the DC/OS fork's SecurityManager.scala (submissionServerSSLOptions = SSLOptions.parse(sparkConf, \"spark.ssl.submission\", …), DC/OS Spark 2.x); Apache Spark's SecurityManager.scala never reads it"},
+	"submission":    {Version{2, 0}, Version{3, 0}, "SecurityManager.scala's submissionServerSSLOptions (SSLOptions.parse(sparkConf, \"spark.ssl.submission\", …), for the REST submission server of Spark 2.x builds such as DC/OS Spark's); Spark 3.x's SecurityManager.scala does not read it"},
 }
 
 // SparkNamespaceWarnings returns a warning for each spark.ssl.<ns>

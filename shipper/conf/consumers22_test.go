@@ -183,7 +183,7 @@ func TestSparkNamespaceByRelease(t *testing.T) {
 		{"3.5", "mesos", "Spark 3.5 MesosClusterUI (resource-managers/mesos)", false},
 		{"4.0", "mesos", "Spark 4.0 removed Mesos support", true},
 		{"2.2", "submission", "DC/OS Spark 2.2 SecurityManager.scala: spark.ssl.submission", false},
-		{"3.5", "submission", "Apache Spark's SecurityManager.scala never reads it", true},
+		{"3.5", "submission", "Spark 3.5 SecurityManager.scala: no submissionServerSSLOptions", true},
 	}
 	for _, tt := range tests {
 		t.Run("Spark "+tt.release+" "+tt.ns, func(t *testing.T) {
