@@ -36,6 +36,9 @@ func For(consumer string, b *materialize.Bundle, dir string, s *spec.Spec) ([]Se
 	case ConsumerSpark:
 		settings := Spark(b, dir, s)
 		if !s.SparkVersion.Before(2, 3) {
+			if err := sparkEnvPasswords(b); err != nil {
+				return nil, nil, err
+			}
 			return settings, nil, nil
 		}
 		extra := materialize.File{Path: SparkPropertiesFile, Role: RoleSparkSecrets, Mode: materialize.FileMode, Contents: SparkFragment(settings)}
@@ -53,6 +56,30 @@ func For(consumer string, b *materialize.Bundle, dir string, s *spec.Spec) ([]Se
 	default:
 		return nil, nil, fmt.Errorf("consumer %q: want spark, flink or libprocess", consumer)
 	}
+}
+
+// sparkEnvPasswords refuses a non-ASCII password for Spark 2.3+, which
+// reads the passwords from the task's environment (${env:NAME}, Spark's
+// ConfigReader: System.getenv): Java 17 decodes the environment in the
+// locale's charset (sun.jnu.encoding), ASCII under the POSIX locale a Mesos
+// task gets, so the store would not open. Spark 2.2's properties file is
+// read as UTF-8 and takes them.
+func sparkEnvPasswords(b *materialize.Bundle) error {
+	var bad []string
+	for _, p := range []struct {
+		env string
+		pw  materialize.Sensitive
+	}{{EnvKeystorePassword, b.KeystorePassword}, {EnvKeyPassword, b.KeyPassword}, {EnvTruststorePassword, b.TruststorePassword}} {
+		if !isASCII(p.pw) {
+			bad = append(bad, p.env)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("conf: the password in %s has non-ASCII characters: Spark 2.3+ reads it from the task's environment (${env:...}), which Java 17 decodes in the "+
+		"locale's charset (sun.jnu.encoding: ASCII under the POSIX locale a Mesos task gets), so the store would not open "+
+		"(\"keystore was tampered with, or password was incorrect\"); use an ASCII password", strings.Join(bad, ", "))
 }
 
 // Format formats settings for consumer's configuration on stdout, without

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/spec"
 )
 
@@ -202,6 +203,100 @@ func TestSparkNamespaceByRelease(t *testing.T) {
 			}
 			if got && (!strings.Contains(out, "SecurityManager") && !strings.Contains(out, "MesosClusterUI") || !strings.Contains(out, "--spark-version")) {
 				t.Errorf("%s: the warning cites no source or no way out:\n%s", tt.source, out)
+			}
+		})
+	}
+}
+
+// TestNonASCIIPasswordsReachTheConsumer (issue 22, item 5): a non-ASCII
+// password (which a JKS store takes: host/materialize
+// TestNonASCIIPasswords) is written only where the consumer's reader gets it
+// back whatever the task's locale, and refused with the reason elsewhere.
+// Every case runs the consumer's reader under the POSIX locale (LC_ALL=C)
+// a Mesos task gets; where keyship now refuses, on what keyship wrote
+// before, which fails there.
+//
+//   - Flink 1.19+ config.yaml: YamlParserUtils loads an InputStream, which
+//     the YAML reader decodes as UTF-8 (Flink 1.19+): taken;
+//   - Flink 1.18 flink-conf.yaml: GlobalConfiguration.loadYAMLResource reads
+//     it with new InputStreamReader(new FileInputStream(file)), the default
+//     charset, ASCII under LC_ALL=C on Java 17: refused;
+//   - Spark 2.3+: SSLOptions.scala reads ${env:NAME} through ConfigReader
+//     (System.getenv), which Java 17 decodes in the locale's charset:
+//     refused;
+//   - Spark 2.2: Utils.getPropertiesFromFile reads the properties file as
+//     UTF-8: taken.
+func TestNonASCIIPasswordsReachTheConsumer(t *testing.T) {
+	javaPeers(t)
+	const host = "node.example.com"
+	pw := []byte("pässwörd-ß")
+	b := realBundleWith(t, host, pw, pw, pw)
+	posix := []string{"LC_ALL=C", "LANG=C"}
+	tests := []struct {
+		name, consumer, release, reader string
+		refused                         bool
+	}{
+		{"Flink 2.x config.yaml", ConsumerFlink, "", "standard", false},
+		{"Flink 1.19 config.yaml", ConsumerFlink, "1.19", "standard", false},
+		{"Flink 1.18 flink-conf.yaml", ConsumerFlink, "1.18", "legacy", true},
+		{"Spark 3.x ${env:...}", ConsumerSpark, "", "2.3", true},
+		{"Spark 2.2 properties file", ConsumerSpark, "2.2", "2.2", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s *spec.Spec
+			if tt.consumer == ConsumerFlink {
+				s = flinkAt(t, tt.release, nil)
+			} else {
+				s = sparkAt(t, tt.release, &spec.Spec{})
+			}
+			_, extra, err := For(tt.consumer, b, dir, s)
+			if tt.refused {
+				if err == nil || !strings.Contains(err.Error(), "non-ASCII") || !strings.Contains(err.Error(), "Java 17") {
+					t.Fatalf("keyship: %v; want a refusal saying why", err)
+				}
+				if strings.Contains(err.Error(), string(pw)) {
+					t.Fatal("the error holds the password")
+				}
+			} else if err != nil {
+				t.Fatalf("keyship refuses what the consumer reads: %v", err)
+			}
+
+			// What the consumer reads: what keyship writes now, or what it
+			// wrote before where it now refuses.
+			var file []byte
+			var env []string
+			switch {
+			case tt.consumer == ConsumerFlink && !tt.refused:
+				file = extra[0].Contents
+			case tt.consumer == ConsumerFlink:
+				settings, err := Flink(realBundle(t, host), dir, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range settings {
+					if settings[i].Password != nil {
+						settings[i].Password = pw
+					}
+				}
+				file = FlinkFragment(settings, s)
+			case !tt.refused:
+				file = extra[0].Contents
+			default:
+				file = []byte(Properties(Spark(b, dir, s)))
+				env = []string{EnvKeystorePassword + "=" + string(pw), EnvKeyPassword + "=" + string(pw), EnvTruststorePassword + "=" + string(pw)}
+			}
+			root := shipSandbox(t, b, materialize.File{Path: "job.conf", Contents: file})
+			path := filepath.Join(root, dir, "job.conf")
+			var out string
+			if tt.consumer == ConsumerFlink {
+				out, _ = runJava(t, root, posix, "FlinkHandshake", tt.reader, path, host)
+			} else {
+				out, _ = runJava(t, root, append(env, posix...), "SparkConf", tt.reader, path)
+			}
+			t.Logf("reader: %s", strings.TrimSpace(out))
+			if got := strings.HasPrefix(out, "OK"); got == tt.refused {
+				t.Errorf("the consumer's reader under LC_ALL=C: %s (keyship refuses: %t)", strings.TrimSpace(out), tt.refused)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -256,15 +257,24 @@ func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
 		return nil, fmt.Errorf("conf: the Flink settings would set a key twice: %s", strings.Join(f.errs, "; "))
 	}
 
-	var bad []string
+	var bad, nonASCII []string
 	for _, st := range f.out {
-		v := st.Value
+		v := []byte(st.Value)
 		if st.Password != nil {
-			v = string(st.Password)
+			v = st.Password
 		}
-		if rel.standardYAML() && !utf8.ValidString(v) || !rel.standardYAML() && !flinkLegacyPlain(v) {
+		switch {
+		case rel.standardYAML() && !utf8.Valid(v), !rel.standardYAML() && !flinkLegacyPlain(v):
 			bad = append(bad, st.Key)
+		case !rel.standardYAML() && !isASCII(v):
+			nonASCII = append(nonASCII, st.Key)
 		}
+	}
+	if len(nonASCII) > 0 && len(bad) == 0 {
+		return nil, fmt.Errorf("conf: %s: non-ASCII characters cannot go into Flink %s's flink-conf.yaml: Flink 1.18 and before read it in the JVM's default charset "+
+			"(GlobalConfiguration.loadYAMLResource: new InputStreamReader without a charset), which is ASCII on Java 17 under the POSIX locale a Mesos task gets, "+
+			"so the store would not open (\"keystore was tampered with, or password was incorrect\"); use an ASCII password, or Flink 1.19+'s config.yaml (read as UTF-8)",
+			strings.Join(nonASCII, ", "), rel)
 	}
 	if len(bad) > 0 {
 		why := `it is empty, or has a "#", a line break, or leading or trailing space, which Flink's flink-conf.yaml reader drops`
@@ -276,15 +286,25 @@ func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
 	return f.out, nil
 }
 
+// isASCII reports whether v is ASCII only.
+func isASCII(v []byte) bool {
+	for _, c := range v {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // flinkLegacyPlain reports whether v reads back unchanged with Flink's
 // flink-conf.yaml reader (GlobalConfiguration.loadLegacyYAMLResource, Flink
 // 1.18 and before): each line is cut at its first "#", split at the first
 // ": " and trimmed, and a line with an empty value is skipped.
-func flinkLegacyPlain(v string) bool {
-	if v == "" || strings.TrimSpace(v) != v || strings.ContainsRune(v, '#') {
+func flinkLegacyPlain(v []byte) bool {
+	if len(v) == 0 || len(bytes.TrimSpace(v)) != len(v) || bytes.IndexByte(v, '#') >= 0 {
 		return false
 	}
-	return !strings.ContainsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029 })
+	return !bytes.ContainsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029 })
 }
 
 // FlinkFragment writes settings as the Flink configuration fragment for the

@@ -23,7 +23,8 @@
 //             same; plain true and false) the two parsers give the same map.
 //   legacy:   Flink 1.18's flink-conf.yaml, as GlobalConfiguration.
 //             loadLegacyYAMLResource reads it: each line cut at its first "#",
-//             trimmed, split at the first ": ", key and value trimmed, lines
+//             read in the JVM's default charset (InputStreamReader without
+//             one), trimmed, split at the first ": ", key and value trimmed, lines
 //             with an empty key or value skipped; the last value of a key wins.
 //
 // Output: one line per setting, sorted: KEY <TAB> JAVA-TYPE <TAB> SHA-256 of
@@ -144,7 +145,8 @@ public class FlinkConf {
 
     static Map<String, Object> legacy(String file) throws Exception {
         Map<String, Object> out = new HashMap<>();
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(new FileInputStream(file), StandardCharsets.UTF_8))) {
+        // As Flink: no charset, so the JVM's default one (the locale's on Java 17).
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(new FileInputStream(file)))) {
             String line;
             while ((line = r.readLine()) != null) {
                 String conf = line.split("#", 2)[0].trim();
