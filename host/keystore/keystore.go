@@ -284,7 +284,7 @@ func CheckJKSPassword(pw []byte) string {
 			return "the password holds a character beyond U+00FF: Java's JKS takes it, but keyship's JKS codec writes one byte per character " +
 				"(ISO 8859-1), so it could neither open nor write that store; use printable ASCII or ISO 8859-1 characters"
 		default:
-			reason := "the password holds a control character (outside printable ASCII (0x20-0x7E) and ISO 8859-1's U+00A0-U+00FF), which no consumer's configuration carries back unchanged"
+			reason := "the password holds a character outside printable ASCII (0x20-0x7E) and ISO 8859-1's printable U+00A0-U+00FF: a control character, which no consumer's configuration carries back unchanged"
 			if n := len(pw); pw[n-1] == '\n' || pw[n-1] == '\r' {
 				reason += "; it ends with a line break: store it without one"
 			}
