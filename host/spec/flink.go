@@ -67,7 +67,8 @@ const (
 )
 
 // flinkPassThrough are security.ssl settings that Flink reads and keyship
-// leaves to Flink: they do not change which stores are built.
+// leaves to Flink: they do not change which stores are built, and are kept
+// as written (Flink.PassThrough) for the settings keyship writes.
 var flinkPassThrough = []string{
 	"security.ssl.provider", "security.ssl.reload",
 	"security.ssl.internal.cert.fingerprint", "security.ssl.rest.cert.fingerprint",
@@ -412,6 +413,11 @@ func (p *flinkParser) parse() (*Spec, error) {
 	if restAuthSet {
 		fl.RESTAuth = &Switch{Setting: flinkRESTAuth, On: restAuth}
 	}
+	for _, k := range flinkPassThrough {
+		if v, ok := p.get(k); ok {
+			fl.PassThrough = append(fl.PassThrough, KeyValue{Key: k, Value: v})
+		}
+	}
 	if web := sw(flinkWebSSL); web != nil && !web.On {
 		if _, set := p.get(flinkPrefix + flinkREST + "." + fEnabled); !set {
 			restOn = false
@@ -499,7 +505,7 @@ func (p *flinkParser) parse() (*Spec, error) {
 		CipherSuites:    suites,
 		FlinkVersion:    p.release(),
 	}
-	if fl.Data != nil || fl.Blob != nil || fl.RPC != nil || fl.ArtifactServer != nil || fl.RESTAuth != nil {
+	if fl.Data != nil || fl.Blob != nil || fl.RPC != nil || fl.ArtifactServer != nil || fl.RESTAuth != nil || fl.PassThrough != nil {
 		s.Flink = fl
 	}
 	if suites != nil {

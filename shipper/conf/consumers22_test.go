@@ -301,3 +301,60 @@ func TestNonASCIIPasswordsReachTheConsumer(t *testing.T) {
 		})
 	}
 }
+
+// TestFlinkCarriesEverySetting (issue 22, item 1): every security.ssl
+// setting the spec gives and keyship does not act on (SecurityOptions.java:
+// SSL_PROVIDER, the internal session and handshake timeouts, Flink 1.9+)
+// reaches the fragment as written, so that the TLS keyship writes is the
+// one the request asked for; an internal.* one is refused for Flink 1.5,
+// which has no security.ssl.internal.* (SecurityOptions.java, Flink 1.5).
+func TestFlinkCarriesEverySetting(t *testing.T) {
+	doc := []byte(`security.ssl.internal.enabled: true
+security.ssl.rest.enabled: false
+security.ssl.internal.keystore: /flink/keystore
+security.ssl.internal.keystore-password: ks
+security.ssl.internal.key-password: kp
+security.ssl.internal.truststore: /flink/truststore
+security.ssl.internal.truststore-password: ts
+security.ssl.provider: OPENSSL
+security.ssl.internal.session-timeout: 86400000
+security.ssl.internal.handshake-timeout: 10000
+`)
+	tests := []struct {
+		release, source string
+		wantErr         string
+	}{
+		{"", "Flink 2.x SecurityOptions.java", ""},
+		{"1.18", "Flink 1.18 SecurityOptions.java", ""},
+		{"1.5", "Flink 1.5 SecurityOptions.java: no security.ssl.internal.*", "security.ssl.internal.session-timeout: Flink 1.5 does not read it"},
+	}
+	for _, tt := range tests {
+		t.Run("Flink "+tt.release, func(t *testing.T) {
+			s, err := spec.ParseFlink(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.FlinkVersion = spec.ConsumerVersion{}
+			s = flinkAt(t, tt.release, s)
+			settings, err := Flink(jksBundle("pw"), dir, s)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("%s: err %v, want %q", tt.source, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, st := range settings {
+				got[st.Key] = st.Value
+			}
+			for k, v := range map[string]string{"security.ssl.provider": "OPENSSL", "security.ssl.internal.session-timeout": "86400000", "security.ssl.internal.handshake-timeout": "10000"} {
+				if got[k] != v {
+					t.Errorf("%s: %s = %q, want %q as the spec gives it", tt.source, k, got[k], v)
+				}
+			}
+		})
+	}
+}

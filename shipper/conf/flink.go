@@ -123,7 +123,12 @@ func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value
 //   - security.ssl.rest.authentication-enabled when s.Flink.RESTAuth sets
 //     it (mutual TLS on the REST endpoint, Flink 1.7+; true for an older
 //     release is an error, false is left out: it is what that release
-//     does).
+//     does);
+//   - the settings s.Flink.PassThrough carries (security.ssl.provider,
+//     session and handshake timeouts, certificate fingerprints, reload), as
+//     written: keyship does not know which release reads each, except that
+//     security.ssl.internal.* and security.ssl.rest.* ones are an error for
+//     Flink 1.5 and before.
 //
 // How the passwords reach Flink: Flink's configuration has no substitution
 // of environment variables or files, so a password must be in the
@@ -251,6 +256,13 @@ func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
 				return nil, fmt.Errorf("conf: %s: Flink %s has no mutual TLS on its REST endpoint (security.ssl.rest.authentication-enabled came with Flink 1.7, FLINK-10371); "+
 					"write for Flink 1.7 or later with --flink-version, or remove it", a.Setting, rel)
 			}
+		}
+		for _, kv := range c.PassThrough {
+			if !rel.endpoints() && (strings.HasPrefix(kv.Key, "security.ssl.internal.") || strings.HasPrefix(kv.Key, "security.ssl.rest.")) {
+				return nil, fmt.Errorf("conf: %s: Flink %s does not read it (security.ssl.internal.* and security.ssl.rest.* came with Flink 1.6); remove it, "+
+					"or write for Flink 1.6 or later with --flink-version", kv.Key, rel)
+			}
+			f.value(kv.Key, kv.Value)
 		}
 	}
 	if len(f.errs) > 0 {
