@@ -96,13 +96,13 @@ variables and never contain them.`,
 // --flink-version give (issue 11).
 func applyVersions(s *spec.Spec, f shipFlags) error {
 	for _, o := range []struct {
-		flag, v string
-		dst     *spec.ConsumerVersion
-	}{{"--spark-version", f.sparkVersion, &s.SparkVersion}, {"--flink-version", f.flinkVersion, &s.FlinkVersion}} {
+		flag, v, consumer string
+		dst               *spec.ConsumerVersion
+	}{{"--spark-version", f.sparkVersion, spec.ConsumerSpark, &s.SparkVersion}, {"--flink-version", f.flinkVersion, spec.ConsumerFlink, &s.FlinkVersion}} {
 		if o.v == "" {
 			continue
 		}
-		v, err := spec.ParseVersion(o.v)
+		v, err := spec.ParseRelease(o.consumer, o.v)
 		if err != nil {
 			return usageError{fmt.Errorf("%s: %w", o.flag, err)}
 		}
