@@ -18,6 +18,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,8 +42,9 @@ type Log struct {
 }
 
 // Open opens the audit log at path for appending, creating it 0600; path
-// "" or "-" is standard error. An existing file is made 0600; a symlink is
-// refused (keyship serve may run as root).
+// "" or "-" is standard error. An existing file is made 0600; a symlink, a
+// FIFO or anything else but a regular file, and a file of another owner are
+// refused (keyship serve may run as root), without blocking.
 func Open(path string) (*Log, error) {
 	if path == "" || path == "-" {
 		return &Log{w: os.Stderr}, nil
@@ -59,16 +61,17 @@ func New(w io.Writer) *Log { return &Log{w: w} }
 
 // Reopen opens the file again at its path (logrotate moved or truncated
 // it) and closes the old one. It does nothing for standard error.
+//
+// Only a regular file owned by keyship's own user is taken: a FIFO, a
+// device or a socket is refused without blocking (the open does not wait
+// for a FIFO's reader), and so is a file of another owner, which keyship
+// (often root) would otherwise write to and chmod.
 func (l *Log) Reopen() error {
 	if l.path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := openRegular(l.path)
 	if err != nil {
-		return fmt.Errorf("audit log %s: %w", l.path, err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		_ = f.Close()
 		return fmt.Errorf("audit log %s: %w", l.path, err)
 	}
 	l.mu.Lock()
@@ -77,6 +80,47 @@ func (l *Log) Reopen() error {
 	l.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
+	}
+	return nil
+}
+
+// openRegular opens path for appending, creating it 0600: without
+// following a symlink, without blocking on a FIFO (O_NONBLOCK, then fstat
+// of what was opened), and only when it is a regular file of this
+// process's effective user; the file is made 0600.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+	if errors.Is(err, syscall.ENXIO) {
+		// A FIFO without a reader: O_NONBLOCK makes its open fail
+		// rather than wait.
+		return nil, errors.New("not a regular file (a FIFO); want a regular file")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRegular(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkRegular refuses f unless it is a regular file owned by the
+// process's effective user.
+func checkRegular(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%s); want a regular file", st.Mode().Type())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("owned by uid %d, not by keyship's uid %d; refusing to write to another user's file", sys.Uid, os.Geteuid())
 	}
 	return nil
 }
