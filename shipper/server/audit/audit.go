@@ -3,7 +3,9 @@
 // the mutual-TLS client certificate's subject; for a fetch, the agent's
 // address), which job and tasks, every secret ref with its backend and
 // version, the targets, and the outcome. It never holds secret bytes,
-// passwords or fetch tokens.
+// passwords or fetch tokens, and it bounds what it echoes of a caller's
+// input: the job id, the first server.MaxEchoedTasks task ids, an error of
+// at most server.MaxErrorBytes.
 //
 // The log is a file opened 0600 for appending (reopened by Reopen, on
 // SIGHUP in keyship serve, after logrotate moved it), or standard error.
@@ -27,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
 )
@@ -170,12 +173,12 @@ type Ref struct {
 // Observe implements server.Observer: one line per call.
 func (l *Log) Observe(_ context.Context, c *server.Call) {
 	r := Record{
-		Time: c.Time.UTC().Format(time.RFC3339Nano), Event: strings.ToLower(c.Method), Caller: c.Caller, JobID: c.JobID,
-		Tasks: c.Tasks, Targets: c.Targets, Outcome: c.Outcome(), Code: c.CodeName(), Problems: c.Problems,
+		Time: c.Time.UTC().Format(time.RFC3339Nano), Event: strings.ToLower(c.Method), Caller: c.Caller, JobID: server.Clip(c.JobID, maxJobIDShown),
+		Tasks: clipTasks(c.Tasks), Targets: c.Targets, Outcome: c.Outcome(), Code: c.CodeName(), Problems: c.Problems,
 		DurationMS: float64(c.Duration.Microseconds()) / 1000,
 	}
 	if c.Err != nil {
-		r.Error = c.Err.Error()
+		r.Error = server.Clip(c.Err.Error(), server.MaxErrorBytes)
 	}
 	for _, in := range c.Inputs {
 		ref := in.Ref
@@ -184,6 +187,28 @@ func (l *Log) Observe(_ context.Context, c *server.Call) {
 		r.Refs = append(r.Refs, Ref{Field: in.Field, Backend: backend, Ref: ref.String(), Version: in.Version})
 	}
 	l.write(r)
+}
+
+// maxJobIDShown bounds the job id a line shows: a valid one is at most
+// spec.MaxJobIDLen bytes, a refused one may be a megabyte.
+const maxJobIDShown = spec.MaxJobIDLen + 32
+
+// clipTasks returns the first server.MaxEchoedTasks task ids, and how many
+// more there were, so that a line stays bounded however many tasks a call
+// named (each is bounded by the caller's limits, or cut).
+func clipTasks(tasks []string) []string {
+	n := min(len(tasks), server.MaxEchoedTasks)
+	out := make([]string, 0, n+1)
+	for _, t := range tasks[:n] {
+		out = append(out, server.Clip(t, maxJobIDShown))
+	}
+	if more := len(tasks) - n; more > 0 {
+		out = append(out, fmt.Sprintf("...[%d more]", more))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // Fetch writes one line per fetch request; pass it to fetch.WithObserver.
