@@ -206,37 +206,28 @@ func (c Config) withDefaults() (Config, error) {
 		c.Events = func(Event) {}
 	}
 	l := &c.Limits
-	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = DefaultIdleTimeout
-	}
-	if l.MaxConns <= 0 {
-		l.MaxConns = DefaultMaxConns
-	}
-	if l.MaxConnsPerSource <= 0 {
-		l.MaxConnsPerSource = max(1, l.MaxConns/4)
-	}
+	orDefault(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	orDefault(&l.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&l.MaxConns, DefaultMaxConns)
+	orDefault(&l.MaxConnsPerSource, max(1, l.MaxConns/4))
 	if l.MaxConns > 1 && l.MaxConnsPerSource >= l.MaxConns {
 		return c, fmt.Errorf("--max-conns-per-source %d: must be below --max-conns %d, so that one address cannot take every connection", l.MaxConnsPerSource, l.MaxConns)
 	}
-	if c.ProbeInterval <= 0 {
-		c.ProbeInterval = DefaultProbeInterval
-	}
-	if c.SweepInterval <= 0 {
-		c.SweepInterval = DefaultSweepInterval
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.MaxGrants <= 0 {
-		c.MaxGrants = fetch.DefaultMaxGrants
-	}
+	orDefault(&c.ProbeInterval, DefaultProbeInterval)
+	orDefault(&c.SweepInterval, DefaultSweepInterval)
+	orDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	orDefault(&c.MaxGrants, fetch.DefaultMaxGrants)
 	if strings.HasPrefix(c.Listen, "tcp://") && c.TLS == nil {
 		return c, errors.New("a tcp:// API needs mutual TLS: --tls-cert, --tls-key and --client-ca")
 	}
 	return c, nil
+}
+
+// orDefault sets *v to def when it is zero or negative.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // daemon is one run: what it started, stopped in order by stop.

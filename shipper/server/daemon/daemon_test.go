@@ -205,3 +205,20 @@ func TestDaemonShutdownOrder(t *testing.T) {
 		t.Errorf("the reopened audit log holds no ok ship line:\n%s", data)
 	}
 }
+
+// TestDaemonRefusesAPerSourceCapNotBelowTheListeners: a per-source cap at
+// or above the listener's cap would let one address take every
+// connection; Run refuses it, naming both flags, before it opens anything.
+func TestDaemonRefusesAPerSourceCapNotBelowTheListeners(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "keyship.sock")
+	err := daemon.Run(context.Background(), daemon.Config{
+		Host: &config.Config{}, Listen: "unix://" + sock,
+		Limits: daemon.Limits{MaxConns: 8, MaxConnsPerSource: 8},
+	})
+	if err == nil || !strings.Contains(err.Error(), "--max-conns-per-source 8") || !strings.Contains(err.Error(), "--max-conns 8") {
+		t.Errorf("a per-source cap equal to the listener's: %v", err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the API socket was created: %v", err)
+	}
+}
