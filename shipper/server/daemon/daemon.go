@@ -10,14 +10,15 @@
 // Quickstart:
 //
 //	err := daemon.Run(ctx, daemon.Config{
-//		Host:   cfg, // the backends
-//		Listen: "unix:///run/keyship.sock",
-//		FetchListen: "0.0.0.0:8443", FetchCertificate: loadCert,
-//		Events: func(ev daemon.Event) { log.Print(ev) },
+//		Host:        cfg, // the backends
+//		Listen:      "unix:///run/keyship.sock",
+//		FetchListen: "0.0.0.0:8443", FetchCertFile: "fetch.pem", FetchKeyFile: "fetch-key.pem",
+//		Signals:     true,
+//		Events:      func(ev daemon.Event) { log.Print(ev.Stage, " ", ev.Addr) },
 //	})
 //
-// Run returns when ctx ends or SIGTERM/SIGINT arrives, after the stop
-// sequence (see Stop stages):
+// Run returns when ctx ends or (with Signals) SIGTERM or SIGINT arrives,
+// after stopping in this order, each step reported as an Event:
 //
 //  1. ShuttingDown: /readyz and gRPC health answer not serving, the watch
 //     loop stops;
