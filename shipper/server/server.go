@@ -140,6 +140,9 @@ func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.Shi
 	if n := len(req.GetTasks()); n > s.maxTasks {
 		return nil, status.Errorf(codes.ResourceExhausted, "tasks: %d in one Ship, the server's limit is %d (keyship serve --max-tasks); ship the job's tasks in several calls", n, s.maxTasks)
 	}
+	if err := s.checkRoom(req); err != nil {
+		return nil, err
+	}
 	ttl := DefaultTTL
 	if req.GetTtlSeconds() > 0 {
 		ttl = min(time.Duration(req.GetTtlSeconds())*time.Second, maxTTL)
@@ -165,6 +168,7 @@ func checkShipRequest(req *hostv1.ShipRequest) error {
 	if req.GetFetchUses() > maxFetchUse {
 		errs = append(errs, fmt.Errorf("fetch_uses: at most %d", maxFetchUse))
 	}
+	errs = append(errs, checkTTL(req.GetTtlSeconds()), checkTargets(req.GetTargets()))
 	return errors.Join(errs...)
 }
 

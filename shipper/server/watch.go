@@ -158,6 +158,9 @@ func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(
 	if n := len(sr.GetTasks()); n > s.maxTasks {
 		return status.Errorf(codes.ResourceExhausted, "tasks: %d in one Watch, the server's limit is %d (keyship serve --max-tasks)", n, s.maxTasks)
 	}
+	if err := s.checkRoom(sr); err != nil {
+		return err
+	}
 	ttl := DefaultTTL
 	if sr.GetTtlSeconds() > 0 {
 		ttl = min(time.Duration(sr.GetTtlSeconds())*time.Second, maxTTL)
