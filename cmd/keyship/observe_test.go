@@ -115,7 +115,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 	s := serveTLS(t, j, m, "--fetch-listen", "127.0.0.1:0", "--fetch-ca-out", fetchCA,
 		"--metrics-listen", "127.0.0.1:0", "--audit-log", auditPath, "--probe-interval", "500ms")
 	web := &http.Client{Timeout: 10 * time.Second}
-	if !waitFor(10*time.Second, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
+	if !waitFor(time.Minute, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
 		_, body := get(t, web, s.metrics+"/readyz")
 		t.Fatalf("/readyz never ready:\n%s", body)
 	}
@@ -222,7 +222,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(5*time.Second, func() bool { _, err := os.Stat(auditPath); return err == nil }) {
+	if !waitFor(time.Minute, func() bool { _, err := os.Stat(auditPath); return err == nil }) {
 		t.Fatal("SIGHUP did not reopen the audit log")
 	}
 	if _, err := c.Check(context.Background(), &hostv1.CheckRequest{Spec: []byte(filetest.Spec)}); err != nil {
@@ -237,7 +237,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var unready string
-	if !waitFor(10*time.Second, func() bool {
+	if !waitFor(time.Minute, func() bool {
 		code, body := get(t, web, s.metrics+"/readyz")
 		unready = body
 		return code == 503
@@ -247,7 +247,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 	if !strings.Contains(unready, "backend file: not ready") {
 		t.Errorf("/readyz does not say which backend is not ready:\n%s", unready)
 	}
-	if !waitFor(10*time.Second, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
+	if !waitFor(time.Minute, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
 		t.Fatal("/readyz did not turn ready after the plugin's restart")
 	}
 	_, text = get(t, web, s.metrics+"/metrics")
@@ -315,7 +315,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(5*time.Second, func() bool {
+	if !waitFor(time.Minute, func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			_ = c.Close()
