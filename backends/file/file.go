@@ -166,17 +166,50 @@ func (b *Backend) read(ref plugin.Ref) plugin.Result {
 	if st.Size() > maxSecretSize {
 		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is %d bytes, over the %d byte limit: %w", ref.Path, st.Size(), maxSecretSize, plugin.ErrInvalidConfig)}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize))
+	data, err := readSecret(f, st.Size())
 	if err != nil {
 		return plugin.Result{Err: b.openError(ref.Path, err)}
 	}
 	mac := hmac.New(sha256.New, b.versionKey)
 	mac.Write(data)
+	sum := mac.Sum(nil)
+	// The hash keeps the last partial block it was fed (the whole of a
+	// short password) until overwritten: overwrite it.
+	mac.Write(make([]byte, sha256.BlockSize))
 	return plugin.Result{Secret: plugin.Secret{
 		Data:     data,
-		Version:  "h1:" + hex.EncodeToString(mac.Sum(nil))[:32],
+		Version:  "h1:" + hex.EncodeToString(sum)[:32],
 		Metadata: map[string]string{"modified": st.ModTime().UTC().Format("2006-01-02T15:04:05Z")},
 	}}
+}
+
+// readSecret reads f, of size bytes when it was opened, into one buffer of
+// that size (io.ReadAll would leave the secret's first bytes behind in every
+// buffer it outgrew). A file that grew meanwhile is read whole, up to
+// maxSecretSize; each buffer outgrown is cleared.
+func readSecret(f io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, 0, min(size, maxSecretSize)+1) // +1: the EOF needs no new buffer
+	for {
+		if len(data) == cap(data) {
+			if len(data) > maxSecretSize {
+				clear(data)
+				return nil, fmt.Errorf("grew past the %d byte limit while it was read", maxSecretSize)
+			}
+			grown := make([]byte, len(data), 2*cap(data))
+			copy(grown, data)
+			clear(data)
+			data = grown
+		}
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			clear(data)
+			return nil, err
+		}
+	}
 }
 
 // List returns the entries directly under prefix, as absolute ref paths
