@@ -302,6 +302,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	uri := resp.GetTasks()[0].GetUris()[0].GetValue()
 
+	before := openFDs(t, s.cmd.Process.Pid)
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +312,12 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if _, err := fmt.Fprintf(conn, "POST /keyship.host.v1.ShipperService/Ship HTTP/1.1\r\nHost: keyship\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:20]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the server reads the request's head: the call is in flight
+	// The call is in flight once serve has accepted the connection (an fd
+	// more): from then on shutdown lets it finish. A guessed pause was too
+	// short on a loaded machine.
+	if !waitFor(time.Minute, func() bool { return openFDs(t, s.cmd.Process.Pid) > before }) {
+		t.Fatal("serve did not accept the connection within a minute")
+	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
