@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"testing"
-
 	"unsafe"
 
 	"golang.org/x/sys/unix"
