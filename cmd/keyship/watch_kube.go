@@ -67,6 +67,7 @@ func (g *globals) shipKubeWatch(ctx context.Context, f shipFlags, req *spec.Requ
 		applied *kube.Applied
 	)
 	defer func() { plan.Zero(); current.Zero() }()
+	watching := ctx // --on-change runs for the watch's life, not a rebuild's deadline
 	ship := func(ctx context.Context, sh *shipper.Shipment, u watch.Update) error {
 		p, err := kube.NewPlan(sh, kopts)
 		if err != nil {
@@ -101,7 +102,7 @@ func (g *globals) shipKubeWatch(ctx context.Context, f shipFlags, req *spec.Requ
 		} else {
 			fmt.Fprintf(g.stdout, "# %s keyship wrote new stores to %s (Secret %s): %s\n", now, manifestPath, secretWhere(p), updateText(u))
 		}
-		g.runOnChange(ctx, f.watch.onChange, dir, u, envK8sSecret+"="+secretWhere(p), envK8sManifest+"="+manifestPath)
+		g.runOnChange(watching, f.watch, dir, u, envK8sSecret+"="+secretWhere(p), envK8sManifest+"="+manifestPath)
 		return nil
 	}
 	job, err := watch.Start(ctx, h, req, watch.Options{

@@ -165,7 +165,7 @@ func Print(consumer string, settings []Setting, b *materialize.Bundle, s *spec.S
 		} else {
 			note("Spark properties (spark-defaults.conf or --conf); the passwords come from the task's environment (${env:...}):")
 			note("keyship serve and --emit mesos set %s, %s and %s; from this sandbox, e.g.", EnvKeystorePassword, EnvKeyPassword, EnvTruststorePassword)
-			note("  export %s=\"$(cat %s)\"", EnvKeystorePassword, filepath.Join(dir, KeystorePasswordFile))
+			note("  export %s=\"$(cat %s)\"", EnvKeystorePassword, ShellQuote(filepath.Join(dir, KeystorePasswordFile)))
 		}
 		if slices.ContainsFunc(settings, func(st Setting) bool { return strings.HasPrefix(st.Key, "spark.mesos.") }) {
 			note("The stores reach the driver and executors as Mesos secrets (spark.mesos.driver.secret.*, spark.mesos.executor.secret.*).")
