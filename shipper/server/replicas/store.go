@@ -179,8 +179,10 @@ func (s *Store) openGrant(r Record) (*Grant, error) {
 
 // Publish writes what one Ship shares: job's record, unless it exists (an
 // earlier Ship of the job, or another replica's), and the grants of the
-// Ship's tasks — on ZooKeeper in one multi-op. job may be nil to add grants
-// only.
+// Ship's tasks — on ZooKeeper in one multi-op. Pass a nil job when its
+// record is known to exist (this replica wrote or read it): a job given
+// whose record exists costs a failed write before the grants' (on
+// ZooKeeper, two transactions instead of one).
 func (s *Store) Publish(ctx context.Context, job *Job, grants []Grant) error {
 	recs := make([]Record, 0, len(grants)+1)
 	if job != nil {

@@ -1,0 +1,153 @@
+package zookeeper_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyship/keyship/shipper/server/replicas"
+	"github.com/keyship/keyship/shipper/server/replicas/replicastest"
+	"github.com/keyship/keyship/shipper/server/replicas/zookeeper"
+	"github.com/keyship/keyship/shipper/server/replicas/zookeeper/zktest"
+)
+
+// sessionTimeout is the tests' ZooKeeper session timeout: the bound of a
+// takeover after a crash.
+const sessionTimeout = 4 * time.Second
+
+var clusters atomic.Int64
+
+func openState(t testing.TB, servers []string, clusterID string) *zookeeper.State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := zookeeper.Open(ctx, zookeeper.Config{Servers: servers, Root: "/keyship-test", ClusterID: clusterID, SessionTimeout: sessionTimeout})
+	if err != nil {
+		t.Fatalf("zookeeper.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// TestConformance runs the replicas suite against a 3-server ensemble; a
+// crash is a client whose TCP connection is cut (its session expires on
+// the servers' clock).
+func TestConformance(t *testing.T) {
+	e := zktest.Start(t, 3)
+	replicastest.Run(t, func(t *testing.T) replicastest.Shared {
+		id := fmt.Sprintf("conformance-%d", clusters.Add(1))
+		return replicastest.Shared{
+			Open: func(t testing.TB) replicas.State { return openState(t, e.Servers, id) },
+			Crashable: func(t testing.TB) (replicas.State, func()) {
+				p := zktest.NewProxy(t, e.Servers[0])
+				return openState(t, []string{p.Addr}, id), p.Cut
+			},
+			Raw:      e.Raw,
+			Takeover: 10 * sessionTimeout,
+		}
+	})
+}
+
+// TestOneMultiOpPerShip counts ZooKeeper write transactions (zxids) per
+// Ship of 10 tasks: a new job's, a known job's (its record known to exist,
+// as after a first Ship on this replica), and a job's whose record another
+// replica wrote first.
+func TestOneMultiOpPerShip(t *testing.T) {
+	e := zktest.Start(t, 3)
+	st := openState(t, e.Servers, "writes")
+	s, err := replicas.NewStore(st, replicastest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	job := replicastest.Job("spark-writes", exp, "spec")
+	for _, c := range []struct {
+		ship string
+		job  *replicas.Job
+		want int64
+	}{
+		{"a new job", job, 1},
+		{"a known job", nil, 1},
+		{"a job another replica wrote first", job, 2}, // a failed multi-op, then the grants'
+	} {
+		grants, _ := replicastest.Grants(job.ID, 10, exp)
+		before := e.Zxid(t)
+		if err := s.Publish(ctx, c.job, grants); err != nil {
+			t.Fatal(err)
+		}
+		writes := e.Zxid(t) - before
+		t.Logf("Ship of %s (10 tasks): %d ZooKeeper write transactions", c.ship, writes)
+		if writes != c.want {
+			t.Errorf("Ship of %s: %d ZooKeeper write transactions, want %d", c.ship, writes, c.want)
+		}
+	}
+}
+
+// TestZooKeeperLeaderKilled kills the ZooKeeper leader (kill -9) between
+// writes: a write retried on ErrUnavailable lands, and every record
+// written before is there.
+func TestZooKeeperLeaderKilled(t *testing.T) {
+	e := zktest.Start(t, 3)
+	st := openState(t, e.Servers, "leader-killed")
+	s, err := replicas.NewStore(st, replicastest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	grants, _ := replicastest.Grants("job-before", 5, exp)
+	if err := s.Publish(ctx, replicastest.Job("job-before", exp, "spec"), grants); err != nil {
+		t.Fatal(err)
+	}
+	e.Kill(e.Leader(t))
+	after, _ := replicastest.Grants("job-after", 5, exp)
+	failed := 0
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := s.Publish(ctx, replicastest.Job("job-after", exp, "spec"), after)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, replicas.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("Publish after the ZooKeeper leader was killed: %v", err)
+		}
+		failed++
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("Publish failed %d times with ErrUnavailable before the ensemble elected a new leader", failed)
+	jobs, err := s.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 {
+		t.Errorf("%d jobs after the ZooKeeper leader was killed, want 2", len(jobs))
+	}
+	for _, g := range append(grants, after...) {
+		if _, err := s.Consume(ctx, g.TokenHash, "keystore.jks"); err != nil {
+			t.Errorf("grant of %s: %v", g.JobID, err)
+		}
+	}
+}
+
+func TestOpenChecksConfig(t *testing.T) {
+	ctx := context.Background()
+	for _, cfg := range []zookeeper.Config{
+		{},
+		{Servers: []string{"127.0.0.1:1"}, Root: "keyship"},
+		{Servers: []string{"127.0.0.1:1"}, Root: "/keyship/../x"},
+		{Servers: []string{"127.0.0.1:1"}, ClusterID: "a/b"},
+	} {
+		if _, err := zookeeper.Open(ctx, cfg); err == nil {
+			t.Errorf("Open(%+v) succeeded", cfg)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := zookeeper.Open(short, zookeeper.Config{Servers: []string{"127.0.0.1:1"}}); !errors.Is(err, replicas.ErrUnavailable) {
+		t.Errorf("Open with no server listening: %v, want ErrUnavailable", err)
+	}
+}
