@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,5 +150,30 @@ func TestOpenChecksConfig(t *testing.T) {
 	defer cancel()
 	if _, err := zookeeper.Open(short, zookeeper.Config{Servers: []string{"127.0.0.1:1"}}); !errors.Is(err, replicas.ErrUnavailable) {
 		t.Errorf("Open with no server listening: %v, want ErrUnavailable", err)
+	}
+}
+
+// BenchmarkPublishConsume is one Ship's record put (a job and one task's
+// grant, one multi-op) and one fetch's compare-and-set (a get and a
+// setData), against a 3-server ensemble on loopback.
+func BenchmarkPublishConsume(b *testing.B) {
+	e := zktest.Start(b, 3)
+	s, err := replicas.NewStore(openState(b, e.Servers, "bench"), replicastest.Key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	spec := strings.Repeat("x", 2048)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("job-%d", i)
+		grants, _ := replicastest.Grants(id, 1, exp)
+		if err := s.Publish(ctx, replicastest.Job(id, exp, spec), grants); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Consume(ctx, grants[0].TokenHash, "keystore.jks"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
