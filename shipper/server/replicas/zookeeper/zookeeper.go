@@ -49,6 +49,13 @@ type Config struct {
 	// SessionTimeout bounds how long a crashed replica keeps its
 	// leadership (default 10s; the servers bound it to 2..20 ticks).
 	SessionTimeout time.Duration
+	// Digest, "user:password", makes the client authenticate with
+	// ZooKeeper's digest scheme and gives the nodes from <root>/<cluster-id>
+	// down an ACL that only that identity may read, write or delete. On a
+	// ZooKeeper other services share (DC/OS's), it keeps them from deleting
+	// records or putting back an older sealed one. Empty: open ACLs (the
+	// records are sealed either way).
+	Digest string
 }
 
 // DefaultSessionTimeout is Config.SessionTimeout's default.
@@ -69,6 +76,7 @@ type State struct {
 	conn    *zk.Conn
 	base    string
 	timeout time.Duration
+	acl     []zk.ACL // on base and every node under it
 
 	mu     sync.Mutex
 	closed bool
@@ -100,7 +108,14 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = DefaultSessionTimeout
 	}
-	s := &State{base: path.Join(cfg.Root, cfg.ClusterID), timeout: cfg.SessionTimeout, watchers: map[*leadership]bool{}}
+	s := &State{base: path.Join(cfg.Root, cfg.ClusterID), timeout: cfg.SessionTimeout, watchers: map[*leadership]bool{}, acl: zk.WorldACL(zk.PermAll)}
+	if cfg.Digest != "" {
+		user, password, ok := strings.Cut(cfg.Digest, ":")
+		if !ok || user == "" || password == "" {
+			return nil, errors.New("zookeeper: the digest credentials must be user:password")
+		}
+		s.acl = zk.DigestACL(zk.PermAll, user, password)
+	}
 	connected := make(chan struct{}, 1)
 	conn, _, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
 		zk.WithLogger(quiet{}), zk.WithLogInfo(false),
@@ -129,11 +144,27 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 		conn.Close()
 		return nil, fmt.Errorf("%w: no ZooKeeper session with %s: %v", replicas.ErrUnavailable, strings.Join(cfg.Servers, ","), ctx.Err())
 	}
+	if cfg.Digest != "" {
+		// go-zookeeper sends it again after every reconnection.
+		if err := s.do(ctx, func() error { return conn.AddAuth("digest", []byte(cfg.Digest)) }); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("zookeeper: digest authentication: %w", err)
+		}
+	}
 	for _, dir := range []string{s.base, s.dir(replicas.KindJob), s.dir(replicas.KindGrant), path.Join(s.base, "leader")} {
 		if err := s.ensure(ctx, dir); err != nil {
 			conn.Close()
 			return nil, err
 		}
+	}
+	// Fail now, not at the first Ship, when the nodes' ACL shuts this
+	// identity out.
+	if err := s.do(ctx, func() error { _, _, err := conn.Children(s.dir(replicas.KindJob)); return err }); err != nil {
+		conn.Close()
+		if errors.Is(err, zk.ErrNoAuth) {
+			return nil, fmt.Errorf("zookeeper: %s: its ACL does not admit this client: check the digest credentials (user:password) all replicas share", s.base)
+		}
+		return nil, fmt.Errorf("zookeeper: %s: %w", s.base, err)
 	}
 	return s, nil
 }
@@ -150,13 +181,27 @@ func (s *State) node(kind replicas.Kind, name string) string {
 	return path.Join(s.base, string(kind), name)
 }
 
-// ensure creates dir and its parents, persistent and empty.
+// ensure creates dir and its parents, persistent and empty: with the
+// state's ACL from base down, open above it (the root may be shared). A
+// node that exists is left as it is (creating it again would need the
+// parent's create permission).
 func (s *State) ensure(ctx context.Context, dir string) error {
 	p := ""
 	for _, part := range strings.Split(strings.TrimPrefix(dir, "/"), "/") {
 		p += "/" + part
+		var exists bool
+		if err := s.do(ctx, func() (err error) { exists, _, err = s.conn.Exists(p); return err }); err != nil {
+			return fmt.Errorf("zookeeper: %s: %w", p, err)
+		}
+		if exists {
+			continue
+		}
+		acl := s.acl
+		if len(p) < len(s.base) {
+			acl = zk.WorldACL(zk.PermAll)
+		}
 		err := s.do(ctx, func() error {
-			_, err := s.conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+			_, err := s.conn.Create(p, nil, 0, acl)
 			return err
 		})
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
@@ -225,7 +270,7 @@ func (s *State) Create(ctx context.Context, records ...replicas.Record) error {
 		if len(ops) > 0 && size+n > maxMulti {
 			batches, ops, size = append(batches, ops), nil, 0
 		}
-		ops = append(ops, &zk.CreateRequest{Path: p, Data: r.Data, Acl: zk.WorldACL(zk.PermAll)})
+		ops = append(ops, &zk.CreateRequest{Path: p, Data: r.Data, Acl: s.acl})
 		size += n
 	}
 	batches = append(batches, ops)
@@ -457,7 +502,7 @@ func (s *State) campaign(ctx context.Context, dir string) (*leadership, error) {
 		return nil, err
 	}
 	err := s.do(ctx, func() (err error) {
-		l.node, err = s.conn.CreateProtectedEphemeralSequential(dir+"/n_", nil, zk.WorldACL(zk.PermAll))
+		l.node, err = s.conn.CreateProtectedEphemeralSequential(dir+"/n_", nil, s.acl)
 		return err
 	})
 	if err != nil {

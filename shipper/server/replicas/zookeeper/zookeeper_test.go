@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/keyship/keyship/shipper/server/replicas"
 	"github.com/keyship/keyship/shipper/server/replicas/replicastest"
 	"github.com/keyship/keyship/shipper/server/replicas/zookeeper"
@@ -177,3 +179,65 @@ func BenchmarkPublishConsume(b *testing.B) {
 		}
 	}
 }
+
+// TestDigestACL: with digest credentials, only that identity reads or
+// writes the records; the password is not in ZooKeeper's data.
+func TestDigestACL(t *testing.T) {
+	e := zktest.Start(t, 3)
+	const password = "canary-zk-digest-Pa55"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	open := func(digest string) *zookeeper.State {
+		t.Helper()
+		st, err := zookeeper.Open(ctx, zookeeper.Config{Servers: e.Servers, ClusterID: "acl", SessionTimeout: sessionTimeout, Digest: digest})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	s, err := replicas.NewStore(open("keyship:"+password), replicastest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour)
+	grants, _ := replicastest.Grants("spark-acl", 1, exp)
+	if err := s.Publish(ctx, replicastest.Job("spark-acl", exp, "spec"), grants); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Consume(ctx, grants[0].TokenHash, "keystore.jks"); err != nil {
+		t.Fatalf("Consume with the digest identity: %v", err)
+	}
+	for name, digest := range map[string]string{"no credentials": "", "another password": "keyship:wrong"} {
+		_, err := zookeeper.Open(ctx, zookeeper.Config{Servers: e.Servers, ClusterID: "acl", SessionTimeout: sessionTimeout, Digest: digest})
+		if err == nil || !strings.Contains(err.Error(), "ACL does not admit") {
+			t.Errorf("Open with %s: %v, want an error naming the ACL", name, err)
+		} else if strings.Contains(err.Error(), password) {
+			t.Errorf("%s: the error quotes the password", name)
+		}
+	}
+	// And a raw client without the credentials can neither read nor
+	// delete a record.
+	conn, _, err := zk.Connect(e.Servers, sessionTimeout, zk.WithLogInfo(false), zk.WithLogger(quiet{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	node := "/keyship/acl/grant/" + replicas.GrantName(grants[0].TokenHash)
+	if _, _, err := conn.Get(node); !errors.Is(err, zk.ErrNoAuth) {
+		t.Errorf("get %s without credentials: %v, want ErrNoAuth", node, err)
+	}
+	if err := conn.Delete(node, -1); err == nil {
+		t.Errorf("deleted %s without credentials", node)
+	}
+	if raw := e.Raw(t); strings.Contains(string(raw), password) {
+		t.Error("the digest password is in ZooKeeper's data")
+	}
+	if _, err := zookeeper.Open(ctx, zookeeper.Config{Servers: e.Servers, Digest: "nopassword"}); err == nil {
+		t.Error("Open took digest credentials without a password")
+	}
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
