@@ -15,6 +15,15 @@
 // holds a secret in clear, and builds single use across replicas on State's
 // compare-and-set (Consume).
 //
+// What it guarantees: a grant's use is taken once across every client of
+// one State (a lost compare-and-set reads again and finds it used), as
+// long as the engine keeps its own promise (a ZooKeeper quorum, the API
+// server's etcd). A use is taken before the file is served, so a fetch that
+// fails after Consume is lost, never served twice. A leadership may end
+// before its holder notices (a partition): the refresher's work must be
+// safe to do twice, and Watch streams may see a bundle twice after a
+// failover.
+//
 //	st, _ := zookeeper.Open(ctx, zookeeper.Config{Servers: quorum, Root: "/keyship", ClusterID: "default"})
 //	store, _ := replicas.NewStore(st, key) // key: the 32 bytes of --ha-key
 //	_ = store.Publish(ctx, job, grants)     // one ZooKeeper multi-op
