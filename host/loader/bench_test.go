@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/keyship/keyship/backends/file"
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // benchGet measures one Get of n refs of a 2 KiB secret (a small keystore);
@@ -61,7 +61,7 @@ func BenchmarkStart(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var closeTime time.Duration
 			for b.Loop() {
-				s, err := loader.Start(context.Background(), "file", pluginBin, c.pin, nil)
+				s, err := launch.Start(context.Background(), "file", pluginBin, c.pin, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // TestPinCannotBeRaced starts a pinned plugin 100 times while another
@@ -56,7 +56,7 @@ func TestPinCannotBeRaced(t *testing.T) {
 	})
 	var ran, refused int
 	for range 100 {
-		s, err := loader.Start(context.Background(), "file", target, pin, nil)
+		s, err := launch.Start(context.Background(), "file", target, pin, nil)
 		switch {
 		case err == nil:
 			ran++
@@ -91,14 +91,14 @@ func TestPinnedBinaryWritableByOthersRefused(t *testing.T) {
 	if err := os.Chmod(path, 0o775); err != nil {
 		t.Fatal(err)
 	}
-	_, err := loader.Start(context.Background(), "file", path, pin, nil)
+	_, err := launch.Start(context.Background(), "file", path, pin, nil)
 	if !errors.Is(err, plugin.ErrInvalidConfig) || !strings.Contains(err.Error(), "writable by group or others") || !strings.Contains(err.Error(), path) {
 		t.Fatalf("a group-writable pinned plugin: %v", err)
 	}
 	if err := os.Chmod(path, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s, err := loader.Start(context.Background(), "file", path, pin, nil)
+	s, err := launch.Start(context.Background(), "file", path, pin, nil)
 	if err != nil {
 		t.Fatalf("the same binary, mode 0755: %v", err)
 	}

@@ -58,8 +58,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // Config tells the kit how to reach and feed the backend under test.
@@ -144,7 +144,7 @@ func (k *kit) backend(t *testing.T) plugin.Backend {
 	t.Helper()
 	switch {
 	case k.cfg.Plugin != "":
-		s, err := loader.Start(context.Background(), "kit", k.cfg.Plugin, "", k.cfg.Logger, loader.WithEnv(k.cfg.PluginEnv...))
+		s, err := launch.Start(context.Background(), "kit", k.cfg.Plugin, "", k.cfg.Logger, launch.WithEnv(k.cfg.PluginEnv...))
 		if err != nil {
 			t.Fatalf("start plugin %s: %v", k.cfg.Plugin, err)
 		}

@@ -1,4 +1,4 @@
-package loader
+package launch
 
 import (
 	"context"
@@ -37,7 +37,7 @@ import (
 //   - on Linux the plugin gets SIGKILL when the host dies (Pdeathsig);
 //   - its socket directory is removed as soon as the host is connected, so
 //     a host killed later leaves no socket behind;
-//   - the environment is exactly what the loader passes (see env.go).
+//   - the environment is exactly what Start passes (see env.go).
 type process struct {
 	path      string // the binary as configured; messages and log names use it
 	pin       []byte // pinned SHA-256, or nil
