@@ -1,14 +1,23 @@
 package main_test
 
 import (
+	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/keyship/keyship/plugin"
 )
 
 // pythonExample returns the absolute path of examples/python-backend, after
@@ -99,7 +108,70 @@ func TestPluginPythonExampleShipsAKeystore(t *testing.T) {
 		t.Fatalf("keytool lists %d PrivateKeyEntry, want 1:\n%s", n, out)
 	}
 	// The plugin's hclog JSON lines keep their level in keyship's log.
-	if !strings.Contains(r.stderr, "configured") {
-		t.Errorf("the plugin's log line is not in keyship's log:\n%s", r.stderr)
+	if !regexp.MustCompile(`\[INFO\] .*: configured: `).MatchString(r.stderr) {
+		t.Errorf("the plugin's info line is not in keyship's log at INFO:\n%s", r.stderr)
+	}
+}
+
+// TestPluginPythonExampleRefusesOtherPeers: the Python plugin checks its
+// peer itself (grpcio cannot): its parent (this test) is served, another
+// process of the same uid is refused.
+func TestPluginPythonExampleRefusesOtherPeers(t *testing.T) {
+	dir := pythonExample(t)
+	sockDir := t.TempDir()
+	cmd := exec.Command(filepath.Join(dir, "keyship-backend-pyfile"))
+	cmd.Env = []string{"KEYSHIP_BACKEND_PLUGIN=a1c4e2d9-keyship-backend", "PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_UNIX_SOCKET_DIR=" + sockDir}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no handshake line: %v\n%s", err, stderr.String())
+	}
+	parts := strings.Split(strings.TrimSpace(line), "|")
+	if len(parts) != 5 || parts[0] != "1" || parts[1] != "1" || parts[2] != "unix" || parts[4] != "grpc" || filepath.Dir(parts[3]) != sockDir {
+		t.Fatalf("handshake line %q, want 1|1|unix|%s/…|grpc", line, sockDir)
+	}
+	sock := parts[3]
+
+	// Another process of this uid: a child of the test, not the plugin's
+	// parent. It sends gRPC's connection preface and reads: the plugin
+	// closes (or resets) the connection without a byte.
+	other := exec.Command("/usr/bin/python3", "-c", `import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+try:
+    print("closed" if s.recv(1024) == b"" else "answered")
+except ConnectionResetError:
+    print("closed")`, sock)
+	out, err := other.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the other process: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "closed" {
+		t.Errorf("another process of the same uid: %s, want closed", got)
+	}
+
+	// The parent is served.
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := plugin.NewGRPCClient(conn).Info(ctx)
+	if err != nil || info.Name != "pyfile" {
+		t.Fatalf("Info from the plugin's parent: %+v, %v", info, err)
+	}
+	if !strings.Contains(stderr.String(), `"@level": "warn", "@message": "refusing a connection`) {
+		t.Errorf("the refusal is not logged as an hclog warn line:\n%s", stderr.String())
 	}
 }
