@@ -147,6 +147,15 @@ func (s *Subprocess) exited(ctx context.Context, p *process, when string) error 
 // down; errors about a plugin that breaks it point there.
 const protocolPage = "proto/keyship/backend/v1/PROTOCOL.md"
 
+// badHandshake reports whether err, from go-plugin's start, is about the
+// handshake line the plugin printed (rather than no line at all: a timeout,
+// or an exit, which the caller reports by the deadline or the exit status).
+func badHandshake(err error) bool {
+	msg := err.Error()
+	return !strings.HasPrefix(msg, "timeout while waiting for plugin to start") &&
+		!strings.HasPrefix(msg, "plugin exited before we could connect")
+}
+
 // firstLine returns s up to its first newline.
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
@@ -240,7 +249,7 @@ func (s *Subprocess) start(ctx context.Context) error {
 	case err != nil && p.diedOnItsOwn(ctx):
 		return fail(s.exited(ctx, p, " before the plugin handshake (a plugin that exits at once often found "+
 			plugin.Handshake.MagicCookieKey+" or PLUGIN_PROTOCOL_VERSIONS not as it expected: "+protocolPage+"#handshake; its stderr is in keyship's log)"))
-	case err != nil && p.ID() != "":
+	case err != nil && p.ID() != "" && badHandshake(err):
 		return fail(fmt.Errorf("backend %s: plugin %s (pid %s): bad handshake: %s (%s#handshake): %w",
 			s.name, s.path, p.ID(), firstLine(err.Error()), protocolPage, plugin.ErrInvalidConfig))
 	case err != nil:
