@@ -130,32 +130,50 @@ func Run(t *testing.T, cfg Config) {
 	}
 	k := &kit{cfg: cfg}
 	for _, c := range []struct {
-		name, section string // section: the anchor in ProtocolPage
-		check         func(*testing.T)
+		name  string
+		check func(*testing.T)
 	}{
-		{"Info", "info", k.info},
-		{"BadConfig", "configure", k.badConfig},
-		{"Fixtures", "get", k.fixtures},
-		{"ChangedFixtureChangesVersion", "secret-versions", k.changedVersion},
-		{"NotFound", "errors", k.notFound},
-		{"BatchOrderAndIsolation", "get", k.batch},
-		{"PermissionDenied", "errors", k.denied},
-		{"Unavailable", "errors", k.unavailable},
-		{"CancelledContext", "cancellation-and-deadlines", k.cancelled},
-		{"LargeSecret", "message-size", k.large},
-		{"Concurrent", "concurrency", k.concurrent},
-		{"List", "optional-rpcs", k.list},
-		{"Versions", "optional-rpcs", k.versions},
+		{"Info", k.info},
+		{"BadConfig", k.badConfig},
+		{"Fixtures", k.fixtures},
+		{"ChangedFixtureChangesVersion", k.changedVersion},
+		{"NotFound", k.notFound},
+		{"BatchOrderAndIsolation", k.batch},
+		{"PermissionDenied", k.denied},
+		{"Unavailable", k.unavailable},
+		{"CancelledContext", k.cancelled},
+		{"LargeSecret", k.large},
+		{"Concurrent", k.concurrent},
+		{"List", k.list},
+		{"Versions", k.versions},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			defer func() {
 				if t.Failed() {
-					t.Logf("rule broken: %s#%s", ProtocolPage, c.section)
+					t.Logf("rule broken: %s#%s", ProtocolPage, sections[c.name])
 				}
 			}()
 			c.check(t)
 		})
 	}
+}
+
+// sections maps each check to the anchor of the section of ProtocolPage
+// whose rule it checks.
+var sections = map[string]string{
+	"Info":                         "info",
+	"BadConfig":                    "configure",
+	"Fixtures":                     "get",
+	"ChangedFixtureChangesVersion": "secret-versions",
+	"NotFound":                     "errors",
+	"BatchOrderAndIsolation":       "get",
+	"PermissionDenied":             "errors",
+	"Unavailable":                  "errors",
+	"CancelledContext":             "cancellation-and-deadlines",
+	"LargeSecret":                  "message-size",
+	"Concurrent":                   "concurrency",
+	"List":                         "optional-rpcs",
+	"Versions":                     "optional-rpcs",
 }
 
 type kit struct{ cfg Config }
