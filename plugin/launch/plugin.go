@@ -143,6 +143,19 @@ func (s *Subprocess) exited(ctx context.Context, p *process, when string) error 
 	return &exitedError{msg: fmt.Sprintf("backend %s: plugin %s exited (%s)%s", s.name, filepath.Base(s.path), p.status(), when)}
 }
 
+// exitAtDebug is the logger go-plugin gets: its "plugin process exited" at
+// INFO (a plugin keyship killed itself, see process.Wait: every CLI run ends
+// so) is logged at DEBUG; a plugin that died on its own stays an ERROR.
+type exitAtDebug struct{ hclog.Logger }
+
+func (l exitAtDebug) Info(msg string, args ...any) {
+	if msg == "plugin process exited" {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Info(msg, args...)
+}
+
 // protocolPage is where the wire protocol a plugin must follow is written
 // down; errors about a plugin that breaks it point there.
 const protocolPage = "proto/keyship/backend/v1/PROTOCOL.md"
@@ -202,7 +215,7 @@ func (s *Subprocess) start(ctx context.Context) error {
 		// the plugin accepts only its parent and the host only its child
 		// (plugin.PeerCredentials), which costs nothing where AutoMTLS's
 		// P-521 certificates and handshake were a third of the start.
-		Logger: s.logger,
+		Logger: exitAtDebug{s.logger},
 		GRPCDialOptions: append(plugin.DialOptions(),
 			grpc.WithTransportCredentials(plugin.PeerCredentials(p.isListener)),
 			grpc.WithContextDialer(p.dial)), // go-plugin's, but remembering why a dial failed
