@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyship/keyship/plugin/launch"
 	"github.com/keyship/keyship/host/memtest"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // TestFilePluginKeepsNoPassword (issue 20, item 4): after the file plugin
