@@ -144,9 +144,9 @@ var sparkNamespaceReleases = map[string]struct {
 	"standalone":    {Version{2, 0}, Version{}, "SecurityManager.getSSLOptions(\"standalone\") for the standalone Master and Worker UIs, Spark 2.0+ (SPARK-2750); Spark 1.x's SecurityManager.scala reads only spark.ssl.fs and spark.ssl.akka"},
 	"historyServer": {Version{2, 0}, Version{}, "SecurityManager.getSSLOptions(\"historyServer\") for the history server, Spark 2.0+ (SPARK-2750); Spark 1.x's SecurityManager.scala reads only spark.ssl.fs and spark.ssl.akka"},
 	"rpc":           {Version{4, 0}, Version{}, "SecurityManager.scala's rpcSSLOptions = getSSLOptions(\"rpc\"), Spark 4.0+ (SPARK-44937, RPC TLS); Spark 3.x's SecurityManager.scala has no rpc namespace"},
-	"fs":            {Version{}, Version{3, 0}, "SecurityManager.scala's fileServerSSLOptions (SSLOptions.parse(sparkConf, \"spark.ssl.fs\", …) in Spark 1.x, getSSLOptions(\"fs\") in 2.x), which Spark 3.0's SecurityManager.scala no longer has"},
-	"mesos":         {Version{2, 0}, Version{4, 0}, "MesosClusterUI's getSSLOptions(\"mesos\") (resource-managers/mesos, Spark 2.x–3.x); Spark 4.0 removed Mesos support"},
-	"submission":    {Version{2, 0}, Version{3, 0}, "SecurityManager.scala's submissionServerSSLOptions (SSLOptions.parse(sparkConf, \"spark.ssl.submission\", …), for the REST submission server of Spark 2.x builds such as DC/OS Spark's); Spark 3.x's SecurityManager.scala does not read it"},
+	"fs":            {Version{}, Version{2, 4}, "SecurityManager.scala's fileServerSSLOptions (SSLOptions.parse(sparkConf, \"spark.ssl.fs\", …) in Spark 1.3–1.6, getSSLOptions(\"fs\") in 2.0–2.3), removed with the file server's SSL by SPARK-23538 for Spark 2.4"},
+	"mesos":         {Version{2, 0}, Version{4, 0}, "MesosClusterUI's getSSLOptions(\"mesos\") (core/…/deploy/mesos/ui in Spark 2.0, resource-managers/mesos later, through 3.5); Spark 4.0 removed Mesos support (SPARK-44442)"},
+	"submission":    {Version{}, Version{3, 0}, "the DC/OS fork's SecurityManager.scala (SSLOptions.parse(sparkConf, \"spark.ssl.submission\", …), for its REST submission server, Spark 2.x builds such as DC/OS Spark's); no Apache Spark release reads it, and the fork's 3.x SecurityManager.scala does not"},
 }
 
 // SparkNamespaceWarnings returns a warning for each spark.ssl.<ns>

@@ -178,13 +178,14 @@ func TestSparkNamespaceByRelease(t *testing.T) {
 		{"", "rpc", "the newest Spark (4.x)", false},
 		{"1.6", "ui", "Spark 1.6 SecurityManager.scala: only spark.ssl.fs and spark.ssl.akka", true},
 		{"2.0", "ui", "Spark 2.0: getSSLOptions(\"ui\") (SPARK-2750)", false},
-		{"2.4", "fs", "Spark 2.4 SecurityManager.scala: fileServerSSLOptions = getSSLOptions(\"fs\")", false},
+		{"2.3", "fs", "Spark 2.3 SecurityManager.scala: fileServerSSLOptions = getSSLOptions(\"fs\")", false},
+		{"2.4", "fs", "Spark 2.4 SecurityManager.scala: no fileServerSSLOptions (SPARK-23538)", true},
 		{"1.6", "fs", "Spark 1.6 SecurityManager.scala: SSLOptions.parse(sparkConf, \"spark.ssl.fs\", ...)", false},
 		{"3.0", "fs", "Spark 3.0 SecurityManager.scala: no fileServerSSLOptions", true},
 		{"3.5", "mesos", "Spark 3.5 MesosClusterUI (resource-managers/mesos)", false},
 		{"4.0", "mesos", "Spark 4.0 removed Mesos support", true},
 		{"2.2", "submission", "DC/OS Spark 2.2 SecurityManager.scala: spark.ssl.submission", false},
-		{"3.5", "submission", "Spark 3.5 SecurityManager.scala: no submissionServerSSLOptions", true},
+		{"3.5", "submission", "DC/OS Spark 3.x SecurityManager.scala: no submissionServerSSLOptions (Apache Spark never had it)", true},
 	}
 	for _, tt := range tests {
 		t.Run("Spark "+tt.release+" "+tt.ns, func(t *testing.T) {
