@@ -50,9 +50,9 @@ const (
 // passwords ship as files too (the Spark REFERENCE case, keyship ship's
 // sandbox).
 const (
-	KeystorePasswordFile   = "keystore.password"
-	KeyPasswordFile        = "key.password"
-	TruststorePasswordFile = "truststore.password"
+	KeystorePasswordFile   = mesos.KeystorePasswordFile
+	KeyPasswordFile        = mesos.KeyPasswordFile
+	TruststorePasswordFile = mesos.TruststorePasswordFile
 )
 
 // The roles of the Bundle files that each consumer reads, in one place so
