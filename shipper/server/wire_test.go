@@ -74,8 +74,8 @@ func TestDeliveryRoundTrip(t *testing.T) {
 		Warnings: []string{"w"},
 		Settings: []conf.Setting{{Key: "a", Value: "b"}, {Key: "pw", Password: []byte("secret")}},
 		Printed:  "# printed\n", Fragment: []byte("{}"), FragmentFile: "",
-		Tasks:    []shipper.TaskDelivery{{TaskID: "t1", URIs: []fetch.URI{{Value: "https://x/t", OutputFile: ".keyship/keystore.jks"}}}},
-		Secret:   &shipper.Secret{Namespace: "ns", Name: "s", MountPath: "/m", ResourceVersion: "7", Keys: []string{"keystore.jks"}, Versions: map[string]string{"keystore.jks": "v1"}, DeleteAt: notAfter},
+		Tasks:  []shipper.TaskDelivery{{TaskID: "t1", URIs: []fetch.URI{{Value: "https://x/t", OutputFile: ".keyship/keystore.jks"}}}},
+		Secret: &shipper.Secret{Namespace: "ns", Name: "s", MountPath: "/m", ResourceVersion: "7", Keys: []string{"keystore.jks"}, Versions: map[string]string{"keystore.jks": "v1"}, DeleteAt: notAfter},
 	}
 	resp := deliveryToProto(d, notAfter)
 	got := deliveryFromProto(resp, "/sb")
