@@ -131,6 +131,29 @@ func (f shipFlags) targets() (emitTargets, error) {
 	return e, nil
 }
 
+// list is the targets of a ship in this process: the sandbox, then the
+// fragment or the Secret (applied with --k8s-apply through --kubeconfig).
+func (e emitTargets) list(k kubeFlags) ([]shipper.Target, error) {
+	targets := []shipper.Target{shipper.Sandbox}
+	switch {
+	case e.fragment != nil:
+		targets = append(targets, e.fragment)
+	case e.kube != nil:
+		if k.apply {
+			c, err := kube.NewClient(k.kubeconfig)
+			if err != nil {
+				return nil, err
+			}
+			e.kube.Client = c
+			if e.kube.Namespace == "" {
+				e.kube.Namespace = c.Namespace
+			}
+		}
+		targets = append(targets, e.kube)
+	}
+	return targets, nil
+}
+
 // dir is where the consumer reads the files: the sandbox, the task's
 // sandbox for a Mesos fragment, or the Secret's mount path.
 func (e emitTargets) dir(sandbox string) (string, error) {
@@ -193,20 +216,9 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 		return err
 	}
 	defer done()
-	targets := []shipper.Target{shipper.Sandbox}
-	switch {
-	case e.fragment != nil:
-		targets = append(targets, e.fragment)
-	case e.kube != nil:
-		if f.kube.apply {
-			if e.kube.Client, err = kube.NewClient(f.kube.kubeconfig); err != nil {
-				return err
-			}
-			if e.kube.Namespace == "" {
-				e.kube.Namespace = e.kube.Client.Namespace
-			}
-		}
-		targets = append(targets, e.kube)
+	targets, err := e.list(f.kube)
+	if err != nil {
+		return err
 	}
 	sh, d, err := shipper.Ship(ctx, h, req, opts, targets...)
 	if err != nil {

@@ -106,17 +106,9 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, e emitTargets, req
 	if err != nil {
 		return err
 	}
-	targets := []shipper.Target{shipper.Sandbox}
-	if e.kube != nil {
-		if f.kube.apply {
-			if e.kube.Client, err = kube.NewClient(f.kube.kubeconfig); err != nil {
-				return err
-			}
-			if e.kube.Namespace == "" {
-				e.kube.Namespace = e.kube.Client.Namespace
-			}
-		}
-		targets = append(targets, e.kube)
+	targets, err := e.list(f.kube)
+	if err != nil {
+		return err
 	}
 	cfg, err := g.loadConfig()
 	if err != nil {
