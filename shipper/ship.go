@@ -137,7 +137,7 @@ func (s *Shipment) Deliver(ctx context.Context, targets ...Target) (*Delivery, e
 		NotAfter: s.NotAfter(), Warnings: s.Bundle.Warnings, Settings: s.Settings}
 	if s.Request.Consumer == conf.ConsumerSpark && s.Dir != TaskDir {
 		if plan, err := s.MesosIn(TaskDir); err == nil {
-			if settings, _, ok := conf.SparkMesos(s.Bundle, s.Request.Spec, plan); ok {
+			if settings, _, ok := conf.SparkMesos(s.Bundle, s.Profile, plan); ok {
 				d.Settings, d.SettingsDir = settings, TaskDir
 			}
 		}
@@ -156,7 +156,7 @@ func (s *Shipment) Deliver(ctx context.Context, targets ...Target) (*Delivery, e
 // the password files beside the stores, and the settings as printed.
 var Sandbox Target = TargetFunc(func(_ context.Context, sh *Shipment, d *Delivery) error {
 	d.Files, d.Contents = sh.SandboxFiles(), true
-	d.Printed = conf.Print(d.Consumer, d.Settings, sh.Bundle, sh.Request.Spec, d.SettingsDir)
+	d.Printed = conf.Print(d.Consumer, d.Settings, sh.Bundle, sh.Profile, d.SettingsDir)
 	return nil
 })
 

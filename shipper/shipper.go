@@ -66,6 +66,9 @@ type Options struct {
 type Shipment struct {
 	// Request is the request the Shipment is for.
 	Request *spec.Request
+	// Profile is the consumer's profile, read once from Request: what every
+	// target's settings are written from besides the Bundle.
+	Profile conf.Profile
 	// Bundle is the checked stores and passwords.
 	Bundle *materialize.Bundle
 	// Dir is Options.Dir.
@@ -96,7 +99,7 @@ func Prepare(ctx context.Context, b Builder, req *spec.Request, opts Options) (*
 	if err != nil {
 		return nil, err
 	}
-	sh := &Shipment{Request: req, Bundle: bundle, Dir: opts.Dir, Files: bundle.Files, dirs: &dirs{}}
+	sh := &Shipment{Request: req, Profile: conf.ProfileOf(req.Spec), Bundle: bundle, Dir: opts.Dir, Files: bundle.Files, dirs: &dirs{}}
 	if opts.ChecksOnly {
 		return sh, nil
 	}
@@ -131,11 +134,11 @@ func (s *Shipment) At(dir string) (*Shipment, error) {
 	if at := s.dirs.set[dir]; at != nil {
 		return at, nil
 	}
-	settings, extra, err := conf.For(s.Request.Consumer, s.Bundle, dir, s.Request.Spec)
+	settings, extra, err := conf.For(s.Request.Consumer, s.Bundle, dir, s.Profile)
 	if err != nil {
 		return nil, err
 	}
-	at := &Shipment{Request: s.Request, Bundle: s.Bundle, Dir: dir, Settings: settings,
+	at := &Shipment{Request: s.Request, Profile: s.Profile, Bundle: s.Bundle, Dir: dir, Settings: settings,
 		Files: append(slices.Clone(s.Bundle.Files), extra...), dirs: s.dirs, view: true}
 	if s.dirs.set == nil {
 		s.dirs.set = map[string]*Shipment{}

@@ -192,11 +192,11 @@ func (g *globals) printSandboxWatch(f shipFlags, job *watch.Job, sh *shipper.Shi
 	settings := d.Settings
 	reloads := false
 	if d.Consumer == conf.ConsumerSpark {
-		extra := conf.SparkReload(sh.Bundle, sh.Request.Spec.SparkVersion.Version, f.watch.refresh)
+		extra := conf.SparkReload(sh.Bundle, sh.Profile.SparkVersion.Version, f.watch.refresh)
 		settings, reloads = append(slices.Clone(settings), extra...), len(extra) > 0
 	}
 	fmt.Fprint(g.stdout, conf.ReloadNote(d.Consumer, reloads))
-	fmt.Fprint(g.stdout, conf.Print(d.Consumer, settings, sh.Bundle, sh.Request.Spec, d.SettingsDir))
+	fmt.Fprint(g.stdout, conf.Print(d.Consumer, settings, sh.Bundle, sh.Profile, d.SettingsDir))
 }
 
 // printSecretWatch prints the Secret a watch shipped, how it stays fresh in

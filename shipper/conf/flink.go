@@ -123,7 +123,7 @@ func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value
 // on, 1:20:30 or 1e10000 as a Boolean, an Integer or a Double).
 //
 // The internal endpoint needs a truststore; b must have a keystore.
-func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
+func Flink(b *materialize.Bundle, dir string, s Profile) ([]Setting, error) {
 	rel := flinkRelease{s.FlinkVersion.Version}
 	ks := b.File(roleKeystore)
 	if ks == nil {
@@ -264,7 +264,7 @@ func flinkLegacyPlain(v string) bool {
 // the string; for flink-conf.yaml values are written as they are (Flink 1.18
 // and before take the text after ": " literally; Flink checked them). It
 // holds secrets: never print or log it, and zero it once shipped.
-func FlinkFragment(settings []Setting, s *spec.Spec) materialize.Sensitive {
+func FlinkFragment(settings []Setting, s Profile) materialize.Sensitive {
 	rel := flinkRelease{s.FlinkVersion.Version}
 	header := fmt.Sprintf("# keyship: the TLS settings for Flink %s, to merge into %s (each key once)\n", rel, rel.file())
 	n := len(header)

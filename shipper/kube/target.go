@@ -130,7 +130,7 @@ func printed(plan *Plan, sh *shipper.Shipment, operator string) (string, error) 
 					public = append(public, st)
 				}
 			}
-			out = conf.FlinkFragment(public, sh.Request.Spec)
+			out = conf.FlinkFragment(public, sh.Profile)
 		}
 	}
 	if err != nil {
