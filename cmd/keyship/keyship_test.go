@@ -222,7 +222,6 @@ func TestShipRefLeavingTheRoot(t *testing.T) {
 	assertNothingWritten(t, j)
 }
 
-
 func TestShipWrongKeyPasswordHidesCanary(t *testing.T) {
 	j := newJob(t)
 	r := j.ship(t, j.spec(t, map[string]any{"key_password": "/spark/keystore_password"}))
