@@ -43,23 +43,26 @@ const windowSize = MaxMessageSize
 // mode: the host connects to a plugin once, at start, and then removes its
 // socket from the file system, so the one connection must stay up however
 // long the host waits between calls.
+//
+// Both sides encode with a codec that clears the secrets it sent and take
+// every gRPC buffer from a pool that clears it when it is freed (zeroing.go).
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
+	return append(zeroingDialOptions(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 		grpc.WithInitialWindowSize(windowSize),
 		grpc.WithInitialConnWindowSize(windowSize),
 		grpc.WithIdleTimeout(0),
-	}
+	)
 }
 
 // ServerOptions are the gRPC options Serve gives its server: the message
 // bound and the fixed window that match DialOptions. A test that serves a
 // backend on its own grpc.Server (plugintest does) uses them too.
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+	return append(zeroingServerOptions(),
 		grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
 		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize),
-	}
+	)
 }
 
 // GRPCPlugin is the go-plugin glue for a Backend. Hosts use it with Impl nil

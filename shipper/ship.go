@@ -229,13 +229,13 @@ type Releases struct{ Spark, Flink string }
 // Apply sets the releases on s; an error names the release's flag.
 func (r Releases) Apply(s *spec.Spec) error {
 	for _, o := range []struct {
-		flag, v string
-		dst     *spec.ConsumerVersion
-	}{{"--spark-version", r.Spark, &s.SparkVersion}, {"--flink-version", r.Flink, &s.FlinkVersion}} {
+		flag, v, consumer string
+		dst               *spec.ConsumerVersion
+	}{{"--spark-version", r.Spark, spec.ConsumerSpark, &s.SparkVersion}, {"--flink-version", r.Flink, spec.ConsumerFlink, &s.FlinkVersion}} {
 		if o.v == "" {
 			continue
 		}
-		v, err := spec.ParseVersion(o.v)
+		v, err := spec.ParseRelease(o.consumer, o.v)
 		if err != nil {
 			return fmt.Errorf("%s: %w", o.flag, err)
 		}

@@ -4,7 +4,8 @@
 # (the YAML parser Flink reads its configuration with; shipper/conf's tests
 # load keyship's Flink fragments through it); and Jackson databind (with core
 # and annotations), which the JVM client in clients/java compiles against; and
-# etcd, the store of the kube-apiserver that tools/kube builds. It uses
+# etcd, the store of the kube-apiserver that tools/kube builds; ZooKeeper;
+# Python's grpcio and protobuf. It uses
 # apt-get and needs root; elsewhere it says what to install and fails.
 set -euo pipefail
 
@@ -18,6 +19,12 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 # Jackson, as Spark and Flink ship it; clients/java compiles against it.
 [ -f /usr/share/java/jackson-databind.jar ] || missing+=(libjackson2-databind-java)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+# ZooKeeper 3.8, the engine `keyship serve --ha zookeeper` keeps its replicas'
+# state in; the HA tests start a 3-node ensemble of it on loopback ports.
+[ -f /usr/share/zookeeper/bin/zkServer.sh ] || [ -d /usr/share/zookeeper ] || missing+=(zookeeper)
+# gRPC and protobuf for Python: examples/python-backend, the plugin written in
+# another language that `keyship plugin test` runs against in make test.
+/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 || missing+=(python3-grpcio python3-protobuf)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

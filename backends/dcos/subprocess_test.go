@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
@@ -61,11 +62,12 @@ func TestSubprocessIssuesAndLogsNoCredentials(t *testing.T) {
 		t.Errorf("DNS names %v", leaf.DNSNames)
 	}
 	_ = s.Close()
-	logs := f.logs.String()
-	for _, want := range []string{"logged in to DC/OS", "DC/OS CA issued a certificate"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("the plugin's log has no %q line:\n%s", want, logs)
-		}
+	// The plugin's stderr reaches f.logs through the loader's relay, which
+	// may deliver its last lines after Close returns: wait for them.
+	want := []string{"logged in to DC/OS", "DC/OS CA issued a certificate"}
+	logs, ok := f.logs.WaitFor(time.Minute, want...)
+	if !ok {
+		t.Errorf("the plugin's log lacks one of %q within a minute:\n%s", want, logs)
 	}
 	for _, tok := range f.srv.IssuedTokens() {
 		if strings.Contains(logs, tok) {

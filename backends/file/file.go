@@ -14,14 +14,16 @@
 // A secret's version is an HMAC-SHA256 of its content under a key the backend
 // holds: it changes when the content changes and does not reveal it (it is not
 // a plain hash, so a version does not let anyone test guesses of a password).
-// The key is version_key_file's bytes (16 or more) when that is set. Otherwise
+// The key is version_key_file's bytes (16 to 4096) when that is set. Otherwise
 // it is the 32 random bytes of <root>/.keyship-version-key, which the first
 // backend to open the root creates (0600, written in full under a temporary
 // name and then hard-linked into place, so no backend ever reads half a key);
 // every backend on that root then gives the same version for the same
 // content, run after run. The key lives inside the root because it protects
-// nothing that the root's readers cannot already read. Get and List never
-// show it. If the root is read-only and holds no key yet, the key is random
+// nothing that the root's readers cannot already read. Either key file must
+// be a regular file of mode 0600 or 0400 owned by the plugin's uid; any
+// other is refused, naming its mode, owner or size. Get and List never show
+// it, under its name or through a symlink or hard link to it. If the root is read-only and holds no key yet, the key is random
 // per process (versions change from one run to the next); give
 // version_key_file to avoid that.
 package file
@@ -63,6 +65,7 @@ type Backend struct {
 	root       *os.Root
 	rootDir    string
 	versionKey []byte
+	keyFile    os.FileInfo // the version key's file, never served as a secret; nil when the key is per process
 }
 
 // New returns an unconfigured file backend.
@@ -96,12 +99,13 @@ func (b *Backend) Configure(_ context.Context, config map[string]string) error {
 		return fmt.Errorf("file backend: root %q: %v: %w", dir, errors.Unwrap(err), plugin.ErrInvalidConfig)
 	}
 	var key []byte
+	var keyFile os.FileInfo
 	if kf := config["version_key_file"]; kf != "" {
-		if key, err = os.ReadFile(kf); err != nil || len(key) < 16 {
-			_ = root.Close()
-			return fmt.Errorf("file backend: version_key_file %q: want a readable file of at least 16 bytes: %w", kf, plugin.ErrInvalidConfig)
-		}
-	} else if key, err = rootVersionKey(root, dir); err != nil {
+		key, keyFile, err = readKeyFile(kf)
+	} else {
+		key, keyFile, err = rootVersionKey(root, dir)
+	}
+	if err != nil {
 		_ = root.Close()
 		return err
 	}
@@ -110,7 +114,7 @@ func (b *Backend) Configure(_ context.Context, config map[string]string) error {
 	if b.root != nil {
 		_ = b.root.Close()
 	}
-	b.root, b.rootDir, b.versionKey = root, dir, key
+	b.root, b.rootDir, b.versionKey, b.keyFile = root, dir, key, keyFile
 	return nil
 }
 
@@ -156,20 +160,56 @@ func (b *Backend) read(ref plugin.Ref) plugin.Result {
 	if st.IsDir() {
 		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is a directory, not a secret: %w", ref.Path, plugin.ErrInvalidConfig)}
 	}
+	if b.keyFile != nil && os.SameFile(st, b.keyFile) { // a symlink or hard link to the key
+		return plugin.Result{Err: fmt.Errorf("file backend: ref %q: no such secret under the backend root (it leads to the backend's version key): %w", ref.Path, plugin.ErrNotFound)}
+	}
 	if st.Size() > maxSecretSize {
 		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is %d bytes, over the %d byte limit: %w", ref.Path, st.Size(), maxSecretSize, plugin.ErrInvalidConfig)}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize))
+	data, err := readSecret(f, st.Size())
 	if err != nil {
 		return plugin.Result{Err: b.openError(ref.Path, err)}
 	}
 	mac := hmac.New(sha256.New, b.versionKey)
 	mac.Write(data)
+	sum := mac.Sum(nil)
+	// The hash keeps the last partial block it was fed (the whole of a
+	// short password) until overwritten: overwrite it.
+	mac.Write(make([]byte, sha256.BlockSize))
 	return plugin.Result{Secret: plugin.Secret{
 		Data:     data,
-		Version:  "h1:" + hex.EncodeToString(mac.Sum(nil))[:32],
+		Version:  "h1:" + hex.EncodeToString(sum)[:32],
 		Metadata: map[string]string{"modified": st.ModTime().UTC().Format("2006-01-02T15:04:05Z")},
 	}}
+}
+
+// readSecret reads f, of size bytes when it was opened, into one buffer of
+// that size (io.ReadAll would leave the secret's first bytes behind in every
+// buffer it outgrew). A file that grew meanwhile is read whole, up to
+// maxSecretSize; each buffer outgrown is cleared.
+func readSecret(f io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, 0, min(size, maxSecretSize)+1) // +1: the EOF needs no new buffer
+	for {
+		if len(data) == cap(data) {
+			if len(data) > maxSecretSize {
+				clear(data)
+				return nil, fmt.Errorf("grew past the %d byte limit while it was read", maxSecretSize)
+			}
+			grown := make([]byte, len(data), 2*cap(data))
+			copy(grown, data)
+			clear(data)
+			data = grown
+		}
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			clear(data)
+			return nil, err
+		}
+	}
 }
 
 // List returns the entries directly under prefix, as absolute ref paths
@@ -252,33 +292,38 @@ func isVersionKey(name string) bool {
 	return name == versionKeyName || strings.HasPrefix(name, versionKeyName+".tmp")
 }
 
-// rootVersionKey returns the key in root's versionKeyName, creating it if
-// missing. A root that cannot take a new file (read-only, not ours) gets a
-// random key for this process instead.
-func rootVersionKey(root *os.Root, dir string) ([]byte, error) {
-	key, err := readVersionKey(root, dir)
+// rootVersionKey returns the key in root's versionKeyName and its file,
+// creating it if missing. A root that cannot take a new file (read-only, not
+// ours) gets a random key for this process instead, and no file.
+func rootVersionKey(root *os.Root, dir string) ([]byte, os.FileInfo, error) {
+	key, fi, err := readVersionKey(root, dir)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return key, err
+		return key, fi, err
 	}
 	key = make([]byte, versionKeySize)
 	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("file backend: version key: %w", err)
+		return nil, nil, fmt.Errorf("file backend: version key: %w", err)
 	}
 	switch err := createVersionKey(root, key); {
 	case err == nil:
-		return key, nil
+		fi, err := root.Lstat(versionKeyName)
+		if err != nil {
+			return nil, nil, fmt.Errorf("file backend: version key %s: %v: %w", path.Join(dir, versionKeyName), errors.Unwrap(err), plugin.ErrUnavailable)
+		}
+		return key, fi, nil
 	case errors.Is(err, fs.ErrExist): // another backend made it first: use theirs
 		return readVersionKey(root, dir)
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
-		return key, nil // documented: random per process
+		return key, nil, nil // documented: random per process
 	default:
-		return nil, fmt.Errorf("file backend: creating the version key %s: %v: %w", path.Join(dir, versionKeyName), err, plugin.ErrUnavailable)
+		return nil, nil, fmt.Errorf("file backend: creating the version key %s: %v: %w", path.Join(dir, versionKeyName), err, plugin.ErrUnavailable)
 	}
 }
 
 // readVersionKey reads the version key, refusing anything but a regular file
-// of the right size (a link planted in its place is not followed).
-func readVersionKey(root *os.Root, dir string) ([]byte, error) {
+// of the right size, mode and owner (see keyFileProblem; a link planted in its
+// place is not followed).
+func readVersionKey(root *os.Root, dir string) ([]byte, os.FileInfo, error) {
 	shown := path.Join(dir, versionKeyName)
 	bad := func(why string) error {
 		return fmt.Errorf("file backend: version key %s %s; remove it and a new one is made: %w", shown, why, plugin.ErrInvalidConfig)
@@ -286,29 +331,92 @@ func readVersionKey(root *os.Root, dir string) ([]byte, error) {
 	lst, err := root.Lstat(versionKeyName)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, errors.Unwrap(err), plugin.ErrInvalidConfig)
+		return nil, nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, errors.Unwrap(err), plugin.ErrInvalidConfig)
 	}
 	if !lst.Mode().IsRegular() {
-		return nil, bad("is not a regular file")
+		return nil, nil, bad("is not a regular file")
 	}
 	f, err := root.Open(versionKeyName)
 	if err != nil {
-		return nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, errors.Unwrap(err), plugin.ErrInvalidConfig)
+		return nil, nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, errors.Unwrap(err), plugin.ErrInvalidConfig)
 	}
 	defer func() { _ = f.Close() }()
-	if st, err := f.Stat(); err != nil || !os.SameFile(st, lst) {
-		return nil, bad("changed while it was opened")
+	st, err := f.Stat()
+	if err != nil || !os.SameFile(st, lst) {
+		return nil, nil, bad("changed while it was opened")
+	}
+	if why := keyFileProblem(st, versionKeySize, versionKeySize); why != "" {
+		return nil, nil, bad(why)
 	}
 	key, err := io.ReadAll(io.LimitReader(f, versionKeySize+1))
 	if err != nil {
-		return nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, err, plugin.ErrInvalidConfig)
+		return nil, nil, fmt.Errorf("file backend: version key %s: %v: %w", shown, err, plugin.ErrInvalidConfig)
 	}
 	if len(key) != versionKeySize {
-		return nil, bad(fmt.Sprintf("holds %d bytes, not %d", len(key), versionKeySize))
+		return nil, nil, bad("changed while it was read")
 	}
-	return key, nil
+	return key, st, nil
+}
+
+// Bounds of a version_key_file's size: HMAC-SHA256 wants 16 bytes or more,
+// and a key longer than a few KiB is not a key file.
+const (
+	minKeyFileSize = 16
+	maxKeyFileSize = 4096
+)
+
+// readKeyFile reads the version_key_file kf (a path the operator configured,
+// so a symlink to it is followed), refusing what keyFileProblem refuses.
+func readKeyFile(kf string) ([]byte, os.FileInfo, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("file backend: version_key_file %q %s: %w", kf, why, plugin.ErrInvalidConfig)
+	}
+	f, err := os.Open(kf)
+	if err != nil {
+		return nil, nil, bad(fmt.Sprintf("cannot be read (%v)", errors.Unwrap(err)))
+	}
+	defer func() { _ = f.Close() }()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, bad(fmt.Sprintf("cannot be read (%v)", errors.Unwrap(err)))
+	}
+	if why := keyFileProblem(st, minKeyFileSize, maxKeyFileSize); why != "" {
+		return nil, nil, bad(why)
+	}
+	key, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, nil, bad(fmt.Sprintf("cannot be read (%v)", err))
+	}
+	if len(key) < minKeyFileSize || len(key) > maxKeyFileSize {
+		return nil, nil, bad("changed while it was read")
+	}
+	return key, st, nil
+}
+
+// keyFileProblem says why st cannot hold a version key, or "": it must be a
+// regular file of min to max bytes that only its owner may read or write
+// (mode 0600 or 0400), and its owner must be this process's effective uid
+// (another user could otherwise set or read the key that versions are made
+// with).
+func keyFileProblem(st os.FileInfo, min, max int64) string {
+	switch {
+	case !st.Mode().IsRegular():
+		return "is not a regular file"
+	case st.Mode().Perm()&0o077 != 0:
+		return fmt.Sprintf("has mode %04o: others than its owner may use it (want 0600 or 0400)", uint32(st.Mode().Perm()))
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Sprintf("is owned by uid %d, not by the plugin's uid %d", sys.Uid, os.Geteuid())
+	}
+	switch size := st.Size(); {
+	case min == max && size != min:
+		return fmt.Sprintf("holds %d bytes, not %d", size, min)
+	case size < min || size > max:
+		return fmt.Sprintf("holds %d bytes, want %d to %d", size, min, max)
+	}
+	return ""
 }
 
 // createVersionKey writes key to a fresh temporary file in root, fsyncs it

@@ -303,3 +303,111 @@ func TestVersionKeyPlanted(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionKeyFileChecked (issue 20, item 8): a version key that others
+// may read or write, or that another user owns, is refused, and a key of the
+// wrong size is refused naming its real size; this holds for the root's key
+// and for version_key_file alike.
+func TestVersionKeyFileChecked(t *testing.T) {
+	const big = 1 << 20
+	for name, tt := range map[string]struct {
+		mode  os.FileMode
+		size  int
+		owner int // -1: the test's own uid
+		want  string
+	}{
+		"mode 0644":     {0o644, 32, -1, "mode 0644"},
+		"mode 0666":     {0o666, 32, -1, "mode 0666"},
+		"mode 0640":     {0o640, 32, -1, "mode 0640"},
+		"another owner": {0o600, 32, 4242, "owned by uid 4242"},
+		"1 MB":          {0o600, big, -1, "holds 1048576 bytes"},
+	} {
+		for _, where := range []string{"root", "version_key_file"} {
+			t.Run(name+" "+where, func(t *testing.T) {
+				if tt.owner >= 0 && os.Geteuid() != 0 {
+					t.Skip("chown to another user needs root")
+				}
+				root := t.TempDir()
+				key := filepath.Join(root, ".keyship-version-key")
+				config := map[string]string{"root": root}
+				if where == "version_key_file" {
+					key = filepath.Join(t.TempDir(), "key")
+					config["version_key_file"] = key
+				}
+				if err := os.WriteFile(key, bytes.Repeat([]byte("k"), tt.size), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(key, tt.mode); err != nil {
+					t.Fatal(err)
+				}
+				if tt.owner >= 0 {
+					if err := os.Chown(key, tt.owner, tt.owner); err != nil {
+						t.Fatal(err)
+					}
+				}
+				err := file.New().Configure(context.Background(), config)
+				if !errors.Is(err, plugin.ErrInvalidConfig) || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("Configure: %v; want ErrInvalidConfig naming %s and saying %q", err, key, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// TestVersionKeyNotServedThroughLinks (issue 20, item 8): a symlink or a
+// hard link inside the root that leads to the version key is not a secret:
+// Get answers ErrNotFound and no bytes, as for the key's own name.
+func TestVersionKeyNotServedThroughLinks(t *testing.T) {
+	for _, where := range []string{"root", "version_key_file in the root"} {
+		t.Run(where, func(t *testing.T) {
+			root := t.TempDir()
+			config := map[string]string{"root": root}
+			key := filepath.Join(root, ".keyship-version-key")
+			if where != "root" {
+				key = filepath.Join(root, "keys", "version")
+				if err := os.Mkdir(filepath.Dir(key), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(key, []byte("0123456789abcdef0123"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				config["version_key_file"] = key
+			}
+			b := file.New()
+			if err := b.Configure(context.Background(), config); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(mustRel(t, root, key), filepath.Join(root, "alias")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Base(key), filepath.Join(filepath.Dir(key), "relative-alias")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(key, filepath.Join(root, "hard")); err != nil {
+				t.Fatal(err)
+			}
+			refs := []plugin.Ref{{Path: "/alias"}, {Path: "/" + filepath.ToSlash(mustRel(t, root, filepath.Join(filepath.Dir(key), "relative-alias")))}, {Path: "/hard"}}
+			if where != "root" {
+				refs = append(refs, plugin.Ref{Path: "/keys/version"})
+			}
+			res, err := b.Get(context.Background(), refs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if !errors.Is(r.Err, plugin.ErrNotFound) || len(r.Secret.Data) != 0 {
+					t.Errorf("Get %s: %v, %d bytes; want ErrNotFound and none", refs[i].Path, r.Err, len(r.Secret.Data))
+				}
+			}
+		})
+	}
+}
+
+func mustRel(t *testing.T, base, target string) string {
+	t.Helper()
+	rel, err := filepath.Rel(base, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel
+}

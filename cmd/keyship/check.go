@@ -35,7 +35,8 @@ runs the checks ship runs before anything ships: the stores open with their
 passwords and the key with its password; exactly one private key, matching its
 certificate; the chain verifies against the truststore; the certificate covers
 every host; nothing expires too soon; the protocol is TLSv1.2 or TLSv1.3 and
-the key can serve it; the passwords are printable ASCII.
+the key can serve it with one of the listed cipher suites; the passwords are
+ones the stores take (printable ASCII for PKCS12, ISO 8859-1 for JKS).
 
 It prints every problem at once, in the words the JVM would use at the first
 handshake ("unable to find valid certification path to requested target",

@@ -15,6 +15,7 @@ import (
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper"
+	"github.com/keyship/keyship/shipper/conf"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -140,7 +141,7 @@ backends:
 		return err
 	}
 	fmt.Fprintf(out, "\nCheck it with Java's keytool:\n  keytool -list -keystore %s -storepass \"$(cat %s)\"\n",
-		filepath.Join(sandboxDir, "keystore.jks"), filepath.Join(sandboxDir, shipper.KeystorePasswordFile))
+		conf.ShellQuote(filepath.Join(sandboxDir, "keystore.jks")), conf.ShellQuote(filepath.Join(sandboxDir, shipper.KeystorePasswordFile)))
 	return nil
 }
 

@@ -115,7 +115,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 	s := serveTLS(t, j, m, "--fetch-listen", "127.0.0.1:0", "--fetch-ca-out", fetchCA,
 		"--metrics-listen", "127.0.0.1:0", "--audit-log", auditPath, "--probe-interval", "500ms")
 	web := &http.Client{Timeout: 10 * time.Second}
-	if !waitFor(10*time.Second, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
+	if !waitFor(time.Minute, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
 		_, body := get(t, web, s.metrics+"/readyz")
 		t.Fatalf("/readyz never ready:\n%s", body)
 	}
@@ -222,7 +222,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(5*time.Second, func() bool { _, err := os.Stat(auditPath); return err == nil }) {
+	if !waitFor(time.Minute, func() bool { _, err := os.Stat(auditPath); return err == nil }) {
 		t.Fatal("SIGHUP did not reopen the audit log")
 	}
 	if _, err := c.Check(context.Background(), &hostv1.CheckRequest{Spec: []byte(filetest.Spec)}); err != nil {
@@ -237,7 +237,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var unready string
-	if !waitFor(10*time.Second, func() bool {
+	if !waitFor(time.Minute, func() bool {
 		code, body := get(t, web, s.metrics+"/readyz")
 		unready = body
 		return code == 503
@@ -247,7 +247,7 @@ func TestServeMetricsHealthAndAudit(t *testing.T) {
 	if !strings.Contains(unready, "backend file: not ready") {
 		t.Errorf("/readyz does not say which backend is not ready:\n%s", unready)
 	}
-	if !waitFor(10*time.Second, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
+	if !waitFor(time.Minute, func() bool { code, _ := get(t, web, s.metrics+"/readyz"); return code == 200 }) {
 		t.Fatal("/readyz did not turn ready after the plugin's restart")
 	}
 	_, text = get(t, web, s.metrics+"/metrics")
@@ -302,6 +302,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	uri := resp.GetTasks()[0].GetUris()[0].GetValue()
 
+	before := openFDs(t, s.cmd.Process.Pid)
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -311,11 +312,16 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if _, err := fmt.Fprintf(conn, "POST /keyship.host.v1.ShipperService/Ship HTTP/1.1\r\nHost: keyship\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:20]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the server reads the request's head: the call is in flight
+	// The call is in flight once serve has accepted the connection (an fd
+	// more): from then on shutdown lets it finish. A guessed pause was too
+	// short on a loaded machine.
+	if !waitFor(time.Minute, func() bool { return openFDs(t, s.cmd.Process.Pid) > before }) {
+		t.Fatal("serve did not accept the connection within a minute")
+	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(5*time.Second, func() bool {
+	if !waitFor(time.Minute, func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			_ = c.Close()

@@ -145,5 +145,10 @@ func (g *globals) startHost(ctx context.Context, timeout time.Duration) (h *host
 
 // newHost builds a Host with keyship's built-in backends.
 func (g *globals) newHost(cfg *config.Config, opts ...host.Option) *host.Host {
-	return host.New(cfg, append([]host.Option{host.WithLogger(g.logger), host.WithBuiltin(file.Name, file.New)}, opts...)...)
+	return host.New(cfg, append(g.hostOptions(), opts...)...)
+}
+
+// hostOptions are every Host's: keyship's log and built-in backends.
+func (g *globals) hostOptions() []host.Option {
+	return []host.Option{host.WithLogger(g.logger), host.WithBuiltin(file.Name, file.New)}
 }

@@ -3,49 +3,34 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"log"
-	"maps"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
-	"github.com/keyship/keyship/shipper/server/audit"
-	"github.com/keyship/keyship/shipper/server/health"
-	"github.com/keyship/keyship/shipper/server/metrics"
-	"github.com/keyship/keyship/shipper/watch"
+	"github.com/keyship/keyship/shipper/server/daemon"
 )
 
 type serveFlags struct {
-	listen                     string
-	tlsCert, tlsKey, clientCA  string
-	fetchListen, fetchURL      string
-	fetchCert, fetchKey, caOut string
-	buildCache                 time.Duration
-	maxJobs, maxTasks          int
-	maxGrants                  int
-	metricsListen, auditLog    string
-	probeInterval              time.Duration
-	shutdownTimeout            time.Duration
-	fetchLinger                time.Duration
-	readHeaderTimeout          time.Duration
-	idleTimeout                time.Duration
-	maxConns                   int
-	kube                       serveKubeFlags
-	refresh, renewBefore       time.Duration
+	listen                      string
+	tlsCert, tlsKey, clientCA   string
+	fetchListen, fetchURL       string
+	fetchCert, fetchKey, caOut  string
+	buildCache                  time.Duration
+	maxJobs, maxTasks           int
+	maxGrants                   int
+	metricsListen, auditLog     string
+	probeInterval               time.Duration
+	shutdownTimeout             time.Duration
+	fetchLinger                 time.Duration
+	readHeaderTimeout           time.Duration
+	idleTimeout                 time.Duration
+	maxConns, maxConnsPerSource int
+	kube                        serveKubeFlags
+	refresh, renewBefore        time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -80,9 +65,7 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
       --metrics-listen 127.0.0.1:9090 --audit-log /var/log/keyship/audit.log`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return g.serve(ctx, f)
+			return g.serve(context.Background(), f)
 		},
 	}
 	fl := cmd.Flags()
@@ -94,9 +77,10 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 	fl.StringVar(&f.fetchURL, "fetch-url", "", "base URL the agents fetch from (default https://<fetch-listen>)")
 	fl.StringVar(&f.fetchCert, "fetch-cert", "", "fetch server certificate (PEM)")
 	fl.StringVar(&f.fetchKey, "fetch-key", "", "fetch server key (PEM)")
-	fl.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "close an API or fetch connection that has not sent a request (or finished its TLS handshake) within this time")
-	fl.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "close an API or fetch connection idle between requests for this long")
-	fl.IntVar(&f.maxConns, "max-conns", 1024, "most open connections each of the API and the fetch server accepts; more wait until one closes")
+	fl.DurationVar(&f.readHeaderTimeout, "read-header-timeout", 10*time.Second, "close an API, fetch or metrics connection that has not sent a request (or finished its TLS handshake) within this time")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 60*time.Second, "close an API, fetch or metrics connection idle between requests for this long")
+	fl.IntVar(&f.maxConns, "max-conns", daemon.DefaultMaxConns, "most open connections each of the API, the fetch server and the metrics endpoint accepts; more wait until one closes")
+	fl.IntVar(&f.maxConnsPerSource, "max-conns-per-source", 0, "most open connections from one IP address on each TCP listener, below --max-conns; more are closed at once (default --max-conns/4)")
 	fl.IntVar(&f.maxJobs, "max-jobs", server.DefaultMaxJobs, "most jobs held at once; a Ship for another fails with RESOURCE_EXHAUSTED until some expire")
 	fl.IntVar(&f.maxTasks, "max-tasks", server.DefaultMaxTasks, "most tasks one Ship may name")
 	fl.IntVar(&f.maxGrants, "max-grants", fetch.DefaultMaxGrants, "most live fetch grants (one per task and Ship)")
@@ -114,15 +98,11 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 	return cmd
 }
 
-// buildCacheEntries bounds the Bundles keyship serve keeps for sharing (a
-// Bundle is a few kilobytes).
-const buildCacheEntries = 1000
-
 func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	var tc *tls.Config
 	if strings.HasPrefix(f.listen, "tcp://") {
 		var err error
-		if tc, err = mutualTLS(f.tlsCert, f.tlsKey, f.clientCA); err != nil {
+		if tc, err = daemon.MutualTLS(f.tlsCert, f.tlsKey, f.clientCA); err != nil {
 			return usageError{err}
 		}
 	}
@@ -130,220 +110,33 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	auditLog, err := audit.Open(f.auditLog)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = auditLog.Close() }()
-	m := metrics.New()
-	// Jobs of one application ship the same stores: build each content
-	// once for as long as a job lives by default.
-	h := g.newHost(cfg, host.WithObserver(m), host.WithBuildCache(f.buildCache, buildCacheEntries, nil))
-	defer func() { _ = h.Close() }()
-	prober := health.New(h.Loader(), slices.Collect(maps.Keys(cfg.Backends)), health.WithInterval(f.probeInterval))
-	m.WatchRestarts(prober.Restarts)
-
-	// bg ends with the process, not at SIGTERM: the fetch server, the
-	// probes and the sweeps outlive the API's drain.
-	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
-	go prober.Run(bg)
-
-	var fs *fetch.Server
-	var fetchSrv *http.Server
-	if f.fetchListen != "" {
-		fl, err := net.Listen("tcp", f.fetchListen)
-		if err != nil {
-			return err
-		}
-		base := f.fetchURL
-		if base == "" {
-			base = "https://" + fl.Addr().String()
-		}
-		cert, err := g.fetchCertificate(f, fl.Addr())
-		if err != nil {
-			_ = fl.Close()
-			return err
-		}
-		fs = fetch.New(base, fetch.WithMaxGrants(f.maxGrants), fetch.WithObserver(func(ev fetch.Event) { m.Fetch(ev); auditLog.Fetch(ev) }))
-		m.WatchFetch(fs)
-		mux := http.NewServeMux()
-		mux.Handle(fetch.Prefix, fs)
-		fl = server.LimitListener(fl, f.maxConns)
-		fetchSrv = &http.Server{Handler: mux, ReadHeaderTimeout: f.readHeaderTimeout, IdleTimeout: f.idleTimeout, ErrorLog: g.httpLog("fetch"),
-			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-		go func() {
-			if err := fetchSrv.ServeTLS(fl, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				g.logger.Error("fetch server stopped", "error", err)
-			}
-		}()
-		g.logger.Info("fetch server listening", "addr", fl.Addr().String(), "url", base)
-		fmt.Fprintf(g.stdout, "fetch %s\n", base)
-	}
 	kopts, err := f.kube.options()
 	if err != nil {
 		return err
 	}
-	sopts := append(kopts, server.WithLimits(f.maxJobs, f.maxTasks))
-	if f.refresh > 0 {
-		w := watch.NewWatcher(h, f.refresh)
-		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: h, Watcher: w, RenewBefore: f.renewBefore, Logger: g.logger.Named("watch")}))
-		go func() { _ = w.Run(ctx) }()
-	}
-	srv := server.New(h, fs, sopts...)
-	m.WatchServer(srv)
-
-	var metricsSrv *http.Server
-	if f.metricsListen != "" {
-		ml, err := net.Listen("tcp", f.metricsListen)
-		if err != nil {
-			return err
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", m.Handler())
-		mux.Handle("/healthz", prober.Liveness())
-		mux.Handle("/readyz", prober.Readiness())
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: g.httpLog("metrics")}
-		go func() {
-			if err := metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				g.logger.Error("metrics server stopped", "error", err)
-			}
-		}()
-		g.logger.Info("metrics listening", "addr", ml.Addr().String())
-		fmt.Fprintf(g.stdout, "metrics http://%s\n", ml.Addr())
-	}
-
-	l, err := server.Listen(f.listen)
-	if err != nil {
-		return err
-	}
-	api := server.HTTPServer(server.Handler(srv, server.WithObserver(m), server.WithObserver(auditLog), server.WithHealth(prober)), tc)
-	api.ErrorLog = g.httpLog("api")
-	api.ReadHeaderTimeout, api.IdleTimeout = f.readHeaderTimeout, f.idleTimeout
-	l = server.LimitListener(l, f.maxConns)
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-t.C:
-				srv.Sweep()
-			}
-		}
-	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			if err := auditLog.Reopen(); err != nil {
-				g.logger.Error("reopen the audit log", "error", err)
-			}
-		}
-	}()
-
-	served := make(chan error, 1)
-	go func() {
-		if tc != nil {
-			served <- api.ServeTLS(l, "", "")
-		} else {
-			served <- api.Serve(l)
-		}
-	}()
-	addr := f.listen
-	if tcp, ok := l.Addr().(*net.TCPAddr); ok {
-		addr = "tcp://" + tcp.String() // the port chosen for :0
-	}
-	fmt.Fprintf(g.stdout, "listening %s\n", addr)
-	g.logger.Info("host API listening", "addr", addr)
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	return g.shutdown(f, prober, api, fs, fetchSrv, metricsSrv)
+	return daemon.Run(ctx, daemon.Config{
+		Host: cfg, HostOptions: g.hostOptions(), BuildCache: f.buildCache,
+		Listen: f.listen, TLS: tc, FetchListen: f.fetchListen, FetchURL: f.fetchURL, MaxGrants: f.maxGrants,
+		FetchCertFile: f.fetchCert, FetchKeyFile: f.fetchKey, FetchCAOut: f.caOut,
+		MetricsListen: f.metricsListen, AuditLog: f.auditLog,
+		Limits:  daemon.Limits{ReadHeaderTimeout: f.readHeaderTimeout, IdleTimeout: f.idleTimeout, MaxConns: f.maxConns, MaxConnsPerSource: f.maxConnsPerSource},
+		MaxJobs: f.maxJobs, MaxTasks: f.maxTasks, ServerOptions: kopts, ProbeInterval: f.probeInterval,
+		Refresh: f.refresh, RenewBefore: f.renewBefore, ShutdownTimeout: f.shutdownTimeout, FetchLinger: f.fetchLinger,
+		Logger: g.logger, Signals: true, Events: g.announce,
+	})
 }
 
-// shutdown stops keyship serve gracefully: not ready at once; the API stops
-// accepting and its in-flight calls finish within --shutdown-timeout; then
-// the fetch server refuses every URI with 503 and a reason (no file is
-// served after the API stopped) for --fetch-linger, so that an agent
-// fetching now reads why, and stops.
-func (g *globals) shutdown(f serveFlags, prober *health.Prober, api *http.Server, fs *fetch.Server, fetchSrv, metricsSrv *http.Server) error {
-	fmt.Fprintln(g.stdout, "shutting down")
-	g.logger.Info("shutting down: finishing in-flight calls", "timeout", f.shutdownTimeout)
-	prober.ShuttingDown()
-	ctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
-	defer cancel()
-	var result error
-	if err := api.Shutdown(ctx); err != nil {
-		_ = api.Close()
-		result = fmt.Errorf("in-flight calls still running after --shutdown-timeout %s were cut: %w", f.shutdownTimeout, err)
+// announce prints the daemon's addresses and stop stages that a launcher
+// (and the tests) wait for on stdout.
+func (g *globals) announce(ev daemon.Event) {
+	switch ev.Stage {
+	case daemon.FetchListening:
+		fmt.Fprintf(g.stdout, "fetch %s\n", ev.Addr)
+	case daemon.MetricsListening:
+		fmt.Fprintf(g.stdout, "metrics %s\n", ev.Addr)
+	case daemon.APIListening:
+		fmt.Fprintf(g.stdout, "listening %s\n", ev.Addr)
+	case daemon.ShuttingDown, daemon.FetchClosed:
+		fmt.Fprintln(g.stdout, ev.Stage)
 	}
-	if fs != nil {
-		fs.Close()
-		fmt.Fprintln(g.stdout, "fetch closed")
-		time.Sleep(f.fetchLinger)
-		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := fetchSrv.Shutdown(lctx); err != nil {
-			_ = fetchSrv.Close()
-		}
-		lcancel()
-	}
-	if metricsSrv != nil {
-		_ = metricsSrv.Close()
-	}
-	return result
-}
-
-// httpLog sends a net/http server's own errors (TLS handshake failures:
-// a client certificate refused) to the host log at debug level.
-func (g *globals) httpLog(name string) *log.Logger {
-	return g.logger.Named(name).StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
-}
-
-// fetchCertificate loads --fetch-cert/--fetch-key or makes a self-signed one.
-func (g *globals) fetchCertificate(f serveFlags, addr net.Addr) (tls.Certificate, error) {
-	if f.fetchCert != "" || f.fetchKey != "" {
-		return tls.LoadX509KeyPair(f.fetchCert, f.fetchKey)
-	}
-	host, _, _ := net.SplitHostPort(addr.String())
-	hosts := []string{host, "localhost", "127.0.0.1"}
-	if name, err := os.Hostname(); err == nil {
-		hosts = append(hosts, name)
-	}
-	cert, pemBytes, err := fetch.SelfSigned(hosts, 365*24*time.Hour)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	if f.caOut != "" {
-		if err := os.WriteFile(f.caOut, pemBytes, 0o644); err != nil {
-			return tls.Certificate{}, err
-		}
-	}
-	g.logger.Warn("fetch server uses a self-signed certificate: agents must trust it (pass --fetch-cert/--fetch-key for a real one)", "ca_file", f.caOut)
-	return cert, nil
-}
-
-// mutualTLS loads a server certificate and requires client certificates
-// signed by clientCA.
-func mutualTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
-	if certFile == "" || keyFile == "" || clientCA == "" {
-		return nil, errors.New("a tcp:// API needs mutual TLS: --tls-cert, --tls-key and --client-ca")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, err
-	}
-	caPEM, err := os.ReadFile(clientCA)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("--client-ca %s: no PEM certificates", clientCA)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}, nil
 }

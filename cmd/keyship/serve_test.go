@@ -103,10 +103,11 @@ func openFDs(t *testing.T, pid int) int {
 	return len(ents)
 }
 
-// TestServeClosesIdleConnections floods the API's unix socket and the fetch
-// server with connections that send nothing: serve keeps at most --max-conns
-// of each open, closes each within --read-header-timeout, and is back to its
-// baseline of file descriptors once the flood stops.
+// TestServeClosesIdleConnections floods the API's unix socket, the fetch
+// server and the metrics endpoint with connections that send nothing: serve
+// keeps at most --max-conns of each open, closes each within
+// --read-header-timeout, and is back to its baseline of file descriptors
+// once the flood stops.
 func TestServeClosesIdleConnections(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
@@ -114,7 +115,7 @@ func TestServeClosesIdleConnections(t *testing.T) {
 	j := newJob(t)
 	sock := filepath.Join(t.TempDir(), "keyship.sock")
 	const maxConns, flood = 20, 300
-	s := serve(t, j, "--listen", "unix://"+sock, "--fetch-listen", "127.0.0.1:0",
+	s := serve(t, j, "--listen", "unix://"+sock, "--fetch-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--read-header-timeout", "1s", "--idle-timeout", "1s", "--max-conns", fmt.Sprint(maxConns))
 	pid := s.cmd.Process.Pid
 	// The baseline once serve has settled (its plugins started).
@@ -125,12 +126,16 @@ func TestServeClosesIdleConnections(t *testing.T) {
 		}
 	}
 	fetchAddr := strings.TrimPrefix(s.fetch, "https://")
+	metricsAddr := strings.TrimPrefix(s.metrics, "http://")
 
 	var conns []net.Conn
 	for i := range flood {
 		network, addr := "unix", sock
-		if i%2 == 1 {
+		switch i % 3 {
+		case 1:
 			network, addr = "tcp", fetchAddr
+		case 2:
+			network, addr = "tcp", metricsAddr
 		}
 		c, err := net.DialTimeout(network, addr, 2*time.Second)
 		if err != nil {
@@ -138,11 +143,11 @@ func TestServeClosesIdleConnections(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	if len(conns) < 2*maxConns {
+	if len(conns) < 3*maxConns {
 		t.Fatalf("only %d connections could be opened", len(conns))
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := openFDs(t, pid); n > baseline+2*maxConns+5 {
+	if n := openFDs(t, pid); n > baseline+3*maxConns+5 {
 		t.Errorf("%d fds during a flood of %d idle connections, baseline %d, cap %d per listener", n, len(conns), baseline, maxConns)
 	}
 	// A silent connection is closed by the server within the timeout.

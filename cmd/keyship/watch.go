@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -32,6 +31,8 @@ type watchFlags struct {
 	refresh     time.Duration
 	renewBefore time.Duration
 	onChange    string
+	// onChangeTimeout bounds each --on-change run (watch.Hook).
+	onChangeTimeout time.Duration
 }
 
 // The environment of an --on-change command; with --emit kubernetes also
@@ -50,6 +51,7 @@ func addWatchFlags(cmd *cobra.Command, f *watchFlags) {
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "with --watch: how often to check the secrets' versions (at least 1s)")
 	fl.DurationVar(&f.renewBefore, "renew-before", 0, "with --watch: renew an issued certificate this long before it expires (default: at 2/3 of its lifetime)")
 	fl.StringVar(&f.onChange, "on-change", "", "with --watch: shell command to run after each swap or Secret apply (not after a failed refresh), with "+envManifest+" set to the new manifest ("+envK8sSecret+" and "+envK8sManifest+" with --emit kubernetes)")
+	fl.DurationVar(&f.onChangeTimeout, "on-change-timeout", watch.DefaultHookTimeout, "with --on-change: kill the command and every process of its process group when it runs this long (the watch logs it and goes on refreshing)")
 }
 
 // check refuses flag combinations that --watch does not support.
@@ -61,6 +63,8 @@ func (w watchFlags) check(f shipFlags) error {
 		return nil
 	}
 	switch {
+	case f.watch.onChangeTimeout <= 0:
+		return fmt.Errorf("--on-change-timeout %s: must be positive", f.watch.onChangeTimeout)
 	case f.server != "":
 		return errors.New("--watch with --server: a server keeps its own jobs fresh; watch them with its Watch call")
 	case f.emit == emitMesos || f.emit == emitMarathon:
@@ -124,6 +128,7 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, e emitTargets, req
 		delivered *shipper.Delivery
 	)
 	defer func() { delivered.Zero(); current.Zero() }()
+	watching := ctx // --on-change runs for the watch's life, not a rebuild's deadline
 	ship := func(ctx context.Context, sh *shipper.Shipment, u watch.Update) error {
 		d, err := sh.Deliver(ctx, targets...)
 		if err != nil {
@@ -155,7 +160,7 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, e emitTargets, req
 		if d.Secret != nil {
 			extra = []string{envK8sSecret + "=" + secretWhere(d.Secret), envK8sManifest + "=" + filepath.Join(dir, kube.ManifestFile)}
 		}
-		g.runOnChange(ctx, f.watch.onChange, dir, u, extra...)
+		g.runOnChange(watching, f.watch, dir, u, extra...)
 		return nil
 	}
 	job, err := watch.Start(ctx, h, req, watch.Options{
@@ -255,21 +260,17 @@ func updateText(u watch.Update) string {
 	return "changed " + strings.Join(parts, "; ")
 }
 
-// runOnChange runs the --on-change command after a swap, with the manifest
-// path in its environment (and extra, NAME=value); its output goes to
-// keyship's stderr. Its failure is logged: the swap stands.
-func (g *globals) runOnChange(ctx context.Context, command, dir string, u watch.Update, extra ...string) {
-	if command == "" {
-		return
-	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	cmd.Env = append(os.Environ(),
-		envManifest+"="+filepath.Join(dir, sandbox.ManifestName),
-		envSandbox+"="+dir,
-		envReason+"="+string(u.Reason))
-	cmd.Env = append(cmd.Env, extra...)
-	cmd.Stdout, cmd.Stderr = g.stderr, g.stderr
-	if err := cmd.Run(); err != nil {
+// runOnChange runs the --on-change command after a swap (watch.Hook: its own
+// process group, killed at --on-change-timeout or when the watch stops), with
+// the manifest path in its environment (and extra, NAME=value); its output
+// goes to keyship's stderr. Its failure is logged: the swap stands.
+func (g *globals) runOnChange(ctx context.Context, w watchFlags, dir string, u watch.Update, extra ...string) {
+	hook := watch.Hook{Command: w.onChange, Timeout: w.onChangeTimeout, Output: g.stderr}
+	env := append([]string{
+		envManifest + "=" + filepath.Join(dir, sandbox.ManifestName),
+		envSandbox + "=" + dir,
+		envReason + "=" + string(u.Reason)}, extra...)
+	if err := hook.Run(ctx, env...); err != nil {
 		g.logger.Error("--on-change command failed (the new stores are in place)", "error", err)
 	}
 }

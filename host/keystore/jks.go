@@ -56,8 +56,13 @@ func OpenJKS(data, storePass []byte) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	pw, ok := jksPassword(storePass)
+	if !ok {
+		return nil, ErrWrongPassword
+	}
+	defer clear(pw)
 	ks := jks.New(jks.WithCaseExactAliases())
-	if err := ks.Load(bytes.NewReader(data), storePass); err != nil {
+	if err := ks.Load(bytes.NewReader(data), pw); err != nil {
 		// After scanJKS, only the digest can fail.
 		return nil, ErrWrongPassword
 	}
@@ -108,7 +113,12 @@ func openJKSKey(ks jks.KeyStore, alias string, protected, keyPass []byte) (crypt
 	case len(info.Key) < 2*sha1.Size:
 		return nil, errors.New("the protected key is too short")
 	}
-	entry, err := ks.GetPrivateKeyEntry(alias, keyPass)
+	pw, ok := jksPassword(keyPass)
+	if !ok {
+		return nil, ErrCannotRecoverKey
+	}
+	defer clear(pw)
+	entry, err := ks.GetPrivateKeyEntry(alias, pw)
 	if err != nil {
 		return nil, ErrCannotRecoverKey
 	}
@@ -240,15 +250,15 @@ func scanJKS(data []byte) ([]jksEntry, int, error) {
 }
 
 // checkKeyEntry checks what a keystore writer needs: a chain whose leaf
-// matches the key, and a printable store password.
-func checkKeyEntry(key crypto.PrivateKey, chain []*x509.Certificate, storePass []byte) error {
+// matches the key, and a store password checkPassword accepts.
+func checkKeyEntry(key crypto.PrivateKey, chain []*x509.Certificate, storePass []byte, checkPassword func([]byte) string) error {
 	switch {
 	case len(chain) == 0:
 		return errors.New("empty certificate chain")
 	case !KeyMatches(key, chain[0]):
 		return errors.New("the private key does not match the leaf certificate")
 	}
-	if reason := CheckPassword(storePass); reason != "" {
+	if reason := checkPassword(storePass); reason != "" {
 		return errors.New("store password: " + reason)
 	}
 	return nil
@@ -256,8 +266,8 @@ func checkKeyEntry(key crypto.PrivateKey, chain []*x509.Certificate, storePass [
 
 // JKSKeystore writes a JKS keystore holding one private key entry: key under
 // alias (folded to lower case, as Java does), with chain, leaf first. The key
-// is protected with keyPass and the store with storePass; both must be
-// printable ASCII. key must be an RSA, ECDSA or Ed25519 private key matching
+// is protected with keyPass and the store with storePass; both must pass
+// CheckJKSPassword (printable ISO 8859-1). key must be an RSA, ECDSA or Ed25519 private key matching
 // chain[0].
 //
 // The output is deterministic: the entry's creation date is the leaf's
@@ -268,12 +278,16 @@ func JKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate,
 	if alias == "" {
 		return nil, errors.New("empty alias")
 	}
-	if err := checkKeyEntry(key, chain, storePass); err != nil {
+	if err := checkKeyEntry(key, chain, storePass, CheckJKSPassword); err != nil {
 		return nil, err
 	}
-	if reason := CheckPassword(keyPass); reason != "" {
+	if reason := CheckJKSPassword(keyPass); reason != "" {
 		return nil, errors.New("key password: " + reason)
 	}
+	storePW, _ := jksPassword(storePass)
+	defer clear(storePW)
+	keyPW, _ := jksPassword(keyPass)
+	defer clear(keyPW)
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("marshal private key: %w", err)
@@ -291,11 +305,11 @@ func JKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate,
 	for i, c := range chain {
 		entry.CertificateChain[i] = jks.Certificate{Type: jksCertType, Content: c.Raw}
 	}
-	if err := ks.SetPrivateKeyEntry(alias, entry, keyPass); err != nil {
+	if err := ks.SetPrivateKeyEntry(alias, entry, keyPW); err != nil {
 		return nil, fmt.Errorf("protect private key: %w", err)
 	}
 	var buf bytes.Buffer
-	if err := ks.Store(&buf, storePass); err != nil {
+	if err := ks.Store(&buf, storePW); err != nil {
 		return nil, fmt.Errorf("encode keystore: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -304,15 +318,17 @@ func JKSKeystore(alias string, key crypto.PrivateKey, chain []*x509.Certificate,
 // JKSTruststore writes a JKS truststore holding entries as trusted
 // certificate entries under their aliases (Java folds them to lower case;
 // AliasCertificates and UniqueTrusted name certificates), protected by
-// storePass (printable ASCII). The output is deterministic: entries are in
+// storePass (CheckJKSPassword: printable ISO 8859-1). The output is deterministic: entries are in
 // alias order and each creation date is the certificate's NotBefore.
 func JKSTruststore(entries []TrustedEntry, storePass []byte) ([]byte, error) {
 	if len(entries) == 0 {
 		return nil, errors.New("no certificates")
 	}
-	if reason := CheckPassword(storePass); reason != "" {
+	if reason := CheckJKSPassword(storePass); reason != "" {
 		return nil, errors.New("store password: " + reason)
 	}
+	storePW, _ := jksPassword(storePass)
+	defer clear(storePW)
 	ks := jks.New(jks.WithOrderedAliases())
 	for _, e := range entries {
 		if ks.IsTrustedCertificateEntry(e.Alias) {
@@ -327,7 +343,7 @@ func JKSTruststore(entries []TrustedEntry, storePass []byte) ([]byte, error) {
 		}
 	}
 	var buf bytes.Buffer
-	if err := ks.Store(&buf, storePass); err != nil {
+	if err := ks.Store(&buf, storePW); err != nil {
 		return nil, fmt.Errorf("encode truststore: %w", err)
 	}
 	return buf.Bytes(), nil

@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -237,16 +238,53 @@ func Open(data, password []byte) (*Store, error) {
 	return nil, errors.New("not a JKS, PKCS12 or PEM store, nor a DER certificate (Invalid keystore format)")
 }
 
-// CheckPassword says why pw cannot be a JKS or PKCS12 password, or returns
-// "": Java reads both only with printable ASCII passwords. The reason never
-// quotes the password.
+// CheckPassword says why pw cannot be a PKCS12 password (nor a JKS one
+// where the format is not known), or returns "": Java's PKCS12 keystore
+// takes only printable ASCII (JDK 17 PKCS12KeyStore derives its keys
+// through com.sun.crypto.provider.PBEKey, which throws "Password is not
+// ASCII"). The reason never quotes the password.
 func CheckPassword(pw []byte) string {
 	if len(pw) == 0 {
 		return "the password is empty"
 	}
 	for _, c := range pw {
 		if c < 0x20 || c > 0x7e {
-			reason := "the password holds a character outside printable ASCII (0x20-0x7E), which Java keystores do not accept"
+			reason := "the password holds a character outside printable ASCII (0x20-0x7E), which Java's PKCS12 keystores do not accept (\"Password is not ASCII\")"
+			if n := len(pw); pw[n-1] == '\n' || pw[n-1] == '\r' {
+				reason += "; it ends with a line break: store it without one"
+			} else if utf8.Valid(pw) && CheckJKSPassword(pw) == "" {
+				reason += "; a JKS store (store_type jks) takes it"
+			}
+			return reason
+		}
+	}
+	return ""
+}
+
+// CheckJKSPassword says why pw (UTF-8) cannot be the password of a JKS store
+// keyship opens or writes, or returns "". Java's JKS
+// (sun.security.provider.JavaKeyStore, KeyProtector) takes any characters,
+// each as its UTF-16 code unit; keyship's JKS codec (keystore-go) takes one
+// byte per character, so keyship accepts the printable characters of ISO
+// 8859-1: printable ASCII and U+00A0 to U+00FF (é, ß, ü, ...). The reason
+// never quotes the password.
+func CheckJKSPassword(pw []byte) string {
+	if len(pw) == 0 {
+		return "the password is empty"
+	}
+	if !utf8.Valid(pw) {
+		return "the password is not valid UTF-8 text"
+	}
+	for i := 0; i < len(pw); {
+		r, size := utf8.DecodeRune(pw[i:])
+		i += size
+		switch {
+		case r >= 0x20 && r <= 0x7e, r >= 0xa0 && r <= 0xff:
+		case r > 0xff:
+			return "the password holds a character beyond U+00FF: Java's JKS takes it, but keyship's JKS codec writes one byte per character " +
+				"(ISO 8859-1), so it could neither open nor write that store; use printable ASCII or ISO 8859-1 characters"
+		default:
+			reason := "the password holds a character outside printable ASCII (0x20-0x7E) and ISO 8859-1's printable U+00A0-U+00FF: a control character, which no consumer's configuration carries back unchanged"
 			if n := len(pw); pw[n-1] == '\n' || pw[n-1] == '\r' {
 				reason += "; it ends with a line break: store it without one"
 			}
@@ -254,6 +292,28 @@ func CheckPassword(pw []byte) string {
 		}
 	}
 	return ""
+}
+
+// jksPassword returns pw (UTF-8) as keystore-go takes a password: one byte
+// per character, so that its "0, byte" per character is the UTF-16 code unit
+// Java's JKS digests. ok is false when pw has a character beyond U+00FF or
+// is not UTF-8 (CheckJKSPassword says why). The copy must be cleared after
+// use.
+func jksPassword(pw []byte) ([]byte, bool) {
+	if !utf8.Valid(pw) {
+		return nil, false
+	}
+	out := make([]byte, 0, len(pw))
+	for i := 0; i < len(pw); {
+		r, size := utf8.DecodeRune(pw[i:])
+		i += size
+		if r > 0xff {
+			clear(out)
+			return nil, false
+		}
+		out = append(out, byte(r))
+	}
+	return out, true
 }
 
 // KeyMatches reports whether key is the private half of cert's public key.

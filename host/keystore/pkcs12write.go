@@ -85,7 +85,7 @@ func PKCS12Keystore(key crypto.PrivateKey, chain []*x509.Certificate, storePass 
 }
 
 func pkcs12Keystore(e *gopkcs12.Encoder, key crypto.PrivateKey, chain []*x509.Certificate, storePass []byte) ([]byte, error) {
-	if err := checkKeyEntry(key, chain, storePass); err != nil {
+	if err := checkKeyEntry(key, chain, storePass, CheckPassword); err != nil {
 		return nil, err
 	}
 	raws := make([][]byte, len(chain))

@@ -94,7 +94,7 @@ func TestPluginsDieWithTheirHost(t *testing.T) {
 		if _, err := fmt.Sscan(f, &pid); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; !gone(pid) && i < 200; i++ {
+		for deadline := time.Now().Add(time.Minute); !gone(pid) && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if !gone(pid) {

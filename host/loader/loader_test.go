@@ -123,7 +123,7 @@ func TestKilledPluginRestartsAndRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the process is really gone, so the next Get meets a dead plugin.
-	for i := 0; syscall.Kill(pid, 0) == nil && i < 200; i++ {
+	for deadline := time.Now().Add(time.Minute); syscall.Kill(pid, 0) == nil && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if r := get(); r.Err != nil || string(r.Secret.Data) != "ks-bytes" {

@@ -301,6 +301,7 @@ func (b *builder) checkProtocol(ks *keyMaterial) {
 	default:
 		b.fail(ks.source, fmt.Sprintf("%s: a %T key cannot serve %s; use an RSA or EC key", ks.label(), ks.key, protocol))
 	}
+	b.checkSuites(ks, protocol)
 	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		_, isRSA := ks.key.(*rsa.PrivateKey)
 		if protocol == "TLSv1.3" || !isRSA || leaf.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
@@ -317,4 +318,85 @@ func (b *builder) checkProtocol(ks *keyMaterial) {
 			b.warn("%s: the certificate's extended key usage lacks clientAuth: peers that require client certificates (mutual TLS, Flink's internal connections) reject it", ks.label())
 		}
 	}
+}
+
+// suiteKey returns the kind of key a TLS 1.2 cipher suite (a JSSE name)
+// needs the server to have: "EC" for the ECDSA suites (and the obsolete
+// static ECDH ones, whose certificate holds an EC key), "RSA" for the RSA
+// ones (TLS_ECDHE_RSA_, TLS_DHE_RSA_, TLS_RSA_), "DSA" for TLS_DHE_DSS_; ""
+// for a name it cannot tell (a signalling suite, an anonymous or PSK suite,
+// a name Java does not know), which the check then does not hold against
+// the key.
+func suiteKey(suite string) string {
+	switch {
+	case strings.Contains(suite, "_ECDSA_"), strings.HasPrefix(suite, "TLS_ECDH_RSA_"):
+		return "EC"
+	case strings.HasPrefix(suite, "TLS_ECDHE_RSA_"), strings.HasPrefix(suite, "TLS_DHE_RSA_"),
+		strings.HasPrefix(suite, "TLS_RSA_WITH_"), strings.HasPrefix(suite, "SSL_RSA_WITH_"):
+		return "RSA"
+	case strings.HasPrefix(suite, "TLS_DHE_DSS_"), strings.HasPrefix(suite, "SSL_DHE_DSS_"):
+		return "DSA"
+	}
+	return ""
+}
+
+// checkSuites is part of check 6: when the consumer enables only the cipher
+// suites the spec lists (Flink's security.ssl.algorithms, Spark's
+// spark.ssl.enabledAlgorithms: setEnabledCipherSuites on every engine), one
+// of them must be one the keystore's key can serve with a protocol the
+// consumer enables. JSSE chooses a TLS 1.2 suite only when the server's key
+// fits it (X509KeyManager.chooseServerAlias for the suite's key type): an EC
+// key with only RSA suites, or an RSA key with only ECDSA suites, fails every
+// handshake with "no cipher suites in common". TLS 1.3 suites work with any
+// key. A spec that lists no suites leaves them to keyship (Flink:
+// spec.DefaultSuites, for EC and RSA keys alike) or to Java's defaults
+// (Spark), which fit every key.
+func (b *builder) checkSuites(ks *keyMaterial, protocol string) {
+	suites := b.spec.CipherSuites
+	if len(suites) == 0 {
+		return
+	}
+	tls12, tls13 := protocol == "TLSv1.2", protocol == "TLSv1.3"
+	if sp := b.spec.Spark; sp != nil && sp.Protocol == spec.ProtocolTLS {
+		tls12, tls13 = true, true
+	}
+	kind := ""
+	switch ks.key.(type) {
+	case *rsa.PrivateKey:
+		kind = "RSA"
+	case *ecdsa.PrivateKey, ed25519.PrivateKey:
+		kind = "EC"
+	default:
+		return // check 6 reports the key itself
+	}
+	var fit []string
+	for _, s := range suites {
+		need := suiteKey(s)
+		switch {
+		case spec.IsTLS13Suite(s):
+			if tls13 {
+				return
+			}
+		case !tls12:
+		case need == "" || need == kind:
+			return
+		default:
+			fit = append(fit, need)
+		}
+	}
+	name := b.spec.CipherSuitesSetting
+	if name == "" {
+		name = "the cipher suites"
+	}
+	want := "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+	if kind == "RSA" {
+		want = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+	}
+	reason := fmt.Sprintf("%s: the key is %s, and %s (%s) lists no cipher suite an %s key can serve with %s (they need %s keys), so Java fails every handshake with "+
+		"\"no cipher suites in common\"; add a suite for %s keys such as %s, or use a key those suites fit",
+		ks.label(), kind, name, strings.Join(suites, ","), kind, protocol, strings.Join(slices.Compact(slices.Sorted(slices.Values(fit))), " or "), kind, want)
+	if len(fit) == 0 {
+		return // only TLS 1.3 suites with TLS 1.2: spec.CheckSuites reports it
+	}
+	b.fail(spec.Field{Name: name}, reason)
 }

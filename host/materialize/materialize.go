@@ -259,8 +259,14 @@ func (e *Error) Unwrap() error { return e.Problems }
 //     before Options.Deadline; one expiring within Options.ExpiryWarning
 //     gives a warning;
 //  6. the protocol is TLSv1.2 or TLSv1.3, and the key and certificate can
-//     serve it (key type and size, key usage, extended key usage);
-//  7. every password is printable ASCII (Java's JKS and PKCS12 need that).
+//     serve it (key type and size, key usage, extended key usage), with
+//     one of the cipher suites the spec lists, if it lists any (an EC key
+//     with only RSA suites fails every handshake: "no cipher suites in
+//     common");
+//  7. every password is one the stores written take: printable ASCII for
+//     PKCS12 (Java: "Password is not ASCII"), printable ISO 8859-1 for JKS
+//     (keytool and JSSE open a JKS store with any; keyship's JKS codec
+//     writes one byte per character).
 //
 // Checks 3 and 4 give warnings instead when the consumer would not make them
 // (Spec.VerifyHostname false; libprocess without VERIFY_CERT).
@@ -293,7 +299,7 @@ func Build(ctx context.Context, s *spec.Spec, secrets Secrets, opts Options) (*B
 	if err := opts.PKCS12.Validate(); err != nil {
 		return nil, fmt.Errorf("materialize: %w", err)
 	}
-	b := &builder{spec: s, secrets: secrets, opts: opts, now: time.Now()}
+	b := &builder{spec: s, secrets: secrets, opts: opts, now: time.Now(), outputs: outputs}
 	if opts.Now != nil {
 		b.now = opts.Now()
 	}
@@ -374,6 +380,9 @@ type builder struct {
 	// passFormats maps the store settings that could ship as they are to
 	// their format (see passthrough).
 	passFormats map[string]Format
+	// outputs are the formats Build writes; they decide which passwords
+	// are accepted (checkPassword).
+	outputs []Format
 }
 
 // keyMaterial is the opened private key of the keystore.
@@ -477,13 +486,26 @@ func (b *builder) password(f spec.Field) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if reason := keystore.CheckPassword(data); reason != "" {
+	if reason := b.checkPassword(data); reason != "" {
 		b.fail(f, reason)
 		return nil, false
 	}
 	pw := bytes.Clone(data)
 	b.passwords[k] = pw
 	return pw, true
+}
+
+// checkPassword says why pw cannot protect the stores Build writes, or
+// returns "": for PKCS12 outputs printable ASCII (Java's PKCS12 keystore
+// refuses anything else: "Password is not ASCII"), for JKS printable ISO
+// 8859-1 (Java's JKS takes any character; keyship's JKS codec one byte per
+// character). Whether the consumer reads such a password back unchanged is
+// the consumer settings' check (shipper/conf).
+func (b *builder) checkPassword(pw []byte) string {
+	if slices.Contains(b.outputs, FormatPKCS12) {
+		return keystore.CheckPassword(pw)
+	}
+	return keystore.CheckJKSPassword(pw)
 }
 
 // optPassword is password for a setting that may be unset: (nil, true) when

@@ -67,7 +67,8 @@ const (
 )
 
 // flinkPassThrough are security.ssl settings that Flink reads and keyship
-// leaves to Flink: they do not change which stores are built.
+// leaves to Flink: they do not change which stores are built, and are kept
+// as written (Flink.PassThrough) for the settings keyship writes.
 var flinkPassThrough = []string{
 	"security.ssl.provider", "security.ssl.reload",
 	"security.ssl.internal.cert.fingerprint", "security.ssl.rest.cert.fingerprint",
@@ -103,7 +104,8 @@ var flinkPassThrough = []string{
 //   - security.ssl.algorithms, comma-separated cipher suites, is kept in
 //     CipherSuites and must be able to meet the protocol (CheckSuites: Flink
 //     enables exactly these suites and this protocol on its engines);
-//   - security.ssl.verify-hostname is kept in Spec.VerifyHostname;
+//   - security.ssl.verify-hostname is kept in Spec.VerifyHostname, and
+//     security.ssl.rest.authentication-enabled in Spec.Flink.RESTAuth;
 //   - the component switches of seed 002 (taskmanager.data.ssl.enabled,
 //     blob.service.ssl.enabled, akka.ssl.enabled or pekko.ssl.enabled,
 //     jobmanager.web.ssl.enabled, mesos.resourcemanager.artifactserver.ssl.
@@ -382,7 +384,7 @@ func (p *flinkParser) parse() (*Spec, error) {
 		return legacySet && legacy
 	}
 	internalOn, restOn := on(flinkInternal), on(flinkREST)
-	restAuth, _ := p.flag(flinkRESTAuth)
+	restAuth, restAuthSet := p.flag(flinkRESTAuth)
 
 	// The component switches, as Flink reads them: the web UI's turns TLS
 	// off for what became the REST endpoint (Flink 1.5 and before), and
@@ -407,6 +409,14 @@ func (p *flinkParser) parse() (*Spec, error) {
 		Blob:           sw(flinkBlobSSL),
 		RPC:            sw(flinkPekkoSSL, flinkAkkaSSL),
 		ArtifactServer: sw(flinkArtifactSSL),
+	}
+	if restAuthSet {
+		fl.RESTAuth = &Switch{Setting: flinkRESTAuth, On: restAuth}
+	}
+	for _, k := range flinkPassThrough {
+		if v, ok := p.get(k); ok {
+			fl.PassThrough = append(fl.PassThrough, KeyValue{Key: k, Value: v})
+		}
 	}
 	if web := sw(flinkWebSSL); web != nil && !web.On {
 		if _, set := p.get(flinkPrefix + flinkREST + "." + fEnabled); !set {
@@ -495,7 +505,7 @@ func (p *flinkParser) parse() (*Spec, error) {
 		CipherSuites:    suites,
 		FlinkVersion:    p.release(),
 	}
-	if fl.Data != nil || fl.Blob != nil || fl.RPC != nil || fl.ArtifactServer != nil {
+	if fl.Data != nil || fl.Blob != nil || fl.RPC != nil || fl.ArtifactServer != nil || fl.RESTAuth != nil || fl.PassThrough != nil {
 		s.Flink = fl
 	}
 	if suites != nil {
@@ -551,6 +561,8 @@ var flinkReleases = []struct {
 	{func(k string) bool {
 		return strings.HasPrefix(k, flinkPrefix+flinkInternal+".") || strings.HasPrefix(k, flinkPrefix+flinkREST+".")
 	}, Version{1, 6}, Version{}, "security.ssl.internal.* and security.ssl.rest.* exist from Flink 1.6"},
+	{func(k string) bool { return k == flinkRESTAuth }, Version{1, 7}, Version{},
+		"security.ssl.rest.authentication-enabled exists from Flink 1.7 (FLINK-10371)"},
 	{func(k string) bool {
 		return strings.HasSuffix(k, "."+fKeystoreType) || strings.HasSuffix(k, "."+fTruststoreType)
 	},

@@ -61,11 +61,14 @@ var sparkPassThrough = []string{
 // fork read, each with SSLOptions.parse(conf, "spark.ssl.<ns>",
 // Some(defaults)), so that every setting it leaves out is spark.ssl.'s:
 //
-//	ui, standalone, historyServer  SecurityManager.getSSLOptions (Spark 1.x-4.x)
+//	ui, standalone, historyServer  SecurityManager.getSSLOptions (Spark 2.0-4.x)
 //	rpc                            Spark 4.0 RPC TLS (SSLOptions.parse: rpc does not inherit enabled)
 //	fs                             the file server (SecurityManager, Spark 1.x-2.x)
-//	mesos                          the Mesos dispatcher UI (MesosClusterUI, Spark 2.x; resource-managers/mesos)
+//	mesos                          the Mesos dispatcher UI (MesosClusterUI, Spark 2.x-3.x; resource-managers/mesos)
 //	submission                     the REST submission server of the DC/OS fork (mesosphere/spark SecurityManager)
+//
+// Which release reads which is sparkNamespaceReleases; SparkNamespaceWarnings
+// warns for a namespace the chosen release does not read.
 var SparkNamespaces = []string{"ui", "standalone", "historyServer", "rpc", "fs", "mesos", "submission"}
 
 // ParseSpark parses a Spark job's TLS settings, as properties (keys and

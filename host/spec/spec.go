@@ -152,6 +152,19 @@ type Flink struct {
 	// ArtifactServer is mesos.resourcemanager.artifactserver.ssl.enabled
 	// (Flink on Mesos, which Flink 1.14 removed).
 	ArtifactServer *Switch
+	// RESTAuth is security.ssl.rest.authentication-enabled: mutual TLS on
+	// the REST endpoint (Flink 1.7+, FLINK-10371; default false).
+	RESTAuth *Switch
+	// PassThrough are the security.ssl settings the request gives that
+	// keyship does not act on but Flink reads (security.ssl.provider,
+	// security.ssl.internal.session-timeout, ...), as written, so that the
+	// settings keyship writes carry them.
+	PassThrough []KeyValue
+}
+
+// KeyValue is one setting as the request writes it.
+type KeyValue struct {
+	Key, Value string
 }
 
 // Switch is one boolean setting as the request gives it.

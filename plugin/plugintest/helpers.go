@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Build compiles main packages (import paths) with `go build` into a fresh
@@ -36,15 +38,53 @@ func Build(pkgs ...string) (dir string, cleanup func()) {
 // LogBuffer collects log output (hclog, a plugin's stderr) safely from many
 // goroutines, so that a test can check that no secret reached a log line.
 type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced by each Write
 }
 
 // Write appends p.
 func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+		b.written = nil
+	}
 	return b.buf.Write(p)
+}
+
+// WaitFor waits until everything written holds each of want, or until
+// timeout has passed, and returns what was written and whether all of want
+// is in it. It wakes on each Write, so a test waits for a log line that a
+// plugin's stderr delivers late (after Close, under load) instead of
+// reading the buffer too early; timeout only bounds a line that never
+// comes.
+func (b *LogBuffer) WaitFor(timeout time.Duration, want ...string) (string, bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		b.mu.Lock()
+		text := b.buf.String()
+		all := true
+		for _, w := range want {
+			all = all && strings.Contains(text, w)
+		}
+		if all {
+			b.mu.Unlock()
+			return text, true
+		}
+		if b.written == nil {
+			b.written = make(chan struct{})
+		}
+		written := b.written
+		b.mu.Unlock()
+		select {
+		case <-written:
+		case <-deadline.C:
+			return b.String(), false
+		}
+	}
 }
 
 // String returns everything written so far.

@@ -36,6 +36,9 @@ func For(consumer string, b *materialize.Bundle, dir string, s Profile) ([]Setti
 	case ConsumerSpark:
 		settings := Spark(b, dir, s)
 		if !s.SparkVersion.Before(2, 3) {
+			if err := sparkEnvPasswords(b); err != nil {
+				return nil, nil, err
+			}
 			return settings, nil, nil
 		}
 		extra := materialize.File{Path: SparkPropertiesFile, Role: RoleSparkSecrets, Mode: materialize.FileMode, Contents: SparkFragment(settings)}
@@ -53,6 +56,30 @@ func For(consumer string, b *materialize.Bundle, dir string, s Profile) ([]Setti
 	default:
 		return nil, nil, fmt.Errorf("consumer %q: want spark, flink or libprocess", consumer)
 	}
+}
+
+// sparkEnvPasswords refuses a non-ASCII password for Spark 2.3+, which
+// reads the passwords from the task's environment (${env:NAME}, Spark's
+// ConfigReader: System.getenv): Java 17 decodes the environment in the
+// locale's charset (sun.jnu.encoding), ASCII under the POSIX locale a Mesos
+// task gets, so the store would not open. Spark 2.2's properties file is
+// read as UTF-8 and takes them.
+func sparkEnvPasswords(b *materialize.Bundle) error {
+	var bad []string
+	for _, p := range []struct {
+		env string
+		pw  materialize.Sensitive
+	}{{EnvKeystorePassword, b.KeystorePassword}, {EnvKeyPassword, b.KeyPassword}, {EnvTruststorePassword, b.TruststorePassword}} {
+		if !isASCII(p.pw) {
+			bad = append(bad, p.env)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("conf: the password in %s has non-ASCII characters: Spark 2.3+ reads it from the task's environment (${env:...}), which Java 17 decodes in the "+
+		"locale's charset (sun.jnu.encoding: ASCII under the POSIX locale a Mesos task gets), so the store would not open "+
+		"(\"keystore was tampered with, or password was incorrect\"); use an ASCII password", strings.Join(bad, ", "))
 }
 
 // Format formats settings for consumer's configuration on stdout, without
@@ -103,15 +130,24 @@ func Print(consumer string, settings []Setting, b *materialize.Bundle, s Profile
 	for _, w := range s.Warnings {
 		note("warning: %s", w)
 	}
+	if consumer == ConsumerSpark {
+		for _, w := range spec.SparkNamespaceWarnings(s.asSpec()) {
+			note("warning: %s", w)
+		}
+	}
 	switch consumer {
 	case ConsumerFlink:
 		rel := flinkRelease{s.FlinkVersion.Version}
 		note("Flink %s (%s): it reads %s%s.", rel, versionWhy(s.FlinkVersion, "--flink-version"), rel.file(), map[bool]string{
-			true:  " with SnakeYAML (YAML 1.1), and a key given twice stops it",
+			true:  " with snakeyaml-engine (YAML 1.2, Core schema), and a key given twice stops it",
 			false: " line by line (key: value; \"#\" starts a comment)",
 		}[rel.standardYAML()])
 		note("The complete TLS fragment, passwords included, is %s (0600). Merge it into $FLINK_CONF_DIR/%s once,", filepath.Join(dir, FlinkSecretFile), rel.file())
 		note("after removing from that file the keys it sets (each is in the fragment once):")
+		if rel.readsLegacyFirst() {
+			note("Flink %s reads $FLINK_CONF_DIR/flink-conf.yaml INSTEAD of config.yaml when that file exists (GlobalConfiguration.loadConfiguration):", rel)
+			note("remove or migrate a leftover flink-conf.yaml, or Flink ignores this fragment and runs without TLS.")
+		}
 		if !rel.storeTypes() && s.StoreType == spec.StoreTypePKCS12 {
 			note("Flink %s opens the stores with the JVM's default type (PKCS12 from Java 9, which reads JKS too; JKS on Java 8): run it on Java 9 or later.", rel)
 		}
@@ -129,7 +165,7 @@ func Print(consumer string, settings []Setting, b *materialize.Bundle, s Profile
 		} else {
 			note("Spark properties (spark-defaults.conf or --conf); the passwords come from the task's environment (${env:...}):")
 			note("keyship serve and --emit mesos set %s, %s and %s; from this sandbox, e.g.", EnvKeystorePassword, EnvKeyPassword, EnvTruststorePassword)
-			note("  export %s=\"$(cat %s)\"", EnvKeystorePassword, filepath.Join(dir, KeystorePasswordFile))
+			note("  export %s=\"$(cat %s)\"", EnvKeystorePassword, ShellQuote(filepath.Join(dir, KeystorePasswordFile)))
 		}
 		if slices.ContainsFunc(settings, func(st Setting) bool { return strings.HasPrefix(st.Key, "spark.mesos.") }) {
 			note("The stores reach the driver and executors as Mesos secrets (spark.mesos.driver.secret.*, spark.mesos.executor.secret.*).")

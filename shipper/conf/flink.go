@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -30,12 +31,21 @@ func (r flinkRelease) String() string {
 	return r.v.String()
 }
 
-// standardYAML reports whether the release reads config.yaml with SnakeYAML
-// (YAML 1.1 typing, duplicate keys refused; GlobalConfiguration.
-// loadYAMLResource, Flink 1.19+) rather than flink-conf.yaml line by line
+// standardYAML reports whether the release reads config.yaml with
+// snakeyaml-engine (YAML 1.2, Core schema typing, duplicate keys refused;
+// GlobalConfiguration.loadYAMLResource and YamlParserUtils, Flink 1.19+,
+// FLINK-34257) rather than flink-conf.yaml line by line
 // (loadLegacyYAMLResource: split at the first "#", then at the first ": ",
 // trimmed; Flink 1.18 and before).
 func (r flinkRelease) standardYAML() bool { return r.v.AtLeast(1, 19) }
+
+// readsLegacyFirst reports whether the release, though it reads
+// config.yaml, reads flink-conf.yaml instead when one is in the
+// configuration directory (GlobalConfiguration.loadConfiguration, Flink 1.19
+// and 1.20; Flink 2.0 reads config.yaml only).
+func (r flinkRelease) readsLegacyFirst() bool {
+	return r.standardYAML() && r.v.Before(2, 0)
+}
 
 // file is the configuration file the release reads: config.yaml from 1.19
 // (1.19 and 1.20 still read a flink-conf.yaml when one is there; 2.x never
@@ -51,6 +61,11 @@ func (r flinkRelease) file() string {
 // security.ssl.rest.* (Flink 1.6+); before, security.ssl.* and the
 // component switches are all there is.
 func (r flinkRelease) endpoints() bool { return r.v.AtLeast(1, 6) }
+
+// restAuth reports whether the release reads
+// security.ssl.rest.authentication-enabled (SecurityOptions.
+// SSL_REST_AUTHENTICATION_ENABLED, Flink 1.7+, FLINK-10371).
+func (r flinkRelease) restAuth() bool { return r.v.AtLeast(1, 7) }
 
 // storeTypes reports whether the release reads *.keystore-type and
 // *.truststore-type (Flink 1.20+); before, it opens the stores with
@@ -104,7 +119,16 @@ func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value
 //   - the component switches s.Flink carries, by the name the release
 //     reads (akka.ssl.enabled before 1.18, pekko.ssl.enabled after); the
 //     Mesos artifact server's is an error for Flink 1.14 and later, which
-//     removed it.
+//     removed it;
+//   - security.ssl.rest.authentication-enabled when s.Flink.RESTAuth sets
+//     it (mutual TLS on the REST endpoint, Flink 1.7+; true for an older
+//     release is an error, false is left out: it is what that release
+//     does);
+//   - the settings s.Flink.PassThrough carries (security.ssl.provider,
+//     session and handshake timeouts, certificate fingerprints, reload), as
+//     written: keyship does not know which release reads each, except that
+//     security.ssl.internal.* and security.ssl.rest.* ones are an error for
+//     Flink 1.5 and before.
 //
 // How the passwords reach Flink: Flink's configuration has no substitution
 // of environment variables or files, so a password must be in the
@@ -119,8 +143,9 @@ func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value
 // setting, never the value: for flink-conf.yaml (Flink 1.18 and before) one
 // that is empty, has a "#", a line break, or leading or trailing space; for
 // config.yaml one that is not valid UTF-8 (every string is double-quoted
-// there, so that SnakeYAML's YAML 1.1 typing never reads a password such as
-// on, 1:20:30 or 1e10000 as a Boolean, an Integer or a Double).
+// there, so that neither YAML 1.2 Core typing, which snakeyaml-engine applies
+// (true, null, 0x1F, 1e10000), nor YAML 1.1's (on, 1:20:30) reads a password
+// as a Boolean, null, an Integer or a Double).
 //
 // The internal endpoint needs a truststore; b must have a keystore.
 func Flink(b *materialize.Bundle, dir string, s Profile) ([]Setting, error) {
@@ -220,20 +245,48 @@ func Flink(b *materialize.Bundle, dir string, s Profile) ([]Setting, error) {
 			}
 			f.value("mesos.resourcemanager.artifactserver.ssl.enabled", fmt.Sprint(a.On))
 		}
+		if a := c.RESTAuth; a != nil {
+			switch {
+			case rel.restAuth():
+				if a.On && rest && ts == nil {
+					return nil, fmt.Errorf("conf: %s: mutual TLS on the REST endpoint needs a truststore (security.ssl.rest.truststore) and the bundle has none", a.Setting)
+				}
+				f.value("security.ssl.rest.authentication-enabled", fmt.Sprint(a.On))
+			case a.On:
+				return nil, fmt.Errorf("conf: %s: Flink %s has no mutual TLS on its REST endpoint (security.ssl.rest.authentication-enabled came with Flink 1.7, FLINK-10371); "+
+					"write for Flink 1.7 or later with --flink-version, or remove it", a.Setting, rel)
+			}
+		}
+		for _, kv := range c.PassThrough {
+			if !rel.endpoints() && (strings.HasPrefix(kv.Key, "security.ssl.internal.") || strings.HasPrefix(kv.Key, "security.ssl.rest.")) {
+				return nil, fmt.Errorf("conf: %s: Flink %s does not read it (security.ssl.internal.* and security.ssl.rest.* came with Flink 1.6); remove it, "+
+					"or write for Flink 1.6 or later with --flink-version", kv.Key, rel)
+			}
+			f.value(kv.Key, kv.Value)
+		}
 	}
 	if len(f.errs) > 0 {
 		return nil, fmt.Errorf("conf: the Flink settings would set a key twice: %s", strings.Join(f.errs, "; "))
 	}
 
-	var bad []string
+	var bad, nonASCII []string
 	for _, st := range f.out {
-		v := st.Value
+		v := []byte(st.Value)
 		if st.Password != nil {
-			v = string(st.Password)
+			v = st.Password
 		}
-		if rel.standardYAML() && !utf8.ValidString(v) || !rel.standardYAML() && !flinkLegacyPlain(v) {
+		switch {
+		case rel.standardYAML() && !utf8.Valid(v), !rel.standardYAML() && !flinkLegacyPlain(v):
 			bad = append(bad, st.Key)
+		case !rel.standardYAML() && !isASCII(v):
+			nonASCII = append(nonASCII, st.Key)
 		}
+	}
+	if len(nonASCII) > 0 && len(bad) == 0 {
+		return nil, fmt.Errorf("conf: %s: non-ASCII characters cannot go into Flink %s's flink-conf.yaml: Flink 1.18 and before read it in the JVM's default charset "+
+			"(GlobalConfiguration.loadYAMLResource: new InputStreamReader without a charset), which is ASCII on Java 17 under the POSIX locale a Mesos task gets, "+
+			"so the store would not open (\"keystore was tampered with, or password was incorrect\"); use an ASCII password, or Flink 1.19+'s config.yaml (read as UTF-8)",
+			strings.Join(nonASCII, ", "), rel)
 	}
 	if len(bad) > 0 {
 		why := `it is empty, or has a "#", a line break, or leading or trailing space, which Flink's flink-conf.yaml reader drops`
@@ -245,28 +298,41 @@ func Flink(b *materialize.Bundle, dir string, s Profile) ([]Setting, error) {
 	return f.out, nil
 }
 
+// isASCII reports whether v is ASCII only.
+func isASCII(v []byte) bool {
+	for _, c := range v {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // flinkLegacyPlain reports whether v reads back unchanged with Flink's
 // flink-conf.yaml reader (GlobalConfiguration.loadLegacyYAMLResource, Flink
 // 1.18 and before): each line is cut at its first "#", split at the first
 // ": " and trimmed, and a line with an empty value is skipped.
-func flinkLegacyPlain(v string) bool {
-	if v == "" || strings.TrimSpace(v) != v || strings.ContainsRune(v, '#') {
+func flinkLegacyPlain(v []byte) bool {
+	if len(v) == 0 || len(bytes.TrimSpace(v)) != len(v) || bytes.IndexByte(v, '#') >= 0 {
 		return false
 	}
-	return !strings.ContainsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029 })
+	return !bytes.ContainsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029 })
 }
 
 // FlinkFragment writes settings as the Flink configuration fragment for the
 // release s.FlinkVersion names, passwords included: the file to ship as a
 // 0600 FlinkSecretFile, and to merge into that release's configuration file
 // (Print says which). For config.yaml (Flink 1.19+) every value but true and
-// false is a double-quoted YAML string, so that SnakeYAML returns exactly
-// the string; for flink-conf.yaml values are written as they are (Flink 1.18
+// false is a double-quoted YAML string, so that snakeyaml-engine returns
+// exactly the string (a double-quoted scalar is a string in every schema); for flink-conf.yaml values are written as they are (Flink 1.18
 // and before take the text after ": " literally; Flink checked them). It
 // holds secrets: never print or log it, and zero it once shipped.
 func FlinkFragment(settings []Setting, s Profile) materialize.Sensitive {
 	rel := flinkRelease{s.FlinkVersion.Version}
 	header := fmt.Sprintf("# keyship: the TLS settings for Flink %s, to merge into %s (each key once)\n", rel, rel.file())
+	if rel.readsLegacyFirst() {
+		header += fmt.Sprintf("# Flink %s reads flink-conf.yaml instead of config.yaml when it exists: remove a leftover flink-conf.yaml\n", rel)
+	}
 	n := len(header)
 	for _, st := range settings {
 		// A quoted value takes at most 10 bytes per byte (\UXXXXXXXX).

@@ -415,6 +415,13 @@ func writeFlinkSandbox(t *testing.T, b *materialize.Bundle, s *spec.Spec) (strin
 // keyship's materialize writes them.
 func realBundle(t *testing.T, host string, opts ...testca.Option) *materialize.Bundle {
 	t.Helper()
+	return realBundleWith(t, host, []byte("on"), []byte("1:20:30"), []byte("1e10000"), opts...)
+}
+
+// realBundleWith is realBundle with the given store, key and truststore
+// passwords.
+func realBundleWith(t *testing.T, host string, storePass, keyPass, trustPass []byte, opts ...testca.Option) *materialize.Bundle {
+	t.Helper()
 	ca, err := testca.NewCA("keyship conf test CA", opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -423,7 +430,7 @@ func realBundle(t *testing.T, host string, opts ...testca.Option) *materialize.B
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &materialize.Bundle{KeystorePassword: []byte("on"), KeyPassword: []byte("1:20:30"), TruststorePassword: []byte("1e10000")}
+	b := &materialize.Bundle{KeystorePassword: storePass, KeyPassword: keyPass, TruststorePassword: trustPass}
 	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, b.KeystorePassword, b.KeyPassword)
 	if err != nil {
 		t.Fatal(err)

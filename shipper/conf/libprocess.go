@@ -110,15 +110,15 @@ func Environment(settings []Setting) string {
 		}
 		b.WriteString(s.Key)
 		b.WriteByte('=')
-		b.WriteString(shellQuote(s.Value))
+		b.WriteString(ShellQuote(s.Value))
 		b.WriteByte('\n')
 	}
 	return b.String()
 }
 
-// shellQuote single-quotes v unless it holds only characters a shell takes
-// literally.
-func shellQuote(v string) string {
+// ShellQuote returns v as one word a POSIX shell takes literally, also inside
+// "$(...)": v itself when every character is safe, else v single-quoted.
+func ShellQuote(v string) string {
 	safe := v != ""
 	for _, r := range v {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,+=@%", r)) {

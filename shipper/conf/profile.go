@@ -38,3 +38,15 @@ func ProfileOf(s *spec.Spec) Profile {
 		Spark: s.Spark, Flink: s.Flink, Warnings: s.Warnings,
 	}
 }
+
+// asSpec is the profile as a Spec, for host/spec's helpers that read one
+// (spec.SparkNamespaceWarnings): only the profile's fields are set.
+func (p Profile) asSpec() *spec.Spec {
+	return &spec.Spec{
+		Protocol: p.Protocol, StoreType: p.StoreType, VerifyHostname: p.VerifyHostname,
+		Endpoints: p.Endpoints, Libprocess: p.Libprocess,
+		CipherSuites: p.CipherSuites, CipherSuitesSetting: p.CipherSuitesSetting,
+		SparkVersion: p.SparkVersion, FlinkVersion: p.FlinkVersion,
+		Spark: p.Spark, Flink: p.Flink, Warnings: p.Warnings,
+	}
+}

@@ -1,6 +1,8 @@
 package conf
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -188,5 +190,44 @@ func TestSparkReadsTheProperties(t *testing.T) {
 				t.Errorf("Spark %s reader: %s\nwant %q", tt.reader, strings.TrimSpace(out), tt.want)
 			}
 		})
+	}
+}
+
+// TestExportHintQuoted (issue 20, item 14): the printed `export
+// KEYSHIP_KEYSTORE_PASSWORD="$(cat …)"` hint, evaluated by bash, reads the
+// password file even when the sandbox path holds a space and a "$".
+func TestExportHintQuoted(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	dir := filepath.Join(t.TempDir(), "my sandbox $HOME 'x'", ".keyship")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const pw = "hint-password-canary"
+	if err := os.WriteFile(filepath.Join(dir, KeystorePasswordFile), []byte(pw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := jksBundle(pw)
+	s := sparkAt(t, "", nil)
+	settings, _, err := For(ConsumerSpark, b, dir, ProfileOf(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hint string
+	for line := range strings.SplitSeq(Print(ConsumerSpark, settings, b, ProfileOf(s), dir), "\n") {
+		if l := strings.TrimPrefix(line, "#   "); strings.HasPrefix(l, "export "+EnvKeystorePassword+"=") {
+			hint = l
+		}
+	}
+	if hint == "" {
+		t.Fatal("no export hint printed")
+	}
+	cmd := exec.Command(bash, "-c", hint+` && printf %s "$`+EnvKeystorePassword+`"`)
+	cmd.Env = []string{"HOME=/nonexistent", "PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != pw {
+		t.Fatalf("bash ran %q: %v, printed %q; want the password file's content", hint, err, out)
 	}
 }

@@ -187,11 +187,8 @@ func (s *Server) PublishJob(jobID string, tasks []string, files []materialize.Fi
 	if now := s.now(); now.Sub(s.lastSweep) >= sweepEvery {
 		s.sweepLocked()
 	}
-	if s.maxGrants > 0 && len(s.grants)+len(tasks) > s.maxGrants {
-		s.sweepLocked()
-		if len(s.grants)+len(tasks) > s.maxGrants {
-			return nil, fmt.Errorf("%w: %d live, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), len(tasks), s.maxGrants)
-		}
+	if err := s.roomLocked(len(tasks)); err != nil {
+		return nil, err
 	}
 	// One random read and one token buffer for every task; one string per
 	// task holds all its URIs, each URI a slice of it.
@@ -243,6 +240,26 @@ func (s *Server) PublishJob(jobID string, tasks []string, files []materialize.Fi
 		out[task] = uris
 	}
 	return out, nil
+}
+
+// Room returns nil when n more grants fit under the Server's limit now
+// (sweeping expired ones if need be), or ErrGrantLimit wrapped with the
+// figures. A caller checks it before it builds what it would publish, so
+// that a refused request costs nothing; Publish checks again.
+func (s *Server) Room(n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roomLocked(n)
+}
+
+func (s *Server) roomLocked(n int) error {
+	if s.maxGrants > 0 && len(s.grants)+n > s.maxGrants {
+		s.sweepLocked()
+		if len(s.grants)+n > s.maxGrants {
+			return fmt.Errorf("%w: %d live, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), n, s.maxGrants)
+		}
+	}
+	return nil
 }
 
 // ServeHTTP serves GET and HEAD Prefix<token>/<file>.

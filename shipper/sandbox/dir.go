@@ -451,17 +451,9 @@ func (d *sandboxDir) removeStale(top []string, gen, prev string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	errs := []error{d.removeGenerationsIn(names, gen, prev)}
 	for _, name := range names {
 		switch {
-		case generationName.MatchString(name):
-			var st unix.Stat_t
-			if name == gen || name == prev || unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				continue
-			}
-			if err := d.removeAll(name); err != nil {
-				errs = append(errs, fmt.Errorf("sandbox: removing old generation %s: %w", filepath.Join(d.path, name), err))
-			}
 		case strings.HasPrefix(name, ".."), slices.Contains(top, name):
 		default:
 			if target, err := readlinkat(d.fd, name); err == nil && target == linkTarget(name) {
@@ -469,6 +461,33 @@ func (d *sandboxDir) removeStale(top []string, gen, prev string) error {
 					errs = append(errs, fmt.Errorf("sandbox: removing stale link: %w", &fs.PathError{Op: "remove", Path: filepath.Join(d.path, name), Err: err}))
 				}
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeGenerations removes every generation directory but keep1 and keep2
+// ("" keeps nothing more).
+func (d *sandboxDir) removeGenerations(keep1, keep2 string) error {
+	names, err := d.names()
+	if err != nil {
+		return err
+	}
+	return d.removeGenerationsIn(names, keep1, keep2)
+}
+
+// removeGenerationsIn removes the generation directories among names (the
+// directory's entries) but keep1 and keep2.
+func (d *sandboxDir) removeGenerationsIn(names []string, keep1, keep2 string) error {
+	var errs []error
+	for _, name := range names {
+		var st unix.Stat_t
+		if !generationName.MatchString(name) || name == keep1 || name == keep2 ||
+			unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if err := d.removeAll(name); err != nil {
+			errs = append(errs, fmt.Errorf("sandbox: removing old generation %s: %w", filepath.Join(d.path, name), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -16,8 +16,8 @@
 // it with one rename. A reader that opens dir/keystore.jks resolves ..data
 // once, so it gets one complete generation. A reader that needs several files
 // from one generation should resolve ..data once (os.Readlink) and read below
-// that: the generation it resolved stays until the Write after next, so such
-// a read only fails if two Writes go by while it runs.
+// that: the generation it resolved stays until the Write after next begins,
+// so such a read only fails if two Writes begin while it runs.
 //
 // Names beginning with ".." belong to this package. Other entries of dir that
 // are not its links (a Mesos sandbox's stdout, say) are left alone.
@@ -121,9 +121,12 @@ type Result struct {
 // ..data is swapped to it with one rename; after that each top-level name gets
 // its link (once: nested paths link only their first element), links of
 // names no longer in the set are removed, and generations older than the one
-// ..data pointed to before are deleted (that one stays until the next Write,
-// for readers that resolved it). An error after the swap means the new set is
-// in place but the cleanup did not finish; the next Write finishes it.
+// ..data pointed to before are deleted (that one stays until the next Write
+// begins, for readers that resolved it). So at most two generations exist at
+// any time, the current one and the one being written (or the one before),
+// and a Write that fails removes its own partial generation. An error after
+// the swap means the new set is in place but the cleanup did not finish; the
+// next Write finishes it.
 //
 // Writes to one dir are serialized across goroutines and processes by an
 // exclusive flock(2) on dir itself. A Write waits for it until ctx is done,
@@ -155,6 +158,11 @@ func Write(ctx context.Context, dir string, files []materialize.File, opts Optio
 		return nil, err
 	}
 	prev := d.current()
+	// Only the current generation may be needed by a reader now: dropping
+	// the others first means at most two generations exist during the
+	// write, so a sandbox with room for two sets never runs full. An error
+	// here is reported by removeStale after the swap, which tries again.
+	_ = d.removeGenerations(prev, "")
 	gen, err := d.writeGeneration(plan.files, opts)
 	if err != nil {
 		return nil, err

@@ -48,8 +48,11 @@ func Handler(s *Server, opts ...HandlerOption) http.Handler {
 		o(&c)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(hostv1connect.NewShipperServiceHandler(&connectService{s: s, observers: c.observers},
-		connect.WithReadMaxBytes(maxRequestBytes)))
+	hopts := []connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes), connect.WithInterceptors(clipErrors{})}
+	for _, jc := range jsonCodecs {
+		hopts = append(hopts, connect.WithCodec(jc))
+	}
+	mux.Handle(hostv1connect.NewShipperServiceHandler(&connectService{s: s, observers: c.observers}, hopts...))
 	mux.Handle(grpchealth.NewHandler(c.health))
 	return withCaller(mux)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -57,4 +58,58 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// LimitPerSource returns a Listener that keeps at most n connections open
+// from any one source IP address: a connection past that is closed at once,
+// before it can hold a slot of an outer LimitListener, so that one address
+// flooding the port with silent connections leaves the rest of the
+// listener's cap to everyone else. Connections without an IP address (a unix
+// socket) are not counted. n <= 0 returns l.
+func LimitPerSource(l net.Listener, n int) net.Listener {
+	if n <= 0 {
+		return l
+	}
+	return &perSourceListener{Listener: l, max: n, open: map[netip.Addr]int{}}
+}
+
+type perSourceListener struct {
+	net.Listener
+	max int
+
+	mu   sync.Mutex
+	open map[netip.Addr]int
+}
+
+func (l *perSourceListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+		if err != nil {
+			return c, nil // not an IP peer
+		}
+		src := ap.Addr().Unmap()
+		l.mu.Lock()
+		full := l.open[src] >= l.max
+		if !full {
+			l.open[src]++
+		}
+		l.mu.Unlock()
+		if full {
+			_ = c.Close()
+			continue
+		}
+		return &limitedConn{Conn: c, release: func() { l.release(src) }}, nil
+	}
+}
+
+func (l *perSourceListener) release(src netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[src]--; l.open[src] <= 0 {
+		delete(l.open, src)
+	}
 }

@@ -158,6 +158,9 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 	if n := len(r.Tasks); n > s.maxTasks {
 		return nil, nil, fmt.Errorf("tasks: %d in one %s, the server's limit is %d (keyship serve --max-tasks); ship the job's tasks in several calls (%w)", n, method, s.maxTasks, shipper.ErrLimit)
 	}
+	if err := s.checkRoom(r); err != nil {
+		return nil, nil, err
+	}
 	ttl := DefaultTTL
 	if r.TTL > 0 {
 		ttl = min(r.TTL, maxTTL)

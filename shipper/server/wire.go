@@ -6,6 +6,7 @@ package server
 // touches a generated type's fields.
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -147,9 +148,10 @@ func requestFromProto(req *hostv1.ShipRequest) (Request, error) {
 		Kubernetes: KubernetesRequest{Namespace: req.GetKubernetesNamespace(), Secret: req.GetKubernetesSecret(),
 			MountPath: req.GetKubernetesMountPath(), Persist: req.GetKubernetesPersist(), PEM: req.GetKubernetesPem()},
 	}
-	if s := req.GetTtlSeconds(); s > 0 {
-		r.TTL = time.Duration(min(s, int64(maxTTL/time.Second))) * time.Second
+	if err := errors.Join(checkTTL(req.GetTtlSeconds()), checkTargets(req.GetTargets())); err != nil {
+		return r, err
 	}
+	r.TTL = time.Duration(req.GetTtlSeconds()) * time.Second
 	var ok bool
 	var errs []string
 	if r.Dialect, ok = dialects[req.GetDialect()]; !ok {

@@ -124,6 +124,14 @@ var javaFlags = []string{"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare
 // passwords through the JVM's standard input; nothing secret is printed.
 func Handshake(t testing.TB, keystore []byte, storeType string, storePass, keyPass []byte, truststore []byte, trustPass []byte, hostname string, protocol string) error {
 	t.Helper()
+	return HandshakeSuites(t, keystore, storeType, storePass, keyPass, truststore, trustPass, hostname, protocol, nil)
+}
+
+// HandshakeSuites is Handshake with both sides enabling only suites (JSSE
+// names), as Flink's security.ssl.algorithms and Spark's
+// spark.ssl.enabledAlgorithms make them; nil leaves Java's defaults.
+func HandshakeSuites(t testing.TB, keystore []byte, storeType string, storePass, keyPass []byte, truststore []byte, trustPass []byte, hostname, protocol string, suites []string) error {
+	t.Helper()
 	java := Require(t, "java")
 	javac := Require(t, "javac")
 	dir, err := compile(javac)
@@ -150,6 +158,9 @@ func Handshake(t testing.TB, keystore []byte, storeType string, storePass, keyPa
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	args := append(append([]string{}, javaFlags...), "-cp", dir, "Handshake", ks, storeType, ts, trustType, hostname, protocol)
+	if suites != nil {
+		args = append(args, strings.Join(suites, ","))
+	}
 	cmd := exec.CommandContext(ctx, java, args...)
 	var stdin bytes.Buffer
 	for _, pw := range [][]byte{storePass, keyPass, trustPass} {

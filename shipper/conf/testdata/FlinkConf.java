@@ -5,15 +5,26 @@
 // Usage: java -cp snakeyaml.jar:. FlinkConf standard|legacy FILE
 //
 //   standard: Flink 1.19+'s config.yaml, as GlobalConfiguration.loadYAMLResource
-//             reads it: YamlParserUtils.loadYamlFile (SnakeYAML, LoaderOptions
-//             with setAllowDuplicateKeys(false), new Constructor(loaderOptions):
-//             the default resolver, YAML 1.1 typing), then flatten (nested maps
+//             reads it: YamlParserUtils.loadYamlFile, then flatten (nested maps
 //             joined with ".", lists dumped as YAML), then, for a String option,
 //             ConfigurationUtils.convertToString (a String as is, anything else
-//             as YamlParserUtils.toYAMLString).
+//             as YamlParserUtils.toYAMLString). Flink's YamlParserUtils loads
+//             with snakeyaml-engine (new Load(LoadSettings.builder()
+//             .setSchema(new CoreSchema())), FLINK-34257, Flink 1.19+:
+//             YAML 1.2 Core schema typing, duplicate keys refused, the
+//             LoadSettings default). snakeyaml-engine is not packaged by
+//             Debian, so this loads with SnakeYAML 1.x's parser (Debian's
+//             libyaml-snake-java) with duplicate keys refused and a resolver
+//             holding exactly the YAML 1.2 Core schema's tag resolution
+//             (YAML 1.2.2 spec, section 10.3.2: the patterns snakeyaml-engine's
+//             CoreScalarResolver implements) instead of YAML 1.1's. For what
+//             keyship's fragments hold (plain keys; double-quoted values with
+//             backslash escapes (of a quote, a backslash, and uXXXX and UXXXXXXXX), which both YAML versions read the
+//             same; plain true and false) the two parsers give the same map.
 //   legacy:   Flink 1.18's flink-conf.yaml, as GlobalConfiguration.
 //             loadLegacyYAMLResource reads it: each line cut at its first "#",
-//             trimmed, split at the first ": ", key and value trimmed, lines
+//             read in the JVM's default charset (InputStreamReader without
+//             one), trimmed, split at the first ": ", key and value trimmed, lines
 //             with an empty key or value skipped; the last value of a key wins.
 //
 // Output: one line per setting, sorted: KEY <TAB> JAVA-TYPE <TAB> SHA-256 of
@@ -30,12 +41,15 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.regex.Pattern;
 import org.yaml.snakeyaml.DumperOptions;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
 import org.yaml.snakeyaml.constructor.Constructor;
 import org.yaml.snakeyaml.error.MarkedYAMLException;
+import org.yaml.snakeyaml.nodes.Tag;
 import org.yaml.snakeyaml.representer.Representer;
+import org.yaml.snakeyaml.resolver.Resolver;
 
 public class FlinkConf {
     static final DumperOptions dumperOptions = new DumperOptions();
@@ -47,7 +61,24 @@ public class FlinkConf {
         dumperOptions.setDefaultFlowStyle(DumperOptions.FlowStyle.FLOW);
         dumperOptions.setWidth(Integer.MAX_VALUE);
         loaderOptions.setAllowDuplicateKeys(false);
-        yaml = new Yaml(new Constructor(loaderOptions), new Representer(dumperOptions), dumperOptions, loaderOptions);
+        yaml = new Yaml(new Constructor(loaderOptions), new Representer(dumperOptions), dumperOptions, loaderOptions, new CoreResolver());
+    }
+
+    // CoreResolver resolves plain scalars by the YAML 1.2 Core schema (YAML
+    // 1.2.2, 10.3.2 Tag Resolution), as snakeyaml-engine's CoreSchema does:
+    // on, yes, 1:20:30 and 2001-12-14 are strings there, True and 0x1F are
+    // not.
+    static class CoreResolver extends Resolver {
+        @Override
+        protected void addImplicitResolvers() {
+            addImplicitResolver(Tag.NULL, Pattern.compile("^(?:null|Null|NULL|~)$"), "nN~");
+            addImplicitResolver(Tag.NULL, Pattern.compile("^$"), null);
+            addImplicitResolver(Tag.BOOL, Pattern.compile("^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF");
+            addImplicitResolver(Tag.INT, Pattern.compile("^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), "-+0123456789");
+            addImplicitResolver(Tag.FLOAT, Pattern.compile(
+                    "^(?:[-+]?(?:\\.[0-9]+|[0-9]+(?:\\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"),
+                    "-+0123456789.");
+        }
     }
 
     public static void main(String[] args) throws Exception {
@@ -114,7 +145,8 @@ public class FlinkConf {
 
     static Map<String, Object> legacy(String file) throws Exception {
         Map<String, Object> out = new HashMap<>();
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(new FileInputStream(file), StandardCharsets.UTF_8))) {
+        // As Flink: no charset, so the JVM's default one (the locale's on Java 17).
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(new FileInputStream(file)))) {
             String line;
             while ((line = r.readLine()) != null) {
                 String conf = line.split("#", 2)[0].trim();

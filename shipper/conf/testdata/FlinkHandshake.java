@@ -19,7 +19,15 @@
 //   - the client checks the server's name (endpoint identification HTTPS)
 //     when verify-hostname is true.
 //
-// Usage: java -cp snakeyaml.jar:. FlinkHandshake standard|legacy FILE HOSTNAME
+// With a fourth argument "rest-anonymous", the server is Flink's REST
+// endpoint instead (SSLUtils.createRestServerSSLEngineFactory: the
+// security.ssl.rest.* stores, falling back to security.ssl.*, and the
+// client's certificate needed only when
+// security.ssl.rest.authentication-enabled is true, its default false), and
+// the client presents no certificate, as a browser or curl without --cert:
+// the handshake fails exactly when the REST endpoint is mutual TLS.
+//
+// Usage: java -cp snakeyaml.jar:. FlinkHandshake standard|legacy FILE HOSTNAME [rest-anonymous]
 // (relative store paths are relative to the working directory, as in a
 // TaskManager). It connects to 127.0.0.1, giving HOSTNAME for SNI and the
 // name check.
@@ -67,9 +75,11 @@ public class FlinkHandshake {
         return v == null ? def : FlinkConf.convertToString(v);
     }
 
+    static String endpoint = "internal";
+
     static String internal(String s) {
-        String v = get("security.ssl.internal." + s, "security.ssl." + s, null);
-        if (v == null) throw new IllegalArgumentException("The config option security.ssl.internal." + s + " or security.ssl." + s + " is missing.");
+        String v = get("security.ssl." + endpoint + "." + s, "security.ssl." + s, null);
+        if (v == null) throw new IllegalArgumentException("The config option security.ssl." + endpoint + "." + s + " or security.ssl." + s + " is missing.");
         return v;
     }
 
@@ -84,23 +94,30 @@ public class FlinkHandshake {
     static String run(String[] a) throws Exception {
         conf = a[0].equals("standard") ? FlinkConf.standard(a[1]) : FlinkConf.legacy(a[1]);
         String hostname = a[2];
+        boolean rest = a.length > 3 && a[3].equals("rest-anonymous");
+        if (rest) endpoint = "rest";
         String[] protocols = get("security.ssl.protocol", null, "TLSv1.2").split(",");
         String[] suites = get("security.ssl.algorithms", null, "TLS_RSA_WITH_AES_128_CBC_SHA").split(",");
         boolean verify = Boolean.parseBoolean(get("security.ssl.verify-hostname", null, "true"));
 
         KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-        kmf.init(load(internal("keystore"), get("security.ssl.internal.keystore-type", null, KeyStore.getDefaultType()), internal("keystore-password")),
+        kmf.init(load(internal("keystore"), get("security.ssl." + endpoint + ".keystore-type", null, KeyStore.getDefaultType()), internal("keystore-password")),
                 internal("key-password").toCharArray());
         TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-        tmf.init(load(internal("truststore"), get("security.ssl.internal.truststore-type", null, KeyStore.getDefaultType()), internal("truststore-password")));
+        tmf.init(load(internal("truststore"), get("security.ssl." + endpoint + ".truststore-type", null, KeyStore.getDefaultType()), internal("truststore-password")));
         SSLContext ctx = SSLContext.getInstance("TLS");
         ctx.init(kmf.getKeyManagers(), tmf.getTrustManagers(), null);
+        SSLContext clientCtx = ctx;
+        if (rest) {
+            clientCtx = SSLContext.getInstance("TLS");
+            clientCtx.init(null, tmf.getTrustManagers(), null);
+        }
 
         InetAddress loopback = InetAddress.getByName("127.0.0.1");
         SSLServerSocket server = (SSLServerSocket) ctx.getServerSocketFactory().createServerSocket(0, 1, loopback);
         server.setEnabledProtocols(protocols);
         server.setEnabledCipherSuites(suites);
-        server.setNeedClientAuth(true);
+        server.setNeedClientAuth(!rest || Boolean.parseBoolean(get("security.ssl.rest.authentication-enabled", null, "false")));
         CompletableFuture<String> served = new CompletableFuture<>();
         Thread t = new Thread(() -> {
             try (SSLSocket s = (SSLSocket) server.accept()) {
@@ -120,7 +137,7 @@ public class FlinkHandshake {
         Socket raw = new Socket();
         raw.connect(new InetSocketAddress(loopback, server.getLocalPort()), 30000);
         raw.setSoTimeout(30000);
-        try (SSLSocket client = (SSLSocket) ctx.getSocketFactory().createSocket(raw, hostname, server.getLocalPort(), true)) {
+        try (SSLSocket client = (SSLSocket) clientCtx.getSocketFactory().createSocket(raw, hostname, server.getLocalPort(), true)) {
             SSLParameters p = client.getSSLParameters();
             p.setProtocols(protocols);
             p.setCipherSuites(suites);

@@ -3,7 +3,9 @@
 // the mutual-TLS client certificate's subject; for a fetch, the agent's
 // address), which job and tasks, every secret ref with its backend and
 // version, the targets, and the outcome. It never holds secret bytes,
-// passwords or fetch tokens.
+// passwords or fetch tokens, and it bounds what it echoes of a caller's
+// input: the job id, the first server.MaxEchoedTasks task ids, an error of
+// at most server.MaxErrorBytes.
 //
 // The log is a file opened 0600 for appending (reopened by Reopen, on
 // SIGHUP in keyship serve, after logrotate moved it), or standard error.
@@ -18,6 +20,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
 )
@@ -41,8 +45,9 @@ type Log struct {
 }
 
 // Open opens the audit log at path for appending, creating it 0600; path
-// "" or "-" is standard error. An existing file is made 0600; a symlink is
-// refused (keyship serve may run as root).
+// "" or "-" is standard error. An existing file is made 0600; a symlink, a
+// FIFO or anything else but a regular file, and a file of another owner are
+// refused (keyship serve may run as root), without blocking.
 func Open(path string) (*Log, error) {
 	if path == "" || path == "-" {
 		return &Log{w: os.Stderr}, nil
@@ -59,16 +64,17 @@ func New(w io.Writer) *Log { return &Log{w: w} }
 
 // Reopen opens the file again at its path (logrotate moved or truncated
 // it) and closes the old one. It does nothing for standard error.
+//
+// Only a regular file owned by keyship's own user is taken: a FIFO, a
+// device or a socket is refused without blocking (the open does not wait
+// for a FIFO's reader), and so is a file of another owner, which keyship
+// (often root) would otherwise write to and chmod.
 func (l *Log) Reopen() error {
 	if l.path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := openRegular(l.path)
 	if err != nil {
-		return fmt.Errorf("audit log %s: %w", l.path, err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		_ = f.Close()
 		return fmt.Errorf("audit log %s: %w", l.path, err)
 	}
 	l.mu.Lock()
@@ -77,6 +83,47 @@ func (l *Log) Reopen() error {
 	l.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
+	}
+	return nil
+}
+
+// openRegular opens path for appending, creating it 0600: without
+// following a symlink, without blocking on a FIFO (O_NONBLOCK, then fstat
+// of what was opened), and only when it is a regular file of this
+// process's effective user; the file is made 0600.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+	if errors.Is(err, syscall.ENXIO) {
+		// A FIFO without a reader: O_NONBLOCK makes its open fail
+		// rather than wait.
+		return nil, errors.New("not a regular file (a FIFO); want a regular file")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRegular(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkRegular refuses f unless it is a regular file owned by the
+// process's effective user.
+func checkRegular(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%s); want a regular file", st.Mode().Type())
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("owned by uid %d, not by keyship's uid %d; refusing to write to another user's file", sys.Uid, os.Geteuid())
 	}
 	return nil
 }
@@ -126,12 +173,12 @@ type Ref struct {
 // Observe implements server.Observer: one line per call.
 func (l *Log) Observe(_ context.Context, c *server.Call) {
 	r := Record{
-		Time: c.Time.UTC().Format(time.RFC3339Nano), Event: strings.ToLower(c.Method), Caller: c.Caller, JobID: c.JobID,
-		Tasks: c.Tasks, Targets: c.Targets, Outcome: c.Outcome(), Code: c.CodeName(), Problems: c.Problems,
+		Time: c.Time.UTC().Format(time.RFC3339Nano), Event: strings.ToLower(c.Method), Caller: c.Caller, JobID: server.Clip(c.JobID, maxJobIDShown),
+		Tasks: clipTasks(c.Tasks), Targets: c.Targets, Outcome: c.Outcome(), Code: c.CodeName(), Problems: c.Problems,
 		DurationMS: float64(c.Duration.Microseconds()) / 1000,
 	}
 	if c.Err != nil {
-		r.Error = c.Err.Error()
+		r.Error = server.Clip(c.Err.Error(), server.MaxErrorBytes)
 	}
 	for _, in := range c.Inputs {
 		ref := in.Ref
@@ -140,6 +187,28 @@ func (l *Log) Observe(_ context.Context, c *server.Call) {
 		r.Refs = append(r.Refs, Ref{Field: in.Field, Backend: backend, Ref: ref.String(), Version: in.Version})
 	}
 	l.write(r)
+}
+
+// maxJobIDShown bounds the job id a line shows: a valid one is at most
+// spec.MaxJobIDLen bytes, a refused one may be a megabyte.
+const maxJobIDShown = spec.MaxJobIDLen + 32
+
+// clipTasks returns the first server.MaxEchoedTasks task ids, and how many
+// more there were, so that a line stays bounded however many tasks a call
+// named (each is bounded by the caller's limits, or cut).
+func clipTasks(tasks []string) []string {
+	n := min(len(tasks), server.MaxEchoedTasks)
+	out := make([]string, 0, n+1)
+	for _, t := range tasks[:n] {
+		out = append(out, server.Clip(t, maxJobIDShown))
+	}
+	if more := len(tasks) - n; more > 0 {
+		out = append(out, fmt.Sprintf("...[%d more]", more))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // Fetch writes one line per fetch request; pass it to fetch.WithObserver.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,5 +59,71 @@ func TestOpenIs0600AndRefusesASymlink(t *testing.T) {
 	}
 	if _, err := audit.Open(link); err == nil {
 		t.Error("an audit log path that is a symlink was opened")
+	}
+}
+
+// openWithin runs audit.Open(path) and returns its error, or fails the test
+// when Open has not returned within 10 seconds (it blocked).
+func openWithin(t *testing.T, path string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		l, err := audit.Open(path)
+		if err == nil {
+			_ = l.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("audit.Open(%s) still blocked after 10s", path)
+		return nil
+	}
+}
+
+// TestOpenRefusesAFIFOWithoutBlocking: a FIFO, with no reader (where a
+// plain open waits forever) or with one, is refused at once as not a
+// regular file.
+func TestOpenRefusesAFIFOWithoutBlocking(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "audit.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := openWithin(t, fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a FIFO without a reader: %v, want refused as not a regular file", err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Close() }()
+	if err := openWithin(t, fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a FIFO with a reader: %v, want refused as not a regular file", err)
+	}
+}
+
+// TestOpenRefusesAnotherOwnersFile: an existing audit log of another user
+// is refused, and neither its mode nor its contents change.
+func TestOpenRefusesAnotherOwnersFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	p := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(p, []byte("theirs\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err := openWithin(t, p)
+	if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("another owner's file: %v, want refused naming its owner", err)
+	}
+	st, _ := os.Stat(p)
+	data, _ := os.ReadFile(p)
+	if st.Mode().Perm() != 0o644 || string(data) != "theirs\n" {
+		t.Errorf("another owner's file became mode %v with %q", st.Mode().Perm(), data)
 	}
 }

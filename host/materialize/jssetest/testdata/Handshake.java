@@ -3,9 +3,12 @@
 // keystore, the client trusts the given truststore and checks the server's
 // name with endpoint identification "HTTPS".
 //
-// Usage: java Handshake KEYSTORE STORETYPE TRUSTSTORE TRUSTTYPE HOSTNAME PROTOCOL
+// Usage: java Handshake KEYSTORE STORETYPE TRUSTSTORE TRUSTTYPE HOSTNAME PROTOCOL [SUITES]
 // The store password, key password and truststore password are read from
-// standard input, one per line, so that they never appear in a process list.
+// standard input, one per line, in UTF-8, so that they never appear in a
+// process list. SUITES, when given, is a comma-separated list of cipher
+// suites that both sides enable, and only them (as Flink's
+// security.ssl.algorithms and Spark's spark.ssl.enabledAlgorithms do).
 //
 // It connects to 127.0.0.1 and gives HOSTNAME to the client socket (SNI and
 // hostname verification), so that no name resolution is needed.
@@ -60,11 +63,12 @@ public class Handshake {
     }
 
     static String run(String[] a) throws Exception {
-        if (a.length != 6) {
-            throw new IllegalArgumentException("usage: Handshake KEYSTORE STORETYPE TRUSTSTORE TRUSTTYPE HOSTNAME PROTOCOL");
+        if (a.length != 6 && a.length != 7) {
+            throw new IllegalArgumentException("usage: Handshake KEYSTORE STORETYPE TRUSTSTORE TRUSTTYPE HOSTNAME PROTOCOL [SUITES]");
         }
+        String[] suites = a.length == 7 ? a[6].split(",") : null;
         String keystore = a[0], storeType = a[1], truststore = a[2], trustType = a[3], hostname = a[4], protocol = a[5];
-        BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
+        BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         char[] storePass = stdin.readLine().toCharArray();
         char[] keyPass = stdin.readLine().toCharArray();
         char[] trustPass = stdin.readLine().toCharArray();
@@ -82,6 +86,7 @@ public class Handshake {
         InetAddress loopback = InetAddress.getByName("127.0.0.1");
         SSLServerSocket server = (SSLServerSocket) serverCtx.getServerSocketFactory().createServerSocket(0, 1, loopback);
         server.setEnabledProtocols(new String[] {protocol});
+        if (suites != null) server.setEnabledCipherSuites(suites);
         CompletableFuture<String> served = new CompletableFuture<>();
         Thread serverThread = new Thread(() -> {
             try (SSLSocket s = (SSLSocket) server.accept()) {
@@ -105,11 +110,22 @@ public class Handshake {
             SSLParameters p = client.getSSLParameters();
             p.setEndpointIdentificationAlgorithm("HTTPS");
             p.setProtocols(new String[] {protocol});
+            if (suites != null) p.setCipherSuites(suites);
             if (!hostname.matches("[0-9.]+") && !hostname.contains(":")) {
                 p.setServerNames(List.of(new SNIHostName(hostname)));
             }
             client.setSSLParameters(p);
-            client.startHandshake();
+            try {
+                client.startHandshake();
+            } catch (Exception e) {
+                // The server's exception says why when it refused.
+                try {
+                    served.get(5, TimeUnit.SECONDS);
+                } catch (java.util.concurrent.ExecutionException se) {
+                    throw new Exception(e.toString(), se.getCause());
+                }
+                throw e;
+            }
             if (client.getInputStream().read() != 1) {
                 throw new IllegalStateException("the server sent nothing after the handshake");
             }

@@ -427,12 +427,15 @@ type ShipRequest struct {
 	Dialect Dialect `protobuf:"varint,3,opt,name=dialect,proto3,enum=keyship.host.v1.Dialect" json:"dialect,omitempty"`
 	// The job's tasks. At least one.
 	Tasks []*Task `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	// How the files reach the tasks. Empty means TARGET_FETCH.
+	// How the files reach the tasks. Empty means TARGET_FETCH; a target the
+	// server does not know (an unknown number, or an unknown name in JSON)
+	// or TARGET_UNSPECIFIED is INVALID_ARGUMENT.
 	Targets []Target `protobuf:"varint,5,rep,packed,name=targets,proto3,enum=keyship.host.v1.Target" json:"targets,omitempty"`
 	// How many times each fetch URI may be used; 0 means once.
 	FetchUses uint32 `protobuf:"varint,6,opt,name=fetch_uses,json=fetchUses,proto3" json:"fetch_uses,omitempty"`
 	// How long the built bundle and its fetch URIs live, in seconds; 0 means
-	// the server's default (10 minutes).
+	// the server's default (10 minutes). At most 86400 (24 hours); a larger
+	// or negative value is INVALID_ARGUMENT.
 	TtlSeconds int64 `protobuf:"varint,7,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	// TARGET_KUBERNETES: the namespace of the job's Secret, a DNS-1123 label;
 	// empty means the server's own (its kubeconfig context's, or its pod's).
