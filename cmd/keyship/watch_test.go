@@ -66,21 +66,7 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 		"--watch", "--refresh", "1h", "--spark-version", "4.0.1", "--on-change", `echo "$KEYSHIP_REASON $KEYSHIP_MANIFEST" >> `+onChange)
 	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
 	stdout, stderr, done := startWatch(t, cmd)
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			select {
-			case err := <-done:
-				t.Fatalf("keyship exited (%v) waiting for %s\n%s\n%s", err, what, stdout.String(), stderr.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s within 20s\n%s\n%s", what, stdout.String(), stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	wait := waiter(t, 20*time.Second, done, stdout, stderr)
 	wait("first ship", func() bool { return strings.Contains(stdout.String(), "spark.ssl.protocol=") })
 	for _, want := range []string{"spark.ssl.rpc.trustStoreReloadingEnabled=true\n", "spark.ssl.rpc.trustStoreReloadIntervalMs=10000\n",
 		"never reloads its keystore", "--on-change", "watches them (refresh every 1h0m0s"} {
@@ -168,4 +154,25 @@ func startWatch(t *testing.T, cmd *exec.Cmd) (stdout, stderr *syncBuffer, done <
 	go func() { exit <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return stdout, stderr, exit
+}
+
+// waiter returns wait(what, cond): it polls cond until it holds, and fails
+// the test when the watch exits first or within passes (a bound on a hang,
+// not a timed assertion).
+func waiter(t *testing.T, within time.Duration, done <-chan error, stdout, stderr *syncBuffer) func(what string, cond func() bool) {
+	return func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !cond() {
+			select {
+			case err := <-done:
+				t.Fatalf("keyship exited (%v) waiting for %s\n%s\n%s", err, what, stdout.String(), stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within %s\n%s\n%s", what, within, stdout.String(), stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
