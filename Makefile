@@ -56,12 +56,16 @@ $(BUF):
 $(STATICCHECK):
 	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# generate runs offline: buf with local plugins from go.mod's tool lines.
+# generate runs offline: buf with local plugins from go.mod's tool lines, and
+# the Python stubs of the example plugin with Debian's protoc and
+# grpc_python_plugin (tools/install-deps.sh).
 generate: $(BUF)
 	$(BUF) generate
+	$(BUF) generate --template buf.gen.python.yaml
 
 check-generate: generate
-	git diff --exit-code -- proto
+	git diff --exit-code -- proto examples
+	test -z "$$(git status --porcelain -- proto examples)"
 
 lint: $(BUF) $(STATICCHECK)
 	$(BUF) lint

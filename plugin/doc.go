@@ -79,5 +79,8 @@
 // not bring it back; no plugin sends it (the host API reports it as INTERNAL).
 //
 // Generated protobuf types never appear in this package's exported API;
-// the wire protocol is proto/keyship/backend/v1.
+// the wire protocol is proto/keyship/backend/v1, and its PROTOCOL.md is the
+// protocol written down for a plugin in any other language (Serve does all of
+// it for a Go plugin); `keyship plugin test PATH` runs the conformance kit
+// against such a plugin, and plugin/launch starts a plugin as keyship does.
 package plugin

@@ -24,6 +24,12 @@ func TestProtocolVersionMatchesProtoPackage(t *testing.T) {
 	if Handshake.ProtocolVersion != ProtocolVersion {
 		t.Fatalf("go-plugin handshake version %d != ProtocolVersion %d", Handshake.ProtocolVersion, ProtocolVersion)
 	}
+	// The proto names the version: its enum's highest value is the current one.
+	values := backendv1.ProtocolVersion(0).Descriptor().Values()
+	newest := values.Get(values.Len() - 1)
+	if int(newest.Number()) != ProtocolVersion || string(newest.Name()) != fmt.Sprintf("PROTOCOL_VERSION_%d", ProtocolVersion) {
+		t.Fatalf("backend.proto's newest ProtocolVersion is %s = %d, want PROTOCOL_VERSION_%d", newest.Name(), newest.Number(), ProtocolVersion)
+	}
 }
 
 func TestRefConverters(t *testing.T) {

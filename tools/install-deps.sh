@@ -5,7 +5,7 @@
 # load keyship's Flink fragments through it); and Jackson databind (with core
 # and annotations), which the JVM client in clients/java compiles against; and
 # etcd, the store of the kube-apiserver that tools/kube builds; ZooKeeper;
-# Python's grpcio and protobuf. It uses
+# Python's grpcio and protobuf, and protoc with grpc_python_plugin. It uses
 # apt-get and needs root; elsewhere it says what to install and fails.
 set -euo pipefail
 
@@ -25,6 +25,11 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 # gRPC and protobuf for Python: examples/python-backend, the plugin written in
 # another language that `keyship plugin test` runs against in make test.
 /usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 || missing+=(python3-grpcio python3-protobuf)
+# protoc and grpc_python_plugin of the same releases, for `make generate`'s
+# Python stubs (Debian's python3-grpc-tools is 1.14, whose protoc writes code
+# that python3-protobuf 4.21 refuses).
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 	"github.com/keyship/keyship/plugin/plugintest"
 )
 
@@ -26,9 +26,9 @@ func TestMain(m *testing.M) {
 
 // startPlugin starts keyship-backend-dcos through the host loader, its
 // stderr folded into f's log.
-func (f *fixture) startPlugin(t testing.TB) *loader.Subprocess {
+func (f *fixture) startPlugin(t testing.TB) *launch.Subprocess {
 	t.Helper()
-	s, err := loader.Start(context.Background(), "dcos", pluginBin, "", f.logger())
+	s, err := launch.Start(context.Background(), "dcos", pluginBin, "", f.logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keyship/keyship/backends/vault"
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // kvReadPolicy may read (and list) everything in secret/ and kv1/.
@@ -441,7 +441,7 @@ func TestCanariesNeverLogged(t *testing.T) {
 	}
 	hostLogger, hostLogs := captureLogger()
 	for name, cfg := range configs {
-		sub, err := loader.Start(context.Background(), "vault", pluginBin, "", hostLogger)
+		sub, err := launch.Start(context.Background(), "vault", pluginBin, "", hostLogger)
 		if err != nil {
 			t.Fatal(err)
 		}

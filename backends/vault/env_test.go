@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // TestEnvFallbackThroughPassThrough: run as a plugin, the backend sees the
@@ -21,7 +21,7 @@ func TestEnvFallbackThroughPassThrough(t *testing.T) {
 		env []string
 		ok  bool
 	}{{nil, false}, {[]string{"VAULT_*"}, true}, {[]string{"VAULT_TOKEN"}, true}} {
-		sub, err := loader.Start(context.Background(), "vault", pluginBin, "", nil, loader.WithEnv(c.env...))
+		sub, err := launch.Start(context.Background(), "vault", pluginBin, "", nil, launch.WithEnv(c.env...))
 		if err != nil {
 			t.Fatal(err)
 		}

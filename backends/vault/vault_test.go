@@ -16,8 +16,8 @@ import (
 
 	"github.com/keyship/keyship/backends/vault"
 	"github.com/keyship/keyship/backends/vault/vaulttest"
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 	"github.com/keyship/keyship/plugin/plugintest"
 )
 
@@ -165,7 +165,7 @@ func TestConformanceKV1Subprocess(t *testing.T) {
 	cfg["decode"] = vault.DecodeBase64
 	plugintest.Run(t, plugintest.Config{
 		Connect: func(t testing.TB) plugin.Backend {
-			sub, err := loader.Start(context.Background(), "vault", pluginBin, "", nil)
+			sub, err := launch.Start(context.Background(), "vault", pluginBin, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/host/memtest"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // TestFilePluginKeepsNoPassword (issue 20, item 4): after the file plugin
@@ -38,7 +38,7 @@ func TestFilePluginKeepsNoPassword(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "spark", "keystore_password"), pw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := loader.Start(context.Background(), "file", filepath.Join(binDir, "keyship-backend-file"), "", nil)
+	s, err := launch.Start(context.Background(), "file", filepath.Join(binDir, "keyship-backend-file"), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

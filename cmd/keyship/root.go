@@ -67,7 +67,7 @@ ships, and writes them where the job reads them.`,
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.configPath, "config", os.Getenv("KEYSHIP_CONFIG"), "host config file (default $KEYSHIP_CONFIG; without one: the built-in file backend rooted at ./secrets)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("KEYSHIP_LOG_LEVEL", "warn"), "log level: trace, debug, info, warn, error ($KEYSHIP_LOG_LEVEL)")
-	root.AddCommand(newShipCmd(g), newCheckCmd(g), newGetCmd(g), newPluginsCmd(g), newDemoCmd(g), newServeCmd(g))
+	root.AddCommand(newShipCmd(g), newCheckCmd(g), newGetCmd(g), newPluginsCmd(g), newDemoCmd(g), newServeCmd(g), newPluginCmd(g))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	err := root.Execute()

@@ -66,7 +66,8 @@ variables and never contain them.`,
   # job.json, as DC/OS Spark takes it:
   {"security": {"tls": {"enabled": true,
     "keystore_secret": "/spark/keystore", "keystore_password": "/spark/keystore_password",
-    "key_password": "/spark/key_password"}}}`,
+    "key_password": "/spark/key_password", "truststore_secret": "/spark/truststore",
+    "truststore_password": "/spark/truststore_password", "ca_bundle_secret": "/spark/ca_bundle_truststore"}}}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return g.ship(cmd.Context(), f) },
 	}

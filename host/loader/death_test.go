@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyship/keyship/host/loader"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // hostHelperEnv makes the test binary a plugin host (hostHelper) instead of
@@ -24,9 +24,9 @@ const hostHelperEnv = "KEYSHIP_LOADER_TEST_HOST"
 // the CLI's signal handling, says "starting", starts the plugin, says
 // "ready", and waits to be killed.
 func hostHelper(pluginPath string) {
-	defer loader.HandleSignals()()
+	defer launch.HandleSignals()()
 	fmt.Println("starting")
-	s, err := loader.Start(context.Background(), "kv", pluginPath, "", nil)
+	s, err := launch.Start(context.Background(), "kv", pluginPath, "", nil)
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/keyship/keyship/host/loader"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // TestPluginGetsAMinimalEnvironment reads the environment of a running
@@ -26,7 +26,7 @@ func TestPluginGetsAMinimalEnvironment(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	t.Setenv("KEYSHIP_PLUGIN_LOG_LEVEL", "")
 	logger := hclog.New(&hclog.LoggerOptions{Output: &strings.Builder{}, Level: hclog.Debug})
-	s, err := loader.Start(context.Background(), "file", pluginBin, "", logger, loader.WithEnv("VAULT_ADDR", "MYSTORE_*"))
+	s, err := launch.Start(context.Background(), "file", pluginBin, "", logger, launch.WithEnv("VAULT_ADDR", "MYSTORE_*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestPluginGetsAMinimalEnvironment(t *testing.T) {
 // core file size limit of 0, so a crash writes no core with them.
 func TestPluginDisablesCoreDumps(t *testing.T) {
 	logger := hclog.New(&hclog.LoggerOptions{Output: &strings.Builder{}, Level: hclog.Debug})
-	s, err := loader.Start(context.Background(), "file", pluginBin, "", logger)
+	s, err := launch.Start(context.Background(), "file", pluginBin, "", logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/keyship/keyship/host/resolve"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 	"github.com/keyship/keyship/plugin/plugintest"
 )
 
@@ -157,7 +158,7 @@ func TestStartIsBoundedByTheDeadline(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 			defer cancel()
 			begin := time.Now()
-			_, err := loader.Start(ctx, mode, path, "", nil)
+			_, err := launch.Start(ctx, mode, path, "", nil)
 			took := time.Since(begin)
 			if err == nil {
 				t.Fatal("a plugin that never completes the handshake started")

@@ -2,20 +2,14 @@
 // whether it is built in (a library package running in-process) or a plugin
 // binary keyship-backend-<name> running as a go-plugin subprocess.
 //
-// Subprocess plugins are checksum-pinned (a pinned SHA-256 that does not match
-// refuses to load, naming the file and both sums; the bytes hashed are the
-// bytes executed), speak gRPC only, over a unix socket in a private 0700
-// directory where each end checks the other's process (plugin.PeerCredentials,
-// in place of go-plugin's AutoMTLS), get a minimal environment (WithEnv), run
-// in their own process group, are bounded by the caller's deadline from exec
-// on, die with the host (Linux: parent-death signal; HandleSignals), have
-// their stderr (hclog JSON) folded into the host log under the backend's
-// name, and are restarted when
-// they die: a call restarts a dead plugin at most once and is retried once
-// (logged at debug); a plugin that dies again fails the call with an error
-// wrapping plugin.ErrPluginExited that says how it ended, e.g. "backend kv:
-// plugin keyship-backend-kv exited (exit status 2)", which the resolver does
-// not retry.
+// Subprocess plugins are started by package plugin/launch (checksum pin,
+// private socket and peer checks, minimal environment, process group,
+// deadline, restarts: see there), which the conformance kit plugin/plugintest
+// uses too, so that a plugin the kit passes is loaded exactly as keyship
+// loads it. A plugin that dies again after its one restart fails the call
+// with an error wrapping plugin.ErrPluginExited, e.g. "backend kv: plugin
+// keyship-backend-kv exited (exit status 2)", which the resolver does not
+// retry.
 //
 // Quickstart:
 //
@@ -29,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 
@@ -36,6 +31,7 @@ import (
 
 	"github.com/keyship/keyship/host/config"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // Option changes a Loader.
@@ -67,7 +63,7 @@ type entry struct {
 	mu      sync.Mutex
 	done    bool
 	backend plugin.Backend
-	sub     *Subprocess // nil for built-ins
+	sub     *launch.Subprocess // nil for built-ins
 	err     error
 }
 
@@ -122,15 +118,15 @@ func (l *Loader) names() []string {
 	return out
 }
 
-func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *Subprocess, error) {
+func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *launch.Subprocess, error) {
 	bc := l.cfg.Backends[name]
 	var (
 		b   plugin.Backend
-		sub *Subprocess
+		sub *launch.Subprocess
 	)
 	if path := l.cfg.PluginPath(name); path != "" {
 		var err error
-		if sub, err = Start(ctx, name, path, bc.SHA256, l.logger.Named("plugin"), WithEnv(bc.Env...)); err != nil {
+		if sub, err = launch.Start(ctx, name, path, bc.SHA256, l.logger.Named("plugin"), launch.WithEnv(bc.Env...)); err != nil {
 			return nil, nil, err
 		}
 		b = sub
@@ -145,9 +141,8 @@ func (l *Loader) load(ctx context.Context, name string) (plugin.Backend, *Subpro
 		if sub != nil {
 			_ = sub.Close()
 		}
-		var ee *exitedError
-		if errors.As(err, &ee) {
-			return nil, nil, err // names the backend already
+		if errors.Is(err, plugin.ErrPluginExited) {
+			return nil, nil, err // launch names the backend already
 		}
 		return nil, nil, fmt.Errorf("backend %s: %w", name, err)
 	}
@@ -189,7 +184,7 @@ func (l *Loader) Describe(ctx context.Context) []Description {
 }
 
 // subprocess returns the loaded plugin process of backend name, or nil.
-func (l *Loader) subprocess(name string) *Subprocess {
+func (l *Loader) subprocess(name string) *launch.Subprocess {
 	l.mu.Lock()
 	e := l.loaded[name]
 	l.mu.Unlock()
@@ -210,3 +205,8 @@ func (l *Loader) Close() error {
 	}
 	return nil
 }
+
+// HandleSignals is launch.HandleSignals, for a CLI command that loads
+// plugins: SIGINT and SIGTERM kill every plugin process before the host dies
+// of the signal. Call it as defer loader.HandleSignals()().
+func HandleSignals(sigs ...os.Signal) (stop func()) { return launch.HandleSignals(sigs...) }

@@ -16,6 +16,7 @@ import (
 	"github.com/keyship/keyship/host/config"
 	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 	"github.com/keyship/keyship/plugin/plugintest"
 )
 
@@ -27,10 +28,6 @@ var (
 func TestMain(m *testing.M) {
 	if plugin := os.Getenv(hostHelperEnv); plugin != "" {
 		hostHelper(plugin)
-		return
-	}
-	if addr := os.Getenv(dialHelperEnv); addr != "" {
-		dialHelper(addr)
 		return
 	}
 	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file", "github.com/keyship/keyship/host/loader/internal/testplugin")
@@ -52,9 +49,9 @@ func put(t testing.TB, root, path string, data []byte) {
 	}
 }
 
-func start(t testing.TB, logger hclog.Logger) *loader.Subprocess {
+func start(t testing.TB, logger hclog.Logger) *launch.Subprocess {
 	t.Helper()
-	s, err := loader.Start(context.Background(), "file", pluginBin, "", logger)
+	s, err := launch.Start(context.Background(), "file", pluginBin, "", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +73,7 @@ func TestConformanceThroughSubprocess(t *testing.T) {
 
 func TestChecksumMismatchRefused(t *testing.T) {
 	pin := strings.Repeat("ab", 32)
-	_, err := loader.Start(context.Background(), "file", pluginBin, pin, nil)
+	_, err := launch.Start(context.Background(), "file", pluginBin, pin, nil)
 	if err == nil {
 		t.Fatal("a plugin whose sha256 does not match its pin was loaded")
 	}
@@ -90,7 +87,7 @@ func TestChecksumMismatchRefused(t *testing.T) {
 		t.Errorf("error %v is not ErrInvalidConfig", err)
 	}
 	// The right pin loads.
-	s, err := loader.Start(context.Background(), "file", pluginBin, actual, nil)
+	s, err := launch.Start(context.Background(), "file", pluginBin, actual, nil)
 	if err != nil {
 		t.Fatalf("the correct pin was refused: %v", err)
 	}

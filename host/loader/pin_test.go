@@ -3,16 +3,18 @@ package loader_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // TestPinCannotBeRaced starts a pinned plugin 100 times while another
@@ -56,7 +58,7 @@ func TestPinCannotBeRaced(t *testing.T) {
 	})
 	var ran, refused int
 	for range 100 {
-		s, err := loader.Start(context.Background(), "file", target, pin, nil)
+		s, err := launch.Start(context.Background(), "file", target, pin, nil)
 		switch {
 		case err == nil:
 			ran++
@@ -91,16 +93,61 @@ func TestPinnedBinaryWritableByOthersRefused(t *testing.T) {
 	if err := os.Chmod(path, 0o775); err != nil {
 		t.Fatal(err)
 	}
-	_, err := loader.Start(context.Background(), "file", path, pin, nil)
+	_, err := launch.Start(context.Background(), "file", path, pin, nil)
 	if !errors.Is(err, plugin.ErrInvalidConfig) || !strings.Contains(err.Error(), "writable by group or others") || !strings.Contains(err.Error(), path) {
 		t.Fatalf("a group-writable pinned plugin: %v", err)
 	}
 	if err := os.Chmod(path, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s, err := loader.Start(context.Background(), "file", path, pin, nil)
+	s, err := launch.Start(context.Background(), "file", path, pin, nil)
 	if err != nil {
 		t.Fatalf("the same binary, mode 0755: %v", err)
 	}
 	_ = s.Close()
+}
+
+// TestPinIgnoresAForgedSumCache is the attack on the sum cache keyship kept
+// until it hashed at every start (~/.cache/keyship/plugin-sums/<dev>-<ino>: "v1 size mtime_ns ctime_ns
+// sum"): a process of keyship's uid overwrites the pinned binary in place
+// (renames another over it) and writes an entry giving the new file the
+// pinned sum. The pin must hash
+// what it executes, so the start is refused and the other binary never runs.
+func TestPinIgnoresAForgedSumCache(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	// The test plugin named ...-unpinned records that it ran and exits.
+	path := filepath.Join(t.TempDir(), "keyship-backend-unpinned")
+	copyFile(t, pluginBin, path)
+	pin := start(t, nil).SHA256()
+	s, err := launch.Start(context.Background(), "file", path, pin, nil)
+	if err != nil {
+		t.Fatalf("the pinned binary: %v", err)
+	}
+	_ = s.Close()
+
+	copyFile(t, testPluginBin, path+".new")
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cache, "keyship", "plugin-sums")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	forged := fmt.Sprintf("v1 %d %d %d %s\n", st.Size, st.Mtim.Nano(), st.Ctim.Nano(), pin)
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%x-%x", st.Dev, st.Ino)), []byte(forged), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = launch.Start(context.Background(), "file", path, pin, nil)
+	if !errors.Is(err, plugin.ErrInvalidConfig) || !strings.Contains(err.Error(), "sha256 mismatch") {
+		t.Errorf("the swapped binary with a forged cache entry: %v, want a sha256 mismatch", err)
+	}
+	if data, err := os.ReadFile(path + ".starts"); err == nil {
+		t.Errorf("the unpinned binary ran %d time(s)", strings.Count(string(data), "\n"))
+	}
 }

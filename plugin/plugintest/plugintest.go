@@ -16,8 +16,11 @@
 //		})
 //	}
 //
-// To run the built plugin binary the way the host runs it (a subprocess,
-// pinned environment, restarts), set Plugin instead of New:
+// A failed check names the section of the protocol page
+// (proto/keyship/backend/v1/PROTOCOL.md) whose rule it broke.
+//
+// To run the built plugin binary the way the host runs it (plugin/launch: a
+// subprocess, minimal environment, restarts), set Plugin instead of New:
 //
 //	var pluginBin string
 //
@@ -30,6 +33,10 @@
 //	}
 //
 //	// in the test: plugintest.Config{Plugin: pluginBin, ...}
+//
+// A plugin in another language, with no Go toolchain at hand, is checked by
+// the same kit built into keyship: `keyship plugin test PATH [--config
+// FILE]` (RunPlugin, KitFile).
 //
 // The kit is quiet: it logs nothing unless Config.Logger is set.
 package plugintest
@@ -58,8 +65,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // Config tells the kit how to reach and feed the backend under test.
@@ -68,7 +75,7 @@ type Config struct {
 	// over real gRPC. Set one of New, Plugin and Connect.
 	New func() plugin.Backend
 	// Plugin is the path of a built plugin binary (see Build); the kit starts
-	// it for each check as the keyship host does (keyship's host/loader: a
+	// it for each check as the keyship host does (plugin/launch, as keyship's host/loader: a
 	// subprocess with a minimal environment, restarted if it dies) and stops
 	// it at the end of the check.
 	Plugin string
@@ -122,19 +129,51 @@ func Run(t *testing.T, cfg Config) {
 		t.Fatal("plugintest: Config needs one of New, Plugin and Connect, and Config, Ref and Put")
 	}
 	k := &kit{cfg: cfg}
-	t.Run("Info", k.info)
-	t.Run("BadConfig", k.badConfig)
-	t.Run("Fixtures", k.fixtures)
-	t.Run("ChangedFixtureChangesVersion", k.changedVersion)
-	t.Run("NotFound", k.notFound)
-	t.Run("BatchOrderAndIsolation", k.batch)
-	t.Run("PermissionDenied", k.denied)
-	t.Run("Unavailable", k.unavailable)
-	t.Run("CancelledContext", k.cancelled)
-	t.Run("LargeSecret", k.large)
-	t.Run("Concurrent", k.concurrent)
-	t.Run("List", k.list)
-	t.Run("Versions", k.versions)
+	for _, c := range []struct {
+		name  string
+		check func(*testing.T)
+	}{
+		{"Info", k.info},
+		{"BadConfig", k.badConfig},
+		{"Fixtures", k.fixtures},
+		{"ChangedFixtureChangesVersion", k.changedVersion},
+		{"NotFound", k.notFound},
+		{"BatchOrderAndIsolation", k.batch},
+		{"PermissionDenied", k.denied},
+		{"Unavailable", k.unavailable},
+		{"CancelledContext", k.cancelled},
+		{"LargeSecret", k.large},
+		{"Concurrent", k.concurrent},
+		{"List", k.list},
+		{"Versions", k.versions},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				if t.Failed() {
+					t.Logf("rule broken: %s#%s", ProtocolPage, sections[c.name])
+				}
+			}()
+			c.check(t)
+		})
+	}
+}
+
+// sections maps each check to the anchor of the section of ProtocolPage
+// whose rule it checks.
+var sections = map[string]string{
+	"Info":                         "info",
+	"BadConfig":                    "configure",
+	"Fixtures":                     "get",
+	"ChangedFixtureChangesVersion": "secret-versions",
+	"NotFound":                     "errors",
+	"BatchOrderAndIsolation":       "get",
+	"PermissionDenied":             "errors",
+	"Unavailable":                  "errors",
+	"CancelledContext":             "cancellation-and-deadlines",
+	"LargeSecret":                  "message-size",
+	"Concurrent":                   "concurrency",
+	"List":                         "optional-rpcs",
+	"Versions":                     "optional-rpcs",
 }
 
 type kit struct{ cfg Config }
@@ -144,7 +183,7 @@ func (k *kit) backend(t *testing.T) plugin.Backend {
 	t.Helper()
 	switch {
 	case k.cfg.Plugin != "":
-		s, err := loader.Start(context.Background(), "kit", k.cfg.Plugin, "", k.cfg.Logger, loader.WithEnv(k.cfg.PluginEnv...))
+		s, err := launch.Start(context.Background(), "kit", k.cfg.Plugin, "", k.cfg.Logger, launch.WithEnv(k.cfg.PluginEnv...))
 		if err != nil {
 			t.Fatalf("start plugin %s: %v", k.cfg.Plugin, err)
 		}
@@ -334,7 +373,7 @@ func (k *kit) batch(t *testing.T) {
 
 func (k *kit) denied(t *testing.T) {
 	if k.cfg.Deny == nil {
-		t.Skip("Config.Deny is not set: the ErrPermissionDenied mapping is not checked")
+		t.Skip("Config.Deny (a kit file's deny command) is not set: the ErrPermissionDenied mapping is not checked")
 	}
 	b := k.configured(t)
 	ref := k.cfg.Ref("denied")
@@ -351,7 +390,7 @@ func (k *kit) denied(t *testing.T) {
 
 func (k *kit) unavailable(t *testing.T) {
 	if k.cfg.Unavailable == nil {
-		t.Skip("Config.Unavailable is not set: the ErrUnavailable mapping is not checked")
+		t.Skip("Config.Unavailable (a kit file's unavailable and restore commands) is not set: the ErrUnavailable mapping is not checked")
 	}
 	b := k.configured(t)
 	ref := k.cfg.Ref("unavailable")

@@ -24,9 +24,9 @@ import (
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
 	kstore "github.com/keyship/keyship/host/keystore"
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/host/materialize/testca"
 	"github.com/keyship/keyship/host/spec"
+	"github.com/keyship/keyship/plugin/launch"
 	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/watch"
 )
@@ -194,7 +194,7 @@ path "secret/metadata/jobs/*" { capabilities = ["read"] }`,
 			}
 		}
 		refresh() // warm: connections, the denied-metadata memory
-		return refresh, be.(*loader.Subprocess).Pid()
+		return refresh, be.(*launch.Subprocess).Pid()
 	}
 
 	for _, mode := range []string{"versions", "versions-per-job", "get-fallback", "rebuild"} {

@@ -40,7 +40,7 @@ type Backends interface {
 }
 
 // restartable is a backend running as a plugin process that counts its
-// starts (*loader.Subprocess).
+// starts (*launch.Subprocess).
 type restartable interface{ Starts() int }
 
 // Status is one backend's state after its last probe.

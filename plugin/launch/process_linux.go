@@ -1,4 +1,4 @@
-package loader
+package launch
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -98,3 +99,24 @@ func waitExit(pid int) bool {
 
 // killGroup sends SIGKILL to the process group led by pid.
 func killGroup(pid int) error { return unix.Kill(-pid, unix.SIGKILL) }
+
+// parentOf returns the parent pid of process pid, or 0 when it cannot be
+// read.
+func parentOf(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and ')'.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	var state string
+	var ppid int
+	if _, err := fmt.Sscan(s[i+1:], &state, &ppid); err != nil {
+		return 0
+	}
+	return ppid
+}

@@ -1,4 +1,4 @@
-package loader
+package launch
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,6 +143,38 @@ func (s *Subprocess) exited(ctx context.Context, p *process, when string) error 
 	return &exitedError{msg: fmt.Sprintf("backend %s: plugin %s exited (%s)%s", s.name, filepath.Base(s.path), p.status(), when)}
 }
 
+// exitAtDebug is the logger go-plugin gets: its "plugin process exited" at
+// INFO (a plugin keyship killed itself, see process.Wait: every CLI run ends
+// so) is logged at DEBUG; a plugin that died on its own stays an ERROR.
+type exitAtDebug struct{ hclog.Logger }
+
+func (l exitAtDebug) Info(msg string, args ...any) {
+	if msg == "plugin process exited" {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Info(msg, args...)
+}
+
+// protocolPage is where the wire protocol a plugin must follow is written
+// down; errors about a plugin that breaks it point there.
+const protocolPage = "proto/keyship/backend/v1/PROTOCOL.md"
+
+// badHandshake reports whether err, from go-plugin's start, is about the
+// handshake line the plugin printed (rather than no line at all: a timeout,
+// or an exit, which the caller reports by the deadline or the exit status).
+func badHandshake(err error) bool {
+	msg := err.Error()
+	return !strings.HasPrefix(msg, "timeout while waiting for plugin to start") &&
+		!strings.HasPrefix(msg, "plugin exited before we could connect")
+}
+
+// firstLine returns s up to its first newline.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
 // defaultStartTimeout bounds a plugin start when the caller's context has no
 // deadline.
 const defaultStartTimeout = time.Minute
@@ -182,9 +215,11 @@ func (s *Subprocess) start(ctx context.Context) error {
 		// the plugin accepts only its parent and the host only its child
 		// (plugin.PeerCredentials), which costs nothing where AutoMTLS's
 		// P-521 certificates and handshake were a third of the start.
-		Logger:          s.logger,
-		GRPCDialOptions: append(plugin.DialOptions(), grpc.WithTransportCredentials(plugin.PeerCredentials(p.isListener))),
-		StartTimeout:    max(budget, time.Millisecond),
+		Logger: exitAtDebug{s.logger},
+		GRPCDialOptions: append(plugin.DialOptions(),
+			grpc.WithTransportCredentials(plugin.PeerCredentials(p.isListener)),
+			grpc.WithContextDialer(p.dial)), // go-plugin's, but remembering why a dial failed
+		StartTimeout: max(budget, time.Millisecond),
 	})
 	fail := func(err error) error {
 		p.kill()
@@ -225,9 +260,22 @@ func (s *Subprocess) start(ctx context.Context) error {
 	case err != nil && ctx.Err() != nil:
 		return fail(err)
 	case err != nil && p.diedOnItsOwn(ctx):
-		return fail(s.exited(ctx, p, " before the plugin handshake"))
+		return fail(s.exited(ctx, p, " before the plugin handshake (a plugin that exits at once often found "+
+			plugin.Handshake.MagicCookieKey+" or PLUGIN_PROTOCOL_VERSIONS not as it expected: "+protocolPage+"#handshake; its stderr is in keyship's log)"))
+	case err != nil && p.ID() != "" && badHandshake(err):
+		return fail(fmt.Errorf("backend %s: plugin %s (pid %s): bad handshake: %s (%s#handshake): %w",
+			s.name, s.path, p.ID(), firstLine(err.Error()), protocolPage, plugin.ErrInvalidConfig))
 	case err != nil:
 		return fail(fmt.Errorf("backend %s: start plugin %s: %w: %w", s.name, s.path, err, plugin.ErrPluginExited))
+	}
+	handshake := fmt.Sprintf("%d|%d|%s|%s|%s", goplugin.CoreProtocolVersion, client.NegotiatedVersion(), addr.Network(), addr, client.Protocol())
+	p.mu.Lock()
+	socketDir := p.socketDir
+	p.addr = addr
+	p.mu.Unlock()
+	if addr.Network() != "unix" || filepath.Dir(addr.String()) != filepath.Clean(socketDir) {
+		return fail(fmt.Errorf("backend %s: refusing plugin %s (pid %s): its handshake line %q does not name a unix socket in PLUGIN_UNIX_SOCKET_DIR (%s), the private directory keyship made for it (%s#socket): %w",
+			s.name, s.path, p.ID(), handshake, socketDir, protocolPage, plugin.ErrInvalidConfig))
 	}
 	rpc, err := client.Client()
 	if err != nil {
@@ -240,6 +288,13 @@ func (s *Subprocess) start(ctx context.Context) error {
 	b := raw.(plugin.Backend)
 	info, err := b.Info(ctx)
 	if err != nil {
+		if refusal := p.refusal(); refusal != nil {
+			return fail(fmt.Errorf("backend %s: %w: %w", s.name, refusal, plugin.ErrInvalidConfig))
+		}
+		if dialErr := p.dialError(); dialErr != nil && !p.exited() {
+			return fail(fmt.Errorf("backend %s: plugin %s (pid %s) printed the handshake line %q, but nothing accepts connections at its socket (%s#socket): %w: %w",
+				s.name, s.path, p.ID(), handshake, protocolPage, dialErr, plugin.ErrInvalidConfig))
+		}
 		if s.dead(ctx, client, p, err) {
 			return fail(s.exited(ctx, p, " during Info"))
 		}

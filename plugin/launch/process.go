@@ -1,4 +1,4 @@
-package loader
+package launch
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -37,7 +38,7 @@ import (
 //   - on Linux the plugin gets SIGKILL when the host dies (Pdeathsig);
 //   - its socket directory is removed as soon as the host is connected, so
 //     a host killed later leaves no socket behind;
-//   - the environment is exactly what the loader passes (see env.go).
+//   - the environment is exactly what Start passes (see env.go).
 type process struct {
 	path      string // the binary as configured; messages and log names use it
 	pin       []byte // pinned SHA-256, or nil
@@ -47,6 +48,9 @@ type process struct {
 	stdout, stderr *os.File // read ends of the plugin's stdout and stderr
 
 	mu      sync.Mutex
+	addr    net.Addr // the socket the plugin's handshake line names
+	refused error    // why the host refused the process listening there
+	dialErr error    // why the host could not connect there
 	pid     int
 	killed  bool // kill was asked before or during start
 	exiting bool // the process has exited; it may not be reaped yet
@@ -75,13 +79,12 @@ func (p *process) Start(context.Context) error {
 		if err := checkPinnable(f); err != nil {
 			return err
 		}
-		sum, id, cached := cachedSum(f)
-		if !cached {
-			var err error
-			if sum, err = hashFile(f); err != nil {
-				return fmt.Errorf("hash plugin: %w", err)
-			}
-			rememberSum(f, id, sum)
+		// Hashed at every start, never taken from a cache: a cache entry
+		// is a file keyship's uid can write, and so can whoever swaps the
+		// binary (the cost is measured by BenchmarkStart/pinned).
+		sum, err := hashFile(f)
+		if err != nil {
+			return fmt.Errorf("hash plugin: %w", err)
 		}
 		if subtle.ConstantTimeCompare(sum, p.pin) != 1 {
 			got := hex.EncodeToString(sum)
@@ -176,16 +179,59 @@ func (p *process) removeSocket() {
 }
 
 // isListener accepts a connection whose listening end is this process,
-// and refuses any other (plugin.PeerCredentials).
+// and refuses any other (plugin.PeerCredentials), remembering why.
 func (p *process) isListener(peer plugin.Peer) error {
 	p.mu.Lock()
 	pid := p.pid
 	p.mu.Unlock()
-	if peer.Pid != pid || peer.UID != os.Geteuid() {
-		return fmt.Errorf("plugin %s: the socket is held by pid %d (uid %d), not by the plugin (pid %d, uid %d): refusing to connect",
-			p.path, peer.Pid, peer.UID, pid, os.Geteuid())
+	if peer.Pid == pid && peer.UID == os.Geteuid() {
+		return nil
 	}
-	return nil
+	err := fmt.Errorf("plugin %s: the socket is held by pid %d (uid %d), not by the plugin (pid %d, uid %d): refusing to connect",
+		p.path, peer.Pid, peer.UID, pid, os.Geteuid())
+	if peer.UID == os.Geteuid() && parentOf(peer.Pid) == pid {
+		err = fmt.Errorf("plugin %s: the socket is held by pid %d, a child of the plugin (pid %d), not by the plugin itself: "+
+			"a wrapper script must exec the plugin (exec /usr/bin/python3 plugin.py), not run it as a child (%s#peers)",
+			p.path, peer.Pid, pid, protocolPage)
+	}
+	p.mu.Lock()
+	p.refused = err
+	p.mu.Unlock()
+	return err
+}
+
+// refusal returns why the host refused the process listening on the
+// plugin's socket, or nil.
+func (p *process) refusal() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// dial connects to the socket the plugin's handshake line named, as
+// go-plugin's own dialer does, and remembers why it could not.
+func (p *process) dial(ctx context.Context, _ string) (net.Conn, error) {
+	p.mu.Lock()
+	addr := p.addr
+	p.mu.Unlock()
+	if addr == nil {
+		return nil, errors.New("no plugin address")
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, addr.Network(), addr.String())
+	if err != nil {
+		p.mu.Lock()
+		p.dialErr = err
+		p.mu.Unlock()
+	}
+	return conn, err
+}
+
+// dialError returns why the host could not connect to the plugin's socket,
+// or nil.
+func (p *process) dialError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dialErr
 }
 
 // kill kills the plugin's process group (or stops it from starting).
@@ -256,12 +302,28 @@ func (p *process) status() string {
 	return p.waitErr.Error()
 }
 
-// Wait implements runner.Runner.
+// Wait implements runner.Runner. A plugin that keyship killed itself (Close,
+// a deadline, a restart) reads as a clean exit, so that go-plugin logs it
+// below ERROR: only a plugin that died on its own is an error in the log.
 func (p *process) Wait(context.Context) error {
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.killed && killedBySIGKILL(p.waitErr) {
+		return nil
+	}
 	return p.waitErr
+}
+
+// killedBySIGKILL reports whether err is the exit of a process that SIGKILL
+// ended.
+func killedBySIGKILL(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // Kill implements runner.Runner: it kills the whole process group.

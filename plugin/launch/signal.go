@@ -1,4 +1,4 @@
-package loader
+package launch
 
 import (
 	"os"
@@ -39,7 +39,7 @@ func killAll(final bool) {
 // which signal it was). A CLI command installs it for its run; stop removes
 // the handler:
 //
-//	defer loader.HandleSignals()()
+//	defer launch.HandleSignals()()
 //
 // A plugin also dies with its host without this (on Linux it is started
 // with a parent-death signal, SIGKILL), but only the handler removes a

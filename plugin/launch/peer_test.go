@@ -1,4 +1,4 @@
-package loader_test
+package launch_test
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/keyship/keyship/host/loader"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // dialHelperEnv makes the test binary a would-be client of a plugin
 // (dialHelper) instead of running the tests; its value is the socket.
-const dialHelperEnv = "KEYSHIP_LOADER_TEST_DIAL"
+const dialHelperEnv = "KEYSHIP_LAUNCH_TEST_DIAL"
 
 // dialHelper dials the plugin socket addr, plain gRPC, asks for Info and
 // prints "answered" or "refused: <why>".
@@ -48,12 +48,12 @@ func dialHelper(addr string) {
 // user and a process of another user are refused by the plugin, while the
 // host that started it is served.
 func TestOnlyTheHostCanTalkToThePlugin(t *testing.T) {
-	s, err := loader.StartKeepingSocket(context.Background(), "file", pluginBin, nil)
+	s, err := launch.StartKeepingSocket(context.Background(), "file", pluginBin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	addr := loader.Addr(t, s)
+	addr := launch.Addr(t, s)
 	dir := filepath.Dir(addr)
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -79,7 +79,7 @@ func TestOnlyTheHostCanTalkToThePlugin(t *testing.T) {
 	if err := os.Chmod(binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	helper := filepath.Join(binDir, "loader.test")
+	helper := filepath.Join(binDir, "launch.test")
 	copyFile(t, os.Args[0], helper)
 
 	dial := func(cred *syscall.Credential) string {

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package loader
+package launch
 
 import (
 	"os"
@@ -31,3 +31,6 @@ func waitExit(int) bool { return false }
 
 // killGroup sends SIGKILL to the process group led by pid.
 func killGroup(pid int) error { return syscall.Kill(-pid, syscall.SIGKILL) }
+
+// parentOf returns 0: outside Linux the parent of a peer is not looked up.
+func parentOf(int) int { return 0 }

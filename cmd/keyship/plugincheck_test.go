@@ -1,0 +1,177 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/keyship/keyship/plugin"
+)
+
+// pythonExample returns the absolute path of examples/python-backend, after
+// checking that Debian's Python has grpc and protobuf (make test installs
+// them; without KEYSHIP_REQUIRE_PEERS the test is skipped).
+func pythonExample(t *testing.T) string {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import grpc, google.protobuf").Run(); err != nil {
+		if os.Getenv("KEYSHIP_REQUIRE_PEERS") == "1" {
+			t.Fatalf("/usr/bin/python3 cannot import grpc and google.protobuf (%v) and KEYSHIP_REQUIRE_PEERS=1 (run tools/install-deps.sh)", err)
+		}
+		t.Skipf("/usr/bin/python3 cannot import grpc and google.protobuf (%v); run tools/install-deps.sh", err)
+	}
+	dir, err := filepath.Abs("../../examples/python-backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestPluginTestPassesThePythonExample: the conformance kit built into
+// keyship passes the plugin written in Python, including the unavailable
+// hook of its kit file.
+func TestPluginTestPassesThePythonExample(t *testing.T) {
+	dir := pythonExample(t)
+	r := keyship(t, "plugin", "test", filepath.Join(dir, "keyship-backend-pyfile"), "--config", filepath.Join(dir, "kit.yaml"))
+	if r.code != 0 {
+		t.Fatalf("keyship plugin test: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"--- PASS: Conformance/Fixtures", "--- PASS: Conformance/Unavailable", "--- PASS: Conformance/Versions", "\nPASS\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// TestPluginTestNamesTheBrokenRule: a check that fails says which rule and
+// where the protocol page describes it, and the command exits 1.
+func TestPluginTestNamesTheBrokenRule(t *testing.T) {
+	kit := filepath.Join(t.TempDir(), "kit.yaml")
+	// A "bad" config the file plugin rightly accepts: the kit sees a plugin
+	// that does not refuse it.
+	if err := os.WriteFile(kit, []byte("bad_configs: [{root: \"${KEYSHIP_KIT_DIR}/store\"}]\nconfig: {root: \"${KEYSHIP_KIT_DIR}/store\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := keyship(t, "plugin", "test", filepath.Join(binDir, "keyship-backend-file"), "--config", kit)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"--- FAIL: Conformance/BadConfig", "want ErrInvalidConfig", "rule broken: proto/keyship/backend/v1/PROTOCOL.md#configure", "--- PASS: Conformance/Fixtures"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	anchor := "#configure"
+	page, err := os.ReadFile("../../proto/keyship/backend/v1/PROTOCOL.md")
+	if err != nil || !strings.Contains(string(page), "## Configure") {
+		t.Errorf("PROTOCOL.md has no section for %s (%v)", anchor, err)
+	}
+}
+
+// TestPluginPythonExampleShipsAKeystore: a ship through the Python plugin,
+// pinned by the sha256 of its script, writes a keystore keytool opens.
+func TestPluginPythonExampleShipsAKeystore(t *testing.T) {
+	keytool := requirePeer(t, "keytool")
+	dir := pythonExample(t)
+	j := newJob(t)
+	script, err := os.ReadFile(filepath.Join(dir, "keyship-backend-pyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(script)
+	cfg := fmt.Sprintf("default_backend: py\nplugin_dir: %s\nbackends:\n  py:\n    plugin: keyship-backend-pyfile\n    sha256: %s\n    config:\n      root: %s\n",
+		dir, hex.EncodeToString(sum[:]), j.root)
+	if err := os.WriteFile(j.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := j.ship(t, j.spec(t, nil))
+	if r.code != 0 {
+		t.Fatalf("ship through the Python plugin: exit %d\n%s", r.code, r.stderr)
+	}
+	assertNoCanary(t, r)
+	out, err := exec.Command(keytool, "-list", "-keystore", filepath.Join(j.sandbox, "keystore.jks"), "-storepass", canary).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keytool -list: %v\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "PrivateKeyEntry"); n != 1 {
+		t.Fatalf("keytool lists %d PrivateKeyEntry, want 1:\n%s", n, out)
+	}
+	// The plugin's hclog JSON lines keep their level in keyship's log.
+	if !regexp.MustCompile(`\[INFO\] .*: configured: `).MatchString(r.stderr) {
+		t.Errorf("the plugin's info line is not in keyship's log at INFO:\n%s", r.stderr)
+	}
+}
+
+// TestPluginPythonExampleRefusesOtherPeers: the Python plugin checks its
+// peer itself (grpcio cannot): its parent (this test) is served, another
+// process of the same uid is refused.
+func TestPluginPythonExampleRefusesOtherPeers(t *testing.T) {
+	dir := pythonExample(t)
+	sockDir := t.TempDir()
+	cmd := exec.Command(filepath.Join(dir, "keyship-backend-pyfile"))
+	cmd.Env = []string{"KEYSHIP_BACKEND_PLUGIN=a1c4e2d9-keyship-backend", "PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_UNIX_SOCKET_DIR=" + sockDir}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no handshake line: %v\n%s", err, stderr.String())
+	}
+	parts := strings.Split(strings.TrimSpace(line), "|")
+	if len(parts) != 5 || parts[0] != "1" || parts[1] != "1" || parts[2] != "unix" || parts[4] != "grpc" || filepath.Dir(parts[3]) != sockDir {
+		t.Fatalf("handshake line %q, want 1|1|unix|%s/…|grpc", line, sockDir)
+	}
+	sock := parts[3]
+
+	// Another process of this uid: a child of the test, not the plugin's
+	// parent. It sends gRPC's connection preface and reads: the plugin
+	// closes (or resets) the connection without a byte.
+	other := exec.Command("/usr/bin/python3", "-c", `import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+try:
+    print("closed" if s.recv(1024) == b"" else "answered")
+except ConnectionResetError:
+    print("closed")`, sock)
+	out, err := other.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the other process: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "closed" {
+		t.Errorf("another process of the same uid: %s, want closed", got)
+	}
+
+	// The parent is served.
+	conn, err := grpc.NewClient("unix:"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := plugin.NewGRPCClient(conn).Info(ctx)
+	if err != nil || info.Name != "pyfile" {
+		t.Fatalf("Info from the plugin's parent: %+v, %v", info, err)
+	}
+	if !strings.Contains(stderr.String(), `"@level": "warn", "@message": "refusing a connection`) {
+		t.Errorf("the refusal is not logged as an hclog warn line:\n%s", stderr.String())
+	}
+}
