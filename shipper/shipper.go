@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/host/spec"
@@ -65,6 +66,9 @@ type Options struct {
 type Shipment struct {
 	// Request is the request the Shipment is for.
 	Request *spec.Request
+	// Profile is the consumer's profile, read once from Request: what every
+	// target's settings are written from besides the Bundle.
+	Profile conf.Profile
 	// Bundle is the checked stores and passwords.
 	Bundle *materialize.Bundle
 	// Dir is Options.Dir.
@@ -75,6 +79,9 @@ type Shipment struct {
 	// Settings are the consumer's settings for Files in Dir; none holds a
 	// password in Value.
 	Settings []conf.Setting
+
+	dirs *dirs // the settings and extra files per directory (At)
+	view bool  // made by At: its bytes are its parent's
 }
 
 // Prepare runs the pipeline for req: build and check through b, then the
@@ -92,18 +99,52 @@ func Prepare(ctx context.Context, b Builder, req *spec.Request, opts Options) (*
 	if err != nil {
 		return nil, err
 	}
-	sh := &Shipment{Request: req, Bundle: bundle, Dir: opts.Dir, Files: bundle.Files}
+	sh := &Shipment{Request: req, Profile: conf.ProfileOf(req.Spec), Bundle: bundle, Dir: opts.Dir, Files: bundle.Files, dirs: &dirs{}}
 	if opts.ChecksOnly {
 		return sh, nil
 	}
-	settings, extra, err := conf.For(req.Consumer, bundle, opts.Dir, req.Spec)
+	at, err := sh.At(opts.Dir)
 	if err != nil {
 		bundle.Zero()
 		return nil, err
 	}
-	sh.Settings = settings
-	sh.Files = append(slices.Clone(bundle.Files), extra...)
+	sh.Settings, sh.Files = at.Settings, at.Files
 	return sh, nil
+}
+
+// dirs holds a Shipment's settings and extra files per directory, made
+// once each (conf.For) and zeroed with the Shipment.
+type dirs struct {
+	mu  sync.Mutex
+	set map[string]*Shipment
+}
+
+// At returns the Shipment for the consumer reading the files in dir: the
+// same Bundle, with the settings and extra files (conf.For) made for dir
+// once and kept. It shares s's bytes: zero s, never what At returns.
+func (s *Shipment) At(dir string) (*Shipment, error) {
+	if dir == s.Dir && s.Settings != nil {
+		return s, nil
+	}
+	if s.dirs == nil { // a Shipment made without Prepare
+		s.dirs = &dirs{}
+	}
+	s.dirs.mu.Lock()
+	defer s.dirs.mu.Unlock()
+	if at := s.dirs.set[dir]; at != nil {
+		return at, nil
+	}
+	settings, extra, err := conf.For(s.Request.Consumer, s.Bundle, dir, s.Profile)
+	if err != nil {
+		return nil, err
+	}
+	at := &Shipment{Request: s.Request, Profile: s.Profile, Bundle: s.Bundle, Dir: dir, Settings: settings,
+		Files: append(slices.Clone(s.Bundle.Files), extra...), dirs: s.dirs, view: true}
+	if s.dirs.set == nil {
+		s.dirs.set = map[string]*Shipment{}
+	}
+	s.dirs.set[dir] = at
+	return at, nil
 }
 
 // The files beside the stores that carry their passwords in a sandbox, for
@@ -115,30 +156,13 @@ const (
 	TruststorePasswordFile = conf.TruststorePasswordFile
 )
 
-// PasswordFiles maps each password environment variable to the sandbox file
-// that carries it.
-var PasswordFiles = map[string]string{
-	mesos.EnvKeystorePassword:   KeystorePasswordFile,
-	mesos.EnvKeyPassword:        KeyPasswordFile,
-	mesos.EnvTruststorePassword: TruststorePasswordFile,
-}
-
 // SandboxFiles are the files of a sandbox: Files, then one 0600 file per
 // password. They share the Bundle's bytes.
 func (s *Shipment) SandboxFiles() []materialize.File {
 	out := slices.Clone(s.Files)
-	b := s.Bundle
-	for _, pw := range []struct {
-		path  string
-		value materialize.Sensitive
-		src   materialize.Source
-	}{
-		{KeystorePasswordFile, b.KeystorePassword, b.KeystorePasswordSource},
-		{KeyPasswordFile, b.KeyPassword, b.KeyPasswordSource},
-		{TruststorePasswordFile, b.TruststorePassword, b.TruststorePasswordSource},
-	} {
-		if pw.value != nil {
-			out = append(out, materialize.File{Path: pw.path, Mode: materialize.FileMode, Contents: pw.value, Source: pw.src})
+	for _, pw := range mesos.Passwords(s.Bundle) {
+		if pw.Value != nil {
+			out = append(out, materialize.File{Path: pw.File, Mode: materialize.FileMode, Contents: pw.Value, Source: pw.Source})
 		}
 	}
 	return out
@@ -157,13 +181,25 @@ func (s *Shipment) MesosIn(dir string) (*mesos.Plan, error) {
 	return mesos.NewPlan(&b, dir, mesos.BundleSources(&b))
 }
 
-// Zero zeroes the Shipment's Bundle and extra files.
+// Zero zeroes the Shipment's Bundle and the extra files of every
+// directory it was made for. A Shipment At returned is its parent's: zero
+// the parent.
 func (s *Shipment) Zero() {
-	if s == nil {
+	if s == nil || s.view {
 		return
 	}
 	for _, f := range s.Files[len(s.Bundle.Files):] {
 		clear(f.Contents)
+	}
+	if s.dirs != nil {
+		s.dirs.mu.Lock()
+		for _, at := range s.dirs.set {
+			for _, f := range at.Files[len(s.Bundle.Files):] {
+				clear(f.Contents)
+			}
+		}
+		s.dirs.set = nil
+		s.dirs.mu.Unlock()
 	}
 	s.Bundle.Zero()
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/shipper"
-	"github.com/keyship/keyship/shipper/server"
 )
 
 type checkFlags struct {
@@ -67,16 +66,10 @@ type checkReport struct {
 	Spec     string                 `json:"spec"`
 	Dialect  string                 `json:"dialect,omitempty"`
 	Hosts    []string               `json:"hosts,omitempty"`
-	Problems []checkProblem         `json:"problems"`
+	Problems []shipper.Problem      `json:"problems"`
 	Warnings []string               `json:"warnings"`
 	Chain    []materialize.CertInfo `json:"chain,omitempty"`
 	Trusted  []materialize.CertInfo `json:"trusted,omitempty"`
-}
-
-type checkProblem struct {
-	Field  string `json:"field"`
-	Ref    string `json:"ref,omitempty"`
-	Reason string `json:"reason"`
 }
 
 // errChecksFailed makes keyship exit 1 after check printed the problems.
@@ -87,16 +80,14 @@ func (g *globals) check(ctx context.Context, f checkFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	rep := &checkReport{Spec: f.specPath, Hosts: f.hosts, Problems: []checkProblem{}, Warnings: []string{}}
+	rep := &checkReport{Spec: f.specPath, Hosts: f.hosts, Problems: []shipper.Problem{}, Warnings: []string{}}
 	err = g.runChecks(ctx, f, deadline, rep)
 	if err != nil {
-		problems := server.Problems(err)
+		problems := shipper.Problems(err)
 		if problems == nil {
 			return err // not the spec's problem: config, plugin, usage
 		}
-		for _, p := range problems {
-			rep.Problems = append(rep.Problems, checkProblem{Field: p.GetField(), Ref: p.GetRef(), Reason: p.GetReason()})
-		}
+		rep.Problems = append(rep.Problems, problems...)
 		var me *materialize.Error
 		if errors.As(err, &me) {
 			rep.Warnings = append(rep.Warnings, me.Warnings...)

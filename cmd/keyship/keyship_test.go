@@ -184,13 +184,17 @@ func TestCanaryIsVisibleWhenRevealed(t *testing.T) {
 	assertNoCanary(t, r)
 }
 
-func TestShipWithoutKeystorePassword(t *testing.T) {
-	j := newJob(t)
-	r := j.ship(t, j.spec(t, map[string]any{"keystore_password": nil}))
-	if r.code == 0 || !strings.Contains(r.stderr, "security.tls.keystore_password") {
-		t.Fatalf("exit %d, stderr %q: want non-zero naming security.tls.keystore_password", r.code, r.stderr)
+// TestShipWithoutARequiredField: a spec without the keystore password, or
+// with a truststore but no CA bundle, ships nothing and names the field.
+func TestShipWithoutARequiredField(t *testing.T) {
+	for _, field := range []string{"keystore_password", "ca_bundle_secret"} {
+		j := newJob(t)
+		r := j.ship(t, j.spec(t, map[string]any{field: nil}))
+		if r.code == 0 || !strings.Contains(r.stderr, "security.tls."+field) {
+			t.Fatalf("exit %d, stderr %q: want non-zero naming security.tls.%s", r.code, r.stderr, field)
+		}
+		assertNothingWritten(t, j)
 	}
-	assertNothingWritten(t, j)
 }
 
 func TestShipWrongStorePassword(t *testing.T) {
@@ -214,15 +218,6 @@ func TestShipRefLeavingTheRoot(t *testing.T) {
 	r := j.ship(t, j.spec(t, map[string]any{"keystore_secret": "../etc/passwd"}))
 	if r.code == 0 || !strings.Contains(r.stderr, "security.tls.keystore_secret") || !strings.Contains(r.stderr, "..") {
 		t.Fatalf("exit %d, stderr %q: want the ref refused, naming the field", r.code, r.stderr)
-	}
-	assertNothingWritten(t, j)
-}
-
-func TestShipTruststoreWithoutCABundle(t *testing.T) {
-	j := newJob(t)
-	r := j.ship(t, j.spec(t, map[string]any{"ca_bundle_secret": nil}))
-	if r.code == 0 || !strings.Contains(r.stderr, "security.tls.ca_bundle_secret") {
-		t.Fatalf("exit %d, stderr %q: want non-zero naming security.tls.ca_bundle_secret", r.code, r.stderr)
 	}
 	assertNothingWritten(t, j)
 }

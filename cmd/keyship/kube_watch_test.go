@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,14 +108,7 @@ func TestKubernetesRotation(t *testing.T) {
 		"--emit", "kubernetes", "--k8s-apply", "--hosts", "node1.example.com", "--watch", "--refresh", refresh.String(), "--log-level", "info",
 		"--on-change", `echo "$KEYSHIP_REASON $KEYSHIP_K8S_SECRET $KEYSHIP_K8S_MANIFEST" >> `+onChange)
 	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=", "VAULT_TOKEN=", "VAULT_ADDR=", "KUBECONFIG="+j.kubeconfig)
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill() }()
+	stdout, stderr, done := startWatch(t, cmd)
 	wait := func(within time.Duration, what string, cond func() bool) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -194,15 +186,7 @@ func TestKubernetesRotation(t *testing.T) {
 		t.Errorf("keytool -list -v on the applied keystore: %v; want serial %s", err, serial)
 	}
 
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("keyship did not stop within 20s of SIGTERM")
-	}
+	stopWatch(t, cmd, done, stderr)
 	if got := j.secret(t, name); got.ResourceVersion != s.ResourceVersion {
 		t.Error("the Secret changed when the watch stopped")
 	}

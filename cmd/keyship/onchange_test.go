@@ -88,29 +88,8 @@ func TestShipWatchOnChangeTimeout(t *testing.T) {
 		"--watch", "--refresh", "1h", "--on-change-timeout", "5s",
 		"--on-change", `sleep 1000 & echo "$KEYSHIP_REASON $$ $!" >> `+hookLog+`; sleep 1000`)
 	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() { _ = cmd.Process.Kill() }()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			select {
-			case err := <-done:
-				t.Fatalf("keyship exited (%v) waiting for %s\n%s\n%s", err, what, stdout.String(), stderr.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s within 60s\n%s\n%s", what, stdout.String(), stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	stdout, stderr, done := startWatch(t, cmd)
+	wait := waiter(t, 60*time.Second, done, stdout, stderr)
 	hookRuns := func() []string {
 		b, _ := os.ReadFile(hookLog)
 		return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")

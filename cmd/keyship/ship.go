@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,7 +17,7 @@ import (
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/conf"
-	"github.com/keyship/keyship/shipper/mesos"
+	"github.com/keyship/keyship/shipper/kube"
 	"github.com/keyship/keyship/shipper/sandbox"
 )
 
@@ -44,13 +43,10 @@ type shipFlags struct {
 
 // The --emit values beyond the consumers of conf.Consumers.
 const (
-	emitMesos    = "mesos"
-	emitMarathon = "marathon"
+	emitMesos      = "mesos"
+	emitMarathon   = "marathon"
+	emitKubernetes = "kubernetes"
 )
-
-// mesosFragmentFile holds the Mesos TaskInfo fragment when it carries secret
-// values, so that they never reach stdout.
-const mesosFragmentFile = "mesos-taskinfo.json"
 
 func newShipCmd(g *globals) *cobra.Command {
 	var f shipFlags
@@ -93,30 +89,82 @@ variables and never contain them.`,
 	return cmd
 }
 
-// applyVersions sets the consumer releases of s that --spark-version and
-// --flink-version give (issue 11).
-func applyVersions(s *spec.Spec, f shipFlags) error {
-	for _, o := range []struct {
-		flag, v, consumer string
-		dst               *spec.ConsumerVersion
-	}{{"--spark-version", f.sparkVersion, spec.ConsumerSpark, &s.SparkVersion}, {"--flink-version", f.flinkVersion, spec.ConsumerFlink, &s.FlinkVersion}} {
-		if o.v == "" {
-			continue
-		}
-		v, err := spec.ParseRelease(o.consumer, o.v)
-		if err != nil {
-			return usageError{fmt.Errorf("%s: %w", o.flag, err)}
-		}
-		*o.dst = spec.ConsumerVersion{Version: v, From: o.flag}
-	}
-	return nil
-}
-
 func defaultSandbox() string {
 	if d := os.Getenv("MESOS_SANDBOX"); d != "" {
 		return filepath.Join(d, ".keyship")
 	}
 	return ""
+}
+
+// emitTargets are the targets of --emit: what ship delivers besides the
+// sandbox, for which consumer, with the settings pointing where.
+type emitTargets struct {
+	consumer string // "" for the spec's
+	fragment *shipper.Fragment
+	kube     *kube.Target
+}
+
+// targets reads --emit and the --k8s-* flags.
+func (f shipFlags) targets() (emitTargets, error) {
+	var e emitTargets
+	switch {
+	case f.emit == emitKubernetes:
+		k := f.kube
+		if k.operator != "" && k.operator != kube.OperatorSpark && k.operator != kube.OperatorFlink {
+			return e, usageError{fmt.Errorf("--k8s-operator %q: want %s or %s", k.operator, kube.OperatorSpark, kube.OperatorFlink)}
+		}
+		if len(f.jobID) > spec.MaxJobIDLen {
+			return e, usageError{fmt.Errorf("--job-id: longer than %d bytes", spec.MaxJobIDLen)}
+		}
+		e.kube = &kube.Target{Options: kube.Options{Name: k.secret, Namespace: k.namespace, MountPath: k.mountPath}, Manifest: true, Operator: k.operator}
+		if e.kube.MountPath == "" {
+			e.kube.MountPath = kube.DefaultMountPath
+		}
+	case f.kube.any():
+		return e, usageError{fmt.Errorf("the --k8s-* flags and --kubeconfig go with --emit kubernetes")}
+	case f.emit == emitMesos, f.emit == emitMarathon:
+		e.fragment = &shipper.Fragment{Marathon: f.emit == emitMarathon}
+	case slices.Contains(conf.Consumers, f.emit), f.emit == "":
+		e.consumer = f.emit
+	default:
+		return e, usageError{fmt.Errorf("--emit %q: want spark, flink, libprocess, mesos, marathon or kubernetes", f.emit)}
+	}
+	return e, nil
+}
+
+// list is the targets of a ship in this process: the sandbox, then the
+// fragment or the Secret (applied with --k8s-apply through --kubeconfig).
+func (e emitTargets) list(k kubeFlags) ([]shipper.Target, error) {
+	targets := []shipper.Target{shipper.Sandbox}
+	switch {
+	case e.fragment != nil:
+		targets = append(targets, e.fragment)
+	case e.kube != nil:
+		if k.apply {
+			c, err := kube.NewClient(k.kubeconfig)
+			if err != nil {
+				return nil, err
+			}
+			e.kube.Client = c
+			if e.kube.Namespace == "" {
+				e.kube.Namespace = c.Namespace
+			}
+		}
+		targets = append(targets, e.kube)
+	}
+	return targets, nil
+}
+
+// dir is where the consumer reads the files: the sandbox, the task's
+// sandbox for a Mesos fragment, or the Secret's mount path.
+func (e emitTargets) dir(sandbox string) (string, error) {
+	switch {
+	case e.kube != nil:
+		return e.kube.MountPath, nil
+	case e.fragment != nil:
+		return shipper.TaskDir, nil
+	}
+	return filepath.Abs(sandbox)
 }
 
 func (g *globals) ship(ctx context.Context, f shipFlags) error {
@@ -126,120 +174,94 @@ func (g *globals) ship(ctx context.Context, f shipFlags) error {
 	if err := f.watch.check(f); err != nil {
 		return usageError{err}
 	}
-	switch {
-	case f.emit == emitKubernetes:
-		return g.shipKubernetes(ctx, f)
-	case f.kube.any():
-		return usageError{fmt.Errorf("the --k8s-* flags and --kubeconfig go with --emit kubernetes")}
-	}
-	if f.server != "" {
-		return g.shipThroughServer(ctx, f)
-	}
-	consumer := ""
-	switch {
-	case slices.Contains(conf.Consumers, f.emit), f.emit == "":
-		consumer = f.emit
-	case f.emit != emitMesos && f.emit != emitMarathon:
-		return usageError{fmt.Errorf("--emit %q: want spark, flink, libprocess, mesos, marathon or kubernetes", f.emit)}
-	}
-	toMesos := f.emit == emitMesos || f.emit == emitMarathon
-	req, err := readRequest(f.specPath, f.dialect, consumer, f.hosts)
+	e, err := f.targets()
 	if err != nil {
 		return err
 	}
-	if err := applyVersions(req.Spec, f); err != nil {
+	dir, err := e.dir(f.sandbox)
+	if err != nil {
 		return err
 	}
+	// The request is read here whichever process builds, so that a bad
+	// spec or flag reads the same with --server.
+	req, err := readRequest(f.specPath, f.dialect, e.consumer, f.hosts)
+	if err != nil {
+		return err
+	}
+	if err := (shipper.Releases{Spark: f.sparkVersion, Flink: f.flinkVersion}).Apply(req.Spec); err != nil {
+		return usageError{err}
+	}
+	if f.jobID != "" {
+		req.JobID = f.jobID
+	}
+	opts := shipper.Options{Dir: dir}
+	if e.kube != nil {
+		if err := e.kube.Check(req.JobID); err != nil {
+			return usageError{err}
+		}
+		if err := e.kube.CheckConsumer(req.Consumer); err != nil {
+			return usageError{err}
+		}
+		if f.kube.pem {
+			opts.Build.Outputs = kube.PEMOutputs(req.Spec.StoreType)
+		}
+	}
+	if f.server != "" {
+		return g.shipThroughServer(ctx, f, e, req, dir)
+	}
 	if f.watch.on {
-		return g.shipWatch(ctx, f, req)
+		return g.shipWatch(ctx, f, e, req, opts)
 	}
 	h, ctx, done, err := g.startHost(ctx, f.timeout)
 	if err != nil {
 		return err
 	}
 	defer done()
-
-	// Settings point at the files where the task reads them: the sandbox
-	// here, or .keyship in the task's sandbox for a Mesos fragment.
-	dir, err := filepath.Abs(f.sandbox)
+	targets, err := e.list(f.kube)
 	if err != nil {
 		return err
 	}
-	if toMesos {
-		dir = shipper.TaskDir
-	}
-	sh, err := shipper.Prepare(ctx, h, req, shipper.Options{Dir: dir})
+	sh, d, err := shipper.Ship(ctx, h, req, opts, targets...)
 	if err != nil {
 		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
 	defer sh.Zero()
-	settings := sh.Settings
-	// Spark with every file a Mesos secret by reference: the driver and
-	// executors mount them (spark.mesos.*.secret.*), so the settings point
-	// at their place in the container.
-	if req.Consumer == conf.ConsumerSpark && !toMesos {
-		if plan, err := sh.MesosIn(shipper.TaskDir); err == nil {
-			if mesosSettings, _, ok := conf.SparkMesos(sh.Bundle, req.Spec, plan); ok {
-				settings, dir = mesosSettings, shipper.TaskDir
-			}
-		}
-	}
-	files := sh.SandboxFiles()
-	var out []byte
-	if toMesos {
-		plan, err := sh.Mesos()
-		if err != nil {
-			return err
-		}
-		if out, err = mesosFragment(f.emit, plan); err != nil {
-			return err
-		}
-		if f.emit == emitMesos && plan.ByValue() {
-			files = append(files, materialize.File{Path: mesosFragmentFile, Mode: 0o600, Contents: out})
-			out = nil
-		}
-	}
-	abs, err := g.writeSandbox(ctx, f, files, sh.NotAfter(), sh.Bundle.Warnings)
+	defer d.Zero()
+	return g.shipped(ctx, f, d)
+}
+
+// shipped writes d's files into the sandbox and prints what ship prints,
+// for a delivery made here or by keyship serve alike: the files shipped,
+// then the settings (or the fragment, or the Secret and the settings that
+// mount it). Nothing printed holds a password.
+func (g *globals) shipped(ctx context.Context, f shipFlags, d *shipper.Delivery) error {
+	abs, err := g.writeSandbox(ctx, f, d.Files, d.NotAfter, d.Warnings)
 	if err != nil {
 		return err
 	}
-	// The consumer's settings never hold a password; with --emit mesos or
-	// marathon they point at the container paths (issue 11), and go to
-	// stderr when stdout is the JSON fragment.
-	printed := conf.Print(req.Consumer, settings, sh.Bundle, req.Spec, dir)
 	switch {
-	case out != nil:
-		if _, err = g.stdout.Write(out); err != nil {
+	case d.Secret != nil:
+		manifest := filepath.Join(abs, kube.ManifestFile)
+		g.printSecret(d.Secret, manifest)
+		if d.Secret.ResourceVersion != "" {
+			fmt.Fprintf(g.stdout, "# applied Secret %s/%s (resourceVersion %s, field manager %s)\n", d.Secret.Namespace, d.Secret.Name, d.Secret.ResourceVersion, kube.FieldManager)
+		} else {
+			fmt.Fprintf(g.stdout, "# apply it with: kubectl apply --server-side --field-manager=%s -f %s\n", kube.FieldManager, manifest)
+		}
+		fmt.Fprintf(g.stdout, "# mounted at %s; a subPath mount never sees an updated Secret: mount the whole volume\n", d.Secret.MountPath)
+	case d.Fragment != nil:
+		// The settings go to stderr when stdout is the JSON fragment.
+		if _, err = g.stdout.Write(d.Fragment); err != nil {
 			return err
 		}
-		fmt.Fprintf(g.stderr, "# the task's %s settings, for the files at %s/ in its sandbox:\n%s", req.Consumer, shipper.TaskDir, printed)
+		fmt.Fprintf(g.stderr, "# the task's %s settings, for the files at %s/ in its sandbox:\n%s", d.Consumer, shipper.TaskDir, d.Printed)
 		return nil
-	case f.emit == emitMesos:
-		fmt.Fprintf(g.stdout, "# the TaskInfo fragment carries secret values (keyship built the stores), so it is not printed:\n# merge %s (0600) into the TaskInfo\n", filepath.Join(abs, mesosFragmentFile))
-		fmt.Fprintf(g.stdout, "# the task's %s settings, for the files at %s/ in its sandbox:\n", req.Consumer, shipper.TaskDir)
+	case d.FragmentFile != "":
+		fmt.Fprintf(g.stdout, "# the TaskInfo fragment carries secret values (keyship built the stores), so it is not printed:\n# merge %s (0600) into the TaskInfo\n", filepath.Join(abs, d.FragmentFile))
+		fmt.Fprintf(g.stdout, "# the task's %s settings, for the files at %s/ in its sandbox:\n", d.Consumer, shipper.TaskDir)
 	}
-	fmt.Fprint(g.stdout, printed)
-	return nil
-}
-
-// mesosFragment is the JSON of plan as a Mesos TaskInfo fragment or a
-// Marathon app fragment. Marathon secrets can only be references: a plan
-// with keyship-built items has no Marathon form.
-func mesosFragment(emit string, plan *mesos.Plan) ([]byte, error) {
-	var v any = plan.TaskInfo()
-	if emit == emitMarathon {
-		app, left := plan.Marathon()
-		if len(left) > 0 {
-			var what []string
-			for _, it := range left {
-				what = append(what, it.Path+it.Env)
-			}
-			return nil, fmt.Errorf("--emit marathon: Marathon secrets must be references to the DC/OS secret store, and keyship built %s; ship them with --sandbox, --emit mesos or keyship serve's fetch URIs", strings.Join(what, ", "))
-		}
-		v = app
-	}
-	data, err := json.MarshalIndent(v, "", "  ")
-	return append(data, '\n'), err
+	_, err = fmt.Fprint(g.stdout, d.Printed)
+	return err
 }
 
 // writeSandbox writes files and their manifest.json atomically into

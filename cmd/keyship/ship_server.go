@@ -3,21 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
-	"path"
-	"strings"
-	"time"
 
-	"github.com/keyship/keyship/host/materialize"
-	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
-	"github.com/keyship/keyship/shipper"
+	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper/server"
 )
 
-// shipThroughServer ships the spec through a running keyship serve: the
-// server resolves and builds, this process only writes the sandbox.
-func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
+// shipThroughServer ships req through a running keyship serve: the server
+// resolves, builds and delivers to the same targets a local ship would
+// (the request carries the consumer, the releases, where the files go and
+// the --emit choice), and this process writes the sandbox and prints the
+// delivery as ship does.
+func (g *globals) shipThroughServer(ctx context.Context, f shipFlags, e emitTargets, req *spec.Request, dir string) error {
+	if e.kube != nil && f.kube.kubeconfig != "" {
+		return usageError{fmt.Errorf("--kubeconfig with --server: the server applies with its own credentials")}
+	}
 	doc, err := os.ReadFile(f.specPath)
 	if err != nil {
 		return usageError{fmt.Errorf("--spec: %w", err)}
@@ -27,59 +27,29 @@ func (g *globals) shipThroughServer(ctx context.Context, f shipFlags) error {
 		return usageError{err}
 	}
 	defer func() { _ = c.Close() }()
-	jobID := f.jobID
-	if jobID == "" {
-		jobID = localJobID(doc)
+	r := server.Request{JobID: req.JobID, Spec: doc, Dialect: f.dialect, Consumer: e.consumer,
+		SparkVersion: f.sparkVersion, FlinkVersion: f.flinkVersion, Dir: dir,
+		Tasks:   []spec.Task{{ID: "local", Role: "component", Hosts: f.hosts}},
+		Targets: []server.Target{server.TargetSandbox}}
+	switch {
+	case e.fragment != nil && e.fragment.Marathon:
+		r.Targets = append(r.Targets, server.TargetMarathonApp)
+	case e.fragment != nil:
+		r.Targets = append(r.Targets, server.TargetMesosTaskInfo)
+	case e.kube != nil:
+		k := e.kube
+		r.Kubernetes = server.KubernetesRequest{Namespace: k.Namespace, Secret: k.Name, MountPath: k.MountPath, Operator: k.Operator, PEM: f.kube.pem, Persist: true}
+		r.Targets = append(r.Targets, server.TargetKubernetesManifest)
+		if f.kube.apply {
+			r.Targets = append(r.Targets, server.TargetKubernetes)
+		}
 	}
-	resp, err := c.Ship(ctx, &hostv1.ShipRequest{
-		JobId:   jobID,
-		Spec:    doc,
-		Dialect: server.DialectOf(f.dialect),
-		Tasks:   []*hostv1.Task{{Id: "local", Role: "component", Hosts: f.hosts}},
-		Targets: []hostv1.Target{hostv1.Target_TARGET_FILES, hostv1.Target_TARGET_MESOS},
-	})
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	d, err := c.Deliver(ctx, r)
 	if err != nil {
-		return fmt.Errorf("nothing shipped: %w", err)
+		return fmt.Errorf("nothing shipped:\n%w", err)
 	}
-	var files []materialize.File
-	var fetchDir string
-	for _, fl := range resp.GetFiles() {
-		name := path.Base(fl.GetPath())
-		fetchDir = path.Dir(fl.GetPath())
-		files = append(files, materialize.File{Path: name, Role: materialize.Role(fl.GetRole()), Mode: fs.FileMode(fl.GetMode()), Contents: fl.GetContents(), Version: fl.GetVersion()})
-	}
-	for _, e := range resp.GetTasks()[0].GetEnv() {
-		if name, ok := shipper.PasswordFiles[e.GetName()]; ok {
-			files = append(files, materialize.File{Path: name, Mode: materialize.FileMode, Contents: e.GetSecret().GetValue()})
-		}
-	}
-	defer func() {
-		for _, fl := range files {
-			clear(fl.Contents)
-		}
-	}()
-	dir, err := g.writeSandbox(ctx, f, files, notAfterOf(resp), resp.GetWarnings())
-	if err != nil {
-		return err
-	}
-	for _, st := range resp.GetSettings() {
-		v := st.GetValue()
-		if rest, ok := strings.CutPrefix(v, fetchDir+"/"); ok && fetchDir != "" {
-			v = path.Join(dir, rest)
-		}
-		fmt.Fprintf(g.stdout, "%s=%s\n", st.GetKey(), v)
-	}
-	return nil
-}
-
-// notAfterOf maps each file of resp, by its name in the sandbox, to when its
-// certificates expire (File.not_after_unix), for the manifest.
-func notAfterOf(resp *hostv1.ShipResponse) map[string]time.Time {
-	out := map[string]time.Time{}
-	for _, fl := range resp.GetFiles() {
-		if t := fl.GetNotAfterUnix(); t > 0 {
-			out[path.Base(fl.GetPath())] = time.Unix(t, 0)
-		}
-	}
-	return out
+	defer d.Zero()
+	return g.shipped(ctx, f, d)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/kube"
 	"github.com/keyship/keyship/shipper/sandbox"
 	"github.com/keyship/keyship/shipper/watch"
 )
@@ -34,11 +35,14 @@ type watchFlags struct {
 	onChangeTimeout time.Duration
 }
 
-// The environment of an --on-change command.
+// The environment of an --on-change command; with --emit kubernetes also
+// the Secret's name and its manifest file.
 const (
-	envManifest = "KEYSHIP_MANIFEST" // the new set's manifest.json
-	envSandbox  = "KEYSHIP_SANDBOX"  // the sandbox directory
-	envReason   = "KEYSHIP_REASON"   // changed or renewed
+	envK8sSecret   = "KEYSHIP_K8S_SECRET"   // namespace/name of the Secret
+	envK8sManifest = "KEYSHIP_K8S_MANIFEST" // the Secret's manifest file (0600)
+	envManifest    = "KEYSHIP_MANIFEST"     // the new set's manifest.json
+	envSandbox     = "KEYSHIP_SANDBOX"      // the sandbox directory
+	envReason      = "KEYSHIP_REASON"       // changed or renewed
 )
 
 func addWatchFlags(cmd *cobra.Command, f *watchFlags) {
@@ -86,10 +90,15 @@ func watchSignals(ctx context.Context) (_ context.Context, hup <-chan os.Signal,
 	return ctx, h, func() { signal.Stop(h); cancel() }
 }
 
-// shipWatch ships req into the sandbox like ship, then keeps it fresh until
-// SIGTERM or SIGINT (see package shipper/watch): a refresh every --refresh,
-// SIGHUP for one now, --on-change after each swap.
-func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request) error {
+// shipWatch ships req like ship, to the sandbox or (e.kube) a Kubernetes
+// Secret, then keeps it fresh until SIGTERM or SIGINT (see package
+// shipper/watch): a refresh every --refresh, SIGHUP for one now, and after
+// each new set the same targets again (the sandbox swapped; the Secret
+// planned again, server-side-applied in place with --k8s-apply, its
+// manifest file replaced) and --on-change. A refresh that fails, or an
+// apply the API server refuses, leaves what is in place, and the watch
+// tries again.
+func (g *globals) shipWatch(ctx context.Context, f shipFlags, e emitTargets, req *spec.Request, opts shipper.Options) error {
 	ctx, hup, stop := watchSignals(ctx)
 	defer stop()
 
@@ -101,6 +110,10 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 	if err != nil {
 		return err
 	}
+	targets, err := e.list(f.kube)
+	if err != nil {
+		return err
+	}
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return err
@@ -108,26 +121,50 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 	h := g.newHost(cfg)
 	defer func() { _ = h.Close() }()
 
-	// current is the shipped set; only the watch's ship calls touch it.
-	var current *shipper.Shipment
-	defer func() { current.Zero() }()
+	// current and delivered are the shipped set and its delivery; only the
+	// watch's ship calls touch them.
+	var (
+		current   *shipper.Shipment
+		delivered *shipper.Delivery
+	)
+	defer func() { delivered.Zero(); current.Zero() }()
 	watching := ctx // --on-change runs for the watch's life, not a rebuild's deadline
 	ship := func(ctx context.Context, sh *shipper.Shipment, u watch.Update) error {
-		if _, err := writeSandboxFiles(ctx, dir, sh.SandboxFiles(), sh.NotAfter(), sopts); err != nil {
+		d, err := sh.Deliver(ctx, targets...)
+		if err != nil {
 			return err
 		}
-		old := current
-		current = sh
+		// The manifest file follows the Secret: applying the same set
+		// again, after a failed write, changes nothing.
+		if _, err := writeSandboxFiles(ctx, dir, d.Files, d.NotAfter, sopts); err != nil {
+			d.Zero()
+			return err
+		}
+		oldD, old := delivered, current
+		current, delivered = sh, d
+		oldD.Zero()
 		old.Zero()
 		if u.Reason == watch.Initial {
 			return nil
 		}
-		fmt.Fprintf(g.stdout, "# %s keyship shipped new stores to %s: %s\n", time.Now().UTC().Format(time.RFC3339), dir, updateText(u))
-		g.runOnChange(watching, f.watch, dir, u)
+		now := time.Now().UTC().Format(time.RFC3339)
+		var extra []string
+		switch s := d.Secret; {
+		case s == nil:
+			fmt.Fprintf(g.stdout, "# %s keyship shipped new stores to %s: %s\n", now, dir, updateText(u))
+		case s.ResourceVersion != "":
+			fmt.Fprintf(g.stdout, "# %s keyship applied new stores to Secret %s/%s (resourceVersion %s): %s\n", now, s.Namespace, s.Name, s.ResourceVersion, updateText(u))
+		default:
+			fmt.Fprintf(g.stdout, "# %s keyship wrote new stores to %s (Secret %s): %s\n", now, filepath.Join(dir, kube.ManifestFile), secretWhere(s), updateText(u))
+		}
+		if d.Secret != nil {
+			extra = []string{envK8sSecret + "=" + secretWhere(d.Secret), envK8sManifest + "=" + filepath.Join(dir, kube.ManifestFile)}
+		}
+		g.runOnChange(watching, f.watch, dir, u, extra...)
 		return nil
 	}
 	job, err := watch.Start(ctx, h, req, watch.Options{
-		Prepare:     shipper.Options{Dir: dir},
+		Prepare:     opts,
 		Timeout:     f.timeout,
 		RenewBefore: f.watch.renewBefore,
 		RetryMax:    f.watch.refresh,
@@ -139,23 +176,57 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, req *spec.Request)
 	for _, w := range current.Bundle.Warnings {
 		g.logger.Warn(w)
 	}
-	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s, and watches them (refresh every %s", len(current.SandboxFiles())+1, dir, f.watch.refresh)
+	if delivered.Secret != nil {
+		g.printSecretWatch(f, job, delivered, filepath.Join(dir, kube.ManifestFile))
+	} else {
+		g.printSandboxWatch(f, job, current, delivered, dir)
+	}
+	err = g.runWatch(ctx, h, job, f.watch.refresh, hup)
+	g.logger.Info("watch stopped; what is in place stays", "sandbox", dir)
+	return err
+}
+
+// printSandboxWatch prints what a sandbox watch shipped and the settings,
+// with those that make the consumer reload what it can.
+func (g *globals) printSandboxWatch(f shipFlags, job *watch.Job, sh *shipper.Shipment, d *shipper.Delivery, dir string) {
+	fmt.Fprintf(g.stdout, "# keyship shipped %d files to %s, and watches them (refresh every %s", len(d.Files)+1, dir, f.watch.refresh)
 	if t := job.RenewAt(); !t.IsZero() {
 		fmt.Fprintf(g.stdout, "; the issued certificate is renewed at %s", t.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(g.stdout, ")")
-	settings := current.Settings
+	settings := d.Settings
 	reloads := false
-	if req.Consumer == conf.ConsumerSpark {
-		extra := conf.SparkReload(current.Bundle, req.Spec.SparkVersion.Version, f.watch.refresh)
+	if d.Consumer == conf.ConsumerSpark {
+		extra := conf.SparkReload(sh.Bundle, sh.Profile.SparkVersion.Version, f.watch.refresh)
 		settings, reloads = append(slices.Clone(settings), extra...), len(extra) > 0
 	}
-	fmt.Fprint(g.stdout, conf.ReloadNote(req.Consumer, reloads))
-	fmt.Fprint(g.stdout, conf.Print(req.Consumer, settings, current.Bundle, req.Spec, dir))
+	fmt.Fprint(g.stdout, conf.ReloadNote(d.Consumer, reloads))
+	fmt.Fprint(g.stdout, conf.Print(d.Consumer, settings, sh.Bundle, sh.Profile, d.SettingsDir))
+}
 
-	err = g.runWatch(ctx, h, job, f.watch.refresh, hup)
-	g.logger.Info("watch stopped; the stores in place stay", "sandbox", dir)
-	return err
+// printSecretWatch prints the Secret a watch shipped, how it stays fresh in
+// the pods, and the settings that mount it.
+func (g *globals) printSecretWatch(f shipFlags, job *watch.Job, d *shipper.Delivery, manifestPath string) {
+	s := d.Secret
+	g.printSecret(s, manifestPath)
+	if s.ResourceVersion != "" {
+		fmt.Fprintf(g.stdout, "# applied Secret %s/%s (resourceVersion %s, field manager %s)\n", s.Namespace, s.Name, s.ResourceVersion, kube.FieldManager)
+	} else {
+		fmt.Fprintf(g.stdout, "# apply it with: kubectl apply --server-side --field-manager=%s -f %s (or from --on-change, with %s set to it)\n", kube.FieldManager, manifestPath, envK8sManifest)
+	}
+	fmt.Fprintf(g.stdout, "# keyship watches the secrets (refresh every %s", f.watch.refresh)
+	if t := job.RenewAt(); !t.IsZero() {
+		fmt.Fprintf(g.stdout, "; the issued certificate is renewed at %s", t.UTC().Format(time.RFC3339))
+	}
+	if s.ResourceVersion != "" {
+		fmt.Fprintf(g.stdout, ") and applies each new set to Secret %s in place.\n", secretWhere(s))
+	} else {
+		fmt.Fprintf(g.stdout, ") and rewrites %s with each new set.\n", manifestPath)
+	}
+	fmt.Fprintf(g.stdout, "# Pods that mount the Secret as a volume at %s see the new files once kubelet refreshes the volume (its sync period, about a minute);\n", s.MountPath)
+	fmt.Fprintln(g.stdout, "# a subPath mount never sees an updated Secret: mount the whole volume.")
+	fmt.Fprintln(g.stdout, "# The JVM reads its keystore at start, and the password variables (secretKeyRef) are set at container start: restart the pods with --on-change.")
+	fmt.Fprint(g.stdout, d.Printed)
 }
 
 // runWatch keeps job fresh through h until ctx ends: a refresh every

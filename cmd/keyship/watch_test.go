@@ -65,31 +65,8 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binDir, "keyship"), "ship", "--config", j.config, "--spec", spec, "--sandbox", j.sandbox,
 		"--watch", "--refresh", "1h", "--spark-version", "4.0.1", "--on-change", `echo "$KEYSHIP_REASON $KEYSHIP_MANIFEST" >> `+onChange)
 	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Kill()
-	}()
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			select {
-			case err := <-done:
-				t.Fatalf("keyship exited (%v) waiting for %s\n%s\n%s", err, what, stdout.String(), stderr.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s within 20s\n%s\n%s", what, stdout.String(), stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	stdout, stderr, done := startWatch(t, cmd)
+	wait := waiter(t, 20*time.Second, done, stdout, stderr)
 	wait("first ship", func() bool { return strings.Contains(stdout.String(), "spark.ssl.protocol=") })
 	for _, want := range []string{"spark.ssl.rpc.trustStoreReloadingEnabled=true\n", "spark.ssl.rpc.trustStoreReloadIntervalMs=10000\n",
 		"never reloads its keystore", "--on-change", "watches them (refresh every 1h0m0s"} {
@@ -140,6 +117,19 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 	if !strings.Contains(stdout.String(), "keyship shipped new stores to "+j.sandbox+": changed security.tls.keystore_secret (/spark/keystore)") {
 		t.Errorf("the swap is not reported on stdout:\n%s", stdout.String())
 	}
+	stopWatch(t, cmd, done, stderr)
+	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, ks) {
+		t.Error("the stores changed when the watch stopped")
+	}
+	if strings.Contains(stdout.String(), canary) || strings.Contains(stderr.String(), canary) {
+		t.Fatal("the keystore password appeared in the output")
+	}
+}
+
+// stopWatch ends a keyship ship --watch with SIGTERM and wants it to exit 0
+// within 20 seconds.
+func stopWatch(t *testing.T, cmd *exec.Cmd, done <-chan error, stderr *syncBuffer) {
+	t.Helper()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:
@@ -149,10 +139,40 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("keyship did not stop within 20s of SIGTERM")
 	}
-	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, ks) {
-		t.Error("the stores changed when the watch stopped")
+}
+
+// startWatch starts a keyship ship --watch, killed when the test ends; done
+// gets its exit.
+func startWatch(t *testing.T, cmd *exec.Cmd) (stdout, stderr *syncBuffer, done <-chan error) {
+	t.Helper()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if strings.Contains(stdout.String(), canary) || strings.Contains(stderr.String(), canary) {
-		t.Fatal("the keystore password appeared in the output")
+	exit := make(chan error, 1)
+	go func() { exit <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return stdout, stderr, exit
+}
+
+// waiter returns wait(what, cond): it polls cond until it holds, and fails
+// the test when the watch exits first or within passes (a bound on a hang,
+// not a timed assertion).
+func waiter(t *testing.T, within time.Duration, done <-chan error, stdout, stderr *syncBuffer) func(what string, cond func() bool) {
+	return func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !cond() {
+			select {
+			case err := <-done:
+				t.Fatalf("keyship exited (%v) waiting for %s\n%s\n%s", err, what, stdout.String(), stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within %s\n%s\n%s", what, within, stdout.String(), stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

@@ -3,8 +3,10 @@
 // properties (spark.ssl.*, and spark.mesos.*.secret.* when Mesos resolves the
 // secrets by reference), Flink configuration (security.ssl.*) and the
 // libprocess environment (LIBPROCESS_SSL_*), each for the release of the
-// consumer the Spec names (spec.Spec.SparkVersion, FlinkVersion): the keys
-// that release reads, in the form its own parser reads back unchanged.
+// consumer the request names (Profile.SparkVersion, FlinkVersion): the keys
+// that release reads, in the form its own parser reads back unchanged. What
+// the settings are written from is the Bundle and the consumer's Profile,
+// read once from the request (ProfileOf); nothing here re-reads the Spec.
 //
 // Settings never hold a password where it could be printed: Spark 2.3+
 // refers to the passwords through ${env:NAME} (the variables of
@@ -16,8 +18,9 @@
 //
 // Quickstart:
 //
-//	settings, extra, err := conf.For(conf.ConsumerFlink, bundle, ".keyship", s)
-//	fmt.Print(conf.Print(conf.ConsumerFlink, settings, bundle, s, ".keyship")) // no passwords
+//	p := conf.ProfileOf(req.Spec) // once per request
+//	settings, extra, err := conf.For(conf.ConsumerFlink, bundle, ".keyship", p)
+//	fmt.Print(conf.Print(conf.ConsumerFlink, settings, bundle, p, ".keyship")) // no passwords
 //	// ship extra (.keyship/flink-ssl.yaml, 0600) with the stores
 package conf
 
@@ -50,9 +53,9 @@ const (
 // passwords ship as files too (the Spark REFERENCE case, keyship ship's
 // sandbox).
 const (
-	KeystorePasswordFile   = "keystore.password"
-	KeyPasswordFile        = "key.password"
-	TruststorePasswordFile = "truststore.password"
+	KeystorePasswordFile   = mesos.KeystorePasswordFile
+	KeyPasswordFile        = mesos.KeyPasswordFile
+	TruststorePasswordFile = mesos.TruststorePasswordFile
 )
 
 // The roles of the Bundle files that each consumer reads, in one place so

@@ -83,7 +83,7 @@ func mustExist(t *testing.T, root, setting, rel string) {
 func TestSparkParsesBack(t *testing.T) {
 	b := jksBundle("pw")
 	root := shipSandbox(t, b)
-	out := Properties(Spark(b, dir, &spec.Spec{Protocol: "TLSv1.3"}))
+	out := Properties(Spark(b, dir, ProfileOf(&spec.Spec{Protocol: "TLSv1.3"})))
 	props, err := spec.ReadSparkProperties([]byte(out))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -161,7 +161,7 @@ func TestSparkSecrets(t *testing.T) {
 	}
 	root := shipSandbox(t, b)
 	sparkEnv := map[string]bool{}
-	for _, s := range Spark(b, dir, &spec.Spec{}) {
+	for _, s := range Spark(b, dir, ProfileOf(&spec.Spec{})) {
 		if v, ok := strings.CutPrefix(s.Value, "${env:"); ok {
 			sparkEnv[strings.TrimSuffix(v, "}")] = true
 		}
@@ -219,7 +219,7 @@ func TestLibprocessParsesBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, err := Libprocess(b, dir, in)
+	settings, err := Libprocess(b, dir, ProfileOf(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestLibprocessParsesBack(t *testing.T) {
 	// VERIFY_DEPTH is the Mesos documentation's name; libprocess reads
 	// VERIFICATION_DEPTH (openssl.cpp, Flags::verification_depth), and the
 	// printed text says so.
-	if p := Print(ConsumerLibprocess, settings, b, in, dir); !strings.Contains(p, "# warning: LIBPROCESS_SSL_VERIFY_DEPTH is the Mesos documentation's name, but libprocess reads LIBPROCESS_SSL_VERIFICATION_DEPTH") {
+	if p := Print(ConsumerLibprocess, settings, b, ProfileOf(in), dir); !strings.Contains(p, "# warning: LIBPROCESS_SSL_VERIFY_DEPTH is the Mesos documentation's name, but libprocess reads LIBPROCESS_SSL_VERIFICATION_DEPTH") {
 		t.Errorf("printed:\n%s", p)
 	}
 	back, err := spec.ParseLibprocess(env)
@@ -256,7 +256,7 @@ func TestLibprocessParsesBack(t *testing.T) {
 	}
 
 	// A spec of another dialect: exactly its protocol, verification on.
-	settings, err = Libprocess(b, dir, &spec.Spec{Protocol: "TLSv1.3"})
+	settings, err = Libprocess(b, dir, ProfileOf(&spec.Spec{Protocol: "TLSv1.3"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestLibprocessParsesBack(t *testing.T) {
 		env["LIBPROCESS_SSL_VERIFY_CERT"] != "true" || env["LIBPROCESS_SSL_SUPPORT_DOWNGRADE"] != "false" {
 		t.Errorf("from a TLSv1.3 spec: %v", env)
 	}
-	if _, err := Libprocess(jksBundle("pw"), dir, &spec.Spec{}); err == nil || !strings.Contains(err.Error(), `no pem-cert or pem-key file`) {
+	if _, err := Libprocess(jksBundle("pw"), dir, ProfileOf(&spec.Spec{})); err == nil || !strings.Contains(err.Error(), `no pem-cert or pem-key file`) {
 		t.Errorf("JKS bundle: %v", err)
 	}
 }
@@ -285,11 +285,11 @@ func TestNoPasswordPrinted(t *testing.T) {
 	} {
 		printed := Properties(secrets)
 		for _, c := range []string{ConsumerSpark, ConsumerFlink} {
-			settings, extra, err := For(c, b, dir, s)
+			settings, extra, err := For(c, b, dir, ProfileOf(s))
 			if err != nil {
 				t.Fatal(err)
 			}
-			printed += Print(c, settings, b, s, dir) + Properties(settings) + Environment(settings) + Format(c, settings)
+			printed += Print(c, settings, b, ProfileOf(s), dir) + Properties(settings) + Environment(settings) + Format(c, settings)
 			if slices.ContainsFunc(settings, func(s Setting) bool { return strings.Contains(s.Value, canary) }) {
 				t.Errorf("%s: a password in a Setting's Value", c)
 			}

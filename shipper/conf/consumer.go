@@ -31,7 +31,7 @@ const RoleFlinkSecrets materialize.Role = "flink-secrets"
 // setting with its password), and for Spark 2.2 and before the properties
 // with their passwords (SparkPropertiesFile), both 0600. Settings never hold
 // passwords in Value.
-func For(consumer string, b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, []materialize.File, error) {
+func For(consumer string, b *materialize.Bundle, dir string, s Profile) ([]Setting, []materialize.File, error) {
 	switch consumer {
 	case ConsumerSpark:
 		settings := Spark(b, dir, s)
@@ -124,14 +124,14 @@ func Format(consumer string, settings []Setting) string {
 // them, where it is (dir/FlinkSecretFile, dir/SparkPropertiesFile) and how
 // to merge it; what the CA bundle file is for; the request's warnings; then
 // Format's lines. It never holds a password.
-func Print(consumer string, settings []Setting, b *materialize.Bundle, s *spec.Spec, dir string) string {
+func Print(consumer string, settings []Setting, b *materialize.Bundle, s Profile, dir string) string {
 	var g strings.Builder
 	note := func(format string, a ...any) { fmt.Fprintf(&g, "# "+format+"\n", a...) }
 	for _, w := range s.Warnings {
 		note("warning: %s", w)
 	}
 	if consumer == ConsumerSpark {
-		for _, w := range spec.SparkNamespaceWarnings(s) {
+		for _, w := range spec.SparkNamespaceWarnings(s.asSpec()) {
 			note("warning: %s", w)
 		}
 	}

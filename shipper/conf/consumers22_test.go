@@ -48,7 +48,7 @@ security.ssl.rest.authentication-enabled: %s
 			if tt.release == "" {
 				s.FlinkVersion = spec.ConsumerVersion{}
 			}
-			settings, err := Flink(jksBundle("pw"), dir, s)
+			settings, err := Flink(jksBundle("pw"), dir, ProfileOf(s))
 			if tt.want == "error" {
 				if err == nil || !strings.Contains(err.Error(), "security.ssl.rest.authentication-enabled") || !strings.Contains(err.Error(), "Flink 1.7") {
 					t.Fatalf("%s: err %v, want a refusal naming the setting and Flink 1.7", tt.source, err)
@@ -112,11 +112,11 @@ func TestFlinkPrintNamesParserAndFile(t *testing.T) {
 		t.Run("Flink "+tt.release, func(t *testing.T) {
 			b := jksBundle("pw")
 			s := flinkAt(t, tt.release, nil)
-			settings, extra, err := For(ConsumerFlink, b, dir, s)
+			settings, extra, err := For(ConsumerFlink, b, dir, ProfileOf(s))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := Print(ConsumerFlink, settings, b, s, dir)
+			out := Print(ConsumerFlink, settings, b, ProfileOf(s), dir)
 			if !strings.Contains(out, "it reads "+tt.parser) || strings.Contains(out, "SnakeYAML (YAML 1.1)") {
 				t.Errorf("%s: stdout does not say %q:\n%s", tt.source, tt.parser, out)
 			}
@@ -192,11 +192,11 @@ func TestSparkNamespaceByRelease(t *testing.T) {
 			s := atRelease(t, tt.release, &spec.Spec{Spark: &spec.Spark{Namespaces: []spec.SparkNamespace{{Name: tt.ns}}}},
 				func(s *spec.Spec) *spec.ConsumerVersion { return &s.SparkVersion })
 			b := jksBundle("pw")
-			settings, _, err := For(ConsumerSpark, b, dir, s)
+			settings, _, err := For(ConsumerSpark, b, dir, ProfileOf(s))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := Print(ConsumerSpark, settings, b, s, dir)
+			out := Print(ConsumerSpark, settings, b, ProfileOf(s), dir)
 			prefix := "# warning: spark.ssl." + tt.ns + ".*: "
 			got := strings.Contains(out, prefix)
 			if got != tt.warn {
@@ -251,7 +251,7 @@ func TestNonASCIIPasswordsReachTheConsumer(t *testing.T) {
 			} else {
 				s = sparkAt(t, tt.release, &spec.Spec{})
 			}
-			_, extra, err := For(tt.consumer, b, dir, s)
+			_, extra, err := For(tt.consumer, b, dir, ProfileOf(s))
 			if tt.refused {
 				if err == nil || !strings.Contains(err.Error(), "non-ASCII") || !strings.Contains(err.Error(), "Java 17") {
 					t.Fatalf("keyship: %v; want a refusal saying why", err)
@@ -271,7 +271,7 @@ func TestNonASCIIPasswordsReachTheConsumer(t *testing.T) {
 			case tt.consumer == ConsumerFlink && !tt.refused:
 				file = extra[0].Contents
 			case tt.consumer == ConsumerFlink:
-				settings, err := Flink(realBundle(t, host), dir, s)
+				settings, err := Flink(realBundle(t, host), dir, ProfileOf(s))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -280,11 +280,11 @@ func TestNonASCIIPasswordsReachTheConsumer(t *testing.T) {
 						settings[i].Password = pw
 					}
 				}
-				file = FlinkFragment(settings, s)
+				file = FlinkFragment(settings, ProfileOf(s))
 			case !tt.refused:
 				file = extra[0].Contents
 			default:
-				file = []byte(Properties(Spark(b, dir, s)))
+				file = []byte(Properties(Spark(b, dir, ProfileOf(s))))
 				env = []string{EnvKeystorePassword + "=" + string(pw), EnvKeyPassword + "=" + string(pw), EnvTruststorePassword + "=" + string(pw)}
 			}
 			root := shipSandbox(t, b, materialize.File{Path: "job.conf", Contents: file})
@@ -337,7 +337,7 @@ security.ssl.internal.handshake-timeout: 10000
 			}
 			s.FlinkVersion = spec.ConsumerVersion{}
 			s = flinkAt(t, tt.release, s)
-			settings, err := Flink(jksBundle("pw"), dir, s)
+			settings, err := Flink(jksBundle("pw"), dir, ProfileOf(s))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("%s: err %v, want %q", tt.source, err, tt.wantErr)

@@ -148,7 +148,7 @@ func (f *flinkSettings) value(key, value string) { f.add(Setting{Key: key, Value
 // as a Boolean, null, an Integer or a Double).
 //
 // The internal endpoint needs a truststore; b must have a keystore.
-func Flink(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
+func Flink(b *materialize.Bundle, dir string, s Profile) ([]Setting, error) {
 	rel := flinkRelease{s.FlinkVersion.Version}
 	ks := b.File(roleKeystore)
 	if ks == nil {
@@ -327,7 +327,7 @@ func flinkLegacyPlain(v []byte) bool {
 // exactly the string (a double-quoted scalar is a string in every schema); for flink-conf.yaml values are written as they are (Flink 1.18
 // and before take the text after ": " literally; Flink checked them). It
 // holds secrets: never print or log it, and zero it once shipped.
-func FlinkFragment(settings []Setting, s *spec.Spec) materialize.Sensitive {
+func FlinkFragment(settings []Setting, s Profile) materialize.Sensitive {
 	rel := flinkRelease{s.FlinkVersion.Version}
 	header := fmt.Sprintf("# keyship: the TLS settings for Flink %s, to merge into %s (each key once)\n", rel, rel.file())
 	if rel.readsLegacyFirst() {

@@ -78,7 +78,7 @@ func TestFlinkKeysPerRelease(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("Flink "+tt.release, func(t *testing.T) {
-			settings, err := Flink(jksBundle("pw"), dir, flinkAt(t, tt.release, nil))
+			settings, err := Flink(jksBundle("pw"), dir, ProfileOf(flinkAt(t, tt.release, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestFlinkEndpointsAndSwitches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			settings, err := Flink(jksBundle("pw"), dir, flinkAt(t, tt.release, tt.s))
+			settings, err := Flink(jksBundle("pw"), dir, ProfileOf(flinkAt(t, tt.release, tt.s)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestFlinkEndpointsAndSwitches(t *testing.T) {
 	}
 
 	// A switch no release of the target reads is refused, by name.
-	_, err := Flink(jksBundle("pw"), dir, flinkAt(t, "1.14", &spec.Spec{Flink: &spec.Flink{ArtifactServer: &spec.Switch{Setting: "mesos.resourcemanager.artifactserver.ssl.enabled", On: true}}}))
+	_, err := Flink(jksBundle("pw"), dir, ProfileOf(flinkAt(t, "1.14", &spec.Spec{Flink: &spec.Flink{ArtifactServer: &spec.Switch{Setting: "mesos.resourcemanager.artifactserver.ssl.enabled", On: true}}})))
 	if err == nil || !strings.Contains(err.Error(), "mesos.resourcemanager.artifactserver.ssl.enabled: Flink 1.14 does not read it (Flink 1.14 removed Mesos support") {
 		t.Errorf("artifact server on Flink 1.14: %v", err)
 	}
@@ -153,7 +153,7 @@ func TestFlinkEndpointsAndSwitches(t *testing.T) {
 		t.Errorf("jobmanager.web.ssl.enabled infers %v, want Flink 1.5", in.FlinkVersion)
 	}
 	in.FlinkVersion = spec.ConsumerVersion{}
-	settings, err := Flink(jksBundle("pw"), dir, in)
+	settings, err := Flink(jksBundle("pw"), dir, ProfileOf(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestFlinkSuitesMeetTheProtocol(t *testing.T) {
 		{"TLSv1.3", []string{"TLS_RSA_WITH_AES_128_CBC_SHA"}, "error: lists no TLS 1.3 cipher suite"},
 		{"TLSv1.2", []string{"TLS_AES_128_GCM_SHA256"}, "error: lists only TLS 1.3 cipher suites"},
 	} {
-		settings, err := Flink(jksBundle("pw"), dir, &spec.Spec{Protocol: tt.protocol, CipherSuites: tt.suites, CipherSuitesSetting: "security.ssl.algorithms"})
+		settings, err := Flink(jksBundle("pw"), dir, ProfileOf(&spec.Spec{Protocol: tt.protocol, CipherSuites: tt.suites, CipherSuitesSetting: "security.ssl.algorithms"}))
 		if want, ok := strings.CutPrefix(tt.want, "error: "); ok {
 			if err == nil || !strings.Contains(err.Error(), "security.ssl.algorithms "+want) {
 				t.Errorf("%s %v: %v, want %q", tt.protocol, tt.suites, err, want)
@@ -225,7 +225,7 @@ func TestFlinkOneFragmentPerRelease(t *testing.T) {
 		t.Run("Flink "+tt.release, func(t *testing.T) {
 			b := jksBundle(canary)
 			s := flinkAt(t, tt.release, nil)
-			settings, extra, err := For(ConsumerFlink, b, "/sandbox/.keyship", s)
+			settings, extra, err := For(ConsumerFlink, b, "/sandbox/.keyship", ProfileOf(s))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -236,7 +236,7 @@ func TestFlinkOneFragmentPerRelease(t *testing.T) {
 			if !slices.Equal(keys, keysOf(settings)) || len(slices.Compact(slices.Sorted(slices.Values(keys)))) != len(keys) {
 				t.Errorf("fragment keys %v, want each of %v once", keys, keysOf(settings))
 			}
-			printed := Print(ConsumerFlink, settings, b, s, "/sandbox/.keyship")
+			printed := Print(ConsumerFlink, settings, b, ProfileOf(s), "/sandbox/.keyship")
 			for line := range strings.SplitSeq(strings.TrimSpace(printed), "\n") {
 				if !strings.HasPrefix(line, "#") {
 					t.Errorf("printed a setting to paste beside the fragment (a key twice): %q", line)
@@ -263,7 +263,7 @@ func TestFlinkLegacyRefusesWhatItCannotWrite(t *testing.T) {
 	for _, pw := range []string{canary + "#x", " " + canary, canary + "\n", ""} {
 		bad := jksBundle("pw")
 		bad.KeyPassword = []byte(pw)
-		_, err := Flink(bad, dir, flinkAt(t, "1.18", nil))
+		_, err := Flink(bad, dir, ProfileOf(flinkAt(t, "1.18", nil)))
 		if err == nil || !strings.Contains(err.Error(), "security.ssl.internal.key-password, security.ssl.rest.key-password") ||
 			!strings.Contains(err.Error(), "flink-conf.yaml") {
 			t.Errorf("password %q on Flink 1.18: %v", pw, err)
@@ -272,24 +272,24 @@ func TestFlinkLegacyRefusesWhatItCannotWrite(t *testing.T) {
 			t.Errorf("the password shows in %v", err)
 		}
 		if pw != "" {
-			if _, err := Flink(bad, dir, flinkAt(t, "", nil)); err != nil {
+			if _, err := Flink(bad, dir, ProfileOf(flinkAt(t, "", nil))); err != nil {
 				t.Errorf("password %q on Flink 2.x: %v", pw, err)
 			}
 		}
 	}
-	if _, err := Flink(jksBundle("pw"), "dir with #hash", flinkAt(t, "1.18", nil)); err == nil || !strings.Contains(err.Error(), "security.ssl.internal.keystore,") {
+	if _, err := Flink(jksBundle("pw"), "dir with #hash", ProfileOf(flinkAt(t, "1.18", nil))); err == nil || !strings.Contains(err.Error(), "security.ssl.internal.keystore,") {
 		t.Errorf("a path with #: %v", err)
 	}
 	noTrust := jksBundle("pw")
 	noTrust.Files = noTrust.Files[:1]
 	noTrust.TruststorePassword = nil
-	if _, err := Flink(noTrust, dir, &spec.Spec{}); err == nil || !strings.Contains(err.Error(), "internal TLS needs a truststore") {
+	if _, err := Flink(noTrust, dir, ProfileOf(&spec.Spec{})); err == nil || !strings.Contains(err.Error(), "internal TLS needs a truststore") {
 		t.Errorf("no truststore: %v", err)
 	}
-	if _, err := Flink(noTrust, dir, &spec.Spec{Endpoints: &spec.Endpoints{REST: true}}); err != nil {
+	if _, err := Flink(noTrust, dir, ProfileOf(&spec.Spec{Endpoints: &spec.Endpoints{REST: true}})); err != nil {
 		t.Errorf("REST without truststore: %v", err)
 	}
-	if _, err := Flink(&materialize.Bundle{}, dir, &spec.Spec{}); err == nil || !strings.Contains(err.Error(), "needs a keystore") {
+	if _, err := Flink(&materialize.Bundle{}, dir, ProfileOf(&spec.Spec{})); err == nil || !strings.Contains(err.Error(), "needs a keystore") {
 		t.Errorf("no keystore: %v", err)
 	}
 }
@@ -352,7 +352,7 @@ func TestFlinkFragmentThroughSnakeYAML(t *testing.T) {
 		traps = append(traps, Setting{Key: "keyship.test.password-" + strings.Repeat("x", i), Password: materialize.Sensitive(pw)})
 	}
 	t.Run("YAML 1.1 traps, config.yaml", func(t *testing.T) {
-		check(t, "standard", traps, FlinkFragment(traps, &spec.Spec{}))
+		check(t, "standard", traps, FlinkFragment(traps, ProfileOf(&spec.Spec{})))
 	})
 
 	for _, tt := range []struct {
@@ -366,7 +366,7 @@ func TestFlinkFragmentThroughSnakeYAML(t *testing.T) {
 				b.TruststorePassword = []byte("a: b *&!%@`")
 			}
 			s := flinkAt(t, tt.release, &spec.Spec{Protocol: "TLSv1.3", Flink: &spec.Flink{Data: &spec.Switch{On: true}}})
-			settings, extra, err := For(ConsumerFlink, b, "/sandbox/.keyship dir", s)
+			settings, extra, err := For(ConsumerFlink, b, "/sandbox/.keyship dir", ProfileOf(s))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -378,7 +378,7 @@ func TestFlinkFragmentThroughSnakeYAML(t *testing.T) {
 	// fragment appended, as keyship told users before, give a key twice.
 	t.Run("a key twice is refused", func(t *testing.T) {
 		b := jksBundle("pw")
-		settings, extra, err := For(ConsumerFlink, b, dir, &spec.Spec{})
+		settings, extra, err := For(ConsumerFlink, b, dir, ProfileOf(&spec.Spec{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,7 +402,7 @@ func TestFlinkFragmentThroughSnakeYAML(t *testing.T) {
 // and returns root and the fragment's path.
 func writeFlinkSandbox(t *testing.T, b *materialize.Bundle, s *spec.Spec) (string, string) {
 	t.Helper()
-	_, extra, err := For(ConsumerFlink, b, dir, s)
+	_, extra, err := For(ConsumerFlink, b, dir, ProfileOf(s))
 	if err != nil {
 		t.Fatal(err)
 	}

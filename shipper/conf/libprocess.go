@@ -34,7 +34,7 @@ import (
 // libprocess would skip without a word.
 //
 // The PEM key needs no password. b must have a PEM key and certificate.
-func Libprocess(b *materialize.Bundle, dir string, s *spec.Spec) ([]Setting, error) {
+func Libprocess(b *materialize.Bundle, dir string, s Profile) ([]Setting, error) {
 	key, cert, ca := b.File(roleKeyPEM), b.File(roleCertPEM), b.File(roleCAPEM)
 	var missing []string
 	if cert == nil {

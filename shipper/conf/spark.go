@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/keyship/keyship/host/materialize"
-	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/shipper/mesos"
 )
 
@@ -43,7 +42,7 @@ const RoleSparkSecrets materialize.Role = "spark-secrets"
 // carry them in Setting.Password, never in Value, and SparkFragment writes
 // the whole properties, passwords included, to ship as a 0600 file
 // (SparkPropertiesFile) for spark-submit --properties-file.
-func Spark(b *materialize.Bundle, dir string, s *spec.Spec) []Setting {
+func Spark(b *materialize.Bundle, dir string, s Profile) []Setting {
 	literal := s.SparkVersion.Before(2, 3)
 	var out []Setting
 	password := func(key, env string, v materialize.Sensitive) {
@@ -109,7 +108,7 @@ func Spark(b *materialize.Bundle, dir string, s *spec.Spec) []Setting {
 // which have no spark.mesos.*.secret.* (SPARK-22131, Spark 2.3). left are
 // the items the properties do not carry: passwords by value, which the task
 // then needs in its environment.
-func SparkMesos(b *materialize.Bundle, s *spec.Spec, p *mesos.Plan) (settings []Setting, left []mesos.Item, ok bool) {
+func SparkMesos(b *materialize.Bundle, s Profile, p *mesos.Plan) (settings []Setting, left []mesos.Item, ok bool) {
 	if s.SparkVersion.Before(2, 3) {
 		return nil, nil, false
 	}

@@ -38,7 +38,7 @@ func TestSparkReleases(t *testing.T) {
 		t.Run("Spark "+tt.release, func(t *testing.T) {
 			b := jksBundle(canary)
 			s := sparkAt(t, tt.release, nil)
-			settings, extra, err := For(ConsumerSpark, b, "/sb/.keyship", s)
+			settings, extra, err := For(ConsumerSpark, b, "/sb/.keyship", ProfileOf(s))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,7 +53,7 @@ func TestSparkReleases(t *testing.T) {
 			if tt.wantFile != (len(extra) == 1) {
 				t.Fatalf("%s: extra files %v", tt.source, extra)
 			}
-			printed := Print(ConsumerSpark, settings, b, s, "/sb/.keyship")
+			printed := Print(ConsumerSpark, settings, b, ProfileOf(s), "/sb/.keyship")
 			if strings.Contains(printed, canary) {
 				t.Fatal("a password printed")
 			}
@@ -82,7 +82,7 @@ func TestSparkNamespaces(t *testing.T) {
 		Protocol: "TLSv1.2", CipherSuites: []string{"TLS_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
 		Spark: &spec.Spark{Protocol: "TLS", Namespaces: []spec.SparkNamespace{{Name: "ui"}, {Name: "historyServer", Enabled: &off}, {Name: "submission", Enabled: &on}}},
 	}
-	props, err := spec.ReadSparkProperties([]byte(Properties(Spark(jksBundle("pw"), dir, s))))
+	props, err := spec.ReadSparkProperties([]byte(Properties(Spark(jksBundle("pw"), dir, ProfileOf(s)))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestSparkMesos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	settings, left, ok := SparkMesos(b, &spec.Spec{}, plan)
+	settings, left, ok := SparkMesos(b, ProfileOf(&spec.Spec{}), plan)
 	if !ok {
 		t.Fatal("every file by reference, and no Spark settings for Mesos secrets")
 	}
@@ -140,17 +140,17 @@ func TestSparkMesos(t *testing.T) {
 	if len(left) != 2 || left[0].Env != EnvKeyPassword || left[1].Env != EnvTruststorePassword {
 		t.Errorf("left %v: want the two passwords by value", left)
 	}
-	if p := Print(ConsumerSpark, settings, b, &spec.Spec{}, ".keyship"); !strings.Contains(p, "as Mesos secrets") {
+	if p := Print(ConsumerSpark, settings, b, ProfileOf(&spec.Spec{}), ".keyship"); !strings.Contains(p, "as Mesos secrets") {
 		t.Errorf("printed:\n%s", p)
 	}
 	// Spark 2.2 has no spark.mesos.*.secret.* (SPARK-22131 came in 2.3).
-	if _, _, ok := SparkMesos(b, sparkAt(t, "2.2", nil), plan); ok {
+	if _, _, ok := SparkMesos(b, ProfileOf(sparkAt(t, "2.2", nil)), plan); ok {
 		t.Error("Spark 2.2 with Mesos secrets")
 	}
 	// A file keyship built (by value) cannot be a Spark secret.
 	delete(byRef.Files, materialize.RoleTruststore)
 	plan, _ = mesos.NewPlan(b, ".keyship", byRef)
-	if settings, _, ok := SparkMesos(b, &spec.Spec{}, plan); ok || settings != nil {
+	if settings, _, ok := SparkMesos(b, ProfileOf(&spec.Spec{}), plan); ok || settings != nil {
 		t.Errorf("a file by value: %v %v", ok, settings)
 	}
 }
@@ -180,7 +180,7 @@ func TestSparkReadsTheProperties(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := sparkAt(t, tt.release, &spec.Spec{Spark: ns})
-			settings, extra, err := For(ConsumerSpark, b, dir, s)
+			settings, extra, err := For(ConsumerSpark, b, dir, ProfileOf(s))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,12 +211,12 @@ func TestExportHintQuoted(t *testing.T) {
 	}
 	b := jksBundle(pw)
 	s := sparkAt(t, "", nil)
-	settings, _, err := For(ConsumerSpark, b, dir, s)
+	settings, _, err := For(ConsumerSpark, b, dir, ProfileOf(s))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hint string
-	for line := range strings.SplitSeq(Print(ConsumerSpark, settings, b, s, dir), "\n") {
+	for line := range strings.SplitSeq(Print(ConsumerSpark, settings, b, ProfileOf(s), dir), "\n") {
 		if l := strings.TrimPrefix(line, "#   "); strings.HasPrefix(l, "export "+EnvKeystorePassword+"=") {
 			hint = l
 		}

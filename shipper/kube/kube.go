@@ -13,7 +13,6 @@
 //
 //	sh, err := shipper.Prepare(ctx, h, req, shipper.Options{Dir: kube.DefaultMountPath})
 //	plan, err := kube.NewPlan(sh, kube.Options{Namespace: "spark-jobs"})
-//	defer plan.Zero()
 //	c, err := kube.NewClient("") // $KUBECONFIG, ~/.kube/config or in-cluster
 //	applied, err := c.Apply(ctx, plan)
 //	fmt.Print(conf.Properties(plan.Settings)) // spark.kubernetes.*.secrets.*, spark.ssl.*
@@ -40,6 +39,7 @@ import (
 	"github.com/keyship/keyship/host/materialize"
 	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/conf"
+	"github.com/keyship/keyship/shipper/mesos"
 )
 
 // The labels and annotations keyship puts on its Secrets. Label values are
@@ -111,9 +111,9 @@ type Key struct {
 	// Env is the environment variable a password key is exposed as
 	// (secretKeyRef), or "" for a file.
 	Env string
-	// Contents are the key's bytes. They are the Shipment's (or the Plan's
-	// own, for files made for the mount path): zero the Shipment and the
-	// Plan, not the keys.
+	// Contents are the key's bytes. They are the Shipment's (the files made
+	// for the mount path too, see shipper.Shipment.At): zero the Shipment,
+	// not the keys.
 	Contents materialize.Sensitive
 }
 
@@ -133,58 +133,42 @@ type Plan struct {
 	// at MountPath, read the passwords from it (see Settings), and the TLS
 	// settings pointing at MountPath. None holds a password in Value.
 	Settings []conf.Setting
-
-	own []materialize.File // files made for the mount path (Flink's fragment)
 }
 
 // NewPlan makes sh's Secret and settings. The settings point at files in
-// opts.MountPath whatever sh.Dir is: the consumer's files are made for the
-// mount path from sh.Bundle (conf.For), so one Shipment can feed a sandbox,
-// Mesos and Kubernetes. Errors name the option at fault.
+// opts.MountPath whatever sh.Dir is: the consumer's files for the mount path
+// are sh.At's (made once per directory), so one Shipment can feed a
+// sandbox, Mesos and Kubernetes. Errors name the option at fault.
 func NewPlan(sh *shipper.Shipment, opts Options) (*Plan, error) {
 	if sh == nil || sh.Bundle == nil || sh.Request == nil {
 		return nil, errors.New("kube: no shipment")
 	}
 	req := sh.Request
-	p := &Plan{Name: opts.Name, Namespace: opts.Namespace, MountPath: opts.MountPath, JobID: req.JobID, Consumer: req.Consumer}
-	if p.Name == "" {
-		p.Name = SecretName(req.JobID)
-	}
-	if p.MountPath == "" {
-		p.MountPath = DefaultMountPath
-	}
-	if err := checkOptions(p); err != nil {
-		return nil, err
-	}
-	settings, own, err := conf.For(req.Consumer, sh.Bundle, p.MountPath, req.Spec)
+	p, err := opts.plan(req.JobID)
 	if err != nil {
 		return nil, err
 	}
-	p.own = own
+	p.Consumer = req.Consumer
+	at, err := sh.At(p.MountPath)
+	if err != nil {
+		return nil, err
+	}
+	settings := at.Settings
 	b := sh.Bundle
-	for _, f := range append(slices.Clone(b.Files), own...) {
+	for _, f := range at.Files {
 		p.Keys = append(p.Keys, Key{Name: path.Base(f.Path), Role: f.Role, Version: f.Version, Contents: f.Contents})
 	}
-	for _, pw := range []struct {
-		key, env string
-		value    materialize.Sensitive
-	}{
-		{KeyKeystorePassword, conf.EnvKeystorePassword, b.KeystorePassword},
-		{KeyKeyPassword, conf.EnvKeyPassword, b.KeyPassword},
-		{KeyTruststorePassword, conf.EnvTruststorePassword, b.TruststorePassword},
-	} {
-		if pw.value != nil {
-			p.Keys = append(p.Keys, Key{Name: pw.key, Env: pw.env, Contents: pw.value})
+	for _, pw := range mesos.Passwords(b) {
+		if pw.Value != nil {
+			p.Keys = append(p.Keys, Key{Name: pw.File, Env: pw.Env, Contents: pw.Value})
 		}
 	}
 	slices.SortFunc(p.Keys, func(a, b Key) int { return strings.Compare(a.Name, b.Name) })
 	for i, k := range p.Keys {
 		if errs := validation.IsConfigMapKey(k.Name); len(errs) > 0 {
-			p.Zero()
 			return nil, fmt.Errorf("kube: Secret key %q: %s", k.Name, strings.Join(errs, "; "))
 		}
 		if i > 0 && p.Keys[i-1].Name == k.Name {
-			p.Zero()
 			return nil, fmt.Errorf("kube: two files would be Secret key %q", k.Name)
 		}
 	}
@@ -200,6 +184,25 @@ func NewPlan(sh *shipper.Shipment, opts Options) (*Plan, error) {
 	}
 	p.Settings = append(consumerSettings(p), settings...)
 	return p, nil
+}
+
+// Check checks the options for a job's Secret as NewPlan does, before
+// anything is built: the errors name the option at fault.
+func (o Options) Check(jobID string) error {
+	_, err := o.plan(jobID)
+	return err
+}
+
+// plan is the Plan of o for a job, its defaults filled in and checked.
+func (o Options) plan(jobID string) (*Plan, error) {
+	p := &Plan{Name: o.Name, Namespace: o.Namespace, MountPath: o.MountPath, JobID: jobID}
+	if p.Name == "" {
+		p.Name = SecretName(jobID)
+	}
+	if p.MountPath == "" {
+		p.MountPath = DefaultMountPath
+	}
+	return p, checkOptions(p)
 }
 
 // checkOptions checks the Secret's name, namespace and mount path.
@@ -329,16 +332,4 @@ func (p *Plan) Key(name string) *Key {
 		}
 	}
 	return nil
-}
-
-// Zero clears the files the Plan made for the mount path (Flink's secret
-// fragment). The other keys are the Shipment's: zero it separately.
-func (p *Plan) Zero() {
-	if p == nil {
-		return
-	}
-	for _, f := range p.own {
-		clear(f.Contents)
-	}
-	p.own = nil
 }

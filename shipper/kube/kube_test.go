@@ -109,7 +109,6 @@ func TestPlanSpark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Zero()
 	var names []string
 	for _, k := range p.Keys {
 		names = append(names, k.Name)
@@ -170,7 +169,6 @@ func TestPlanFlinkFragmentPointsAtMountPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Zero()
 	k := p.Key(conf.FlinkSecretFile)
 	if k == nil {
 		t.Fatalf("no %s key", conf.FlinkSecretFile)

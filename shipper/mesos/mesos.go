@@ -184,27 +184,60 @@ func NewPlan(b *materialize.Bundle, dir string, src Sources) (*Plan, error) {
 			problems = append(problems, fmt.Sprintf("file role %q: the bundle has no such file", role))
 		}
 	}
-	for _, pw := range []struct {
-		env   string
-		value materialize.Sensitive
-		ref   *Reference
-	}{
-		{EnvKeystorePassword, b.KeystorePassword, src.KeystorePassword},
-		{EnvKeyPassword, b.KeyPassword, src.KeyPassword},
-		{EnvTruststorePassword, b.TruststorePassword, src.TruststorePassword},
-	} {
-		if pw.value == nil {
-			if pw.ref != nil {
-				problems = append(problems, pw.env+": the bundle has no such password")
+	for _, pw := range Passwords(b) {
+		r := src.password(pw.Env)
+		if pw.Value == nil {
+			if r != nil {
+				problems = append(problems, pw.Env+": the bundle has no such password")
 			}
 			continue
 		}
-		p.Items = append(p.Items, Item{Env: pw.env, Ref: ref(pw.env, pw.ref), value: &itemBytes{Data(pw.value)}})
+		p.Items = append(p.Items, Item{Env: pw.Env, Ref: ref(pw.Env, r), value: &itemBytes{Data(pw.Value)}})
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("mesos: sources do not fit the bundle:\n%s", strings.Join(problems, "\n"))
 	}
 	return p, nil
+}
+
+// The files that carry the store passwords beside the stores in a sandbox
+// (and the keys of a Kubernetes Secret that carry them).
+const (
+	KeystorePasswordFile   = "keystore.password"
+	KeyPasswordFile        = "key.password"
+	TruststorePasswordFile = "truststore.password"
+)
+
+// Password is one of a Bundle's store passwords: the variable that carries
+// it into the task, the file that holds it beside the stores, its bytes
+// (nil when the Bundle has none) and where they came from.
+type Password struct {
+	Env, File string
+	Value     materialize.Sensitive
+	Source    materialize.Source
+}
+
+// Passwords lists b's three store passwords, keystore, key and truststore
+// in that order, set or not: the one list of them that every target reads.
+func Passwords(b *materialize.Bundle) []Password {
+	return []Password{
+		{EnvKeystorePassword, KeystorePasswordFile, b.KeystorePassword, b.KeystorePasswordSource},
+		{EnvKeyPassword, KeyPasswordFile, b.KeyPassword, b.KeyPasswordSource},
+		{EnvTruststorePassword, TruststorePasswordFile, b.TruststorePassword, b.TruststorePasswordSource},
+	}
+}
+
+// password is the reference of the password that env carries, or nil.
+func (s Sources) password(env string) *Reference {
+	switch env {
+	case EnvKeystorePassword:
+		return s.KeystorePassword
+	case EnvKeyPassword:
+		return s.KeyPassword
+	case EnvTruststorePassword:
+		return s.TruststorePassword
+	}
+	return nil
 }
 
 // checkRel returns why p is not a clean relative path without "..", or "".
@@ -371,8 +404,6 @@ func BundleSources(b *materialize.Bundle) Sources {
 			src.Files[f.Role] = *r
 		}
 	}
-	src.KeystorePassword = ref(b.KeystorePasswordSource)
-	src.KeyPassword = ref(b.KeyPasswordSource)
-	src.TruststorePassword = ref(b.TruststorePasswordSource)
+	src.KeystorePassword, src.KeyPassword, src.TruststorePassword = ref(b.KeystorePasswordSource), ref(b.KeyPasswordSource), ref(b.TruststorePasswordSource)
 	return src
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper"
 )
 
 // Client calls a keyship serve. Close it when done.
@@ -43,6 +45,20 @@ func Dial(addr string, tlsConfig *tls.Config) (*Client, error) {
 		return nil, err
 	}
 	return &Client{ShipperServiceClient: hostv1.NewShipperServiceClient(conn), conn: conn}, nil
+}
+
+// Deliver ships r through the server and returns the delivery in the
+// domain's terms (the wire seam's deliveryFromProto): the files relative to
+// r.Dir, the settings and what ship prints. A failure is the server's
+// message, wrapping the kind its code stands for (shipper.Outcomes), so
+// errors.Is(err, plugin.ErrNotFound) holds as it does in the server. Zero
+// the delivery once its files are written.
+func (c *Client) Deliver(ctx context.Context, r Request) (*shipper.Delivery, error) {
+	resp, err := c.Ship(ctx, requestToProto(r))
+	if err != nil {
+		return nil, errorFromProto(err)
+	}
+	return deliveryFromProto(resp, r.Dir), nil
 }
 
 // Conn returns the client's connection, for the server's other services

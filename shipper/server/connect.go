@@ -14,6 +14,7 @@ import (
 
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/proto/keyship/host/v1/hostv1connect"
+	"github.com/keyship/keyship/shipper"
 )
 
 // HandlerOption changes the API's http.Handler.
@@ -155,16 +156,11 @@ func connectError(err error) error {
 	if errors.As(err, &ce) {
 		return ce
 	}
+	msg := err.Error()
 	if st, ok := status.FromError(err); ok {
-		return connect.NewError(connect.Code(st.Code()), errors.New(st.Message()))
+		msg = st.Message()
 	}
-	if errors.Is(err, context.Canceled) {
-		return connect.NewError(connect.CodeCanceled, err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
-	}
-	return connect.NewError(connect.CodeInternal, err)
+	return connect.NewError(connect.Code(shipper.OutcomeOf(err).Code), errors.New(msg))
 }
 
 type callerKey struct{}

@@ -7,10 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/fetch"
 )
 
@@ -53,21 +51,20 @@ func targetNames() []string {
 // grants would not fit under the fetch server's --max-grants: a refused
 // Ship holds no job and no secrets. (Two Ships racing for the last grants
 // may both pass here; the loser is then refused by Publish after its build.)
-func (s *Server) checkRoom(req *hostv1.ShipRequest) error {
-	if s.fetch == nil || !wantsFetch(req.GetTargets()) {
+func (s *Server) checkRoom(r Request) error {
+	if s.fetch == nil || !wantsFetch(r.Targets) {
 		return nil
 	}
-	if err := s.fetch.Room(len(req.GetTasks())); err != nil {
-		code := codes.Internal
+	if err := s.fetch.Room(len(r.Tasks)); err != nil {
 		if errors.Is(err, fetch.ErrGrantLimit) {
-			code = codes.ResourceExhausted
+			return fmt.Errorf("%w (%w)", err, shipper.ErrLimit)
 		}
-		return status.Error(code, err.Error())
+		return err
 	}
 	return nil
 }
 
 // wantsFetch says whether targets ask for TARGET_FETCH (none named does).
-func wantsFetch(targets []hostv1.Target) bool {
-	return len(targets) == 0 || slices.Contains(targets, hostv1.Target_TARGET_FETCH)
+func wantsFetch(targets []Target) bool {
+	return len(targets) == 0 || slices.Contains(targets, TargetFetch)
 }

@@ -3,15 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/keyship/keyship/plugin"
-	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/kube"
 )
 
@@ -48,53 +47,46 @@ type owned struct {
 // kubeDeleteTimeout bounds the deletion of one expired Secret.
 const kubeDeleteTimeout = 10 * time.Second
 
-// shipKubernetes applies the job's Secret and sets resp's settings to the
-// ones that mount it.
-func (s *Server) shipKubernetes(ctx context.Context, req *hostv1.ShipRequest, j *job, resp *hostv1.ShipResponse) error {
+// kubeTarget is the job's Kubernetes target: its Secret server-side-applied
+// (apply; Sweep deletes it once the job expires, unless the request asks it
+// to persist) or written as a manifest among the delivery's files
+// (manifest), and the settings that mount it.
+func (s *Server) kubeTarget(r Request, j *job, apply, manifest bool) (shipper.Target, error) {
+	t := kube.Target{Options: kube.Options{Name: r.Kubernetes.Secret, Namespace: r.Kubernetes.Namespace, MountPath: r.Kubernetes.MountPath},
+		Manifest: manifest, Operator: r.Kubernetes.Operator}
+	if err := t.Check(r.JobID); err != nil {
+		return nil, invalid(err)
+	}
+	if !apply {
+		return t, nil
+	}
 	k := s.kube
 	if k == nil {
-		return status.Error(codes.FailedPrecondition, "TARGET_KUBERNETES: this server has no Kubernetes client (keyship serve --kubernetes)")
+		return nil, fmt.Errorf("TARGET_KUBERNETES: this server has no Kubernetes client (keyship serve --kubernetes) (%w)", shipper.ErrNotConfigured)
 	}
-	opts := kube.Options{Name: req.GetKubernetesSecret(), Namespace: req.GetKubernetesNamespace(), MountPath: req.GetKubernetesMountPath()}
-	if opts.Namespace == "" {
-		opts.Namespace = k.client.Namespace
+	t.Client = k.client
+	if t.Namespace == "" {
+		t.Namespace = k.client.Namespace
 	}
-	persist := req.GetKubernetesPersist()
+	persist := r.Kubernetes.Persist
 	if !persist {
-		opts.Expires = j.expires
+		t.Expires = j.expires
 	}
-	plan, err := kube.NewPlan(j.shipment, opts)
-	if err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	defer plan.Zero()
-	a, err := k.client.Apply(ctx, plan)
-	if err != nil {
-		return toStatus(err)
-	}
-	key := secretKey{a.Namespace, a.Name}
-	k.mu.Lock()
-	if persist {
-		delete(k.owned, key)
-	} else if o, ok := k.owned[key]; !ok || o.uid != a.UID || o.deleteAt.Before(j.expires) {
-		k.owned[key] = owned{uid: a.UID, deleteAt: j.expires}
-	}
-	k.mu.Unlock()
-	ks := &hostv1.KubernetesSecret{Namespace: a.Namespace, Name: a.Name, MountPath: plan.MountPath, ResourceVersion: a.ResourceVersion}
-	if !persist {
-		ks.DeleteUnix = j.expires.Unix()
-	}
-	for _, key := range plan.Keys {
-		ks.Keys = append(ks.Keys, key.Name)
-	}
-	resp.Kubernetes = ks
-	resp.Settings = resp.Settings[:0]
-	for _, st := range plan.Settings {
-		if st.Password == nil {
-			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
+	return shipper.TargetFunc(func(ctx context.Context, sh *shipper.Shipment, d *shipper.Delivery) error {
+		if err := t.Deliver(ctx, sh, d); err != nil {
+			return err
 		}
-	}
-	return nil
+		key := secretKey{d.Secret.Namespace, d.Secret.Name}
+		uid := types.UID(d.Secret.UID)
+		k.mu.Lock()
+		if persist {
+			delete(k.owned, key)
+		} else if o, ok := k.owned[key]; !ok || o.uid != uid || o.deleteAt.Before(j.expires) {
+			k.owned[key] = owned{uid: uid, deleteAt: j.expires}
+		}
+		k.mu.Unlock()
+		return nil
+	}), nil
 }
 
 // sweepKubernetes deletes the Secrets whose jobs have expired. A deletion

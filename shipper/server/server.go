@@ -26,19 +26,20 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/keyship/keyship/host/resolve"
 	"github.com/keyship/keyship/host/spec"
 	"github.com/keyship/keyship/plugin"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/fetch"
+	"github.com/keyship/keyship/shipper/kube"
+	"github.com/keyship/keyship/shipper/mesos"
 )
 
 // Limits on a request beyond spec.ReadRequest's; larger ones are refused
@@ -81,18 +82,17 @@ type job struct {
 	shipment *shipper.Shipment
 	expires  time.Time
 
-	// mesos holds the job's secret volumes and environment, planned once
-	// for every Ship of the job (they are the same for each of its tasks).
+	// plan is the job's Mesos secrets, planned once for every Ship of the
+	// job (they are the same for each of its tasks).
 	mesosOnce sync.Once
-	vols      []*hostv1.SecretVolume
-	env       []*hostv1.SecretEnv
+	plan      *mesos.Plan
 	mesosErr  error
 }
 
-// mesos returns the job's Mesos secret volumes and environment.
-func (j *job) mesos() ([]*hostv1.SecretVolume, []*hostv1.SecretEnv, error) {
-	j.mesosOnce.Do(func() { j.vols, j.env, j.mesosErr = mesosSecrets(j.shipment) })
-	return j.vols, j.env, j.mesosErr
+// mesos returns the job's Mesos secret plan.
+func (j *job) mesos() (*mesos.Plan, error) {
+	j.mesosOnce.Do(func() { j.plan, j.mesosErr = j.shipment.Mesos() })
+	return j.plan, j.mesosErr
 }
 
 // Option changes a Server.
@@ -134,66 +134,85 @@ func New(b shipper.Builder, fs *fetch.Server, opts ...Option) *Server {
 
 // Ship implements hostv1.ShipperServiceServer.
 func (s *Server) Ship(ctx context.Context, req *hostv1.ShipRequest) (*hostv1.ShipResponse, error) {
-	if err := checkShipRequest(req); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	r, err := requestFromProto(req)
+	if err != nil {
+		return nil, toStatus(invalid(err))
 	}
-	if n := len(req.GetTasks()); n > s.maxTasks {
-		return nil, status.Errorf(codes.ResourceExhausted, "tasks: %d in one Ship, the server's limit is %d (keyship serve --max-tasks); ship the job's tasks in several calls", n, s.maxTasks)
+	d, j, err := s.ship(ctx, r, "Ship")
+	if err != nil {
+		return nil, toStatus(err)
 	}
-	if err := s.checkRoom(req); err != nil {
-		return nil, err
+	return deliveryToProto(d, j.expires), nil
+}
+
+// invalid marks err as the request's fault.
+func invalid(err error) error { return fmt.Errorf("%w (%w)", err, shipper.ErrInvalidRequest) }
+
+// ship is one Ship (or the first response of a Watch, for method): the
+// request checked and read, the job built once, delivered to the request's
+// targets.
+func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.Delivery, *job, error) {
+	if err := checkShipRequest(r); err != nil {
+		return nil, nil, invalid(err)
+	}
+	if n := len(r.Tasks); n > s.maxTasks {
+		return nil, nil, fmt.Errorf("tasks: %d in one %s, the server's limit is %d (keyship serve --max-tasks); ship the job's tasks in several calls (%w)", n, method, s.maxTasks, shipper.ErrLimit)
+	}
+	if err := s.checkRoom(r); err != nil {
+		return nil, nil, err
 	}
 	ttl := DefaultTTL
-	if req.GetTtlSeconds() > 0 {
-		ttl = min(time.Duration(req.GetTtlSeconds())*time.Second, maxTTL)
+	if r.TTL > 0 {
+		ttl = min(r.TTL, maxTTL)
 	}
-	r, err := readRequest(req.GetJobId(), req.GetSpec(), req.GetDialect(), tasksOf(req.GetTasks()), nil)
+	sr, err := readRequest(r, nil)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, nil, invalid(err)
 	}
-	j, err := s.job(ctx, r, req.GetSpec(), req.GetDialect(), ttl)
-	noteJob(ctx, r, j) // for the audit log (observe.go)
+	j, err := s.job(ctx, sr, r, ttl)
+	noteJob(ctx, sr, j) // for the audit log (observe.go)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.response(ctx, req, j)
+	d, err := s.deliver(ctx, r, j)
+	return d, j, err
 }
 
 // checkShipRequest checks what the API adds to spec.ReadRequest's checks.
-func checkShipRequest(req *hostv1.ShipRequest) error {
+func checkShipRequest(r Request) error {
 	var errs []error
-	if len(req.GetTasks()) == 0 {
+	if len(r.Tasks) == 0 {
 		errs = append(errs, fmt.Errorf("tasks: at least one and at most %d", spec.MaxTasks))
 	}
-	if req.GetFetchUses() > maxFetchUse {
+	if r.FetchUses > maxFetchUse {
 		errs = append(errs, fmt.Errorf("fetch_uses: at most %d", maxFetchUse))
 	}
-	errs = append(errs, checkTTL(req.GetTtlSeconds()), checkTargets(req.GetTargets()))
+	if len(r.Dir) > maxDirLen || path.Clean(r.Dir) != r.Dir && r.Dir != "" || r.Dir == ".." || strings.HasPrefix(r.Dir, "../") {
+		errs = append(errs, fmt.Errorf("dir %q: want a clean path without \"..\", at most %d bytes", r.Dir, maxDirLen))
+	}
 	return errors.Join(errs...)
 }
 
-func tasksOf(in []*hostv1.Task) []spec.Task {
-	out := make([]spec.Task, len(in))
-	for i, t := range in {
-		out[i] = spec.Task{ID: t.GetId(), Role: t.GetRole(), Hosts: t.GetHosts()}
-	}
-	return out
-}
+// maxDirLen bounds ShipRequest.dir (PATH_MAX).
+const maxDirLen = 4096
 
 // readRequest makes the API's request a spec.Request; its problems are the
 // caller's (INVALID_ARGUMENT).
-func readRequest(jobID string, doc []byte, dialect hostv1.Dialect, tasks []spec.Task, hosts []string) (*spec.Request, error) {
-	name, ok := dialects[dialect]
-	if !ok {
-		return nil, fmt.Errorf("dialect %s: %w", dialect, plugin.ErrUnsupported)
+func readRequest(r Request, hosts []string) (*spec.Request, error) {
+	sr, err := spec.ReadRequest(spec.Document{JobID: r.JobID, Data: r.Spec, Dialect: r.Dialect, Consumer: r.Consumer, Tasks: r.Tasks, Hosts: hosts})
+	if err != nil {
+		return nil, err
 	}
-	return spec.ReadRequest(spec.Document{JobID: jobID, Data: doc, Dialect: name, Tasks: tasks, Hosts: hosts})
+	if err := (shipper.Releases{Spark: r.SparkVersion, Flink: r.FlinkVersion}).Apply(sr.Spec); err != nil {
+		return nil, err
+	}
+	return sr, nil
 }
 
 // job returns the job's shipment, prepared once for all concurrent callers
 // (keyed by jobKey).
-func (s *Server) job(ctx context.Context, r *spec.Request, doc []byte, dialect hostv1.Dialect, ttl time.Duration) (*job, error) {
-	key := jobKey(r, doc, dialect)
+func (s *Server) job(ctx context.Context, sr *spec.Request, r Request, ttl time.Duration) (*job, error) {
+	key := jobKey(sr, r)
 	if j := s.lookup(key); j != nil {
 		return j, nil
 	}
@@ -204,10 +223,11 @@ func (s *Server) job(ctx context.Context, r *spec.Request, doc []byte, dialect h
 		// The build outlives any one caller's cancellation: it is shared.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
+		opts := prepareOptions(sr, r)
 		if s.watching != nil {
-			return s.buildWatched(bctx, key, r, ttl)
+			return s.buildWatched(bctx, key, sr, opts, ttl)
 		}
-		sh, err := shipper.Prepare(bctx, s.builder, r, shipper.Options{Dir: shipper.TaskDir})
+		sh, err := shipper.Prepare(bctx, s.builder, sr, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -218,23 +238,35 @@ func (s *Server) job(ctx context.Context, r *spec.Request, doc []byte, dialect h
 		return j, err
 	})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return v.(*job), nil
 }
 
-// jobKey is the key of a job: its id and spec; the hosts join it only when
-// the spec issues per-host certificates (a new host set needs a new
+// prepareOptions are the pipeline's options for a job: the files in the
+// task's sandbox (other directories are the Shipment's At), PEM files too
+// when the request's Secret asks for them.
+func prepareOptions(sr *spec.Request, r Request) shipper.Options {
+	opts := shipper.Options{Dir: shipper.TaskDir}
+	if r.Kubernetes.PEM {
+		opts.Build.Outputs = kube.PEMOutputs(sr.Spec.StoreType)
+	}
+	return opts
+}
+
+// jobKey is the key of a job: its id, spec, consumer and releases (another
+// consumer or release is another build); the hosts join it only when the
+// spec issues per-host certificates (a new host set needs a new
 // certificate), so that a Flink AppMaster asking for each new TaskManager
 // reuses the build.
-func jobKey(r *spec.Request, doc []byte, dialect hostv1.Dialect) string {
+func jobKey(sr *spec.Request, r Request) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00", dialect, len(doc))
-	h.Write(doc)
-	if len(r.Spec.Issues()) > 0 {
-		fmt.Fprintf(h, "\x00%q", r.Spec.Hosts)
+	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%q\x00%t\x00%d\x00", r.Dialect, sr.Consumer, sr.Spec.SparkVersion, sr.Spec.FlinkVersion, r.Kubernetes.PEM, len(r.Spec))
+	h.Write(r.Spec)
+	if len(sr.Spec.Issues()) > 0 {
+		fmt.Fprintf(h, "\x00%q", sr.Spec.Hosts)
 	}
-	return r.JobID + "\x00" + hex.EncodeToString(h.Sum(nil))
+	return sr.JobID + "\x00" + hex.EncodeToString(h.Sum(nil))
 }
 
 // install makes sh the job at key until expires, retiring the one it
@@ -249,7 +281,7 @@ func (s *Server) install(key string, sh *shipper.Shipment, expires time.Time) (*
 	if !replaces && len(s.jobs) >= s.maxJobs {
 		s.sweepLocked()
 		if len(s.jobs) >= s.maxJobs {
-			return nil, status.Errorf(codes.ResourceExhausted, "live jobs: the server holds its limit of %d (keyship serve --max-jobs); retry when jobs expire, or ship with a shorter ttl_seconds", s.maxJobs)
+			return nil, fmt.Errorf("live jobs: the server holds its limit of %d (keyship serve --max-jobs); retry when jobs expire, or ship with a shorter ttl_seconds (%w)", s.maxJobs, shipper.ErrLimit)
 		}
 	}
 	if replaces {
@@ -272,145 +304,108 @@ func (s *Server) lookup(key string) *job {
 	return nil
 }
 
-// dialects maps the API's dialects to host/spec's.
-var dialects = map[hostv1.Dialect]string{
-	hostv1.Dialect_DIALECT_UNSPECIFIED: "",
-	hostv1.Dialect_DIALECT_DCOS:        spec.DialectDCOS,
-	hostv1.Dialect_DIALECT_SPARK:       spec.DialectSpark,
-	hostv1.Dialect_DIALECT_FLINK:       spec.DialectFlink,
-	hostv1.Dialect_DIALECT_LIBPROCESS:  spec.DialectLibprocess,
-}
-
-// DialectOf returns the API dialect of a host/spec dialect name ("" is
-// DIALECT_UNSPECIFIED: detect).
-func DialectOf(name string) hostv1.Dialect {
-	for d, n := range dialects {
-		if n == name {
-			return d
-		}
-	}
-	return hostv1.Dialect_DIALECT_UNSPECIFIED
-}
-
-// toStatus maps pipeline errors to gRPC codes: spec and check failures are
-// the caller's input (INVALID_ARGUMENT); backend errors keep their kind.
+// toStatus is err on the wire: its code from the one table
+// (shipper.Outcomes), its message err's own.
 func toStatus(err error) error {
-	if st, ok := status.FromError(err); ok {
+	if st, ok := status.FromError(err); ok && errors.As(err, new(interface{ GRPCStatus() *status.Status })) && st.Message() == err.Error() {
 		return st.Err()
 	}
-	// Spec and check failures are the caller's input; everything else maps
-	// through the one table of the plugin SDK.
-	if fe := (*spec.FieldError)(nil); errors.As(err, &fe) {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	code := plugin.Code(err)
-	if code == codes.Unknown {
-		code = codes.Internal
-	}
-	return status.Error(code, err.Error())
+	return status.Error(shipper.OutcomeOf(err).Code, err.Error())
 }
 
-func (s *Server) response(ctx context.Context, req *hostv1.ShipRequest, j *job) (*hostv1.ShipResponse, error) {
-	targets := map[hostv1.Target]bool{}
-	for _, t := range req.GetTargets() {
-		targets[t] = true
-	}
-	if len(targets) == 0 {
-		targets[hostv1.Target_TARGET_FETCH] = true
-	}
+// deliver delivers the job to the request's targets (TARGET_FETCH when it
+// names none), for the files in the request's dir.
+func (s *Server) deliver(ctx context.Context, r Request, j *job) (*shipper.Delivery, error) {
 	sh := j.shipment
-	dir := sh.Dir
-	if s.fetch != nil && s.fetch.Dir() != dir {
-		return nil, status.Errorf(codes.Internal, "fetch server writes into %q, the settings point at %q", s.fetch.Dir(), dir)
-	}
-	resp := &hostv1.ShipResponse{JobId: req.GetJobId(), Warnings: sh.Bundle.Warnings, ExpiresUnix: j.expires.Unix()}
-	notAfter := sh.NotAfter()
-	for _, f := range sh.Files {
-		pf := &hostv1.File{Path: path.Join(dir, f.Path), Mode: uint32(f.Mode), Version: f.Version, Role: string(f.Role)}
-		if t, ok := notAfter[f.Path]; ok {
-			pf.NotAfterUnix = t.Unix()
-		}
-		if targets[hostv1.Target_TARGET_FILES] {
-			pf.Contents = f.Contents
-		}
-		resp.Files = append(resp.Files, pf)
-	}
-	var uris map[string][]fetch.URI
-	if targets[hostv1.Target_TARGET_FETCH] {
-		if s.fetch == nil {
-			return nil, status.Error(codes.FailedPrecondition, "TARGET_FETCH: this server has no fetch server (keyship serve --fetch-listen)")
-		}
-		tasks := make([]string, len(req.GetTasks()))
-		for i, t := range req.GetTasks() {
-			tasks[i] = t.GetId()
-		}
+	if r.Dir != "" && r.Dir != sh.Dir {
 		var err error
-		if uris, err = s.fetch.PublishJob(req.GetJobId(), tasks, sh.Files, int(req.GetFetchUses()), j.expires.Sub(s.now())); err != nil {
-			code := codes.Internal
-			if errors.Is(err, fetch.ErrGrantLimit) {
-				code = codes.ResourceExhausted
-			}
-			return nil, status.Error(code, err.Error())
-		}
-	}
-	var vols []*hostv1.SecretVolume
-	var env []*hostv1.SecretEnv
-	if targets[hostv1.Target_TARGET_MESOS] {
-		var err error
-		if vols, env, err = j.mesos(); err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
-		}
-	}
-	for _, t := range req.GetTasks() {
-		ts := &hostv1.TaskShipment{TaskId: t.GetId(), Volumes: vols, Env: env}
-		for _, u := range uris[t.GetId()] {
-			ts.Uris = append(ts.Uris, &hostv1.FetchURI{Value: u.Value, OutputFile: u.OutputFile})
-		}
-		resp.Tasks = append(resp.Tasks, ts)
-	}
-	for _, st := range sh.Settings {
-		if st.Password == nil {
-			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
-		}
-	}
-	if targets[hostv1.Target_TARGET_KUBERNETES] {
-		if err := s.shipKubernetes(ctx, req, j, resp); err != nil {
+		if sh, err = sh.At(r.Dir); err != nil {
 			return nil, err
 		}
 	}
-	return resp, nil
+	want := map[Target]bool{}
+	for _, t := range r.Targets {
+		want[t] = true
+	}
+	if len(want) == 0 {
+		want[TargetFetch] = true
+	}
+	var targets []shipper.Target
+	if want[TargetSandbox] {
+		targets = append(targets, shipper.Sandbox)
+	}
+	if want[TargetFiles] {
+		targets = append(targets, shipper.Files)
+	}
+	targets = append(targets, s.tasksTarget(r, j, want[TargetFetch], want[TargetMesos]))
+	switch {
+	case want[TargetMesosTaskInfo]:
+		targets = append(targets, shipper.Fragment{})
+	case want[TargetMarathonApp]:
+		targets = append(targets, shipper.Fragment{Marathon: true})
+	}
+	if want[TargetKubernetes] || want[TargetKubernetesManifest] {
+		t, err := s.kubeTarget(r, j, want[TargetKubernetes], want[TargetKubernetesManifest] && want[TargetSandbox])
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return sh.Deliver(ctx, targets...)
 }
 
-// mesosSecrets returns the job's secret volumes (one per file) and secret
-// environment variables (the passwords): a REFERENCE where DC/OS holds
-// exactly the bytes, a VALUE where keyship built them.
-func mesosSecrets(sh *shipper.Shipment) ([]*hostv1.SecretVolume, []*hostv1.SecretEnv, error) {
-	plan, err := sh.Mesos()
-	if err != nil {
-		return nil, nil, err
-	}
-	var vols []*hostv1.SecretVolume
-	var env []*hostv1.SecretEnv
-	for _, it := range plan.Items {
-		sec := &hostv1.Secret{}
-		if ms := it.Secret(); ms.Reference != nil {
-			sec.Source = &hostv1.Secret_Reference{Reference: &hostv1.SecretReference{Name: ms.Reference.Name, Key: ms.Reference.Key}}
-		} else {
-			sec.Source = &hostv1.Secret_Value{Value: ms.Value.Data}
+// tasksTarget delivers to the request's tasks: each its own fetch URIs
+// (fetch), and the job's Mesos secrets, planned once per job (mesos).
+func (s *Server) tasksTarget(r Request, j *job, toFetch, toMesos bool) shipper.Target {
+	return shipper.TargetFunc(func(_ context.Context, sh *shipper.Shipment, d *shipper.Delivery) error {
+		if (toFetch || toMesos) && sh.Dir != shipper.TaskDir {
+			return fmt.Errorf("dir %q: TARGET_FETCH and TARGET_MESOS deliver to %s (%w)", sh.Dir, shipper.TaskDir, shipper.ErrInvalidRequest)
 		}
-		if it.Env != "" {
-			env = append(env, &hostv1.SecretEnv{Name: it.Env, Secret: sec})
-		} else {
-			vols = append(vols, &hostv1.SecretVolume{ContainerPath: it.Path, Secret: sec})
+		d.Tasks = make([]shipper.TaskDelivery, len(r.Tasks))
+		for i, t := range r.Tasks {
+			d.Tasks[i].TaskID = t.ID
 		}
-	}
-	return vols, env, nil
+		if toFetch {
+			if s.fetch == nil {
+				return fmt.Errorf("TARGET_FETCH: this server has no fetch server (keyship serve --fetch-listen) (%w)", shipper.ErrNotConfigured)
+			}
+			if s.fetch.Dir() != sh.Dir {
+				return fmt.Errorf("fetch server writes into %q, the settings point at %q", s.fetch.Dir(), sh.Dir)
+			}
+			ids := make([]string, len(r.Tasks))
+			for i, t := range r.Tasks {
+				ids[i] = t.ID
+			}
+			uris, err := s.fetch.PublishJob(r.JobID, ids, sh.Files, r.FetchUses, j.expires.Sub(s.now()))
+			if err != nil {
+				if errors.Is(err, fetch.ErrGrantLimit) {
+					err = fmt.Errorf("%w (%w)", err, shipper.ErrLimit)
+				}
+				return err
+			}
+			for i := range d.Tasks {
+				d.Tasks[i].URIs = uris[d.Tasks[i].TaskID]
+			}
+		}
+		if toMesos {
+			plan, err := j.mesos()
+			if err != nil {
+				return err
+			}
+			d.Mesos = plan
+		}
+		return nil
+	})
 }
 
 // Check implements hostv1.ShipperServiceServer: it runs the pre-flight
 // checks and keeps nothing.
 func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.CheckResponse, error) {
-	r, err := readRequest("check", req.GetSpec(), req.GetDialect(), nil, req.GetHosts())
+	dialect, ok := dialects[req.GetDialect()]
+	if !ok {
+		return nil, toStatus(invalid(fmt.Errorf("dialect %s: %w", req.GetDialect(), plugin.ErrUnsupported)))
+	}
+	r, err := readRequest(Request{JobID: "check", Spec: req.GetSpec(), Dialect: dialect}, req.GetHosts())
 	if err == nil {
 		var sh *shipper.Shipment
 		sh, err = shipper.Prepare(ctx, s.builder, r, shipper.Options{ChecksOnly: true})
@@ -419,42 +414,14 @@ func (s *Server) Check(ctx context.Context, req *hostv1.CheckRequest) (*hostv1.C
 			defer sh.Zero()
 			return &hostv1.CheckResponse{Ok: true, Warnings: sh.Bundle.Warnings}, nil
 		}
-	} else if Problems(err) == nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	} else if shipper.Problems(err) == nil {
+		return nil, toStatus(invalid(err))
 	}
-	problems := Problems(err)
+	problems := shipper.Problems(err)
 	if problems == nil {
 		return nil, toStatus(err)
 	}
-	return &hostv1.CheckResponse{Problems: problems}, nil
-}
-
-// Problems turns spec, resolve and materialize errors into the API's
-// Problems, or returns nil when err holds none of them.
-func Problems(err error) []*hostv1.Problem {
-	var out []*hostv1.Problem
-	var walk func(error)
-	walk = func(e error) {
-		var re *resolve.Error
-		var fe *spec.FieldError
-		switch {
-		case errors.As(e, &re) && re == e:
-			out = append(out, &hostv1.Problem{Field: re.Field.Name, Ref: re.Field.Ref.String(), Reason: re.Err.Error()})
-			return
-		case errors.As(e, &fe) && fe == e:
-			out = append(out, &hostv1.Problem{Field: fe.Field, Ref: fe.Ref, Reason: fe.Reason})
-			return
-		}
-		if u, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range u.Unwrap() {
-				walk(x)
-			}
-		} else if x := errors.Unwrap(e); x != nil {
-			walk(x)
-		}
-	}
-	walk(err)
-	return out
+	return &hostv1.CheckResponse{Problems: problemsToProto(problems)}, nil
 }
 
 // Sweep zeroes and drops expired jobs, and deletes their Kubernetes

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -89,12 +90,12 @@ func (wj *watchedJob) snapshot() (*job, uint64, watch.Update, <-chan struct{}) {
 // buildWatched builds the job at key through watch.Start, so that a Watch
 // can follow it: each bundle the watch ships replaces the job's (Ship calls
 // get the current one) and reaches every stream of the job.
-func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, ttl time.Duration) (*job, error) {
+func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, opts shipper.Options, ttl time.Duration) (*job, error) {
 	expires := s.now().Add(ttl)
 	wj := &watchedJob{expires: expires, changed: make(chan struct{})}
 	wa := s.watching
 	j, err := watch.Start(ctx, wa.cfg.Host, r, watch.Options{
-		Prepare:     shipper.Options{Dir: shipper.TaskDir},
+		Prepare:     opts,
 		Until:       expires,
 		RenewBefore: wa.cfg.RenewBefore,
 		RetryMax:    wa.cfg.Watcher.Interval(),
@@ -146,39 +147,27 @@ func (s *Server) Watch(req *hostv1.WatchRequest, stream hostv1.ShipperService_Wa
 // watch is Watch for any transport: send sends one response.
 func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(*hostv1.WatchResponse) error) error {
 	if s.watching == nil {
-		return status.Error(codes.FailedPrecondition, "this server does not watch jobs (keyship serve --refresh 0)")
+		return toStatus(fmt.Errorf("this server does not watch jobs (keyship serve --refresh 0) (%w)", shipper.ErrNotConfigured))
 	}
-	sr := req.GetShip()
-	if sr == nil {
-		return status.Error(codes.InvalidArgument, "ship: required (the job, as Ship takes it)")
+	if req.GetShip() == nil {
+		return toStatus(invalid(errors.New("ship: required (the job, as Ship takes it)")))
 	}
-	if err := checkShipRequest(sr); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	if n := len(sr.GetTasks()); n > s.maxTasks {
-		return status.Errorf(codes.ResourceExhausted, "tasks: %d in one Watch, the server's limit is %d (keyship serve --max-tasks)", n, s.maxTasks)
-	}
-	if err := s.checkRoom(sr); err != nil {
-		return err
-	}
-	ttl := DefaultTTL
-	if sr.GetTtlSeconds() > 0 {
-		ttl = min(time.Duration(sr.GetTtlSeconds())*time.Second, maxTTL)
-	}
-	r, err := readRequest(sr.GetJobId(), sr.GetSpec(), sr.GetDialect(), tasksOf(sr.GetTasks()), nil)
+	r, err := requestFromProto(req.GetShip())
 	if err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
+		return toStatus(invalid(err))
 	}
 	var version spec.Version
 	if v := req.GetConsumerVersion(); v != "" {
 		if version, err = spec.ParseVersion(v); err != nil {
-			return status.Error(codes.InvalidArgument, "consumer_version: "+err.Error())
+			return toStatus(invalid(fmt.Errorf("consumer_version: %w", err)))
 		}
 	}
-	if _, err := s.job(ctx, r, sr.GetSpec(), sr.GetDialect(), ttl); err != nil {
-		return err
+	d, j, err := s.ship(ctx, r, "Watch")
+	if err != nil {
+		return toStatus(err)
 	}
-	wj := s.watching.follow(jobKey(r, sr.GetSpec(), sr.GetDialect()))
+	sr, _ := readRequest(r, nil) // read once by ship already: it cannot fail here
+	wj := s.watching.follow(jobKey(sr, r))
 	if wj == nil {
 		return status.Error(codes.Internal, "the job was built without its watch")
 	}
@@ -186,14 +175,15 @@ func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(
 	for {
 		cur, gen, u, changed := wj.snapshot()
 		if gen != sent {
-			resp, err := s.watchResponse(ctx, sr, cur, r.Consumer, version, u, sent == 0)
-			if err != nil {
+			if d == nil || cur != j {
+				if d, err = s.deliver(ctx, r, cur); err != nil {
+					return toStatus(err)
+				}
+			}
+			if err := send(s.watchResponse(d, cur, version, u, sent == 0)); err != nil {
 				return err
 			}
-			if err := send(resp); err != nil {
-				return err
-			}
-			sent = gen
+			sent, d = gen, nil
 		}
 		left := wj.expires.Sub(s.now())
 		if left <= 0 {
@@ -212,14 +202,12 @@ func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(
 	}
 }
 
-// watchResponse is the WatchResponse of bundle j for one stream: its own
-// fetch URIs, and the settings that make the consumer reload what it can.
-func (s *Server) watchResponse(ctx context.Context, sr *hostv1.ShipRequest, j *job, consumer string, version spec.Version, u watch.Update, first bool) (*hostv1.WatchResponse, error) {
-	resp, err := s.response(ctx, sr, j)
-	if err != nil {
-		return nil, err
-	}
-	if consumer == conf.ConsumerSpark {
+// watchResponse is the WatchResponse of delivery d of bundle j for one
+// stream: its own fetch URIs, and the settings that make the consumer reload
+// what it can.
+func (s *Server) watchResponse(d *shipper.Delivery, j *job, version spec.Version, u watch.Update, first bool) *hostv1.WatchResponse {
+	resp := deliveryToProto(d, j.expires)
+	if d.Consumer == conf.ConsumerSpark {
 		for _, st := range conf.SparkReload(j.shipment.Bundle, version, s.watching.cfg.Watcher.Interval()) {
 			resp.Settings = append(resp.Settings, &hostv1.Setting{Key: st.Key, Value: st.Value})
 		}
@@ -237,7 +225,7 @@ func (s *Server) watchResponse(ctx context.Context, sr *hostv1.ShipRequest, j *j
 	if !u.RenewAt.IsZero() {
 		out.RenewAtUnix = u.RenewAt.Unix()
 	}
-	return out, nil
+	return out
 }
 
 // WatchJob calls Watch and hands each response to each, in order, until

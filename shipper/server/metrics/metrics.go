@@ -20,7 +20,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -29,7 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keyship/keyship/host/materialize"
-	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/server"
 )
@@ -115,23 +114,7 @@ func (m *Metrics) Stage(stage string, d time.Duration, _ error) {
 func (m *Metrics) Fetch(ev fetch.Event) { m.fetches.WithLabelValues(ev.Outcome).Inc() }
 
 func readOutcome(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, plugin.ErrPluginExited):
-		return "plugin_exited"
-	case errors.Is(err, plugin.ErrNotFound):
-		return "not_found"
-	case errors.Is(err, plugin.ErrPermissionDenied):
-		return "permission_denied"
-	case errors.Is(err, plugin.ErrUnavailable):
-		return "unavailable"
-	case errors.Is(err, plugin.ErrInvalidConfig):
-		return "invalid_config"
-	case errors.Is(err, plugin.ErrUnsupported):
-		return "unsupported"
-	}
-	return "error"
+	return shipper.OutcomeOf(err).Metric
 }
 
 // WatchServer adds the gauges read from s at each scrape: live jobs, and

@@ -107,6 +107,28 @@ const (
 	// server (field manager "keyship"); the response's settings then mount it
 	// and point at its mount path (ShipResponse.kubernetes).
 	Target_TARGET_KUBERNETES Target = 4
+	// Everything a caller that writes the job's files into one directory of
+	// its own needs (keyship ship --server): ShipResponse.files holds, with
+	// their contents, the stores, the consumer's extra files (flink-ssl.yaml,
+	// spark-ssl.properties), the password files (keystore.password,
+	// key.password, truststore.password, role "password") and the Mesos
+	// fragment's file (ShipResponse.fragment_file); ShipResponse.printed holds
+	// the settings as keyship ship prints them. Secret.
+	Target_TARGET_SANDBOX Target = 5
+	// The Mesos TaskInfo fragment (secret volumes, SECRET environment) as JSON
+	// in ShipResponse.fragment, its paths and the settings at ".keyship" in the
+	// task's sandbox. When it carries secret values (keyship built a store) it
+	// is not there: with TARGET_SANDBOX it is the 0600 file fragment_file.
+	Target_TARGET_MESOS_TASKINFO Target = 6
+	// The Marathon app fragment (secrets by reference only) as JSON in
+	// ShipResponse.fragment. A job with a store keyship built has none: the
+	// call fails with FAILED_PRECONDITION naming the files.
+	Target_TARGET_MARATHON_APP Target = 7
+	// The job's Kubernetes Secret as a manifest, not applied: with
+	// TARGET_SANDBOX, the 0600 file kubernetes-secret.yaml in files (never
+	// printed); ShipResponse.kubernetes names the Secret and its keys, and the
+	// settings mount it (keyship ship --emit kubernetes without --k8s-apply).
+	Target_TARGET_KUBERNETES_MANIFEST Target = 8
 )
 
 // Enum value maps for Target.
@@ -117,13 +139,21 @@ var (
 		2: "TARGET_MESOS",
 		3: "TARGET_FILES",
 		4: "TARGET_KUBERNETES",
+		5: "TARGET_SANDBOX",
+		6: "TARGET_MESOS_TASKINFO",
+		7: "TARGET_MARATHON_APP",
+		8: "TARGET_KUBERNETES_MANIFEST",
 	}
 	Target_value = map[string]int32{
-		"TARGET_UNSPECIFIED": 0,
-		"TARGET_FETCH":       1,
-		"TARGET_MESOS":       2,
-		"TARGET_FILES":       3,
-		"TARGET_KUBERNETES":  4,
+		"TARGET_UNSPECIFIED":         0,
+		"TARGET_FETCH":               1,
+		"TARGET_MESOS":               2,
+		"TARGET_FILES":               3,
+		"TARGET_KUBERNETES":          4,
+		"TARGET_SANDBOX":             5,
+		"TARGET_MESOS_TASKINFO":      6,
+		"TARGET_MARATHON_APP":        7,
+		"TARGET_KUBERNETES_MANIFEST": 8,
 	}
 )
 
@@ -152,6 +182,116 @@ func (x Target) Number() protoreflect.EnumNumber {
 // Deprecated: Use Target.Descriptor instead.
 func (Target) EnumDescriptor() ([]byte, []int) {
 	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{1}
+}
+
+// Consumer is who reads the job's settings.
+type Consumer int32
+
+const (
+	// The consumer of the document's dialect (DC/OS security.tls: Spark).
+	Consumer_CONSUMER_UNSPECIFIED Consumer = 0
+	// Apache Spark: spark.ssl.* properties.
+	Consumer_CONSUMER_SPARK Consumer = 1
+	// Apache Flink: security.ssl.* configuration.
+	Consumer_CONSUMER_FLINK Consumer = 2
+	// Mesos libprocess: LIBPROCESS_SSL_* environment and PEM files.
+	Consumer_CONSUMER_LIBPROCESS Consumer = 3
+)
+
+// Enum value maps for Consumer.
+var (
+	Consumer_name = map[int32]string{
+		0: "CONSUMER_UNSPECIFIED",
+		1: "CONSUMER_SPARK",
+		2: "CONSUMER_FLINK",
+		3: "CONSUMER_LIBPROCESS",
+	}
+	Consumer_value = map[string]int32{
+		"CONSUMER_UNSPECIFIED": 0,
+		"CONSUMER_SPARK":       1,
+		"CONSUMER_FLINK":       2,
+		"CONSUMER_LIBPROCESS":  3,
+	}
+)
+
+func (x Consumer) Enum() *Consumer {
+	p := new(Consumer)
+	*p = x
+	return p
+}
+
+func (x Consumer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Consumer) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyship_host_v1_host_proto_enumTypes[2].Descriptor()
+}
+
+func (Consumer) Type() protoreflect.EnumType {
+	return &file_keyship_host_v1_host_proto_enumTypes[2]
+}
+
+func (x Consumer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Consumer.Descriptor instead.
+func (Consumer) EnumDescriptor() ([]byte, []int) {
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{2}
+}
+
+// KubernetesOperator is the operator whose resource mounts the job's Secret.
+type KubernetesOperator int32
+
+const (
+	// None: the consumer's native Kubernetes settings.
+	KubernetesOperator_KUBERNETES_OPERATOR_UNSPECIFIED KubernetesOperator = 0
+	// The Spark operator's SparkApplication (sparkoperator.k8s.io/v1beta2).
+	KubernetesOperator_KUBERNETES_OPERATOR_SPARK KubernetesOperator = 1
+	// The Flink Kubernetes operator's FlinkDeployment (flink.apache.org/v1beta1).
+	KubernetesOperator_KUBERNETES_OPERATOR_FLINK KubernetesOperator = 2
+)
+
+// Enum value maps for KubernetesOperator.
+var (
+	KubernetesOperator_name = map[int32]string{
+		0: "KUBERNETES_OPERATOR_UNSPECIFIED",
+		1: "KUBERNETES_OPERATOR_SPARK",
+		2: "KUBERNETES_OPERATOR_FLINK",
+	}
+	KubernetesOperator_value = map[string]int32{
+		"KUBERNETES_OPERATOR_UNSPECIFIED": 0,
+		"KUBERNETES_OPERATOR_SPARK":       1,
+		"KUBERNETES_OPERATOR_FLINK":       2,
+	}
+)
+
+func (x KubernetesOperator) Enum() *KubernetesOperator {
+	p := new(KubernetesOperator)
+	*p = x
+	return p
+}
+
+func (x KubernetesOperator) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KubernetesOperator) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyship_host_v1_host_proto_enumTypes[3].Descriptor()
+}
+
+func (KubernetesOperator) Type() protoreflect.EnumType {
+	return &file_keyship_host_v1_host_proto_enumTypes[3]
+}
+
+func (x KubernetesOperator) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KubernetesOperator.Descriptor instead.
+func (KubernetesOperator) EnumDescriptor() ([]byte, []int) {
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{3}
 }
 
 // WatchReason says why a WatchResponse was sent.
@@ -195,11 +335,11 @@ func (x WatchReason) String() string {
 }
 
 func (WatchReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_keyship_host_v1_host_proto_enumTypes[2].Descriptor()
+	return file_keyship_host_v1_host_proto_enumTypes[4].Descriptor()
 }
 
 func (WatchReason) Type() protoreflect.EnumType {
-	return &file_keyship_host_v1_host_proto_enumTypes[2]
+	return &file_keyship_host_v1_host_proto_enumTypes[4]
 }
 
 func (x WatchReason) Number() protoreflect.EnumNumber {
@@ -208,7 +348,7 @@ func (x WatchReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchReason.Descriptor instead.
 func (WatchReason) EnumDescriptor() ([]byte, []int) {
-	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{2}
+	return file_keyship_host_v1_host_proto_rawDescGZIP(), []int{4}
 }
 
 // Task is one task of the job: a driver, an executor, a TaskManager.
@@ -312,8 +452,38 @@ type ShipRequest struct {
 	// TARGET_KUBERNETES: where the pods mount the Secret, absolute; empty
 	// means /etc/keyship/tls.
 	KubernetesMountPath string `protobuf:"bytes,11,opt,name=kubernetes_mount_path,json=kubernetesMountPath,proto3" json:"kubernetes_mount_path,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Who reads the settings (keyship ship --emit spark|flink|libprocess);
+	// unspecified means the dialect's. It joins the job's identity: the same
+	// job for another consumer is another build.
+	Consumer Consumer `protobuf:"varint,12,opt,name=consumer,proto3,enum=keyship.host.v1.Consumer" json:"consumer,omitempty"`
+	// The Spark release the settings are for, "MAJOR.MINOR" or
+	// "MAJOR.MINOR.PATCH" (e.g. "2.2", "3.5.1"; keyship ship
+	// --spark-version); empty means inferred from the spec, else the newest.
+	// Spark 2.2 and before read the passwords only literally: they then
+	// travel in the 0600 file spark-ssl.properties (TARGET_SANDBOX), never in
+	// settings. At most 32 bytes; INVALID_ARGUMENT naming the field otherwise.
+	SparkVersion string `protobuf:"bytes,13,opt,name=spark_version,json=sparkVersion,proto3" json:"spark_version,omitempty"`
+	// The Flink release the settings are for, e.g. "1.5", "1.18", "2.0"
+	// (keyship ship --flink-version); empty means the newest that reads every
+	// key of the spec. It picks the keys and config.yaml or flink-conf.yaml.
+	// Same form and limits as spark_version.
+	FlinkVersion string `protobuf:"bytes,14,opt,name=flink_version,json=flinkVersion,proto3" json:"flink_version,omitempty"`
+	// Where the caller puts the files, which the settings point at: an
+	// absolute directory (keyship ship --server's --sandbox) or one relative
+	// to the task's sandbox, cleaned, without ".."; empty means ".keyship".
+	// At most 4096 bytes. TARGET_FETCH and TARGET_MESOS deliver to ".keyship"
+	// only, and TARGET_MESOS_TASKINFO's settings always point there.
+	Dir string `protobuf:"bytes,15,opt,name=dir,proto3" json:"dir,omitempty"`
+	// TARGET_KUBERNETES, TARGET_KUBERNETES_MANIFEST: print an operator's
+	// resource fragment (ShipResponse.printed) instead of the native settings
+	// (keyship ship --k8s-operator); it must be the spec's consumer's.
+	KubernetesOperator KubernetesOperator `protobuf:"varint,16,opt,name=kubernetes_operator,json=kubernetesOperator,proto3,enum=keyship.host.v1.KubernetesOperator" json:"kubernetes_operator,omitempty"`
+	// TARGET_KUBERNETES, TARGET_KUBERNETES_MANIFEST: add key.pem, cert.pem and
+	// ca.pem to the Secret (keyship ship --k8s-pem). It joins the job's
+	// identity: the same job with PEM files is another build.
+	KubernetesPem bool `protobuf:"varint,17,opt,name=kubernetes_pem,json=kubernetesPem,proto3" json:"kubernetes_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ShipRequest) Reset() {
@@ -423,6 +593,48 @@ func (x *ShipRequest) GetKubernetesMountPath() string {
 	return ""
 }
 
+func (x *ShipRequest) GetConsumer() Consumer {
+	if x != nil {
+		return x.Consumer
+	}
+	return Consumer_CONSUMER_UNSPECIFIED
+}
+
+func (x *ShipRequest) GetSparkVersion() string {
+	if x != nil {
+		return x.SparkVersion
+	}
+	return ""
+}
+
+func (x *ShipRequest) GetFlinkVersion() string {
+	if x != nil {
+		return x.FlinkVersion
+	}
+	return ""
+}
+
+func (x *ShipRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *ShipRequest) GetKubernetesOperator() KubernetesOperator {
+	if x != nil {
+		return x.KubernetesOperator
+	}
+	return KubernetesOperator_KUBERNETES_OPERATOR_UNSPECIFIED
+}
+
+func (x *ShipRequest) GetKubernetesPem() bool {
+	if x != nil {
+		return x.KubernetesPem
+	}
+	return false
+}
+
 // ShipResponse is what each task of the job gets.
 type ShipResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -439,8 +651,22 @@ type ShipResponse struct {
 	Warnings []string `protobuf:"bytes,5,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// When the bundle and its fetch URIs expire, in Unix seconds.
 	ExpiresUnix int64 `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
-	// The Secret applied for TARGET_KUBERNETES, or unset.
-	Kubernetes    *KubernetesSecret `protobuf:"bytes,7,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
+	// The Secret applied for TARGET_KUBERNETES, or written for
+	// TARGET_KUBERNETES_MANIFEST; unset otherwise.
+	Kubernetes *KubernetesSecret `protobuf:"bytes,7,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
+	// TARGET_SANDBOX: the consumer's settings as keyship ship prints them:
+	// comment lines that say which release they are for, where each file goes
+	// and the spec's warnings, then the settings in the consumer's syntax.
+	// Never a password.
+	Printed string `protobuf:"bytes,8,opt,name=printed,proto3" json:"printed,omitempty"`
+	// TARGET_MESOS_TASKINFO, TARGET_MARATHON_APP: the fragment's JSON; empty
+	// when it carries secret values (see fragment_file).
+	Fragment []byte `protobuf:"bytes,9,opt,name=fragment,proto3" json:"fragment,omitempty"`
+	// TARGET_MESOS_TASKINFO with TARGET_SANDBOX, when the fragment carries
+	// secret values: the name of the file in files that holds it.
+	FragmentFile string `protobuf:"bytes,10,opt,name=fragment_file,json=fragmentFile,proto3" json:"fragment_file,omitempty"`
+	// Who reads the settings: the request's consumer, or its dialect's.
+	Consumer      Consumer `protobuf:"varint,11,opt,name=consumer,proto3,enum=keyship.host.v1.Consumer" json:"consumer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,7 +750,37 @@ func (x *ShipResponse) GetKubernetes() *KubernetesSecret {
 	return nil
 }
 
-// KubernetesSecret is a job's Secret as the API server holds it.
+func (x *ShipResponse) GetPrinted() string {
+	if x != nil {
+		return x.Printed
+	}
+	return ""
+}
+
+func (x *ShipResponse) GetFragment() []byte {
+	if x != nil {
+		return x.Fragment
+	}
+	return nil
+}
+
+func (x *ShipResponse) GetFragmentFile() string {
+	if x != nil {
+		return x.FragmentFile
+	}
+	return ""
+}
+
+func (x *ShipResponse) GetConsumer() Consumer {
+	if x != nil {
+		return x.Consumer
+	}
+	return Consumer_CONSUMER_UNSPECIFIED
+}
+
+// KubernetesSecret is a job's Secret as the API server holds it
+// (TARGET_KUBERNETES), or as its manifest has it (TARGET_KUBERNETES_MANIFEST:
+// no resource_version).
 type KubernetesSecret struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The Secret's namespace.
@@ -540,7 +796,10 @@ type KubernetesSecret struct {
 	Keys []string `protobuf:"bytes,5,rep,name=keys,proto3" json:"keys,omitempty"`
 	// When the server deletes the Secret, in Unix seconds; 0 when it
 	// persists.
-	DeleteUnix    int64 `protobuf:"varint,6,opt,name=delete_unix,json=deleteUnix,proto3" json:"delete_unix,omitempty"`
+	DeleteUnix int64 `protobuf:"varint,6,opt,name=delete_unix,json=deleteUnix,proto3" json:"delete_unix,omitempty"`
+	// The version of each key that carries a file (materialize's File.version,
+	// also the Secret's keyship.io/version- annotations), by key.
+	Versions      map[string]string `protobuf:"bytes,7,rep,name=versions,proto3" json:"versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,10 +876,18 @@ func (x *KubernetesSecret) GetDeleteUnix() int64 {
 	return 0
 }
 
+func (x *KubernetesSecret) GetVersions() map[string]string {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 // File is one built file.
 type File struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Relative path in the task's sandbox, e.g. ".keyship/keystore.jks".
+	// Where the task reads the file: the request's dir joined with the file's
+	// name, e.g. ".keyship/keystore.jks".
 	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	// Unix permission bits, e.g. 0600.
 	Mode uint32 `protobuf:"varint,2,opt,name=mode,proto3" json:"mode,omitempty"`
@@ -628,7 +895,7 @@ type File struct {
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// What the file is for: keystore, truststore, ca-bundle, ...
 	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
-	// Secret: the file's bytes, only with TARGET_FILES.
+	// Secret: the file's bytes, only with TARGET_FILES or TARGET_SANDBOX.
 	Contents []byte `protobuf:"bytes,5,opt,name=contents,proto3" json:"contents,omitempty"`
 	// When the certificates the file holds expire (the earliest NotAfter),
 	// in Unix seconds; 0 for files without certificates.
@@ -1504,7 +1771,7 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
-	"\x05hosts\x18\x03 \x03(\tR\x05hosts\"\xcf\x03\n" +
+	"\x05hosts\x18\x03 \x03(\tR\x05hosts\"\xdf\x05\n" +
 	"\vShipRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x122\n" +
@@ -1519,7 +1786,13 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\x11kubernetes_secret\x18\t \x01(\tR\x10kubernetesSecret\x12-\n" +
 	"\x12kubernetes_persist\x18\n" +
 	" \x01(\bR\x11kubernetesPersist\x122\n" +
-	"\x15kubernetes_mount_path\x18\v \x01(\tR\x13kubernetesMountPath\"\xbf\x02\n" +
+	"\x15kubernetes_mount_path\x18\v \x01(\tR\x13kubernetesMountPath\x125\n" +
+	"\bconsumer\x18\f \x01(\x0e2\x19.keyship.host.v1.ConsumerR\bconsumer\x12#\n" +
+	"\rspark_version\x18\r \x01(\tR\fsparkVersion\x12#\n" +
+	"\rflink_version\x18\x0e \x01(\tR\fflinkVersion\x12\x10\n" +
+	"\x03dir\x18\x0f \x01(\tR\x03dir\x12T\n" +
+	"\x13kubernetes_operator\x18\x10 \x01(\x0e2#.keyship.host.v1.KubernetesOperatorR\x12kubernetesOperator\x12%\n" +
+	"\x0ekubernetes_pem\x18\x11 \x01(\bR\rkubernetesPem\"\xd1\x03\n" +
 	"\fShipResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12+\n" +
 	"\x05files\x18\x02 \x03(\v2\x15.keyship.host.v1.FileR\x05files\x123\n" +
@@ -1529,7 +1802,12 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\x12A\n" +
 	"\n" +
 	"kubernetes\x18\a \x01(\v2!.keyship.host.v1.KubernetesSecretR\n" +
-	"kubernetes\"\xc3\x01\n" +
+	"kubernetes\x12\x18\n" +
+	"\aprinted\x18\b \x01(\tR\aprinted\x12\x1a\n" +
+	"\bfragment\x18\t \x01(\fR\bfragment\x12#\n" +
+	"\rfragment_file\x18\n" +
+	" \x01(\tR\ffragmentFile\x125\n" +
+	"\bconsumer\x18\v \x01(\x0e2\x19.keyship.host.v1.ConsumerR\bconsumer\"\xcd\x02\n" +
 	"\x10KubernetesSecret\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
@@ -1538,7 +1816,11 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\x10resource_version\x18\x04 \x01(\tR\x0fresourceVersion\x12\x12\n" +
 	"\x04keys\x18\x05 \x03(\tR\x04keys\x12\x1f\n" +
 	"\vdelete_unix\x18\x06 \x01(\x03R\n" +
-	"deleteUnix\"\x9e\x01\n" +
+	"deleteUnix\x12K\n" +
+	"\bversions\x18\a \x03(\v2/.keyship.host.v1.KubernetesSecret.VersionsEntryR\bversions\x1a;\n" +
+	"\rVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9e\x01\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\rR\x04mode\x12\x18\n" +
@@ -1601,13 +1883,26 @@ const file_keyship_host_v1_host_proto_rawDesc = "" +
 	"\fDIALECT_DCOS\x10\x01\x12\x11\n" +
 	"\rDIALECT_SPARK\x10\x02\x12\x11\n" +
 	"\rDIALECT_FLINK\x10\x03\x12\x16\n" +
-	"\x12DIALECT_LIBPROCESS\x10\x04*m\n" +
+	"\x12DIALECT_LIBPROCESS\x10\x04*\xd5\x01\n" +
 	"\x06Target\x12\x16\n" +
 	"\x12TARGET_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTARGET_FETCH\x10\x01\x12\x10\n" +
 	"\fTARGET_MESOS\x10\x02\x12\x10\n" +
 	"\fTARGET_FILES\x10\x03\x12\x15\n" +
-	"\x11TARGET_KUBERNETES\x10\x04*y\n" +
+	"\x11TARGET_KUBERNETES\x10\x04\x12\x12\n" +
+	"\x0eTARGET_SANDBOX\x10\x05\x12\x19\n" +
+	"\x15TARGET_MESOS_TASKINFO\x10\x06\x12\x17\n" +
+	"\x13TARGET_MARATHON_APP\x10\a\x12\x1e\n" +
+	"\x1aTARGET_KUBERNETES_MANIFEST\x10\b*e\n" +
+	"\bConsumer\x12\x18\n" +
+	"\x14CONSUMER_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eCONSUMER_SPARK\x10\x01\x12\x12\n" +
+	"\x0eCONSUMER_FLINK\x10\x02\x12\x17\n" +
+	"\x13CONSUMER_LIBPROCESS\x10\x03*w\n" +
+	"\x12KubernetesOperator\x12#\n" +
+	"\x1fKUBERNETES_OPERATOR_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19KUBERNETES_OPERATOR_SPARK\x10\x01\x12\x1d\n" +
+	"\x19KUBERNETES_OPERATOR_FLINK\x10\x02*y\n" +
 	"\vWatchReason\x12\x1c\n" +
 	"\x18WATCH_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14WATCH_REASON_INITIAL\x10\x01\x12\x18\n" +
@@ -1630,60 +1925,67 @@ func file_keyship_host_v1_host_proto_rawDescGZIP() []byte {
 	return file_keyship_host_v1_host_proto_rawDescData
 }
 
-var file_keyship_host_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_keyship_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_keyship_host_v1_host_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_keyship_host_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_keyship_host_v1_host_proto_goTypes = []any{
 	(Dialect)(0),             // 0: keyship.host.v1.Dialect
 	(Target)(0),              // 1: keyship.host.v1.Target
-	(WatchReason)(0),         // 2: keyship.host.v1.WatchReason
-	(*Task)(nil),             // 3: keyship.host.v1.Task
-	(*ShipRequest)(nil),      // 4: keyship.host.v1.ShipRequest
-	(*ShipResponse)(nil),     // 5: keyship.host.v1.ShipResponse
-	(*KubernetesSecret)(nil), // 6: keyship.host.v1.KubernetesSecret
-	(*File)(nil),             // 7: keyship.host.v1.File
-	(*TaskShipment)(nil),     // 8: keyship.host.v1.TaskShipment
-	(*FetchURI)(nil),         // 9: keyship.host.v1.FetchURI
-	(*SecretVolume)(nil),     // 10: keyship.host.v1.SecretVolume
-	(*SecretEnv)(nil),        // 11: keyship.host.v1.SecretEnv
-	(*Secret)(nil),           // 12: keyship.host.v1.Secret
-	(*SecretReference)(nil),  // 13: keyship.host.v1.SecretReference
-	(*Setting)(nil),          // 14: keyship.host.v1.Setting
-	(*CheckRequest)(nil),     // 15: keyship.host.v1.CheckRequest
-	(*CheckResponse)(nil),    // 16: keyship.host.v1.CheckResponse
-	(*Problem)(nil),          // 17: keyship.host.v1.Problem
-	(*WatchRequest)(nil),     // 18: keyship.host.v1.WatchRequest
-	(*WatchResponse)(nil),    // 19: keyship.host.v1.WatchResponse
+	(Consumer)(0),            // 2: keyship.host.v1.Consumer
+	(KubernetesOperator)(0),  // 3: keyship.host.v1.KubernetesOperator
+	(WatchReason)(0),         // 4: keyship.host.v1.WatchReason
+	(*Task)(nil),             // 5: keyship.host.v1.Task
+	(*ShipRequest)(nil),      // 6: keyship.host.v1.ShipRequest
+	(*ShipResponse)(nil),     // 7: keyship.host.v1.ShipResponse
+	(*KubernetesSecret)(nil), // 8: keyship.host.v1.KubernetesSecret
+	(*File)(nil),             // 9: keyship.host.v1.File
+	(*TaskShipment)(nil),     // 10: keyship.host.v1.TaskShipment
+	(*FetchURI)(nil),         // 11: keyship.host.v1.FetchURI
+	(*SecretVolume)(nil),     // 12: keyship.host.v1.SecretVolume
+	(*SecretEnv)(nil),        // 13: keyship.host.v1.SecretEnv
+	(*Secret)(nil),           // 14: keyship.host.v1.Secret
+	(*SecretReference)(nil),  // 15: keyship.host.v1.SecretReference
+	(*Setting)(nil),          // 16: keyship.host.v1.Setting
+	(*CheckRequest)(nil),     // 17: keyship.host.v1.CheckRequest
+	(*CheckResponse)(nil),    // 18: keyship.host.v1.CheckResponse
+	(*Problem)(nil),          // 19: keyship.host.v1.Problem
+	(*WatchRequest)(nil),     // 20: keyship.host.v1.WatchRequest
+	(*WatchResponse)(nil),    // 21: keyship.host.v1.WatchResponse
+	nil,                      // 22: keyship.host.v1.KubernetesSecret.VersionsEntry
 }
 var file_keyship_host_v1_host_proto_depIdxs = []int32{
 	0,  // 0: keyship.host.v1.ShipRequest.dialect:type_name -> keyship.host.v1.Dialect
-	3,  // 1: keyship.host.v1.ShipRequest.tasks:type_name -> keyship.host.v1.Task
+	5,  // 1: keyship.host.v1.ShipRequest.tasks:type_name -> keyship.host.v1.Task
 	1,  // 2: keyship.host.v1.ShipRequest.targets:type_name -> keyship.host.v1.Target
-	7,  // 3: keyship.host.v1.ShipResponse.files:type_name -> keyship.host.v1.File
-	8,  // 4: keyship.host.v1.ShipResponse.tasks:type_name -> keyship.host.v1.TaskShipment
-	14, // 5: keyship.host.v1.ShipResponse.settings:type_name -> keyship.host.v1.Setting
-	6,  // 6: keyship.host.v1.ShipResponse.kubernetes:type_name -> keyship.host.v1.KubernetesSecret
-	9,  // 7: keyship.host.v1.TaskShipment.uris:type_name -> keyship.host.v1.FetchURI
-	10, // 8: keyship.host.v1.TaskShipment.volumes:type_name -> keyship.host.v1.SecretVolume
-	11, // 9: keyship.host.v1.TaskShipment.env:type_name -> keyship.host.v1.SecretEnv
-	12, // 10: keyship.host.v1.SecretVolume.secret:type_name -> keyship.host.v1.Secret
-	12, // 11: keyship.host.v1.SecretEnv.secret:type_name -> keyship.host.v1.Secret
-	13, // 12: keyship.host.v1.Secret.reference:type_name -> keyship.host.v1.SecretReference
-	0,  // 13: keyship.host.v1.CheckRequest.dialect:type_name -> keyship.host.v1.Dialect
-	17, // 14: keyship.host.v1.CheckResponse.problems:type_name -> keyship.host.v1.Problem
-	4,  // 15: keyship.host.v1.WatchRequest.ship:type_name -> keyship.host.v1.ShipRequest
-	5,  // 16: keyship.host.v1.WatchResponse.shipment:type_name -> keyship.host.v1.ShipResponse
-	2,  // 17: keyship.host.v1.WatchResponse.reason:type_name -> keyship.host.v1.WatchReason
-	4,  // 18: keyship.host.v1.ShipperService.Ship:input_type -> keyship.host.v1.ShipRequest
-	15, // 19: keyship.host.v1.ShipperService.Check:input_type -> keyship.host.v1.CheckRequest
-	18, // 20: keyship.host.v1.ShipperService.Watch:input_type -> keyship.host.v1.WatchRequest
-	5,  // 21: keyship.host.v1.ShipperService.Ship:output_type -> keyship.host.v1.ShipResponse
-	16, // 22: keyship.host.v1.ShipperService.Check:output_type -> keyship.host.v1.CheckResponse
-	19, // 23: keyship.host.v1.ShipperService.Watch:output_type -> keyship.host.v1.WatchResponse
-	21, // [21:24] is the sub-list for method output_type
-	18, // [18:21] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	2,  // 3: keyship.host.v1.ShipRequest.consumer:type_name -> keyship.host.v1.Consumer
+	3,  // 4: keyship.host.v1.ShipRequest.kubernetes_operator:type_name -> keyship.host.v1.KubernetesOperator
+	9,  // 5: keyship.host.v1.ShipResponse.files:type_name -> keyship.host.v1.File
+	10, // 6: keyship.host.v1.ShipResponse.tasks:type_name -> keyship.host.v1.TaskShipment
+	16, // 7: keyship.host.v1.ShipResponse.settings:type_name -> keyship.host.v1.Setting
+	8,  // 8: keyship.host.v1.ShipResponse.kubernetes:type_name -> keyship.host.v1.KubernetesSecret
+	2,  // 9: keyship.host.v1.ShipResponse.consumer:type_name -> keyship.host.v1.Consumer
+	22, // 10: keyship.host.v1.KubernetesSecret.versions:type_name -> keyship.host.v1.KubernetesSecret.VersionsEntry
+	11, // 11: keyship.host.v1.TaskShipment.uris:type_name -> keyship.host.v1.FetchURI
+	12, // 12: keyship.host.v1.TaskShipment.volumes:type_name -> keyship.host.v1.SecretVolume
+	13, // 13: keyship.host.v1.TaskShipment.env:type_name -> keyship.host.v1.SecretEnv
+	14, // 14: keyship.host.v1.SecretVolume.secret:type_name -> keyship.host.v1.Secret
+	14, // 15: keyship.host.v1.SecretEnv.secret:type_name -> keyship.host.v1.Secret
+	15, // 16: keyship.host.v1.Secret.reference:type_name -> keyship.host.v1.SecretReference
+	0,  // 17: keyship.host.v1.CheckRequest.dialect:type_name -> keyship.host.v1.Dialect
+	19, // 18: keyship.host.v1.CheckResponse.problems:type_name -> keyship.host.v1.Problem
+	6,  // 19: keyship.host.v1.WatchRequest.ship:type_name -> keyship.host.v1.ShipRequest
+	7,  // 20: keyship.host.v1.WatchResponse.shipment:type_name -> keyship.host.v1.ShipResponse
+	4,  // 21: keyship.host.v1.WatchResponse.reason:type_name -> keyship.host.v1.WatchReason
+	6,  // 22: keyship.host.v1.ShipperService.Ship:input_type -> keyship.host.v1.ShipRequest
+	17, // 23: keyship.host.v1.ShipperService.Check:input_type -> keyship.host.v1.CheckRequest
+	20, // 24: keyship.host.v1.ShipperService.Watch:input_type -> keyship.host.v1.WatchRequest
+	7,  // 25: keyship.host.v1.ShipperService.Ship:output_type -> keyship.host.v1.ShipResponse
+	18, // 26: keyship.host.v1.ShipperService.Check:output_type -> keyship.host.v1.CheckResponse
+	21, // 27: keyship.host.v1.ShipperService.Watch:output_type -> keyship.host.v1.WatchResponse
+	25, // [25:28] is the sub-list for method output_type
+	22, // [22:25] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_keyship_host_v1_host_proto_init() }
@@ -1700,8 +2002,8 @@ func file_keyship_host_v1_host_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyship_host_v1_host_proto_rawDesc), len(file_keyship_host_v1_host_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   17,
+			NumEnums:      5,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
