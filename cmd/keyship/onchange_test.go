@@ -18,9 +18,9 @@ import (
 	"github.com/keyship/keyship/host/materialize/testca"
 )
 
-// rotateStores puts a keystore, truststore and CA bundle of a new CA into
-// j's secrets: a set that passes every check and changes three versions.
-func rotateStores(t *testing.T, j *job, name string) []byte {
+// newCAKeystore makes a new CA named name and a JKS keystore for
+// node1.example.com issued by it (store password: the canary).
+func newCAKeystore(t *testing.T, name string) (*testca.Leaf, []byte) {
 	t.Helper()
 	ca, err := testca.NewCA(name)
 	if err != nil {
@@ -34,6 +34,14 @@ func rotateStores(t *testing.T, j *job, name string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return leaf, ks
+}
+
+// rotateStores puts a keystore, truststore and CA bundle of a new CA into
+// j's secrets: a set that passes every check and changes three versions.
+func rotateStores(t *testing.T, j *job, name string) []byte {
+	t.Helper()
+	leaf, ks := newCAKeystore(t, name)
 	ts, err := keystore.JKSTruststore(keystore.AliasCertificates(leaf.Chain[1:]), []byte("trustpass-1"))
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/keyship/keyship/host/keystore"
-	"github.com/keyship/keyship/host/materialize/testca"
 )
 
 func TestWatchFlagsAreChecked(t *testing.T) {
@@ -76,19 +75,8 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 	}
 	before, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
 
-	ca, err := testca.NewCA("rotated CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue("node1.example.com", testca.WithDNS("node1.example.com"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A keystore from another CA fails the chain check: the set stays.
-	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(canary), []byte("keypass-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf, ks := newCAKeystore(t, "rotated CA")
 	j.put(t, "spark/keystore", ks)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
 	wait("a failed refresh", func() bool { return strings.Contains(stderr.String(), "refresh failed; the stores in place stay") })
