@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/keyship/keyship/plugin"
 )
@@ -187,6 +190,18 @@ except ConnectionResetError:
 	info, err := plugin.NewGRPCClient(conn).Info(ctx)
 	if err != nil || info.Name != "pyfile" {
 		t.Fatalf("Info from the plugin's parent: %+v, %v", info, err)
+	}
+	// Health: "" and "plugin" are SERVING, any other name NOT_FOUND, as
+	// gRPC's own health server (PROTOCOL.md#health).
+	health := grpc_health_v1.NewHealthClient(conn)
+	for _, svc := range []string{"", "plugin"} {
+		resp, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+			t.Errorf("health Check(%q): %v, %v; want SERVING", svc, resp.GetStatus(), err)
+		}
+	}
+	if _, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "keyship.other"}); status.Code(err) != codes.NotFound {
+		t.Errorf("health Check of an unknown service: %v, want NOT_FOUND", err)
 	}
 	if !strings.Contains(stderr.String(), `"@level": "warn", "@message": "refusing a connection`) {
 		t.Errorf("the refusal is not logged as an hclog warn line:\n%s", stderr.String())
