@@ -213,6 +213,7 @@ except (ConnectionResetError, BrokenPipeError):  # closed before or after the pr
 func TestPluginTestKitFileMistakes(t *testing.T) {
 	for _, c := range []struct{ name, kit, want string }{
 		{"config without bad_configs", "config: {root: \"${KEYSHIP_KIT_DIR}/store\"}\n", "config: is set but bad_configs: is not"},
+		{"empty bad_configs", "bad_configs: []\n", "bad_configs: is empty"},
 		{"ref without {name}", "ref: /kit/fixed\n", `ref: "/kit/fixed" has no {name}`},
 		{"ref with a field", "ref: \"/kit/{name}#key\"\n", `has a "#field" or "@version"`},
 		{"ref with a backend", "ref: \"vault:kit/{name}\"\n", `"backend:" prefix`},

@@ -87,6 +87,9 @@ func (kf KitFile) check() error {
 	if (kf.Unavailable == "") != (kf.Restore == "") {
 		return errors.New("unavailable: and restore: go together")
 	}
+	if kf.BadConfigs != nil && len(kf.BadConfigs) == 0 {
+		return errors.New("bad_configs: is empty: give at least one configuration the plugin must refuse with INVALID_ARGUMENT, or leave the key out (with no config: either) for the defaults")
+	}
 	if kf.Config != nil && len(kf.BadConfigs) == 0 {
 		return errors.New("config: is set but bad_configs: is not: give at least one configuration the plugin must refuse with INVALID_ARGUMENT (a missing required setting, an unknown one, a store that is not there); the default bad configs fit only the default config")
 	}
