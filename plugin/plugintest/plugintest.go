@@ -233,6 +233,14 @@ func (k *kit) want(err error) string {
 	return err.Error()
 }
 
+// unset says that a setting of the kit is not given (see key).
+func (k *kit) unset(field, kitKey string) string {
+	if k.cfg.kitFile {
+		return "the kit file has no `" + kitKey + "`"
+	}
+	return field + " is not set"
+}
+
 // key names a setting of the kit: the kit file's key (kitKey, "deny:") or
 // Config's field (field, "Config.Deny").
 func (k *kit) key(field, kitKey string) string {
@@ -446,7 +454,7 @@ func (k *kit) batch(t *testing.T) {
 
 func (k *kit) denied(t *testing.T) {
 	if k.cfg.Deny == nil {
-		t.Skipf("%s is not set: the %s mapping is not checked", k.key("Config.Deny", "deny:"), k.want(plugin.ErrPermissionDenied))
+		t.Skipf("%s: the %s mapping is not checked", k.unset("Config.Deny", "deny:"), k.want(plugin.ErrPermissionDenied))
 	}
 	b := k.configured(t)
 	ref := k.cfg.Ref("denied")
@@ -469,7 +477,7 @@ func (k *kit) denied(t *testing.T) {
 
 func (k *kit) unavailable(t *testing.T) {
 	if k.cfg.Unavailable == nil {
-		t.Skipf("%s is not set: the %s mapping is not checked", k.key("Config.Unavailable", "unavailable: and restore:"), k.want(plugin.ErrUnavailable))
+		t.Skipf("%s: the %s mapping is not checked", k.unset("Config.Unavailable", "unavailable:` and `restore:"), k.want(plugin.ErrUnavailable))
 	}
 	b := k.configured(t)
 	ref := k.cfg.Ref("unavailable")
