@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/keyship/keyship/plugin"
 )
@@ -43,7 +46,7 @@ func pythonExample(t *testing.T) string {
 // hook of its kit file.
 func TestPluginTestPassesThePythonExample(t *testing.T) {
 	dir := pythonExample(t)
-	r := keyship(t, "plugin", "test", filepath.Join(dir, "keyship-backend-pyfile"), "--config", filepath.Join(dir, "kit.yaml"))
+	r := keyship(t, "plugin", "test", filepath.Join(dir, "keyship-backend-pyfile"), "--kit", filepath.Join(dir, "kit.yaml"))
 	if r.code != 0 {
 		t.Fatalf("keyship plugin test: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -59,17 +62,34 @@ func TestPluginTestPassesThePythonExample(t *testing.T) {
 func TestPluginTestNamesTheBrokenRule(t *testing.T) {
 	kit := filepath.Join(t.TempDir(), "kit.yaml")
 	// A "bad" config the file plugin rightly accepts: the kit sees a plugin
-	// that does not refuse it.
-	if err := os.WriteFile(kit, []byte("bad_configs: [{root: \"${KEYSHIP_KIT_DIR}/store\"}]\nconfig: {root: \"${KEYSHIP_KIT_DIR}/store\"}\n"), 0o600); err != nil {
+	// that does not refuse it. The deny command removes permissions, which
+	// denies nothing to root.
+	if err := os.WriteFile(kit, []byte("bad_configs: [{root: \"${KEYSHIP_KIT_DIR}/store\"}]\nconfig: {root: \"${KEYSHIP_KIT_DIR}/store\"}\n"+
+		"deny: chmod 000 \"store$KEYSHIP_KIT_PATH\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := keyship(t, "plugin", "test", filepath.Join(binDir, "keyship-backend-file"), "--config", kit)
+	r := keyship(t, "plugin", "test", filepath.Join(binDir, "keyship-backend-file"), "--kit", kit)
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"--- FAIL: Conformance/BadConfig", "want ErrInvalidConfig", "rule broken: proto/keyship/backend/v1/PROTOCOL.md#configure", "--- PASS: Conformance/Fixtures"} {
+	// A kit file's author may not write Go: gRPC codes and the kit file's
+	// keys, not the SDK's errors and Config's fields.
+	for _, want := range []string{"--- FAIL: Conformance/BadConfig", "bad_configs: entry 1: Configure error = <nil>, want INVALID_ARGUMENT\n",
+		"rule broken: proto/keyship/backend/v1/PROTOCOL.md#configure", "--- PASS: Conformance/Fixtures"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if want := "but the kit runs as root, and so does the plugin: root reads a file whatever its mode"; !strings.Contains(r.stdout, want) {
+			t.Errorf("the deny check run as root does not say why chmod denies nothing (%q):\n%s", want, r.stdout)
+		}
+	} else if !strings.Contains(r.stdout, "--- PASS: Conformance/PermissionDenied") {
+		t.Errorf("the deny check failed as uid %d:\n%s", os.Geteuid(), r.stdout)
+	}
+	for _, goName := range []string{"ErrInvalidConfig", "ErrPermissionDenied", "ErrNotFound", "Config.", "BadConfigs["} {
+		if strings.Contains(r.stdout, goName) {
+			t.Errorf("the kit's output names Go's %q:\n%s", goName, r.stdout)
 		}
 	}
 	anchor := "#configure"
@@ -146,10 +166,10 @@ func TestPluginPythonExampleRefusesOtherPeers(t *testing.T) {
 	// closes (or resets) the connection without a byte.
 	other := exec.Command("/usr/bin/python3", "-c", `import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 try:
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     print("closed" if s.recv(1024) == b"" else "answered")
-except ConnectionResetError:
+except (ConnectionResetError, BrokenPipeError):  # closed before or after the preface
     print("closed")`, sock)
 	out, err := other.CombinedOutput()
 	if err != nil {
@@ -171,7 +191,54 @@ except ConnectionResetError:
 	if err != nil || info.Name != "pyfile" {
 		t.Fatalf("Info from the plugin's parent: %+v, %v", info, err)
 	}
+	// Health: "" and "plugin" are SERVING, any other name NOT_FOUND, as
+	// gRPC's own health server (PROTOCOL.md#health).
+	health := grpc_health_v1.NewHealthClient(conn)
+	for _, svc := range []string{"", "plugin"} {
+		resp, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+			t.Errorf("health Check(%q): %v, %v; want SERVING", svc, resp.GetStatus(), err)
+		}
+	}
+	if _, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "keyship.other"}); status.Code(err) != codes.NotFound {
+		t.Errorf("health Check of an unknown service: %v, want NOT_FOUND", err)
+	}
 	if !strings.Contains(stderr.String(), `"@level": "warn", "@message": "refusing a connection`) {
 		t.Errorf("the refusal is not logged as an hclog warn line:\n%s", stderr.String())
+	}
+}
+
+// TestPluginTestKitFileMistakes: a mistake in the kit file is reported as
+// one, before any check (exit 2), not as a plugin that fails checks.
+func TestPluginTestKitFileMistakes(t *testing.T) {
+	for _, c := range []struct{ name, kit, want string }{
+		{"config without bad_configs", "config: {root: \"${KEYSHIP_KIT_DIR}/store\"}\n", "config: is set but bad_configs: is not"},
+		{"empty bad_configs", "bad_configs: []\n", "bad_configs: is empty"},
+		{"ref without {name}", "ref: /kit/fixed\n", `ref: "/kit/fixed" has no {name}`},
+		{"ref with a field", "ref: \"/kit/{name}#key\"\n", `has a "#field" or "@version"`},
+		{"ref with a backend", "ref: \"vault:kit/{name}\"\n", `"backend:" prefix`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			kit := filepath.Join(t.TempDir(), "kit.yaml")
+			if err := os.WriteFile(kit, []byte(c.kit), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := keyship(t, "plugin", "test", filepath.Join(binDir, "keyship-backend-file"), "--kit", kit)
+			if r.code != 2 || !strings.Contains(r.stderr, "kit file "+kit+": ") || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("exit %d, want 2 and %q on stderr\n%s\n%s", r.code, c.want, r.stdout, r.stderr)
+			}
+			if strings.Contains(r.stdout, "=== RUN") {
+				t.Errorf("checks ran with a broken kit file:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+// TestPluginTestKitFlagIsNotTheHostConfig: the kit file is --kit; the global
+// --config (a host config) does not name it.
+func TestPluginTestKitFlagIsNotTheHostConfig(t *testing.T) {
+	r := keyship(t, "plugin", "test", "--help")
+	if !strings.Contains(r.stdout, "--kit string") {
+		t.Errorf("plugin test --help has no --kit:\n%s", r.stdout)
 	}
 }

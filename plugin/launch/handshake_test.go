@@ -36,24 +36,32 @@ func TestNonGoAuthorsMistakesAreNamed(t *testing.T) {
 	for _, c := range []struct {
 		name, body string
 		want       []string // regexps
+		not        []string // regexps the error must not match
 	}{
 		{"wrapper without exec", `"` + pluginBin + `"`,
-			[]string{`held by pid \d+, a child of the plugin \(pid \d+\)`, `must exec the plugin`, `PROTOCOL.md#peers`}},
+			[]string{`held by pid \d+, a child of the plugin \(pid \d+\)`, `must exec the plugin`, `PROTOCOL.md#peers`}, nil},
 		{"wrong cookie", `[ "$KEYSHIP_BACKEND_PLUGIN" = "not-the-cookie" ] || { echo "bad cookie" >&2; exit 1; }`,
-			[]string{`exited \(exit status 1\) before the plugin handshake`, `KEYSHIP_BACKEND_PLUGIN`, `PROTOCOL.md#handshake`}},
+			[]string{`exited \(exit status 1\) before the plugin handshake`, `KEYSHIP_BACKEND_PLUGIN`, `PROTOCOL.md#handshake`}, nil},
 		{"wrong app protocol version", `echo "1|2|unix|` + "$PLUGIN_UNIX_SOCKET_DIR/plugin.sock" + `|grpc"; sleep 60`,
-			[]string{`bad handshake: incompatible API version with plugin. Plugin version: 2`, `PROTOCOL.md#handshake`}},
+			[]string{`bad handshake: incompatible API version with plugin. Plugin version: 2`, `PROTOCOL.md#handshake`}, nil},
+		{"crash before the handshake", `echo "Traceback (most recent call last):" >&2
+i=0; while [ $i -lt 30 ]; do echo "  frame $i" >&2; i=$((i+1)); done
+echo "ModuleNotFoundError: No module named 'grpc'" >&2; exit 1`,
+			[]string{`exited \(exit status 1\) before the plugin handshake`, `its last lines on stderr:\n    (.*\n    )*ModuleNotFoundError: No module named 'grpc'`, `frame 29`},
+			[]string{`frame 20\n`, `Traceback`}}, // bounded: the last 10 lines
+		{"handshake line without its fifth field", `echo "1|1|unix|$PLUGIN_UNIX_SOCKET_DIR/plugin.sock"; sleep 60`,
+			[]string{`field 5 of the handshake line must be grpc`, `PROTOCOL.md#handshake`}, nil},
 		{"handshake line that does not parse", `echo "hello, host"; sleep 60`,
-			[]string{`bad handshake: Unrecognized remote plugin message: hello, host`, `PROTOCOL.md#handshake`}},
+			[]string{`bad handshake: Unrecognized remote plugin message: hello, host`, `PROTOCOL.md#handshake`}, nil},
 		{"never listens", `echo "1|1|unix|$PLUGIN_UNIX_SOCKET_DIR/plugin.sock|grpc"; sleep 60`,
-			[]string{`printed the handshake line "1\|1\|unix\|/[^"]*/plugin.sock\|grpc", but nothing accepts connections`, `no such file or directory`, `PROTOCOL.md#socket`}},
+			[]string{`printed the handshake line "1\|1\|unix\|/[^"]*/plugin.sock\|grpc", but nothing accepts connections`, `no such file or directory`, `PROTOCOL.md#socket`}, nil},
 		{"tcp address", `echo "1|1|tcp|127.0.0.1:1|grpc"; sleep 60`,
-			[]string{`handshake line "1\|1\|tcp\|127.0.0.1:1\|grpc" does not name a unix socket in PLUGIN_UNIX_SOCKET_DIR`, `PROTOCOL.md#socket`}},
+			[]string{`handshake line "1\|1\|tcp\|127.0.0.1:1\|grpc" does not name a unix socket in PLUGIN_UNIX_SOCKET_DIR`, `PROTOCOL.md#socket`}, nil},
 		{"socket taken over", `( /usr/bin/python3 -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(60)' ` + sock + ` & )
 while [ ! -S ` + sock + ` ]; do sleep 0.01; done
 echo "1|1|unix|$PLUGIN_UNIX_SOCKET_DIR/plugin.sock|grpc"; sleep 60`,
-			[]string{`the socket is held by pid \d+ \(uid \d+\), not by the plugin \(pid \d+, uid \d+\)`}},
+			[]string{`the socket is held by pid \d+ \(uid \d+\), not by the plugin \(pid \d+, uid \d+\)`}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := launch.Start(context.Background(), "kit", script(t, c.body), "", nil)
@@ -64,6 +72,11 @@ echo "1|1|unix|$PLUGIN_UNIX_SOCKET_DIR/plugin.sock|grpc"; sleep 60`,
 			for _, want := range c.want {
 				if !regexp.MustCompile(want).MatchString(err.Error()) {
 					t.Errorf("error does not match %q", want)
+				}
+			}
+			for _, not := range c.not {
+				if regexp.MustCompile(not).MatchString(err.Error()) {
+					t.Errorf("error matches %q", not)
 				}
 			}
 			if strings.Contains(err.Error(), "signal: killed") {

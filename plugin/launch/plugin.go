@@ -190,6 +190,7 @@ func (s *Subprocess) start(ctx context.Context) error {
 		budget = time.Until(dl)
 	}
 	p := newProcess(s.path, s.pin, nil)
+	tail := &stderrTail{}
 	// Until the runner registers the process, its socket directory (made
 	// by go-plugin just before) is unknown to KillAll: the signal handler
 	// waits for such starts to reach register, which cleans up after them.
@@ -210,6 +211,7 @@ func (s *Subprocess) start(ctx context.Context) error {
 			return p, nil
 		},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Stderr:           tail, // every line, as well as the log
 		SkipHostEnv:      true,
 		// No AutoMTLS: the socket is in go-plugin's private 0700 directory,
 		// the plugin accepts only its parent and the host only its child
@@ -230,6 +232,10 @@ func (s *Subprocess) start(ctx context.Context) error {
 			err = fmt.Errorf("backend %s: plugin %s did not start within %s: %w",
 				s.name, s.path, budget.Round(100*time.Millisecond), ctxErr)
 			s.logger.Debug("plugin start abandoned", "path", s.path, "after", time.Since(begin))
+		}
+		if last := tail.String(); last != "" {
+			// After Kill: go-plugin has copied all of stderr.
+			err = fmt.Errorf("%w; its last lines on stderr:%s", err, last)
 		}
 		return err
 	}
@@ -261,7 +267,11 @@ func (s *Subprocess) start(ctx context.Context) error {
 		return fail(err)
 	case err != nil && p.diedOnItsOwn(ctx):
 		return fail(s.exited(ctx, p, " before the plugin handshake (a plugin that exits at once often found "+
-			plugin.Handshake.MagicCookieKey+" or PLUGIN_PROTOCOL_VERSIONS not as it expected: "+protocolPage+"#handshake; its stderr is in keyship's log)"))
+			plugin.Handshake.MagicCookieKey+" or PLUGIN_PROTOCOL_VERSIONS not as it expected: "+protocolPage+"#handshake)"))
+	case err != nil && p.ID() != "" && strings.HasPrefix(err.Error(), "unsupported plugin protocol"):
+		// go-plugin reads a missing fifth field as its old "netrpc".
+		return fail(fmt.Errorf("backend %s: plugin %s (pid %s): bad handshake: field 5 of the handshake line must be grpc (CORE|APP|unix|SOCKET|grpc; a line without it means go-plugin's netrpc): %s (%s#handshake): %w",
+			s.name, s.path, p.ID(), firstLine(err.Error()), protocolPage, plugin.ErrInvalidConfig))
 	case err != nil && p.ID() != "" && badHandshake(err):
 		return fail(fmt.Errorf("backend %s: plugin %s (pid %s): bad handshake: %s (%s#handshake): %w",
 			s.name, s.path, p.ID(), firstLine(err.Error()), protocolPage, plugin.ErrInvalidConfig))

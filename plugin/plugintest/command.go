@@ -2,11 +2,14 @@ package plugintest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,11 +38,15 @@ type KitFile struct {
 	// Config is a valid configuration for the plugin's Configure.
 	Config map[string]string `yaml:"config"`
 	// BadConfigs are configurations Configure must refuse with
-	// INVALID_ARGUMENT.
+	// INVALID_ARGUMENT: at least one whenever Config is set.
 	BadConfigs []map[string]string `yaml:"bad_configs"`
 	// Env lists host variables the plugin may see (names, NAME_* patterns).
 	Env []string `yaml:"env"`
-	// Ref is the ref path of a fixture; "{name}" is replaced by its name.
+	// Ref is the path of a fixture's ref, with "{name}" where the fixture's
+	// name goes (letters, digits, '-'): "/kit/{name}" (the default),
+	// "secret/data/kit/{name}". It is the path part only, as the host sends
+	// it in Ref.path: no "backend:" prefix, no "#field", no "@version", no
+	// ".." segment; the kit never sets Ref.field or Ref.version.
 	Ref string `yaml:"ref"`
 	// Text says that the store keeps printable text only (no binary
 	// fixtures).
@@ -68,11 +75,49 @@ func ReadKitFile(path string) (KitFile, error) {
 	if err := dec.Decode(&kf); err != nil && err != io.EOF {
 		return kf, fmt.Errorf("%s: %w", path, err)
 	}
-	if (kf.Unavailable == "") != (kf.Restore == "") {
-		return kf, fmt.Errorf("%s: unavailable and restore go together", path)
+	if err := kf.check(); err != nil {
+		return kf, fmt.Errorf("kit file %s: %w", path, err)
 	}
 	return kf, nil
 }
+
+// check returns the first mistake of the kit file itself (as opposed to a
+// fault of the plugin it configures), or nil.
+func (kf KitFile) check() error {
+	if (kf.Unavailable == "") != (kf.Restore == "") {
+		return errors.New("unavailable: and restore: go together")
+	}
+	if kf.BadConfigs != nil && len(kf.BadConfigs) == 0 {
+		return errors.New("bad_configs: is empty: give at least one configuration the plugin must refuse with INVALID_ARGUMENT, or leave the key out (with no config: either) for the defaults")
+	}
+	if kf.Config != nil && len(kf.BadConfigs) == 0 {
+		return errors.New("config: is set but bad_configs: is not: give at least one configuration the plugin must refuse with INVALID_ARGUMENT (a missing required setting, an unknown one, a store that is not there); the default bad configs fit only the default config")
+	}
+	if kf.Ref != "" {
+		if reason := refTemplateProblem(kf.Ref); reason != "" {
+			return fmt.Errorf("ref: %q %s; want the path of a fixture's ref with {name} in it, e.g. /kit/{name}", kf.Ref, reason)
+		}
+	}
+	return nil
+}
+
+// refTemplateProblem says why ref is not a kit file's ref: template, or "".
+func refTemplateProblem(ref string) string {
+	switch {
+	case !strings.Contains(ref, "{name}"):
+		return "has no {name}: every fixture would be the same secret"
+	case backendPrefix.MatchString(ref):
+		return `starts with a "backend:" prefix: the plugin gets the path only`
+	case strings.ContainsAny(ref, "#@"):
+		return `has a "#field" or "@version": the kit reads whole secrets at their current version`
+	case slices.Contains(strings.Split(ref, "/"), ".."):
+		return `has a ".." segment, which the host never sends`
+	}
+	return ""
+}
+
+// backendPrefix is how a ref names its backend (host/spec).
+var backendPrefix = regexp.MustCompile(`^[a-z][a-z0-9_-]*:`)
 
 // RunPlugin runs every conformance check against the plugin binary at path,
 // started as keyship starts it (plugin/launch), outside `go test`: no Go
@@ -133,6 +178,7 @@ func (kf KitFile) config(path, dir string, logger hclog.Logger) (Config, error) 
 		BadConfigs: make([]map[string]string, len(kf.BadConfigs)),
 		Binary:     !kf.Text,
 		Logger:     logger,
+		kitFile:    true,
 	}
 	for k, v := range kf.Config {
 		cfg.Config[k] = expand(v)

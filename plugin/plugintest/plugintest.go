@@ -35,7 +35,7 @@
 //	// in the test: plugintest.Config{Plugin: pluginBin, ...}
 //
 // A plugin in another language, with no Go toolchain at hand, is checked by
-// the same kit built into keyship: `keyship plugin test PATH [--config
+// the same kit built into keyship: `keyship plugin test PATH [--kit
 // FILE]` (RunPlugin, KitFile).
 //
 // The kit is quiet: it logs nothing unless Config.Logger is set.
@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"hash"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -114,6 +115,11 @@ type Config struct {
 	// Logger receives the plugin's log lines when Plugin is set. Default:
 	// nothing is logged.
 	Logger hclog.Logger
+
+	// kitFile says that the Config comes from a KitFile (keyship plugin
+	// test): the kit's messages then name gRPC codes and the kit file's
+	// keys, not the Go SDK's errors and Config's fields.
+	kitFile bool
 }
 
 // Run runs every conformance check as a subtest of t.
@@ -128,7 +134,7 @@ func Run(t *testing.T, cfg Config) {
 	if ways != 1 || cfg.Ref == nil || cfg.Put == nil || cfg.Config == nil {
 		t.Fatal("plugintest: Config needs one of New, Plugin and Connect, and Config, Ref and Put")
 	}
-	k := &kit{cfg: cfg}
+	k := &kit{cfg: cfg, broken: map[string]string{}}
 	for _, c := range []struct {
 		name  string
 		check func(*testing.T)
@@ -150,7 +156,7 @@ func Run(t *testing.T, cfg Config) {
 		t.Run(c.name, func(t *testing.T) {
 			defer func() {
 				if t.Failed() {
-					t.Logf("rule broken: %s#%s", ProtocolPage, sections[c.name])
+					t.Logf("rule broken: %s#%s", ProtocolPage, k.section(t, c.name))
 				}
 			}()
 			c.check(t)
@@ -176,7 +182,73 @@ var sections = map[string]string{
 	"Versions":                     "optional-rpcs",
 }
 
-type kit struct{ cfg Config }
+type kit struct {
+	cfg Config
+
+	mu     sync.Mutex
+	broken map[string]string // test name: the section a failed start named
+}
+
+// startSection finds the section of ProtocolPage that a start error names
+// (launch points at #handshake, #socket, #peers).
+var startSection = regexp.MustCompile(regexp.QuoteMeta(ProtocolPage) + `#([a-z0-9-]+)`)
+
+// section returns the anchor of the rule the check name broke in t: the
+// section its plugin's failed start named, else the check's own.
+func (k *kit) section(t *testing.T, name string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if a, ok := k.broken[t.Name()]; ok {
+		return a
+	}
+	return sections[name]
+}
+
+// codes names the errors the checks want, as gRPC codes and as the Go
+// SDK's errors.
+var codes = []struct {
+	err        error
+	code, name string
+}{
+	{plugin.ErrInvalidConfig, "INVALID_ARGUMENT", "ErrInvalidConfig"},
+	{plugin.ErrNotFound, "NOT_FOUND", "ErrNotFound"},
+	{plugin.ErrPermissionDenied, "PERMISSION_DENIED", "ErrPermissionDenied"},
+	{plugin.ErrUnavailable, "UNAVAILABLE", "ErrUnavailable"},
+	{plugin.ErrUnsupported, "UNIMPLEMENTED", "ErrUnsupported"},
+	{context.Canceled, "CANCELLED", "context.Canceled"},
+}
+
+// want names the error err for the reader: the gRPC code for a kit file's
+// author, who may not write Go, and the code and the SDK's error for a Go
+// author.
+func (k *kit) want(err error) string {
+	for _, c := range codes {
+		if c.err == err {
+			if k.cfg.kitFile {
+				return c.code
+			}
+			return c.code + " (" + c.name + ")"
+		}
+	}
+	return err.Error()
+}
+
+// unset says that a setting of the kit is not given (see key).
+func (k *kit) unset(field, kitKey string) string {
+	if k.cfg.kitFile {
+		return "the kit file has no `" + kitKey + "`"
+	}
+	return field + " is not set"
+}
+
+// key names a setting of the kit: the kit file's key (kitKey, "deny:") or
+// Config's field (field, "Config.Deny").
+func (k *kit) key(field, kitKey string) string {
+	if k.cfg.kitFile {
+		return "the kit file's `" + kitKey + "`"
+	}
+	return field
+}
 
 // backend returns a fresh unconfigured backend reached through gRPC.
 func (k *kit) backend(t *testing.T) plugin.Backend {
@@ -185,6 +257,11 @@ func (k *kit) backend(t *testing.T) plugin.Backend {
 	case k.cfg.Plugin != "":
 		s, err := launch.Start(context.Background(), "kit", k.cfg.Plugin, "", k.cfg.Logger, launch.WithEnv(k.cfg.PluginEnv...))
 		if err != nil {
+			if m := startSection.FindStringSubmatch(err.Error()); m != nil {
+				k.mu.Lock()
+				k.broken[t.Name()] = m[1]
+				k.mu.Unlock()
+			}
 			t.Fatalf("start plugin %s: %v", k.cfg.Plugin, err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
@@ -274,12 +351,16 @@ func (k *kit) info(t *testing.T) {
 
 func (k *kit) badConfig(t *testing.T) {
 	if len(k.cfg.BadConfigs) == 0 {
-		t.Fatal("Config.BadConfigs is empty: give at least one configuration the backend must refuse")
+		t.Fatalf("%s is empty: give at least one configuration the backend must refuse", k.key("Config.BadConfigs", "bad_configs:"))
 	}
 	for i, bad := range k.cfg.BadConfigs {
 		err := k.backend(t).Configure(context.Background(), bad)
 		if !errors.Is(err, plugin.ErrInvalidConfig) {
-			t.Errorf("BadConfigs[%d]: Configure error = %v, want ErrInvalidConfig", i, err)
+			which := fmt.Sprintf("BadConfigs[%d]", i)
+			if k.cfg.kitFile {
+				which = fmt.Sprintf("bad_configs: entry %d", i+1)
+			}
+			t.Errorf("%s: Configure error = %v, want %s", which, err, k.want(plugin.ErrInvalidConfig))
 		}
 	}
 }
@@ -342,7 +423,7 @@ func (k *kit) notFound(t *testing.T) {
 	ref := k.cfg.Ref("never-written")
 	r := k.get(t, b, ref)[0]
 	if !errors.Is(r.Err, plugin.ErrNotFound) {
-		t.Fatalf("Get of a missing ref: error %v, want ErrNotFound", r.Err)
+		t.Fatalf("Get of a missing ref: error %v, want %s", r.Err, k.want(plugin.ErrNotFound))
 	}
 }
 
@@ -359,7 +440,7 @@ func (k *kit) batch(t *testing.T) {
 	for i, want := range [][]byte{k.fixture("batch-three", 40), k.fixture("batch-two", 30), nil, k.fixture("batch-one", 20), k.fixture("batch-two", 30)} {
 		if want == nil {
 			if !errors.Is(res[i].Err, plugin.ErrNotFound) {
-				t.Errorf("result %d (missing ref): error %v, want ErrNotFound", i, res[i].Err)
+				t.Errorf("result %d (missing ref): error %v, want %s", i, res[i].Err, k.want(plugin.ErrNotFound))
 			}
 			continue
 		}
@@ -373,7 +454,7 @@ func (k *kit) batch(t *testing.T) {
 
 func (k *kit) denied(t *testing.T) {
 	if k.cfg.Deny == nil {
-		t.Skip("Config.Deny (a kit file's deny command) is not set: the ErrPermissionDenied mapping is not checked")
+		t.Skipf("%s: the %s mapping is not checked", k.unset("Config.Deny", "deny:"), k.want(plugin.ErrPermissionDenied))
 	}
 	b := k.configured(t)
 	ref := k.cfg.Ref("denied")
@@ -384,13 +465,19 @@ func (k *kit) denied(t *testing.T) {
 		err = res[0].Err
 	}
 	if !errors.Is(err, plugin.ErrPermissionDenied) {
-		t.Fatalf("Get of a ref the backend may not read: error %v, want ErrPermissionDenied (not found and denied must stay apart)", err)
+		hint := ""
+		if err == nil && os.Geteuid() == 0 {
+			// The plugin runs as the kit's uid.
+			hint = fmt.Sprintf("; but the kit runs as root, and so does the plugin: root reads a file whatever its mode, so a %s that removes permissions (chmod 000) denies nothing: run the kit as another user, or make %s deny through the store's own access control (a policy, an ACL the plugin obeys)",
+				k.key("Config.Deny", "deny:"), k.key("Config.Deny", "deny:"))
+		}
+		t.Fatalf("Get of a ref the backend may not read: error %v, want %s (not found and denied must stay apart)%s", err, k.want(plugin.ErrPermissionDenied), hint)
 	}
 }
 
 func (k *kit) unavailable(t *testing.T) {
 	if k.cfg.Unavailable == nil {
-		t.Skip("Config.Unavailable (a kit file's unavailable and restore commands) is not set: the ErrUnavailable mapping is not checked")
+		t.Skipf("%s: the %s mapping is not checked", k.unset("Config.Unavailable", "unavailable:` and `restore:"), k.want(plugin.ErrUnavailable))
 	}
 	b := k.configured(t)
 	ref := k.cfg.Ref("unavailable")
@@ -402,7 +489,7 @@ func (k *kit) unavailable(t *testing.T) {
 	}
 	restore()
 	if !errors.Is(err, plugin.ErrUnavailable) {
-		t.Fatalf("Get while the store is unavailable: error %v, want ErrUnavailable (the only error the host retries)", err)
+		t.Fatalf("Get while the store is unavailable: error %v, want %s (the only error the host retries)", err, k.want(plugin.ErrUnavailable))
 	}
 	if r := k.get(t, b, ref)[0]; r.Err != nil {
 		t.Fatalf("Get once the store is back: %v", r.Err)
@@ -422,7 +509,7 @@ func (k *kit) cancelled(t *testing.T) {
 			}
 		}
 		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Get with a cancelled context (%s): error %v, want context.Canceled", via, err)
+			t.Errorf("Get with a cancelled context (%s): error %v, want %s", via, err, k.want(context.Canceled))
 		}
 	}
 	check("through gRPC", k.configured(t))
@@ -502,7 +589,7 @@ func (k *kit) list(t *testing.T) {
 	paths, err := l.List(context.Background(), "")
 	if !slices.Contains(info.Capabilities, plugin.CapabilityList) {
 		if !errors.Is(err, plugin.ErrUnsupported) {
-			t.Fatalf("List on a backend without the %q capability: error %v, want ErrUnsupported", plugin.CapabilityList, err)
+			t.Fatalf("List on a backend without the %q capability: error %v, want %s", plugin.CapabilityList, err, k.want(plugin.ErrUnsupported))
 		}
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,16 +137,16 @@ func TestBrokenBackend(t *testing.T) {
 func TestKitCatchesEveryFlaw(t *testing.T) {
 	flaws := map[string]string{
 		"no-version":             "Info.Version is empty",
-		"accepts-bad-config":     "want ErrInvalidConfig",
-		"ignores-cancel":         "want context.Canceled",
+		"accepts-bad-config":     "want INVALID_ARGUMENT (ErrInvalidConfig)",
+		"ignores-cancel":         "want CANCELLED (context.Canceled)",
 		"fails-batch":            "batch failed",
 		"constant-version":       "did not change when the content changed",
 		"text-only":              "not byte-exact",
 		"reversed":               "batch order not kept",
 		"bad-name":               "want [a-z0-9_-]+",
 		"hash-version":           "is a plain SHA-256 of the content",
-		"denied-as-not-found":    "want ErrPermissionDenied",
-		"unavailable-as-unknown": "want ErrUnavailable",
+		"denied-as-not-found":    "want PERMISSION_DENIED (ErrPermissionDenied)",
+		"unavailable-as-unknown": "want UNAVAILABLE (ErrUnavailable)",
 	}
 	for flaw, want := range flaws {
 		t.Run(flaw, func(t *testing.T) {
@@ -157,6 +158,48 @@ func TestKitCatchesEveryFlaw(t *testing.T) {
 			}
 			if !strings.Contains(string(out), want) {
 				t.Fatalf("the kit failed %q without saying %q:\n%s", flaw, want, out)
+			}
+		})
+	}
+}
+
+// TestBrokenPlugin is run by TestKitNamesTheSectionAStartBreaks in a child
+// process; on its own it does nothing.
+func TestBrokenPlugin(t *testing.T) {
+	path := os.Getenv("PLUGINTEST_PLUGIN")
+	if path == "" {
+		t.Skip("run by TestKitNamesTheSectionAStartBreaks")
+	}
+	cfg := kitConfig("")
+	cfg.New, cfg.Plugin = nil, path
+	plugintest.Run(t, cfg)
+}
+
+// TestKitNamesTheSectionAStartBreaks: when the plugin does not even start,
+// "rule broken:" points at the section the start error names (the
+// handshake, the socket, the peers), not at the section of the check that
+// was about to run.
+func TestKitNamesTheSectionAStartBreaks(t *testing.T) {
+	for _, c := range []struct{ name, body, section string }{
+		{"handshake", `echo "hello, host"; sleep 60`, "#handshake"},
+		{"socket", `echo "1|1|unix|$PLUGIN_UNIX_SOCKET_DIR/plugin.sock|grpc"; sleep 60`, "#socket"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "keyship-backend-script")
+			if err := os.WriteFile(path, []byte("#!/bin/sh\n"+c.body+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenPlugin$/^Info$", "-test.count=1", "-test.v")
+			cmd.Env = append(os.Environ(), "PLUGINTEST_PLUGIN="+path)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the kit passed a plugin that does not start:\n%s", out)
+			}
+			if want := "rule broken: " + plugintest.ProtocolPage + c.section + "\n"; !strings.Contains(string(out), want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+			if strings.Contains(string(out), "#info") {
+				t.Errorf("a failed start is blamed on the Info check's section:\n%s", out)
 			}
 		})
 	}

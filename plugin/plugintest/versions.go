@@ -33,7 +33,7 @@ func (k *kit) versions(t *testing.T) {
 			switch {
 			case i == 1:
 				if !errors.Is(got[i].Err, plugin.ErrNotFound) {
-					t.Errorf("%s: Versions of a missing ref: error %v, want ErrNotFound", when, got[i].Err)
+					t.Errorf("%s: Versions of a missing ref: error %v, want %s", when, got[i].Err, k.want(plugin.ErrNotFound))
 				}
 			case got[i].Err != nil:
 				t.Errorf("%s: Versions of %v: %v", when, refs[i], got[i].Err)

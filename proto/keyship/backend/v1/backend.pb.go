@@ -298,10 +298,14 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 // Ref names one secret inside the backend.
 type Ref struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The secret's path in the store, e.g. "/spark/keystore". Required,
-	// UTF-8, no NUL.
+	// The secret's path in the store, e.g. "/spark/keystore", as the job's
+	// spec wrote it (with or without the leading "/"). Required, UTF-8, no
+	// control characters, no ".." segment (the host refuses those); a path
+	// that names no secret of the store (its root, a directory, outside it) is
+	// this ref's INVALID_ARGUMENT.
 	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	// One field of a structured secret (Vault KV), or empty.
+	// One field of a structured secret (Vault KV), or empty. A store without
+	// fields answers a ref with one INVALID_ARGUMENT (in its Result.error).
 	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
 	// A specific version, or empty for the current one.
 	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
@@ -609,7 +613,9 @@ func (x *Secret) GetMetadata() map[string]string {
 // ListRequest asks for the paths under a prefix.
 type ListRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Prefix path, e.g. "/spark". Empty means the store's root.
+	// Prefix path, e.g. "/spark" ("/spark/" and "spark" are the same). Empty
+	// or "/" means the store's root. A prefix that does not exist is
+	// NOT_FOUND.
 	Prefix        string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -62,10 +62,12 @@ type BackendServiceClient interface {
 	// do I/O that can fail. The host calls it first, right after connecting.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
 	// Configure applies the backend's settings. Called once before any Get
-	// (and again, with the same settings, on a restarted process). A missing or
-	// malformed setting, or a store that is not there (a root directory that
-	// does not exist), is INVALID_ARGUMENT naming the setting; a store that
-	// exists but cannot be reached now is UNAVAILABLE.
+	// (and again, with the same settings, on a restarted process). A missing,
+	// malformed or unknown setting, or a store that is not there (a root
+	// directory that does not exist), is INVALID_ARGUMENT naming the setting; a
+	// store that exists but cannot be reached now is UNAVAILABLE. A store that
+	// goes away after a successful Configure makes Get, Versions and List
+	// UNAVAILABLE (retried), not INVALID_ARGUMENT or NOT_FOUND.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	// Get reads a batch of refs. The response holds exactly one result per ref,
 	// in request order; a ref that fails sets its result's error and does not
@@ -174,10 +176,12 @@ type BackendServiceServer interface {
 	// do I/O that can fail. The host calls it first, right after connecting.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
 	// Configure applies the backend's settings. Called once before any Get
-	// (and again, with the same settings, on a restarted process). A missing or
-	// malformed setting, or a store that is not there (a root directory that
-	// does not exist), is INVALID_ARGUMENT naming the setting; a store that
-	// exists but cannot be reached now is UNAVAILABLE.
+	// (and again, with the same settings, on a restarted process). A missing,
+	// malformed or unknown setting, or a store that is not there (a root
+	// directory that does not exist), is INVALID_ARGUMENT naming the setting; a
+	// store that exists but cannot be reached now is UNAVAILABLE. A store that
+	// goes away after a successful Configure makes Get, Versions and List
+	// UNAVAILABLE (retried), not INVALID_ARGUMENT or NOT_FOUND.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	// Get reads a batch of refs. The response holds exactly one result per ref,
 	// in request order; a ref that fails sets its result's error and does not

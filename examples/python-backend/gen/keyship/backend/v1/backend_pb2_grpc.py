@@ -61,10 +61,12 @@ class BackendServiceServicer(object):
 
     def Configure(self, request, context):
         """Configure applies the backend's settings. Called once before any Get
-        (and again, with the same settings, on a restarted process). A missing or
-        malformed setting, or a store that is not there (a root directory that
-        does not exist), is INVALID_ARGUMENT naming the setting; a store that
-        exists but cannot be reached now is UNAVAILABLE.
+        (and again, with the same settings, on a restarted process). A missing,
+        malformed or unknown setting, or a store that is not there (a root
+        directory that does not exist), is INVALID_ARGUMENT naming the setting; a
+        store that exists but cannot be reached now is UNAVAILABLE. A store that
+        goes away after a successful Configure makes Get, Versions and List
+        UNAVAILABLE (retried), not INVALID_ARGUMENT or NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
