@@ -1,27 +1,35 @@
 // Package shipper is keyship's one ship pipeline: it takes a validated
-// request (spec.ReadRequest), has the host resolve and check its stores, and
-// prepares everything each target needs from the checked Bundle alone:
+// request (spec.ReadRequest), has the host resolve and check its stores
+// (Prepare, which makes a Shipment from the checked Bundle alone), and
+// delivers the Shipment to the targets the caller names (Deliver), each a
+// Target:
 //
-//   - the files for a sandbox directory (shipper/sandbox), with the password
-//     files beside the stores;
-//   - the Mesos TaskInfo or Marathon app fragment (shipper/mesos), where a
-//     store or password that is exactly one secret of a backend Mesos can
-//     read ships by REFERENCE;
-//   - the files a fetch server publishes (shipper/fetch);
-//   - the consumer's settings (shipper/conf) that point at the files.
+//   - Sandbox: the files with their password files and the settings as
+//     printed, for a caller that writes one directory (shipper/sandbox);
+//   - Files: the files' bytes, for a launcher that writes them itself;
+//   - Fragment: the Mesos TaskInfo or Marathon app fragment (shipper/mesos),
+//     where a store or password that is exactly one secret of a backend Mesos
+//     can read ships by REFERENCE;
+//   - shipper/kube's Target: the Kubernetes Secret; shipper/server's targets:
+//     fetch grants and per-task Mesos secrets.
 //
-// keyship ship (local and --server), keyship check and keyship serve all go
-// through Prepare; none repeats a step of it. A Shipment never re-reads the
-// Spec: where an output came from is what materialize recorded in the
-// Bundle.
+// Every Delivery carries the consumer's settings (shipper/conf, from the
+// request's conf.Profile) that point at the files, with the Spark-on-Mesos
+// settings where every file is a Mesos secret by reference. keyship ship
+// (local and --server), keyship check, keyship serve's Ship and Watch and the
+// watch loop all go through Ship (Prepare, then Deliver); none repeats a step
+// of it. A Shipment never re-reads the Spec: where an output came from is
+// what materialize recorded in the Bundle. Outcomes is the one table from an
+// error's kind to its exit code, gRPC code and metric label.
 //
 // Quickstart:
 //
 //	req, err := spec.ReadRequest(spec.Document{JobID: "job-1", Data: doc})
-//	sh, err := shipper.Prepare(ctx, h, req, shipper.Options{Dir: shipper.TaskDir})
+//	sh, d, err := shipper.Ship(ctx, h, req, shipper.Options{Dir: dir}, shipper.Sandbox)
 //	defer sh.Zero()
-//	plan, err := sh.Mesos()        // secret volumes and SECRET env
-//	fmt.Print(conf.Format(req.Consumer, sh.Settings))
+//	defer d.Zero()
+//	res, err := sandbox.Write(ctx, dir, d.Files, sandbox.Options{})
+//	fmt.Print(d.Printed)
 package shipper
 
 import (
