@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // pythonExample returns the absolute path of examples/python-backend, after
@@ -141,7 +142,8 @@ func TestPluginPythonExampleRefusesOtherPeers(t *testing.T) {
 	sockDir := t.TempDir()
 	cmd := exec.Command(filepath.Join(dir, "keyship-backend-pyfile"))
 	cmd.Env = []string{"KEYSHIP_BACKEND_PLUGIN=a1c4e2d9-keyship-backend", "PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_UNIX_SOCKET_DIR=" + sockDir}
-	var stderr strings.Builder
+	// The plugin writes its stderr while the test reads it: a LogBuffer.
+	var stderr plugintest.LogBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -203,8 +205,9 @@ except (ConnectionResetError, BrokenPipeError):  # closed before or after the pr
 	if _, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "keyship.other"}); status.Code(err) != codes.NotFound {
 		t.Errorf("health Check of an unknown service: %v, want NOT_FOUND", err)
 	}
-	if !strings.Contains(stderr.String(), `"@level": "warn", "@message": "refusing a connection`) {
-		t.Errorf("the refusal is not logged as an hclog warn line:\n%s", stderr.String())
+	// The refusal's log line may still be on its way: wait for it.
+	if log, ok := stderr.WaitFor(time.Minute, `"@level": "warn", "@message": "refusing a connection`); !ok {
+		t.Errorf("the refusal is not logged as an hclog warn line:\n%s", log)
 	}
 }
 
