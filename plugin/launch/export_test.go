@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"io"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,3 +33,9 @@ func StartKeepingSocket(ctx context.Context, name, path string, logger hclog.Log
 	}
 	return s, nil
 }
+
+// StderrLines is a plugin's stderr r as go-plugin reads it.
+func StderrLines(r io.Reader) io.Reader { return newStderrLines(io.NopCloser(r)) }
+
+// StderrLineMax is the longest stderr line go-plugin parses as a log entry.
+const StderrLineMax = stderrLineMax

@@ -16,6 +16,10 @@ func TestMain(m *testing.M) {
 		dialHelper(addr)
 		return
 	}
+	if bin := os.Getenv(badStderrEnv); bin != "" {
+		badStderrHost(bin)
+		return
+	}
 	dir, cleanup := plugintest.Build("github.com/keyship/keyship/cmd/keyship-backend-file")
 	pluginBin = filepath.Join(dir, "keyship-backend-file")
 	code := m.Run()

@@ -212,7 +212,9 @@ func (s *Subprocess) start(ctx context.Context) error {
 		},
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		Stderr:           tail, // every line, as well as the log
-		SkipHostEnv:      true,
+		// Pinned, as stderrLines examines lines up to this length.
+		PluginLogBufferSize: stderrLineMax,
+		SkipHostEnv:         true,
 		// No AutoMTLS: the socket is in go-plugin's private 0700 directory,
 		// the plugin accepts only its parent and the host only its child
 		// (plugin.PeerCredentials), which costs nothing where AutoMTLS's

@@ -38,14 +38,17 @@ import (
 //   - on Linux the plugin gets SIGKILL when the host dies (Pdeathsig);
 //   - its socket directory is removed as soon as the host is connected, so
 //     a host killed later leaves no socket behind;
-//   - the environment is exactly what Start passes (see env.go).
+//   - the environment is exactly what Start passes (see env.go);
+//   - a stderr line that would crash go-plugin's log parser is made safe
+//     first (stderrlines.go).
 type process struct {
 	path      string // the binary as configured; messages and log names use it
 	pin       []byte // pinned SHA-256, or nil
 	env       []string
 	socketDir string // go-plugin's private socket directory for this run
 
-	stdout, stderr *os.File // read ends of the plugin's stdout and stderr
+	stdout, stderr *os.File     // read ends of the plugin's stdout and stderr
+	stderrLines    *stderrLines // stderr as go-plugin reads it
 
 	mu      sync.Mutex
 	addr    net.Addr // the socket the plugin's handshake line names
@@ -129,6 +132,7 @@ func (p *process) Start(context.Context) error {
 		return err
 	}
 	p.stdout, p.stderr = stdoutR, stderrR
+	p.stderrLines = newStderrLines(stderrR)
 	go p.reap(cmd)
 	return nil
 }
@@ -335,8 +339,9 @@ func (p *process) Kill(context.Context) error {
 // Stdout implements runner.Runner.
 func (p *process) Stdout() io.ReadCloser { return p.stdout }
 
-// Stderr implements runner.Runner.
-func (p *process) Stderr() io.ReadCloser { return p.stderr }
+// Stderr implements runner.Runner: the plugin's stderr, with the JSON log
+// lines that would crash go-plugin's log parser made safe (stderrLines).
+func (p *process) Stderr() io.ReadCloser { return p.stderrLines }
 
 // Name implements runner.Runner: the configured path, which names the
 // plugin's lines in the host log.
