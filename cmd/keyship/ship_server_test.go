@@ -133,7 +133,9 @@ func TestServerShipWatch(t *testing.T) {
 	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
 	stdout, stderr, done := startWatch(t, cmd)
 	wait := waiter(t, 30*time.Second, done, stdout, stderr)
-	wait("first ship", func() bool { return strings.Contains(stdout.String(), "keyship watches them through keyship serve at unix://"+sock) })
+	wait("first ship", func() bool {
+		return strings.Contains(stdout.String(), "keyship watches them through keyship serve at unix://"+sock)
+	})
 	if !strings.Contains(stdout.String(), "spark.ssl.protocol=") {
 		t.Errorf("the first set's settings are not printed:\n%s", stdout.String())
 	}
