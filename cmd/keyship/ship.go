@@ -69,7 +69,10 @@ variables and never contain them.`,
     "key_password": "/spark/key_password", "truststore_secret": "/spark/truststore",
     "truststore_password": "/spark/truststore_password", "ca_bundle_secret": "/spark/ca_bundle_truststore"}}}`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return g.ship(cmd.Context(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.watch.refreshSet = cmd.Flags().Changed("refresh")
+			return g.ship(cmd.Context(), f)
+		},
 	}
 	cmd.Flags().StringVar(&f.specPath, "spec", "", "the job's TLS spec: security.tls JSON, Spark properties, flink-conf.yaml or LIBPROCESS_SSL_* lines (required)")
 	cmd.Flags().StringVar(&f.sandbox, "sandbox", defaultSandbox(), "directory to write the stores into (default $MESOS_SANDBOX/.keyship when set)")

@@ -3,9 +3,13 @@ package main_test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/keyship/keyship/shipper/sandbox"
 )
@@ -111,4 +115,57 @@ func sandboxFiles(t *testing.T, dir string) map[string][]byte {
 		out[e.Name()] = data
 	}
 	return out
+}
+
+// TestServerShipWatch: ship --server --watch delivers the sets keyship
+// serve's Watch streams as the local watch does: the first written and
+// printed as ship --server does, a rotated set (found at the server's own
+// refresh) swapped into the sandbox with --on-change run once, SIGHUP
+// not ending it, and SIGTERM ending it with exit 0 and the
+// stores in place.
+func TestServerShipWatch(t *testing.T) {
+	j := newJob(t)
+	sock, _ := startServe(t, j, "--refresh", "1s")
+	spec := j.spec(t, nil)
+	onChange := filepath.Join(j.dir, "on-change.log")
+	cmd := exec.Command(filepath.Join(binDir, "keyship"), "ship", "--config", j.config, "--spec", spec, "--sandbox", j.sandbox,
+		"--server", "unix://"+sock, "--watch", "--on-change", `echo "$KEYSHIP_REASON $KEYSHIP_MANIFEST" >> `+onChange)
+	cmd.Env = append(os.Environ(), "KEYSHIP_CONFIG=")
+	stdout, stderr, done := startWatch(t, cmd)
+	wait := waiter(t, 30*time.Second, done, stdout, stderr)
+	wait("first ship", func() bool {
+		return strings.Contains(stdout.String(), "keyship watches them through keyship serve at unix://"+sock)
+	})
+	if !strings.Contains(stdout.String(), "spark.ssl.protocol=") {
+		t.Errorf("the first set's settings are not printed:\n%s", stdout.String())
+	}
+	before, err := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SIGHUP does not end the watch (the waits below fail if it exits).
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+
+	ks := rotateStores(t, j, "rotated CA")
+	if bytes.Equal(ks, before) {
+		t.Fatal("the rotated keystore is the shipped one")
+	}
+	wait("the swap", func() bool {
+		now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
+		return bytes.Equal(now, ks)
+	})
+	wait("--on-change", func() bool { b, _ := os.ReadFile(onChange); return len(b) > 0 })
+	if b, _ := os.ReadFile(onChange); string(b) != "changed "+filepath.Join(j.sandbox, "manifest.json")+"\n" {
+		t.Errorf("--on-change wrote %q", b)
+	}
+	if !strings.Contains(stdout.String(), "keyship shipped new stores to "+j.sandbox+": changed security.tls.keystore_secret (/spark/keystore)") {
+		t.Errorf("the swap is not reported on stdout:\n%s", stdout.String())
+	}
+	stopWatch(t, cmd, done, stderr)
+	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, ks) {
+		t.Error("the stores changed when the watch stopped")
+	}
+	if strings.Contains(stdout.String(), canary) || strings.Contains(stderr.String(), canary) {
+		t.Fatal("the keystore password appeared in the output")
+	}
 }

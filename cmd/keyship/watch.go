@@ -33,6 +33,8 @@ type watchFlags struct {
 	onChange    string
 	// onChangeTimeout bounds each --on-change run (watch.Hook).
 	onChangeTimeout time.Duration
+	// refreshSet is whether --refresh was given (refused with --server).
+	refreshSet bool
 }
 
 // The environment of an --on-change command; with --emit kubernetes also
@@ -65,8 +67,10 @@ func (w watchFlags) check(f shipFlags) error {
 	switch {
 	case f.watch.onChangeTimeout <= 0:
 		return fmt.Errorf("--on-change-timeout %s: must be positive", f.watch.onChangeTimeout)
-	case f.server != "":
-		return errors.New("--watch with --server: a server keeps its own jobs fresh; watch them with its Watch call")
+	case f.server != "" && w.refreshSet:
+		return errors.New("--refresh with --server: the server checks its watched jobs at its own keyship serve --refresh (its Watch call takes no refresh)")
+	case f.server != "" && w.renewBefore != 0:
+		return errors.New("--renew-before with --server: the server renews an issued certificate at its own keyship serve --renew-before (its Watch call takes no renewal point)")
 	case f.emit == emitMesos || f.emit == emitMarathon:
 		return fmt.Errorf("--watch keeps a sandbox fresh; --emit %s prints a fragment once (keyship serve's Watch streams new ones)", f.emit)
 	case f.watch.refresh < time.Second:
@@ -144,23 +148,9 @@ func (g *globals) shipWatch(ctx context.Context, f shipFlags, e emitTargets, req
 		current, delivered = sh, d
 		oldD.Zero()
 		old.Zero()
-		if u.Reason == watch.Initial {
-			return nil
+		if u.Reason != watch.Initial {
+			g.swapped(watching, f.watch, dir, d, u.Reason, updateText(u))
 		}
-		now := time.Now().UTC().Format(time.RFC3339)
-		var extra []string
-		switch s := d.Secret; {
-		case s == nil:
-			fmt.Fprintf(g.stdout, "# %s keyship shipped new stores to %s: %s\n", now, dir, updateText(u))
-		case s.ResourceVersion != "":
-			fmt.Fprintf(g.stdout, "# %s keyship applied new stores to Secret %s/%s (resourceVersion %s): %s\n", now, s.Namespace, s.Name, s.ResourceVersion, updateText(u))
-		default:
-			fmt.Fprintf(g.stdout, "# %s keyship wrote new stores to %s (Secret %s): %s\n", now, filepath.Join(dir, kube.ManifestFile), secretWhere(s), updateText(u))
-		}
-		if d.Secret != nil {
-			extra = []string{envK8sSecret + "=" + secretWhere(d.Secret), envK8sManifest + "=" + filepath.Join(dir, kube.ManifestFile)}
-		}
-		g.runOnChange(watching, f.watch, dir, u, extra...)
 		return nil
 	}
 	job, err := watch.Start(ctx, h, req, watch.Options{
@@ -248,28 +238,55 @@ func (g *globals) runWatch(ctx context.Context, h watch.Host, job *watch.Job, re
 	return w.Run(ctx)
 }
 
+// swapped says that new set d is in place in dir (the sandbox swapped, or
+// the Secret applied or its manifest rewritten), and why, then runs
+// --on-change: what a watch does after each new set, whichever process built
+// it.
+func (g *globals) swapped(ctx context.Context, w watchFlags, dir string, d *shipper.Delivery, reason watch.Reason, why string) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	var extra []string
+	switch s := d.Secret; {
+	case s == nil:
+		fmt.Fprintf(g.stdout, "# %s keyship shipped new stores to %s: %s\n", now, dir, why)
+	case s.ResourceVersion != "":
+		fmt.Fprintf(g.stdout, "# %s keyship applied new stores to Secret %s/%s (resourceVersion %s): %s\n", now, s.Namespace, s.Name, s.ResourceVersion, why)
+	default:
+		fmt.Fprintf(g.stdout, "# %s keyship wrote new stores to %s (Secret %s): %s\n", now, filepath.Join(dir, kube.ManifestFile), secretWhere(s), why)
+	}
+	if d.Secret != nil {
+		extra = []string{envK8sSecret + "=" + secretWhere(d.Secret), envK8sManifest + "=" + filepath.Join(dir, kube.ManifestFile)}
+	}
+	g.runOnChange(ctx, w, dir, reason, extra...)
+}
+
 // updateText says in a line why a set was shipped.
 func updateText(u watch.Update) string {
-	if u.Reason == watch.Renewed {
-		return "the issued certificate was renewed (next renewal " + u.RenewAt.UTC().Format(time.RFC3339) + ")"
-	}
-	var parts []string
+	var changes []string
 	for _, c := range u.Changes {
-		parts = append(parts, c.String())
+		changes = append(changes, c.String())
 	}
-	return "changed " + strings.Join(parts, "; ")
+	return reasonText(u.Reason, changes, u.RenewAt)
+}
+
+// reasonText says in a line why a set was shipped: the certificate renewed
+// (next at renewAt), or the settings whose secret changed.
+func reasonText(reason watch.Reason, changes []string, renewAt time.Time) string {
+	if reason == watch.Renewed {
+		return "the issued certificate was renewed (next renewal " + renewAt.UTC().Format(time.RFC3339) + ")"
+	}
+	return "changed " + strings.Join(changes, "; ")
 }
 
 // runOnChange runs the --on-change command after a swap (watch.Hook: its own
 // process group, killed at --on-change-timeout or when the watch stops), with
 // the manifest path in its environment (and extra, NAME=value); its output
 // goes to keyship's stderr. Its failure is logged: the swap stands.
-func (g *globals) runOnChange(ctx context.Context, w watchFlags, dir string, u watch.Update, extra ...string) {
+func (g *globals) runOnChange(ctx context.Context, w watchFlags, dir string, reason watch.Reason, extra ...string) {
 	hook := watch.Hook{Command: w.onChange, Timeout: w.onChangeTimeout, Output: g.stderr}
 	env := append([]string{
 		envManifest + "=" + filepath.Join(dir, sandbox.ManifestName),
 		envSandbox + "=" + dir,
-		envReason + "=" + string(u.Reason)}, extra...)
+		envReason + "=" + string(reason)}, extra...)
 	if err := hook.Run(ctx, env...); err != nil {
 		g.logger.Error("--on-change command failed (the new stores are in place)", "error", err)
 	}

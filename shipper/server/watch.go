@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"sync"
 	"time"
 
@@ -248,6 +249,43 @@ func (c *Client) WatchJob(ctx context.Context, req *hostv1.WatchRequest, each fu
 		}
 		if err := each(resp); err != nil {
 			return err
+		}
+	}
+}
+
+// WatchSet is one set a Watch streams, in the domain's terms: the delivery
+// (as Deliver returns it), why it was sent, the settings whose secret
+// changed ("<field> (<ref>): <old> -> <new>", watch.Change's form) and when
+// the certificate keyship issued is renewed (zero when it issued none).
+type WatchSet struct {
+	Delivery *shipper.Delivery
+	Reason   watch.Reason
+	Changes  []string
+	RenewAt  time.Time
+}
+
+// WatchSets watches r's job: it yields the job's set now (watch.Initial),
+// then each new one the server ships (its refresh and renewal cadence, not
+// the caller's), until the bundle's TTL passes (the sequence ends), ctx
+// ends (ctx's error) or the call fails (the error, as Deliver's). The
+// consumer release of the reload settings is r's SparkVersion (or
+// FlinkVersion for a Flink consumer). Zero each delivery once its files are
+// written; stopping the range ends the stream.
+func (c *Client) WatchSets(ctx context.Context, r Request) iter.Seq2[*WatchSet, error] {
+	return func(yield func(*WatchSet, error) bool) {
+		req := &hostv1.WatchRequest{Ship: requestToProto(r), ConsumerVersion: r.SparkVersion}
+		if r.Consumer == conf.ConsumerFlink {
+			req.ConsumerVersion = r.FlinkVersion
+		}
+		stop := errors.New("the caller stopped")
+		err := c.WatchJob(ctx, req, func(resp *hostv1.WatchResponse) error {
+			if !yield(watchSetFromProto(resp, r.Dir), nil) {
+				return stop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, stop) {
+			yield(nil, errorFromProto(err))
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/keyship/keyship/shipper/fetch"
 	"github.com/keyship/keyship/shipper/kube"
 	"github.com/keyship/keyship/shipper/mesos"
+	"github.com/keyship/keyship/shipper/watch"
 )
 
 // Target names a target of a Ship (hostv1.Target on the wire).
@@ -297,6 +298,28 @@ func deliveryFromProto(resp *hostv1.ShipResponse, dir string) *shipper.Delivery 
 		}
 	}
 	return d
+}
+
+// watchReasons maps the API's watch reasons to the watch package's.
+var watchReasons = map[hostv1.WatchReason]watch.Reason{
+	hostv1.WatchReason_WATCH_REASON_INITIAL: watch.Initial,
+	hostv1.WatchReason_WATCH_REASON_CHANGED: watch.Changed,
+	hostv1.WatchReason_WATCH_REASON_RENEWED: watch.Renewed,
+}
+
+// watchSetFromProto is the domain's WatchSet of resp, for a caller that
+// asked for dir (see deliveryFromProto). A reason this client does not know
+// reads as watch.Changed: a new set all the same.
+func watchSetFromProto(resp *hostv1.WatchResponse, dir string) *WatchSet {
+	ws := &WatchSet{Delivery: deliveryFromProto(resp.GetShipment(), dir), Reason: watch.Changed,
+		Changes: resp.GetChanges()}
+	if r, ok := watchReasons[resp.GetReason()]; ok {
+		ws.Reason = r
+	}
+	if t := resp.GetRenewAtUnix(); t > 0 {
+		ws.RenewAt = time.Unix(t, 0)
+	}
+	return ws
 }
 
 // errorFromProto is the domain's error of a failed call: the server's
