@@ -22,7 +22,6 @@ import (
 func TestServerShipEqualsLocalShip(t *testing.T) {
 	j := newJob(t)
 	sock, _ := startServe(t, j)
-	tlsSpec := j.spec(t, nil)
 	flinkSpec := writeFlinkConf(t, j.dir)
 	missing := filepath.Join(j.dir, "missing.json")
 	data, err := os.ReadFile(j.spec(t, map[string]any{"truststore_secret": "/spark/no-such-truststore"}))
@@ -32,7 +31,9 @@ func TestServerShipEqualsLocalShip(t *testing.T) {
 	if err := os.WriteFile(missing, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tlsSpec = j.spec(t, nil)
+	// j.spec writes one file: the job's spec is written last, over the
+	// missing-ref variant copied above.
+	tlsSpec := j.spec(t, nil)
 	for _, c := range []struct {
 		name string
 		spec string
