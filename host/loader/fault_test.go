@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,27 +28,8 @@ import (
 func testPlugin(t testing.TB, mode string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "keyship-backend-"+mode)
-	copyFile(t, testPluginBin, dst)
+	plugintest.CopyExecutable(t, testPluginBin, dst)
 	return dst
-}
-
-func copyFile(t testing.TB, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = in.Close() }()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // starts counts the processes a test plugin at path started.

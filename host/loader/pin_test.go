@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyship/keyship/plugin"
 	"github.com/keyship/keyship/plugin/launch"
+	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // TestPinCannotBeRaced starts a pinned plugin 100 times while another
@@ -25,10 +26,10 @@ import (
 func TestPinCannotBeRaced(t *testing.T) {
 	dir := t.TempDir()
 	pinned, other := filepath.Join(dir, "pinned"), filepath.Join(dir, "other")
-	copyFile(t, pluginBin, pinned)
-	copyFile(t, testPluginBin, other)
+	plugintest.CopyExecutable(t, pluginBin, pinned)
+	plugintest.CopyExecutable(t, testPluginBin, other)
 	target := filepath.Join(dir, "keyship-backend-file")
-	copyFile(t, pluginBin, target)
+	plugintest.CopyExecutable(t, pluginBin, target)
 	pin := start(t, nil).SHA256()
 
 	stop := make(chan struct{})
@@ -88,7 +89,7 @@ func TestPinCannotBeRaced(t *testing.T) {
 // others can write could be changed between the check and the exec.
 func TestPinnedBinaryWritableByOthersRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keyship-backend-file")
-	copyFile(t, pluginBin, path)
+	plugintest.CopyExecutable(t, pluginBin, path)
 	pin := start(t, nil).SHA256()
 	if err := os.Chmod(path, 0o775); err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestPinIgnoresAForgedSumCache(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", cache)
 	// The test plugin named ...-unpinned records that it ran and exits.
 	path := filepath.Join(t.TempDir(), "keyship-backend-unpinned")
-	copyFile(t, pluginBin, path)
+	plugintest.CopyExecutable(t, pluginBin, path)
 	pin := start(t, nil).SHA256()
 	s, err := launch.Start(context.Background(), "file", path, pin, nil)
 	if err != nil {
@@ -126,7 +127,7 @@ func TestPinIgnoresAForgedSumCache(t *testing.T) {
 	}
 	_ = s.Close()
 
-	copyFile(t, testPluginBin, path+".new")
+	plugintest.CopyExecutable(t, testPluginBin, path+".new")
 	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyship/keyship/plugin"
 	"github.com/keyship/keyship/plugin/launch"
+	"github.com/keyship/keyship/plugin/plugintest"
 )
 
 // dialHelperEnv makes the test binary a would-be client of a plugin
@@ -80,7 +81,7 @@ func TestOnlyTheHostCanTalkToThePlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	helper := filepath.Join(binDir, "launch.test")
-	copyFile(t, os.Args[0], helper)
+	plugintest.CopyExecutable(t, os.Args[0], helper)
 
 	dial := func(cred *syscall.Credential) string {
 		cmd := exec.Command(helper, "-test.run=^$")
