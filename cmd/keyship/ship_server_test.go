@@ -151,22 +151,5 @@ func TestServerShipWatch(t *testing.T) {
 	if bytes.Equal(ks, before) {
 		t.Fatal("the rotated keystore is the shipped one")
 	}
-	wait("the swap", func() bool {
-		now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
-		return bytes.Equal(now, ks)
-	})
-	wait("--on-change", func() bool { b, _ := os.ReadFile(onChange); return len(b) > 0 })
-	if b, _ := os.ReadFile(onChange); string(b) != "changed "+filepath.Join(j.sandbox, "manifest.json")+"\n" {
-		t.Errorf("--on-change wrote %q", b)
-	}
-	if !strings.Contains(stdout.String(), "keyship shipped new stores to "+j.sandbox+": changed security.tls.keystore_secret (/spark/keystore)") {
-		t.Errorf("the swap is not reported on stdout:\n%s", stdout.String())
-	}
-	stopWatch(t, cmd, done, stderr)
-	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, ks) {
-		t.Error("the stores changed when the watch stopped")
-	}
-	if strings.Contains(stdout.String(), canary) || strings.Contains(stderr.String(), canary) {
-		t.Fatal("the keystore password appeared in the output")
-	}
+	swappedThenStop(t, j, ks, onChange, wait, cmd, done, stdout, stderr)
 }

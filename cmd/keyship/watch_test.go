@@ -95,24 +95,7 @@ func TestShipWatchSIGHUPOnChangeSIGTERM(t *testing.T) {
 	j.put(t, "spark/truststore", ts)
 	j.put(t, "spark/ca_bundle_truststore", ts)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
-	wait("the swap", func() bool {
-		now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
-		return bytes.Equal(now, ks)
-	})
-	wait("--on-change", func() bool { b, _ := os.ReadFile(onChange); return len(b) > 0 })
-	if b, _ := os.ReadFile(onChange); string(b) != "changed "+filepath.Join(j.sandbox, "manifest.json")+"\n" {
-		t.Errorf("--on-change wrote %q", b)
-	}
-	if !strings.Contains(stdout.String(), "keyship shipped new stores to "+j.sandbox+": changed security.tls.keystore_secret (/spark/keystore)") {
-		t.Errorf("the swap is not reported on stdout:\n%s", stdout.String())
-	}
-	stopWatch(t, cmd, done, stderr)
-	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, ks) {
-		t.Error("the stores changed when the watch stopped")
-	}
-	if strings.Contains(stdout.String(), canary) || strings.Contains(stderr.String(), canary) {
-		t.Fatal("the keystore password appeared in the output")
-	}
+	swappedThenStop(t, j, ks, onChange, wait, cmd, done, stdout, stderr)
 }
 
 // stopWatch ends a keyship ship --watch with SIGTERM and wants it to exit 0
@@ -163,5 +146,31 @@ func waiter(t *testing.T, within time.Duration, done <-chan error, stdout, stder
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// swappedThenStop waits until the watch has swapped keystore ks into j's
+// sandbox and run --on-change (which writes its arguments into onChange),
+// checks that stdout reports the change, stops the watch, and checks that
+// the stores stay and that no password was printed.
+func swappedThenStop(t *testing.T, j *job, ks []byte, onChange string, wait func(string, func() bool), cmd *exec.Cmd, done <-chan error, stdout, stderr *syncBuffer) {
+	t.Helper()
+	wait("the swap", func() bool {
+		now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks"))
+		return bytes.Equal(now, ks)
+	})
+	wait("--on-change", func() bool { b, _ := os.ReadFile(onChange); return len(b) > 0 })
+	if b, _ := os.ReadFile(onChange); string(b) != "changed "+filepath.Join(j.sandbox, "manifest.json")+"\n" {
+		t.Errorf("--on-change wrote %q", b)
+	}
+	if !strings.Contains(stdout.String(), "keyship shipped new stores to "+j.sandbox+": changed security.tls.keystore_secret (/spark/keystore)") {
+		t.Errorf("the swap is not reported on stdout:\n%s", stdout.String())
+	}
+	stopWatch(t, cmd, done, stderr)
+	if now, _ := os.ReadFile(filepath.Join(j.sandbox, "keystore.jks")); !bytes.Equal(now, ks) {
+		t.Error("the stores changed when the watch stopped")
+	}
+	if strings.Contains(stdout.String(), canary) || strings.Contains(stderr.String(), canary) {
+		t.Fatal("the keystore password appeared in the output")
 	}
 }
