@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -424,20 +423,51 @@ func register(p *process) error {
 }
 
 // starting counts plugin starts that have not yet reached register (or
-// failed before it).
-var starting atomic.Int64
+// failed before it); idle is closed whenever the count falls to zero, so the
+// signal handler waits on that event rather than polling.
+var starting = struct {
+	sync.Mutex
+	n    int
+	idle chan struct{}
+}{}
 
 // beginStart counts a start until the returned function is first called.
 func beginStart() (done func()) {
-	starting.Add(1)
+	starting.Lock()
+	if starting.n == 0 {
+		starting.idle = make(chan struct{})
+	}
+	starting.n++
+	starting.Unlock()
 	var once sync.Once
-	return func() { once.Do(func() { starting.Add(-1) }) }
+	return func() {
+		once.Do(func() {
+			starting.Lock()
+			defer starting.Unlock()
+			if starting.n--; starting.n == 0 {
+				close(starting.idle)
+			}
+		})
+	}
 }
 
-// awaitStarts waits, at most d, for every start to reach register.
+// awaitStarts waits until every start has reached register, or for at most
+// d. The window it waits on (go-plugin's socket directory made, register not
+// yet run) is a few instructions long: only a starved CPU stretches it, so d
+// only bounds a host that would otherwise never exit.
 func awaitStarts(d time.Duration) {
-	for end := time.Now().Add(d); starting.Load() > 0 && time.Now().Before(end); {
-		time.Sleep(time.Millisecond)
+	starting.Lock()
+	if starting.n == 0 {
+		starting.Unlock()
+		return
+	}
+	idle := starting.idle
+	starting.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
 	}
 }
 

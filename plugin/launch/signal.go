@@ -57,8 +57,9 @@ func HandleSignals(sigs ...os.Signal) (stop func()) {
 		case sig := <-ch:
 			killAll(true)
 			// A start between go-plugin's socket directory and register
-			// finds the host dying there and removes its directory.
-			awaitStarts(200 * time.Millisecond)
+			// finds the host dying there and removes its directory: wait
+			// for that (under load the window took longer than 200 ms).
+			awaitStarts(5 * time.Second)
 			signal.Reset(sigs...)
 			if s, ok := sig.(syscall.Signal); ok {
 				_ = syscall.Kill(os.Getpid(), s)
