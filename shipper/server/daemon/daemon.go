@@ -498,7 +498,11 @@ func (d *daemon) stop() error {
 		_ = d.apiL.Close()
 		c.Events(Event{Stage: APIClosed})
 		ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
-		if err := d.api.Shutdown(ctx); err != nil {
+		// Shutdown closes the listeners it tracks again: on a loaded
+		// machine Serve may not have dropped apiL yet, and that second
+		// Close's net.ErrClosed is returned after a complete drain. Only
+		// the deadline cuts calls.
+		if err := d.api.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			_ = d.api.Close()
 			result = fmt.Errorf("in-flight calls still running after --shutdown-timeout %s were cut: %w", c.ShutdownTimeout, err)
 		}
