@@ -158,9 +158,11 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 	if n := len(r.Tasks); n > s.maxTasks {
 		return nil, nil, fmt.Errorf("tasks: %d in one %s, the server's limit is %d (keyship serve --max-tasks); ship the job's tasks in several calls (%w)", n, method, s.maxTasks, shipper.ErrLimit)
 	}
-	if err := s.checkRoom(r); err != nil {
+	ctx, release, err := s.reserveRoom(ctx, r)
+	if err != nil {
 		return nil, nil, err
 	}
+	defer release()
 	ttl := DefaultTTL
 	if r.TTL > 0 {
 		ttl = min(r.TTL, maxTTL)
@@ -357,7 +359,7 @@ func (s *Server) deliver(ctx context.Context, r Request, j *job) (*shipper.Deliv
 // tasksTarget delivers to the request's tasks: each its own fetch URIs
 // (fetch), and the job's Mesos secrets, planned once per job (mesos).
 func (s *Server) tasksTarget(r Request, j *job, toFetch, toMesos bool) shipper.Target {
-	return shipper.TargetFunc(func(_ context.Context, sh *shipper.Shipment, d *shipper.Delivery) error {
+	return shipper.TargetFunc(func(ctx context.Context, sh *shipper.Shipment, d *shipper.Delivery) error {
 		if (toFetch || toMesos) && sh.Dir != shipper.TaskDir {
 			return fmt.Errorf("dir %q: TARGET_FETCH and TARGET_MESOS deliver to %s (%w)", sh.Dir, shipper.TaskDir, shipper.ErrInvalidRequest)
 		}
@@ -376,7 +378,7 @@ func (s *Server) tasksTarget(r Request, j *job, toFetch, toMesos bool) shipper.T
 			for i, t := range r.Tasks {
 				ids[i] = t.ID
 			}
-			uris, err := s.fetch.PublishJob(r.JobID, ids, sh.Files, r.FetchUses, j.expires.Sub(s.now()))
+			uris, err := s.publish(ctx, r.JobID, ids, sh.Files, r.FetchUses, j.expires.Sub(s.now()))
 			if err != nil {
 				if errors.Is(err, fetch.ErrGrantLimit) {
 					err = fmt.Errorf("%w (%w)", err, shipper.ErrLimit)
