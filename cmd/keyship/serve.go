@@ -31,6 +31,7 @@ type serveFlags struct {
 	maxConns, maxConnsPerSource int
 	kube                        serveKubeFlags
 	refresh, renewBefore        time.Duration
+	sweepInterval, zeroGrace    time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -91,6 +92,8 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 	fl.DurationVar(&f.probeInterval, "probe-interval", 10*time.Second, "how often every backend is probed (Info) for /readyz and gRPC health")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight API calls may take to finish")
 	fl.DurationVar(&f.fetchLinger, "fetch-linger", 2*time.Second, "on SIGTERM, how long the fetch server answers 503 to still-valid URIs before it stops listening")
+	fl.DurationVar(&f.sweepInterval, "sweep-interval", daemon.DefaultSweepInterval, "how often expired jobs, fetch grants and build cache entries are zeroed and dropped")
+	fl.DurationVar(&f.zeroGrace, "zero-grace", server.DefaultZeroGrace, "how long an expired job's stores stay in memory (for a response being built as it expired) before a sweep zeroes them")
 	addServeKubeFlags(fl, &f.kube)
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "how often watched jobs (the Watch call) have their secrets' versions checked; 0 turns Watch off")
 	fl.DurationVar(&f.renewBefore, "renew-before", 0, "renew a watched job's issued certificate this long before it expires (default: at 2/3 of its lifetime)")
@@ -120,7 +123,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		FetchCertFile: f.fetchCert, FetchKeyFile: f.fetchKey, FetchCAOut: f.caOut,
 		MetricsListen: f.metricsListen, AuditLog: f.auditLog,
 		Limits:  daemon.Limits{ReadHeaderTimeout: f.readHeaderTimeout, IdleTimeout: f.idleTimeout, MaxConns: f.maxConns, MaxConnsPerSource: f.maxConnsPerSource},
-		MaxJobs: f.maxJobs, MaxTasks: f.maxTasks, ServerOptions: kopts, ProbeInterval: f.probeInterval,
+		MaxJobs: f.maxJobs, MaxTasks: f.maxTasks, ServerOptions: kopts, ProbeInterval: f.probeInterval, SweepInterval: f.sweepInterval, ZeroGrace: f.zeroGrace,
 		Refresh: f.refresh, RenewBefore: f.renewBefore, ShutdownTimeout: f.shutdownTimeout, FetchLinger: f.fetchLinger,
 		Logger: g.logger, Signals: true, Events: g.announce,
 	})

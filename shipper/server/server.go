@@ -67,6 +67,9 @@ type Server struct {
 	// retired are replaced jobs whose bundles are zeroed after zeroGrace.
 	retired   []*job
 	lastSweep time.Time
+	// zeroGrace is how long an expired job's bundle stays readable before
+	// it is zeroed (WithZeroGrace).
+	zeroGrace time.Duration
 	// watching keeps watched jobs fresh (watch.go); nil without WithWatch.
 	watching *watching
 }
@@ -119,13 +122,24 @@ func WithLimits(maxJobs, maxTasks int) Option {
 	}
 }
 
+// WithZeroGrace sets how long an expired job's bundle stays readable, for
+// a response being built when its TTL ended, before a sweep zeroes it
+// (default DefaultZeroGrace; 0 keeps the default).
+func WithZeroGrace(d time.Duration) Option {
+	return func(s *Server) {
+		if d > 0 {
+			s.zeroGrace = d
+		}
+	}
+}
+
 // WithClock sets the server's clock (for tests of expiry).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // New returns a Server that builds through b (a *host.Host) and publishes
 // fetch URIs on fs (nil disables TARGET_FETCH).
 func New(b shipper.Builder, fs *fetch.Server, opts ...Option) *Server {
-	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}, maxJobs: DefaultMaxJobs, maxTasks: DefaultMaxTasks}
+	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}, zeroGrace: DefaultZeroGrace, maxJobs: DefaultMaxJobs, maxTasks: DefaultMaxTasks}
 	for _, o := range opts {
 		o(s)
 	}
@@ -435,22 +449,23 @@ func (s *Server) Sweep() {
 	s.sweepKubernetes()
 }
 
-// zeroGrace is how long an expired job's bundle stays readable before it is
-// zeroed, so that a response being built when the TTL ends stays whole.
-const zeroGrace = time.Minute
+// DefaultZeroGrace is how long an expired job's bundle stays readable
+// before it is zeroed, so that a response being built when the TTL ends
+// stays whole.
+const DefaultZeroGrace = time.Minute
 
 func (s *Server) sweepLocked() {
 	now := s.now()
 	s.lastSweep = now
 	for k, j := range s.jobs {
-		if !now.Before(j.expires.Add(zeroGrace)) {
+		if !now.Before(j.expires.Add(s.zeroGrace)) {
 			j.shipment.Zero()
 			delete(s.jobs, k)
 		}
 	}
 	kept := s.retired[:0]
 	for _, j := range s.retired {
-		if now.Before(j.expires.Add(zeroGrace)) {
+		if now.Before(j.expires.Add(s.zeroGrace)) {
 			kept = append(kept, j)
 		} else {
 			j.shipment.Zero()

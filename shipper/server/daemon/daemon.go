@@ -112,8 +112,12 @@ type Config struct {
 
 	// ProbeInterval is how often each backend is probed (default 10s).
 	ProbeInterval time.Duration
-	// SweepInterval is how often expired jobs are zeroed (default 30s).
+	// SweepInterval is how often expired jobs and build cache entries are
+	// zeroed (default 30s).
 	SweepInterval time.Duration
+	// ZeroGrace is server.WithZeroGrace's: how long an expired job stays
+	// readable before a sweep zeroes it (default server.DefaultZeroGrace).
+	ZeroGrace time.Duration
 	// Refresh is how often watched jobs' versions are checked; 0 turns
 	// Watch off. RenewBefore is watch.Options.RenewBefore.
 	Refresh, RenewBefore time.Duration
@@ -291,7 +295,7 @@ func Run(ctx context.Context, c Config) (err error) {
 			return err
 		}
 	}
-	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks))
+	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks), server.WithZeroGrace(c.ZeroGrace))
 	if c.Refresh > 0 {
 		w := watch.NewWatcher(d.host, c.Refresh)
 		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: d.host, Watcher: w, RenewBefore: c.RenewBefore, Logger: c.Logger.Named("watch")}))
@@ -444,7 +448,8 @@ func (d *daemon) startAPI(h http.Handler) (<-chan error, error) {
 	return served, nil
 }
 
-// sweep zeroes expired jobs every SweepInterval until ctx ends.
+// sweep zeroes expired jobs and build cache entries every SweepInterval
+// until ctx ends.
 func (d *daemon) sweep(ctx context.Context, srv *server.Server) {
 	t := time.NewTicker(d.c.SweepInterval)
 	defer t.Stop()
@@ -454,6 +459,7 @@ func (d *daemon) sweep(ctx context.Context, srv *server.Server) {
 			return
 		case <-t.C:
 			srv.Sweep()
+			d.host.SweepCache()
 		}
 	}
 }
