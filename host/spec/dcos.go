@@ -337,7 +337,11 @@ func (p *dcosParser) str(name string) (string, valueState) {
 		return "", absent
 	}
 	var s string
-	if kindOf(raw) != "string" || json.Unmarshal(raw, &s) != nil {
+	ok := kindOf(raw) == "string"
+	if ok {
+		s, ok = jsonString(bytes.TrimSpace(raw))
+	}
+	if !ok {
 		p.errs.add(fieldName(name), "", "must be a string (a secret ref), got "+kindOf(raw))
 		return "", invalid
 	}

@@ -33,7 +33,7 @@ func decodeObject(raw json.RawMessage) (*object, bool) {
 		if !ok {
 			return nil, false
 		}
-		key, ok := jsonKey(raw[i:end])
+		key, ok := jsonString(raw[i:end])
 		if !ok {
 			return nil, false
 		}
@@ -63,8 +63,9 @@ func decodeObject(raw json.RawMessage) (*object, bool) {
 	}
 }
 
-// jsonKey unquotes the JSON string q (quotes included).
-func jsonKey(q []byte) (string, bool) {
+// jsonString unquotes the JSON string q (quotes included): at once when
+// it is plain ASCII without escapes, else with encoding/json.
+func jsonString(q []byte) (string, bool) {
 	inner := q[1 : len(q)-1]
 	plain := bytes.IndexByte(inner, '\\') < 0
 	for _, c := range inner {
