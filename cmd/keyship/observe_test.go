@@ -302,7 +302,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	}
 	uri := resp.GetTasks()[0].GetUris()[0].GetValue()
 
-	before := openFDs(t, s.cmd.Process.Pid)
+	before := acceptedOn(t, s.cmd.Process.Pid, sock)
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -312,10 +312,19 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if _, err := fmt.Fprintf(conn, "POST /keyship.host.v1.ShipperService/Ship HTTP/1.1\r\nHost: keyship\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:20]); err != nil {
 		t.Fatal(err)
 	}
-	// The call is in flight once serve has accepted the connection (an fd
-	// more): from then on shutdown lets it finish. A guessed pause was too
-	// short on a loaded machine.
-	if !waitFor(time.Minute, func() bool { return openFDs(t, s.cmd.Process.Pid) > before }) {
+	// The call is in flight once serve has accepted the connection (a
+	// socket on sock's path that serve holds and did not before): from then
+	// on shutdown lets it finish. A guessed pause was too short on a loaded
+	// machine, and a count of serve's fds could miss it when another fd
+	// closed at the same time.
+	if !waitFor(time.Minute, func() bool {
+		for ino := range acceptedOn(t, s.cmd.Process.Pid, sock) {
+			if !before[ino] {
+				return true
+			}
+		}
+		return false
+	}) {
 		t.Fatal("serve did not accept the connection within a minute")
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {

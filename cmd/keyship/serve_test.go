@@ -103,6 +103,38 @@ func openFDs(t *testing.T, pid int) int {
 	return len(ents)
 }
 
+// acceptedOn returns the inodes of the sockets process pid holds that are
+// connected on the unix socket path sock: the connections it accepted there
+// (Linux lists an accepted socket under its listener's path in
+// /proc/PID/net/unix).
+func acceptedOn(t *testing.T, pid int, sock string) map[string]bool {
+	t.Helper()
+	held := map[string]bool{}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+			held[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/unix", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := map[string]bool{}
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		// Num RefCount Protocol Flags Type St Inode Path; St 03 is connected.
+		f := strings.Fields(line)
+		if len(f) == 8 && f[5] == "03" && f[7] == sock && held[f[6]] {
+			accepted[f[6]] = true
+		}
+	}
+	return accepted
+}
+
 // TestServeClosesIdleConnections floods the API's unix socket, the fetch
 // server and the metrics endpoint with connections that send nothing: serve
 // keeps at most --max-conns of each open, closes each within
