@@ -176,4 +176,3 @@ func writeUnavailable(w http.ResponseWriter, outcome string) {
 	}
 	_, _ = io.WriteString(w, "keyship serve is shutting down: this fetch URI is no longer served; submit the task again to get a new one\n")
 }
-
