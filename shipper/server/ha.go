@@ -290,4 +290,3 @@ func (s *Server) rebuild(ctx context.Context, rec *replicas.Job, until time.Time
 	s.shared.remember(rec.ID, rec.Expires, s.now())
 	return j, nil
 }
-
