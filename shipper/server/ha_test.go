@@ -199,6 +199,7 @@ func TestReplicas(t *testing.T) {
 			t.Run("DoubleFetchesServeOnce", func(t *testing.T) { testDoubleFetchesServeOnce(t, e) })
 			t.Run("RestartServesUnusedURIs", func(t *testing.T) { testRestartServesUnusedURIs(t, e) })
 			t.Run("RefresherFailover", func(t *testing.T) { testRefresherFailover(t, e) })
+			t.Run("RestartRefreshesWatches", func(t *testing.T) { testRestartRefreshesWatches(t, e) })
 			t.Run("StateDownIsUnavailable", func(t *testing.T) { testStateDownIsUnavailable(t, e) })
 			if e.raw != nil {
 				t.Run("NoCanaryInTheState", func(t *testing.T) { testNoCanaryInTheState(t, e) })
@@ -429,4 +430,59 @@ func rotate(t *testing.T, job *filetest.Job) {
 		t.Fatal(err)
 	}
 	filetest.Put(t, job.Root, "spark/keystore", ks)
+}
+
+// testRestartRefreshesWatches: a job watched before every replica stopped
+// is refreshed after the restart by the new leader, whose Watch stream is
+// on another replica: the leader adopts it from the shared state.
+func testRestartRefreshesWatches(t *testing.T, e engine) {
+	root, cluster := t.TempDir(), newCluster()
+	jobFiles := filetest.Seed(t, root, haCanary)
+	req := &hostv1.WatchRequest{Ship: shipReq("job-rewatch", tasks("tm", 1), hostv1.Target_TARGET_FILES)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	watchOn := func(r *replica) chan *hostv1.WatchResponse {
+		got := make(chan *hostv1.WatchResponse, 100)
+		wctx, wcancel := context.WithCancel(ctx)
+		t.Cleanup(wcancel)
+		wg.Go(func() {
+			err := r.client.WatchJob(wctx, req, func(resp *hostv1.WatchResponse) error { got <- resp; return nil })
+			if err != nil && wctx.Err() == nil {
+				t.Logf("watch: %v", err)
+			}
+		})
+		return got
+	}
+	recv := func(got chan *hostv1.WatchResponse, old ...string) string {
+		t.Helper()
+		deadline := time.After(time.Minute)
+		for {
+			select {
+			case resp := <-got:
+				if v := keystoreVersion(resp); v != "" && !slices.Contains(old, v) {
+					return v
+				}
+			case <-deadline:
+				t.Fatal("no new keystore within a minute")
+			}
+		}
+	}
+	a := runReplica(t, e, cluster, root, time.Hour)
+	v0 := recv(watchOn(a))
+	a.stop() // every replica gone
+
+	leader := runReplica(t, e, cluster, root, 100*time.Millisecond)
+	<-leader.srv.Led()
+	follower := runReplica(t, e, cluster, root, 100*time.Millisecond)
+	got := watchOn(follower)
+	if v := recv(got); v != v0 {
+		t.Fatalf("after the restart the stream starts at %s, want %s", v, v0)
+	}
+	rotate(t, jobFiles)
+	recv(got, v0)
+	if follower.srv.Leading() {
+		t.Error("the second replica leads: the test did not test the leader's adoption")
+	}
 }
