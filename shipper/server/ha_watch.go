@@ -16,7 +16,7 @@ import (
 
 // refreshElection is the election of the replica that refreshes watched
 // jobs and sweeps the shared state.
-const refreshElection = "refresh"
+const refreshElection = "refresher"
 
 // campaignRetry is how long RunReplica waits before it campaigns again
 // after the state failed to answer.
