@@ -48,6 +48,9 @@ type engine struct {
 	// control is a string raw must hold once cluster wrote records: the
 	// scan's positive control.
 	control func(cluster string) string
+	// writes counts the engine's write transactions so far (nil: not
+	// counted).
+	writes func(t testing.TB) int64
 }
 
 var haClusters atomic.Int64
@@ -89,7 +92,8 @@ func newEngine(t *testing.T, name string) engine {
 		t.Cleanup(func() { _ = st.Close() })
 		return st
 	}, raw: func(t testing.TB) []byte { return ens.Raw(t) },
-		control: func(cluster string) string { return "/keyship-server-test/" + cluster }}
+		control: func(cluster string) string { return "/keyship-server-test/" + cluster },
+		writes:  func(t testing.TB) int64 { return ens.Zxid(t) }}
 }
 
 // replica is one keyship serve replica in process: its own host (and
@@ -201,6 +205,9 @@ func TestReplicas(t *testing.T) {
 			t.Run("RefresherFailover", func(t *testing.T) { testRefresherFailover(t, e) })
 			t.Run("RestartRefreshesWatches", func(t *testing.T) { testRestartRefreshesWatches(t, e) })
 			t.Run("StateDownIsUnavailable", func(t *testing.T) { testStateDownIsUnavailable(t, e) })
+			if e.writes != nil {
+				t.Run("OneWritePerShip", func(t *testing.T) { testOneWritePerShip(t, e) })
+			}
 			if e.raw != nil {
 				t.Run("NoCanaryInTheState", func(t *testing.T) { testNoCanaryInTheState(t, e) })
 			}
@@ -484,5 +491,27 @@ func testRestartRefreshesWatches(t *testing.T, e engine) {
 	recv(got, v0)
 	if follower.srv.Leading() {
 		t.Error("the second replica leads: the test did not test the leader's adoption")
+	}
+}
+
+// testOneWritePerShip: a new job's Ship and a known job's Ship of 10 tasks
+// each cost one write transaction (one ZooKeeper multi-op: the job's record
+// and the grants, then the grants alone); the replica that did not write
+// the record pays one more (a failed multi-op, then the grants').
+func testOneWritePerShip(t *testing.T, e engine) {
+	root, cluster := seedRoot(t), newCluster()
+	a, b := newReplica(t, e, cluster, root), newReplica(t, e, cluster, root)
+	for _, c := range []struct {
+		name string
+		r    *replica
+		want int64
+	}{{"a new job", a, 1}, {"the job again", a, 1}, {"the job on another replica", b, 2}, {"the job again there", b, 1}} {
+		before := e.writes(t)
+		if _, err := c.r.srv.Ship(context.Background(), shipReq("job-writes", tasks(fmt.Sprint("w", before), 10), hostv1.Target_TARGET_FETCH)); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.writes(t) - before; got != c.want {
+			t.Errorf("%s: %d write transactions, want %d", c.name, got, c.want)
+		}
 	}
 }
