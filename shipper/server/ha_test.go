@@ -149,10 +149,20 @@ func (r *replica) store(t testing.TB) *replicas.Store {
 }
 
 // newReplica starts a replica of cluster on e, reading the secrets at root.
-func newReplica(t testing.TB, e engine, cluster, root string, opts ...server.Option) *replica {
+func newReplica(t testing.TB, e engine, cluster, root string) *replica {
 	t.Helper()
+	return newReplicaAt(t, e, cluster, root, nil)
+}
+
+// newReplicaAt is newReplica with a clock (nil: time.Now) for the server,
+// its fetch server and its store.
+func newReplicaAt(t testing.TB, e engine, cluster, root string, clock func() time.Time) *replica {
+	t.Helper()
+	if clock == nil {
+		clock = time.Now
+	}
 	r := &replica{backend: &counting{Backend: file.New()}, state: e.open(t, cluster)}
-	store, err := replicas.NewStore(r.state, replicastest.Key)
+	store, err := replicas.NewStore(r.state, replicastest.Key, replicas.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +173,9 @@ func newReplica(t testing.TB, e engine, cluster, root string, opts ...server.Opt
 	mux := http.NewServeMux()
 	r.https = httptest.NewTLSServer(mux)
 	t.Cleanup(r.https.Close)
-	r.fetch = fetch.New(r.https.URL)
+	r.fetch = fetch.New(r.https.URL, fetch.WithClock(clock))
 	mux.Handle(fetch.Prefix, r.fetch)
-	r.srv = server.New(h, r.fetch, append([]server.Option{server.WithReplicas(store)}, opts...)...)
+	r.srv = server.New(h, r.fetch, server.WithReplicas(store), server.WithClock(clock))
 	return r
 }
 
@@ -204,6 +214,7 @@ func TestReplicas(t *testing.T) {
 			t.Run("RestartServesUnusedURIs", func(t *testing.T) { testRestartServesUnusedURIs(t, e) })
 			t.Run("RefresherFailover", func(t *testing.T) { testRefresherFailover(t, e) })
 			t.Run("RestartRefreshesWatches", func(t *testing.T) { testRestartRefreshesWatches(t, e) })
+			t.Run("RecordOutlivesEveryReplicasJob", func(t *testing.T) { testRecordOutlivesEveryReplicasJob(t, e) })
 			t.Run("StateDownIsUnavailable", func(t *testing.T) { testStateDownIsUnavailable(t, e) })
 			if e.writes != nil {
 				t.Run("OneWritePerShip", func(t *testing.T) { testOneWritePerShip(t, e) })
@@ -497,8 +508,9 @@ func testRestartRefreshesWatches(t *testing.T, e engine) {
 
 // testOneWritePerShip: a new job's Ship and a known job's Ship of 10 tasks
 // each cost one write transaction (one ZooKeeper multi-op: the job's record
-// and the grants, then the grants alone); the replica that did not write
-// the record pays one more (a failed multi-op, then the grants').
+// and the grants, then the grants alone); the first Ship of the job on a
+// replica that did not write the record pays two more (a failed multi-op,
+// then the grants', then the record given this build's later expiry).
 func testOneWritePerShip(t *testing.T, e engine) {
 	root, cluster := seedRoot(t), newCluster()
 	a, b := newReplica(t, e, cluster, root), newReplica(t, e, cluster, root)
@@ -506,7 +518,7 @@ func testOneWritePerShip(t *testing.T, e engine) {
 		name string
 		r    *replica
 		want int64
-	}{{"a new job", a, 1}, {"the job again", a, 1}, {"the job on another replica", b, 2}, {"the job again there", b, 1}} {
+	}{{"a new job", a, 1}, {"the job again", a, 1}, {"the job on another replica", b, 3}, {"the job again there", b, 1}} {
 		before := e.writes(t)
 		if _, err := c.r.srv.Ship(context.Background(), shipReq("job-writes", tasks(fmt.Sprint("w", before), 10), hostv1.Target_TARGET_FETCH)); err != nil {
 			t.Fatal(err)
@@ -540,5 +552,36 @@ func BenchmarkShipNewJobReplicas(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// testRecordOutlivesEveryReplicasJob: B builds a job A built earlier (so
+// B's build expires later); after A's expiry and a sweep, a URI B handed
+// out is still served by a third replica: the record lives as long as the
+// latest build.
+func testRecordOutlivesEveryReplicasJob(t *testing.T, e engine) {
+	root, cluster := seedRoot(t), newCluster()
+	var now atomic.Pointer[time.Time]
+	start := time.Now()
+	now.Store(&start)
+	clock := func() time.Time { return *now.Load() }
+	advance := func(d time.Duration) { n := now.Load().Add(d); now.Store(&n) }
+	a, b, c := newReplicaAt(t, e, cluster, root, clock), newReplicaAt(t, e, cluster, root, clock), newReplicaAt(t, e, cluster, root, clock)
+	ship := func(r *replica) *hostv1.ShipResponse {
+		req := shipReq("job-outlive", tasks(fmt.Sprint("x", now.Load().Unix()), 1), hostv1.Target_TARGET_FETCH)
+		req.TtlSeconds = 60
+		resp, err := r.srv.Ship(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	ship(a)
+	advance(50 * time.Second)
+	fromB := ship(b)
+	advance(20 * time.Second) // A's build has expired, B's has not
+	c.srv.Sweep()
+	if code, _ := c.get(t, fromB.GetTasks()[0].GetUris()[0].GetValue()); code != 200 {
+		t.Fatalf("B's URI, within B's TTL, after A's expiry and a sweep, through a third replica: %d, want 200", code)
 	}
 }
