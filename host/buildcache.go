@@ -145,6 +145,19 @@ func (c *buildCache) stats() (hits, builds int64) {
 	return c.hits, c.builds
 }
 
+// sweep zeroes and drops the expired entries.
+func (c *buildCache) sweep() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for k, e := range c.entries {
+		if !now.Before(e.expires) {
+			e.bundle.Zero()
+			delete(c.entries, k)
+		}
+	}
+}
+
 // zero zeroes and drops every entry.
 func (c *buildCache) zero() {
 	c.mu.Lock()

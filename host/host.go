@@ -327,6 +327,15 @@ func (h *Host) issue(ctx context.Context, issues []*spec.Issue, hosts []string) 
 	return out, errors.Join(errs...)
 }
 
+// SweepCache zeroes and drops the build cache's expired Bundles (a cache
+// otherwise drops them only when it stores another); keyship serve calls
+// it on a timer.
+func (h *Host) SweepCache() {
+	if h.cache != nil {
+		h.cache.sweep()
+	}
+}
+
 // Close stops every plugin process the host started and zeroes the build
 // cache.
 func (h *Host) Close() error {

@@ -64,15 +64,22 @@ func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // Unmarshal decodes data into v through a wirePool buffer. proto copies
-// bytes fields out of it, so the buffer is cleared when it is freed.
+// bytes fields out of it, so the buffer is cleared when it is freed; data
+// is cleared once decoded: gRPC copies a frame under 1 KiB (a Get response
+// with one password) into a plain allocation, not a pooled buffer, which
+// would keep it uncleared until the garbage collector's memory is reused.
 func (wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m := messageOf(v)
 	if m == nil {
 		return fmt.Errorf("keyship plugin: cannot decode into %T", v)
 	}
-	buf := data.MaterializeToBuffer(wirePool)
+	buf := data.MaterializeToBuffer(wirePool) // data itself when one buffer
 	defer buf.Free()
-	return proto.Unmarshal(buf.ReadOnlyData(), m)
+	err := proto.Unmarshal(buf.ReadOnlyData(), m)
+	for _, b := range data {
+		clear(b.ReadOnlyData()) // the codec is the message's last reader
+	}
+	return err
 }
 
 func messageOf(v any) proto.Message {
@@ -109,7 +116,11 @@ func zeroingServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.ForceServerCodecV2(wireCodec{}), experimental.BufferPool(wirePool), grpc.WriteBufferSize(0)}
 }
 
-// zeroingDialOptions are zeroingServerOptions for a host's connection.
+// zeroingDialOptions are zeroingServerOptions for a host's connection, and
+// no read buffer: gRPC's (32 KiB per connection) would keep the frames of
+// the last responses read, secrets included, until later reads overwrote
+// them (each frame is read straight into its own buffer instead).
 func zeroingDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(wireCodec{})), experimental.WithBufferPool(wirePool), grpc.WithWriteBufferSize(0)}
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(wireCodec{})), experimental.WithBufferPool(wirePool),
+		grpc.WithWriteBufferSize(0), grpc.WithReadBufferSize(0)}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/keyship/keyship/backends/file/filetest"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/server"
@@ -89,8 +91,10 @@ func reportLatencies(b *testing.B, lat []time.Duration) {
 // (plugin subprocess already loaded): resolve seed 000's 6 refs through the
 // file plugin, materialize and check (or, with the build cache, take the
 // stores built for an earlier job of the same content), and answer with Mesos
-// secret volumes and env for two tasks, the dispatcher's case. It reports p50
-// and p99.
+// secret volumes and env for two tasks, the dispatcher's case. Each Ship is
+// preceded by the floor, a bare grpc.health.v1 Check on the same connection
+// (warmFloor): it reports both latencies' p50 and p99 and their ratios,
+// measured interleaved under the same load.
 //
 //	go test -run '^$' -bench WarmShip ./cmd/keyship/
 func BenchmarkWarmShip(b *testing.B) {
@@ -99,22 +103,24 @@ func BenchmarkWarmShip(b *testing.B) {
 }
 
 func warmShip(b *testing.B, c *server.Client) {
-	var lat []time.Duration
+	w := newWarmFloor(c)
 	i := 0
 	for b.Loop() {
+		w.floor(b)
 		start := time.Now()
 		if _, err := c.Ship(context.Background(), newJobReq(fmt.Sprint("bench-", i))); err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, time.Since(start))
+		w.ship = append(w.ship, time.Since(start))
 		i++
 	}
-	reportLatencies(b, lat)
+	w.report(b)
 }
 
 // BenchmarkWarmShipBuiltJob is a Ship of a job keyship serve has already
 // built (a second Ship for more tasks of the same job): no backend read, no
-// build. It reports p50 and p99.
+// build. Like BenchmarkWarmShip it interleaves the floor and reports p50,
+// p99 and their ratios to the floor's.
 func BenchmarkWarmShipBuiltJob(b *testing.B) {
 	c := shipClient(b)
 	req := newJobReq("built")
@@ -122,15 +128,66 @@ func BenchmarkWarmShipBuiltJob(b *testing.B) {
 	if _, err := c.Ship(context.Background(), req); err != nil {
 		b.Fatal(err)
 	}
-	var lat []time.Duration
+	w := newWarmFloor(c)
 	for b.Loop() {
+		w.floor(b)
 		start := time.Now()
 		if _, err := c.Ship(context.Background(), req); err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, time.Since(start))
+		w.ship = append(w.ship, time.Since(start))
 	}
-	reportLatencies(b, lat)
+	w.report(b)
+}
+
+// BenchmarkWarmFloor is the floor of any Ship alone: a bare grpc.health.v1
+// Check (which keyship serve answers from its last probe, without a
+// backend call) over the same unix socket, from the same client.
+func BenchmarkWarmFloor(b *testing.B) {
+	w := newWarmFloor(shipClient(b))
+	for b.Loop() {
+		w.floor(b)
+	}
+	slices.Sort(w.floors)
+	b.ReportMetric(float64(w.floors[len(w.floors)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(w.floors[len(w.floors)*99/100].Microseconds()), "p99-µs")
+}
+
+// warmFloor times Ships and, interleaved with them, the floor: a health
+// Check on the Ships' connection.
+type warmFloor struct {
+	health       healthpb.HealthClient
+	ship, floors []time.Duration
+}
+
+func newWarmFloor(c *server.Client) *warmFloor {
+	return &warmFloor{health: healthpb.NewHealthClient(c.Conn())}
+}
+
+// floor times one health Check.
+func (w *warmFloor) floor(b *testing.B) {
+	start := time.Now()
+	// Any status will do: the floor is the round trip, and a backend probe
+	// that timed out on a loaded machine answers NOT_SERVING as fast.
+	if _, err := w.health.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		b.Fatalf("health Check: %v", err)
+	}
+	w.floors = append(w.floors, time.Since(start))
+}
+
+// report reports the Ships' p50 and p99, the floor's, and the ratios
+// (p50-x-floor is the Ships' p50 ÷ the floor's p50; p99 likewise).
+func (w *warmFloor) report(b *testing.B) {
+	slices.Sort(w.ship)
+	slices.Sort(w.floors)
+	p50, p99 := w.ship[len(w.ship)/2], w.ship[len(w.ship)*99/100]
+	f50, f99 := w.floors[len(w.floors)/2], w.floors[len(w.floors)*99/100]
+	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(f50.Microseconds()), "floor-p50-µs")
+	b.ReportMetric(float64(f99.Microseconds()), "floor-p99-µs")
+	b.ReportMetric(float64(p50)/float64(f50), "p50-x-floor")
+	b.ReportMetric(float64(p99)/float64(f99), "p99-x-floor")
 }
 
 // BenchmarkShipLoad is C concurrent callers shipping new jobs through one

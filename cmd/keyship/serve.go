@@ -32,6 +32,7 @@ type serveFlags struct {
 	kube                        serveKubeFlags
 	ha                          serveHAFlags
 	refresh, renewBefore        time.Duration
+	sweepInterval, zeroGrace    time.Duration
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -98,6 +99,8 @@ jobs. See README, "Running replicas".`,
 	fl.DurationVar(&f.probeInterval, "probe-interval", 10*time.Second, "how often every backend is probed (Info) for /readyz and gRPC health")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight API calls may take to finish")
 	fl.DurationVar(&f.fetchLinger, "fetch-linger", 2*time.Second, "on SIGTERM, how long the fetch server answers 503 to still-valid URIs before it stops listening")
+	fl.DurationVar(&f.sweepInterval, "sweep-interval", daemon.DefaultSweepInterval, "how often expired jobs, fetch grants and build cache entries are zeroed and dropped")
+	fl.DurationVar(&f.zeroGrace, "zero-grace", server.DefaultZeroGrace, "how long an expired job's stores stay in memory (for a response being built as it expired) before a sweep zeroes them")
 	addServeKubeFlags(fl, &f.kube)
 	addServeHAFlags(fl, &f.ha)
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "how often watched jobs (the Watch call) have their secrets' versions checked; 0 turns Watch off")
@@ -132,7 +135,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		FetchCertFile: f.fetchCert, FetchKeyFile: f.fetchKey, FetchCAOut: f.caOut,
 		MetricsListen: f.metricsListen, AuditLog: f.auditLog,
 		Limits:  daemon.Limits{ReadHeaderTimeout: f.readHeaderTimeout, IdleTimeout: f.idleTimeout, MaxConns: f.maxConns, MaxConnsPerSource: f.maxConnsPerSource},
-		MaxJobs: f.maxJobs, MaxTasks: f.maxTasks, ServerOptions: kopts, ProbeInterval: f.probeInterval,
+		MaxJobs: f.maxJobs, MaxTasks: f.maxTasks, ServerOptions: kopts, ProbeInterval: f.probeInterval, SweepInterval: f.sweepInterval, ZeroGrace: f.zeroGrace,
 		Refresh: f.refresh, RenewBefore: f.renewBefore, ShutdownTimeout: f.shutdownTimeout, FetchLinger: f.fetchLinger,
 		HA:     ha,
 		Logger: g.logger, Signals: true, Events: g.announce,

@@ -337,7 +337,11 @@ func (p *dcosParser) str(name string) (string, valueState) {
 		return "", absent
 	}
 	var s string
-	if kindOf(raw) != "string" || json.Unmarshal(raw, &s) != nil {
+	ok := kindOf(raw) == "string"
+	if ok {
+		s, ok = jsonString(bytes.TrimSpace(raw))
+	}
+	if !ok {
 		p.errs.add(fieldName(name), "", "must be a string (a secret ref), got "+kindOf(raw))
 		return "", invalid
 	}
@@ -411,38 +415,6 @@ type object struct {
 }
 
 func (o *object) dup(key string) bool { return slices.Contains(o.dups, key) }
-
-// decodeObject decodes raw, which must be valid JSON, as an object. It reports
-// false when raw is not an object.
-func decodeObject(raw json.RawMessage) (*object, bool) {
-	if kindOf(raw) != "object" {
-		return nil, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil { // '{'
-		return nil, false
-	}
-	o := &object{vals: map[string]json.RawMessage{}}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, false
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, false
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, false
-		}
-		if _, seen := o.vals[key]; seen && !slices.Contains(o.dups, key) {
-			o.dups = append(o.dups, key)
-		}
-		o.vals[key] = v
-	}
-	return o, true
-}
 
 // isAbsent reports whether a value is missing or JSON null.
 func isAbsent(raw json.RawMessage) bool {

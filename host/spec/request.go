@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -164,15 +165,17 @@ func NewRequest(jobID string, s *Spec, tasks []Task) (*Request, error) {
 	var union []string
 	out := make([]Task, len(tasks))
 	for i, t := range tasks {
-		field := fmt.Sprintf("tasks[%d]", i)
+		// field names the task in an error; formatted only then, as a
+		// Ship may name 10,000 tasks.
+		field := func() string { return "tasks[" + strconv.Itoa(i) + "]" }
 		switch {
 		case t.ID == "":
-			errs.add(field+".id", "", "required")
+			errs.add(field()+".id", "", "required")
 		case strings.IndexFunc(t.ID, unicode.IsControl) >= 0:
-			errs.add(field+".id", "", "contains a control character")
+			errs.add(field()+".id", "", "contains a control character")
 		default:
 			if j, dup := seen[t.ID]; dup {
-				errs.add(field+".id", "", fmt.Sprintf("%q is also the id of tasks[%d]; task ids must be unique in a job", Shorten(t.ID), j))
+				errs.add(field()+".id", "", fmt.Sprintf("%q is also the id of tasks[%d]; task ids must be unique in a job", Shorten(t.ID), j))
 			} else {
 				seen[t.ID] = i
 			}
@@ -182,13 +185,13 @@ func NewRequest(jobID string, s *Spec, tasks []Task) (*Request, error) {
 			if t.Role != "" {
 				reason = fmt.Sprintf("role %q is not one of %s", Shorten(t.Role), strings.Join(Roles, ", "))
 			}
-			errs.add(field+".role", "", reason)
+			errs.add(field()+".role", "", reason)
 		}
 		out[i] = Task{ID: t.ID, Role: t.Role}
 		for k, h := range t.Hosts {
 			norm, reason := normalizeHost(h)
 			if reason != "" {
-				errs.add(fmt.Sprintf("%s.hosts[%d]", field, k), "", reason)
+				errs.add(fmt.Sprintf("%s.hosts[%d]", field(), k), "", reason)
 				continue
 			}
 			out[i].Hosts = append(out[i].Hosts, norm)

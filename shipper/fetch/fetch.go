@@ -63,6 +63,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	grants    map[[32]byte]*grant // by SHA-256 of the token
+	reserved  int                 // grants held by Reservations
 	lastSweep time.Time
 	closed    bool
 
@@ -168,6 +169,54 @@ func (s *Server) Publish(tasks []string, files []materialize.File, uses int, ttl
 
 // PublishJob is Publish for the job named jobID, which fetch Events carry.
 func (s *Server) PublishJob(jobID string, tasks []string, files []materialize.File, uses int, ttl time.Duration) (map[string][]URI, error) {
+	return s.publish(nil, jobID, tasks, files, uses, ttl)
+}
+
+// Reservation is room for grants, held from Reserve until PublishJob uses
+// it or Release frees it, so that a caller that must build what it
+// publishes is refused before it builds, even when others race for the
+// last grants.
+type Reservation struct {
+	s    *Server
+	n    int
+	done bool // guarded by s.mu
+}
+
+// Reserve holds room for n grants (sweeping expired ones if need be), or
+// returns ErrGrantLimit wrapped with the figures. Every Reservation must be
+// released (Release after PublishJob is a no-op).
+func (s *Server) Reserve(n int) (*Reservation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.roomLocked(n); err != nil {
+		return nil, err
+	}
+	s.reserved += n
+	return &Reservation{s: s, n: n}, nil
+}
+
+// PublishJob is the Server's PublishJob in the room r holds (for at most
+// as many tasks as r reserved; more need room of their own).
+func (r *Reservation) PublishJob(jobID string, tasks []string, files []materialize.File, uses int, ttl time.Duration) (map[string][]URI, error) {
+	return r.s.publish(r, jobID, tasks, files, uses, ttl)
+}
+
+// Release frees the room r holds, if PublishJob has not used it.
+func (r *Reservation) Release() {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	r.releaseLocked()
+}
+
+func (r *Reservation) releaseLocked() {
+	if !r.done {
+		r.s.reserved -= r.n
+		r.done = true
+	}
+}
+
+// publish is PublishJob, in the room own holds when it is not nil.
+func (s *Server) publish(own *Reservation, jobID string, tasks []string, files []materialize.File, uses int, ttl time.Duration) (_ map[string][]URI, err error) {
 	if uses <= 0 {
 		uses = 1
 	}
@@ -185,9 +234,19 @@ func (s *Server) PublishJob(jobID string, tasks []string, files []materialize.Fi
 		j.files[f.Path] = append([]byte(nil), f.Contents...)
 		j.versions[f.Path] = f.Version
 	}
+	defer func() {
+		if err != nil { // the copies hold secrets: a refused publish keeps none
+			for _, data := range j.files {
+				clear(data)
+			}
+		}
+	}()
 	out := make(map[string][]URI, len(tasks))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if own != nil {
+		own.releaseLocked()
+	}
 	if s.closed {
 		return nil, errors.New("fetch: the server is closed (shutting down)")
 	}
@@ -260,10 +319,10 @@ func (s *Server) Room(n int) error {
 }
 
 func (s *Server) roomLocked(n int) error {
-	if s.maxGrants > 0 && len(s.grants)+n > s.maxGrants {
+	if s.maxGrants > 0 && len(s.grants)+s.reserved+n > s.maxGrants {
 		s.sweepLocked()
-		if len(s.grants)+n > s.maxGrants {
-			return fmt.Errorf("%w: %d live, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), n, s.maxGrants)
+		if len(s.grants)+s.reserved+n > s.maxGrants {
+			return fmt.Errorf("%w: %d live, %d reserved, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), s.reserved, n, s.maxGrants)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -48,13 +49,16 @@ func Handler(s *Server, opts ...HandlerOption) http.Handler {
 		o(&c)
 	}
 	mux := http.NewServeMux()
-	hopts := []connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes), connect.WithInterceptors(clipErrors{})}
+	// Responses are never compressed: a compressor's window and output
+	// would keep secrets in pooled buffers this package cannot clear.
+	hopts := []connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes), connect.WithInterceptors(clipErrors{}),
+		connect.WithCodec(protoCodec{}), connect.WithCompressMinBytes(math.MaxInt)}
 	for _, jc := range jsonCodecs {
 		hopts = append(hopts, connect.WithCodec(jc))
 	}
 	mux.Handle(hostv1connect.NewShipperServiceHandler(&connectService{s: s, observers: c.observers}, hopts...))
 	mux.Handle(grpchealth.NewHandler(c.health))
-	return withCaller(mux)
+	return withCaller(withScrub(mux))
 }
 
 // maxRequestBytes bounds a request message: a spec is at most 1 MiB
@@ -79,6 +83,7 @@ func (c *connectService) Ship(ctx context.Context, req *connect.Request[hostv1.S
 	if err != nil {
 		return nil, err
 	}
+	scrubAfter(ctx, resp)
 	return connect.NewResponse(resp), nil
 }
 
@@ -103,7 +108,7 @@ func (c *connectService) Check(ctx context.Context, req *connect.Request[hostv1.
 func (c *connectService) Watch(ctx context.Context, req *connect.Request[hostv1.WatchRequest], stream *connect.ServerStream[hostv1.WatchResponse]) error {
 	ctx, rec := withRecord(ctx)
 	start := time.Now()
-	err := connectError(c.s.watch(ctx, req.Msg, stream.Send))
+	err := connectError(c.s.watch(ctx, req.Msg, sendScrubbed(stream.Send)))
 	if len(c.observers) > 0 {
 		c.observe(ctx, rec, shipCall(ctx, "Watch", start, req.Msg.GetShip(), err))
 	}

@@ -139,7 +139,7 @@ func jobIDOf(key string) string {
 func (s *Server) publishFetch(ctx context.Context, r Request, j *job, files []materialize.File, ids []string) (map[string][]fetch.URI, error) {
 	ttl := j.expires.Sub(s.now())
 	if s.shared == nil {
-		return s.fetch.PublishJob(r.JobID, ids, files, r.FetchUses, ttl)
+		return s.publish(ctx, r.JobID, ids, files, r.FetchUses, ttl) // in the room the Ship reserved (intake.go)
 	}
 	return s.fetch.PublishShared(ctx, ids, files, r.FetchUses, ttl, func(ctx context.Context, gs []fetch.Grant) error {
 		grants := make([]replicas.Grant, len(gs))

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/keyship/keyship/host/materialize"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper"
 	"github.com/keyship/keyship/shipper/fetch"
@@ -47,21 +49,36 @@ func targetNames() []string {
 	return out
 }
 
-// checkRoom refuses, before anything is built or kept, a Ship whose fetch
-// grants would not fit under the fetch server's --max-grants: a refused
-// Ship holds no job and no secrets. (Two Ships racing for the last grants
-// may both pass here; the loser is then refused by Publish after its build.)
-func (s *Server) checkRoom(r Request) error {
+// reserveRoom reserves, before anything is built or kept, the fetch grants
+// of a Ship that asks for TARGET_FETCH, and refuses the Ship when they would
+// not fit under the fetch server's --max-grants: a refused Ship holds no job
+// and no secrets and reads no backend, even when Ships race for the last
+// grants. The reservation rides in the returned context to publish; the
+// caller calls release once the Ship is delivered or failed.
+func (s *Server) reserveRoom(ctx context.Context, r Request) (_ context.Context, release func(), err error) {
 	if s.fetch == nil || !wantsFetch(r.Targets) {
-		return nil
+		return ctx, func() {}, nil
 	}
-	if err := s.fetch.Room(len(r.Tasks)); err != nil {
+	res, err := s.fetch.Reserve(len(r.Tasks))
+	if err != nil {
 		if errors.Is(err, fetch.ErrGrantLimit) {
-			return fmt.Errorf("%w (%w)", err, shipper.ErrLimit)
+			err = fmt.Errorf("%w (%w)", err, shipper.ErrLimit)
 		}
-		return err
+		return ctx, nil, err
 	}
-	return nil
+	return context.WithValue(ctx, reservationKey{}, res), res.Release, nil
+}
+
+type reservationKey struct{}
+
+// publish publishes a job's fetch URIs in the room the Ship of ctx
+// reserved (reserveRoom), or, without one (a watched job's new set), in
+// room of their own.
+func (s *Server) publish(ctx context.Context, jobID string, tasks []string, files []materialize.File, uses int, ttl time.Duration) (map[string][]fetch.URI, error) {
+	if res, ok := ctx.Value(reservationKey{}).(*fetch.Reservation); ok {
+		return res.PublishJob(jobID, tasks, files, uses, ttl)
+	}
+	return s.fetch.PublishJob(jobID, tasks, files, uses, ttl)
 }
 
 // wantsFetch says whether targets ask for TARGET_FETCH (none named does).

@@ -73,6 +73,60 @@ func TestShipRefusedForMaxGrantsLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestShipsRacingForTheLastGrantsLeaveNothing (issue 20, item 10): many
+// Ships racing for the last --max-grants grants: exactly as many succeed as
+// there are grants, and each refused one leaves no job and read no backend
+// (the grants are reserved before the build, released when it fails).
+// Before, every racer that passed the room check built its job, reading
+// the backend, and was refused only when it published.
+func TestShipsRacingForTheLastGrantsLeaveNothing(t *testing.T) {
+	const grants, racers = 4, 24
+	f := newFixture(t)
+	fs := fetch.New(f.https.URL, fetch.WithMaxGrants(grants), fetch.WithClock(f.clock))
+	srv := server.New(f.builder(t), fs, server.WithClock(f.clock))
+	// One job first, so that the racers race for the last grants - 1.
+	if _, err := srv.Ship(context.Background(), shipReq("job-first", tasks("first", 1), hostv1.Target_TARGET_FETCH)); err != nil {
+		t.Fatal(err)
+	}
+	reads := f.backend.reads.Load()
+	if reads != distinctRefs {
+		t.Fatalf("one job read %d secrets, want %d", reads, distinctRefs)
+	}
+	start := make(chan struct{})
+	errs := make(chan error, racers)
+	for i := range racers {
+		go func() {
+			<-start
+			_, err := srv.Ship(context.Background(), shipReq(fmt.Sprintf("job-race-%d", i), tasks(fmt.Sprint("race-", i), 1), hostv1.Target_TARGET_FETCH))
+			errs <- err
+		}()
+	}
+	close(start)
+	ok, refused := 0, 0
+	for range racers {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "--max-grants"):
+			refused++
+		default:
+			t.Errorf("a racing Ship: %v", err)
+		}
+	}
+	if ok != grants-1 || refused != racers-(grants-1) {
+		t.Errorf("%d Ships succeeded and %d were refused, want %d and %d", ok, refused, grants-1, racers-(grants-1))
+	}
+	if n := srv.Jobs(); n != grants {
+		t.Errorf("%d jobs held, want %d (the refused Ships keep none)", n, grants)
+	}
+	if r := f.backend.reads.Load() - reads; r != int64(ok)*distinctRefs {
+		t.Errorf("the racers read %d secrets, want %d (%d per successful Ship, none for a refused one)", r, int64(ok)*distinctRefs, distinctRefs)
+	}
+	if n := fs.Len(); n != grants {
+		t.Errorf("%d grants live, want %d", n, grants)
+	}
+}
+
 // postJSON sends body to the handler's Ship as Connect JSON and returns
 // the response's status, code and message.
 func postJSON(t *testing.T, url string, body any) (int, string, string) {

@@ -18,7 +18,8 @@ import (
 // refused (INVALID_ARGUMENT), where protojson, discarding what it does not
 // know, drops it, which made TARGET_FETCH of an unknown target. Unknown
 // fields are still discarded, so that an older server takes a newer
-// client's requests.
+// client's requests. It encodes through marshalJSON, whose encodings are
+// cleared once written (scrub.go).
 type jsonCodec struct{ name string }
 
 // jsonCodecs replace Connect's two JSON codecs ("json" and its charset
@@ -32,7 +33,7 @@ func (c *jsonCodec) Marshal(m any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%T is not a proto.Message", m)
 	}
-	return protojson.MarshalOptions{}.Marshal(pm)
+	return marshalJSON(pm)
 }
 
 func (c *jsonCodec) Unmarshal(data []byte, m any) error {

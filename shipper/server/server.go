@@ -67,6 +67,9 @@ type Server struct {
 	// retired are replaced jobs whose bundles are zeroed after zeroGrace.
 	retired   []*job
 	lastSweep time.Time
+	// zeroGrace is how long an expired job's bundle stays readable before
+	// it is zeroed (WithZeroGrace).
+	zeroGrace time.Duration
 	// watching keeps watched jobs fresh (watch.go); nil without WithWatch.
 	watching *watching
 	// shared is the state shared with other replicas (ha.go); nil without
@@ -123,13 +126,24 @@ func WithLimits(maxJobs, maxTasks int) Option {
 	}
 }
 
+// WithZeroGrace sets how long an expired job's bundle stays readable, for
+// a response being built when its TTL ended, before a sweep zeroes it
+// (default DefaultZeroGrace; 0 keeps the default).
+func WithZeroGrace(d time.Duration) Option {
+	return func(s *Server) {
+		if d > 0 {
+			s.zeroGrace = d
+		}
+	}
+}
+
 // WithClock sets the server's clock (for tests of expiry).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // New returns a Server that builds through b (a *host.Host) and publishes
 // fetch URIs on fs (nil disables TARGET_FETCH).
 func New(b shipper.Builder, fs *fetch.Server, opts ...Option) *Server {
-	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}, maxJobs: DefaultMaxJobs, maxTasks: DefaultMaxTasks}
+	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}, zeroGrace: DefaultZeroGrace, maxJobs: DefaultMaxJobs, maxTasks: DefaultMaxTasks}
 	for _, o := range opts {
 		o(s)
 	}
@@ -162,9 +176,11 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 	if n := len(r.Tasks); n > s.maxTasks {
 		return nil, nil, fmt.Errorf("tasks: %d in one %s, the server's limit is %d (keyship serve --max-tasks); ship the job's tasks in several calls (%w)", n, method, s.maxTasks, shipper.ErrLimit)
 	}
-	if err := s.checkRoom(r); err != nil {
+	ctx, release, err := s.reserveRoom(ctx, r)
+	if err != nil {
 		return nil, nil, err
 	}
+	defer release()
 	ttl := DefaultTTL
 	if r.TTL > 0 {
 		ttl = min(r.TTL, maxTTL)
@@ -441,22 +457,23 @@ func (s *Server) Sweep() {
 	s.sweepShared() // WithReplicas (ha_watch.go)
 }
 
-// zeroGrace is how long an expired job's bundle stays readable before it is
-// zeroed, so that a response being built when the TTL ends stays whole.
-const zeroGrace = time.Minute
+// DefaultZeroGrace is how long an expired job's bundle stays readable
+// before it is zeroed, so that a response being built when the TTL ends
+// stays whole.
+const DefaultZeroGrace = time.Minute
 
 func (s *Server) sweepLocked() {
 	now := s.now()
 	s.lastSweep = now
 	for k, j := range s.jobs {
-		if !now.Before(j.expires.Add(zeroGrace)) {
+		if !now.Before(j.expires.Add(s.zeroGrace)) {
 			j.shipment.Zero()
 			delete(s.jobs, k)
 		}
 	}
 	kept := s.retired[:0]
 	for _, j := range s.retired {
-		if now.Before(j.expires.Add(zeroGrace)) {
+		if now.Before(j.expires.Add(s.zeroGrace)) {
 			kept = append(kept, j)
 		} else {
 			j.shipment.Zero()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,37 @@ func TestReportMediansSpreadsAndRatios(t *testing.T) {
 	}
 	if f := (figure{4, 1, 2, 3}); f.median() != 2.5 {
 		t.Errorf("median of 1..4 = %v", f.median())
+	}
+}
+
+// TestReportRatiosToTheFloor: the warm Ships' ratios to the floor measured
+// in the same run are reported beside their targets (3× for a new job's
+// p50, 1.5× for a built job's).
+func TestReportRatiosToTheFloor(t *testing.T) {
+	const runs = `BenchmarkWarmShip/content=shared-2   	    2000	   1739506 ns/op	       400.0 floor-p50-µs	      900 floor-p99-µs	         2.5 p50-x-floor	      1000 p50-µs	         3.0 p99-x-floor	      2700 p99-µs
+BenchmarkWarmShip/content=shared-2   	    2000	   1739506 ns/op	       400.0 floor-p50-µs	      900 floor-p99-µs	         3.5 p50-x-floor	      1400 p50-µs	         3.0 p99-x-floor	      2700 p99-µs
+BenchmarkWarmShipBuiltJob-2   	    2000	   1739506 ns/op	       400.0 floor-p50-µs	      900 floor-p99-µs	         1.2 p50-x-floor	      480 p50-µs	         1.1 p99-x-floor	      990 p99-µs
+`
+	r, err := parse(strings.NewReader(runs), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	report(&out, r)
+	lines := strings.Split(out.String(), "\n")
+	for what, want := range map[string][]string{
+		"new job (content seen before) ÷ floor, p50": {"3.00 ×", "[2.50–3.50 ×]", "1.00×"},
+		"built job ÷ floor, p50":                     {"1.20 ×", "1.50 ×", "1.25×"},
+	} {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, what) })
+		if i < 0 {
+			t.Errorf("report lacks %q:\n%s", what, out.String())
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("%q: want %q in %q", what, w, lines[i])
+			}
+		}
 	}
 }

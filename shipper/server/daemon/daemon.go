@@ -44,6 +44,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -113,8 +114,12 @@ type Config struct {
 
 	// ProbeInterval is how often each backend is probed (default 10s).
 	ProbeInterval time.Duration
-	// SweepInterval is how often expired jobs are zeroed (default 30s).
+	// SweepInterval is how often expired jobs and build cache entries are
+	// zeroed (default 30s).
 	SweepInterval time.Duration
+	// ZeroGrace is server.WithZeroGrace's: how long an expired job stays
+	// readable before a sweep zeroes it (default server.DefaultZeroGrace).
+	ZeroGrace time.Duration
 	// Refresh is how often watched jobs' versions are checked; 0 turns
 	// Watch off. RenewBefore is watch.Options.RenewBefore.
 	Refresh, RenewBefore time.Duration
@@ -298,7 +303,7 @@ func Run(ctx context.Context, c Config) (err error) {
 			return err
 		}
 	}
-	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks))
+	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks), server.WithZeroGrace(c.ZeroGrace))
 	if c.HA != nil {
 		if d.store, err = openHA(ctx, c.HA, d.host); err != nil {
 			return err
@@ -461,7 +466,8 @@ func (d *daemon) startAPI(h http.Handler) (<-chan error, error) {
 	return served, nil
 }
 
-// sweep zeroes expired jobs every SweepInterval until ctx ends.
+// sweep zeroes expired jobs and build cache entries every SweepInterval,
+// then returns freed memory to the kernel, until ctx ends.
 func (d *daemon) sweep(ctx context.Context, srv *server.Server) {
 	t := time.NewTicker(d.c.SweepInterval)
 	defer t.Stop()
@@ -471,6 +477,13 @@ func (d *daemon) sweep(ctx context.Context, srv *server.Server) {
 			return
 		case <-t.C:
 			srv.Sweep()
+			d.host.SweepCache()
+			// What the sweep zeroed is keyship's; what net/http copied a
+			// response into (HTTP/2's pooled per-stream write buffers) is
+			// freed but not zeroed. Handing freed memory back to the
+			// kernel zeroes it (issue 20, item 4). It is a full GC: at
+			// the default 30 s interval, a small cost.
+			debug.FreeOSMemory()
 		}
 	}
 }
