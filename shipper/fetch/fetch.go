@@ -11,6 +11,10 @@
 //
 // URIs look like https://HOST:PORT/v1/fetch/<token>/<file>. Mount Handler on
 // an HTTPS server (keyship serve does).
+//
+// Replicas of keyship serve (--ha) share their grants instead: Share gives
+// the Server a Shared, PublishShared hands each new grant to it (only the
+// token's hash), and every fetch takes its use there (shared.go).
 package fetch
 
 import (
@@ -20,12 +24,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyship/keyship/host/materialize"
@@ -62,6 +66,9 @@ type Server struct {
 	reserved  int                 // grants held by Reservations
 	lastSweep time.Time
 	closed    bool
+
+	// shared, when set, holds the grants instead (Share, shared.go).
+	shared atomic.Pointer[sharedBox]
 }
 
 // Outcomes of a fetch request, as Event.Outcome.
@@ -343,13 +350,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
-	data, status := s.take(token, name, r.Method == http.MethodGet, &ev)
+	var data []byte
+	var status int
+	if sh := s.sharedOf(); sh != nil {
+		data, status = s.serveShared(r.Context(), sh, token, name, r.Method == http.MethodGet, &ev)
+	} else {
+		data, status = s.take(token, name, r.Method == http.MethodGet, &ev)
+	}
 	s.observe(ev)
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, "keyship serve is shutting down: this fetch URI is no longer served; submit the task again to get a new one\n")
+		writeUnavailable(w, ev.Outcome)
 		return
 	}
 	if status != http.StatusOK {

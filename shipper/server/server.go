@@ -72,6 +72,9 @@ type Server struct {
 	zeroGrace time.Duration
 	// watching keeps watched jobs fresh (watch.go); nil without WithWatch.
 	watching *watching
+	// shared is the state shared with other replicas (ha.go); nil without
+	// WithReplicas.
+	shared *shared
 }
 
 // sweepEvery bounds how often a lookup sweeps expired jobs and fetch grants.
@@ -82,6 +85,7 @@ const sweepEvery = 10 * time.Second
 
 // job is one prepared shipment and when it expires.
 type job struct {
+	key      string // jobKey's
 	shipment *shipper.Shipment
 	expires  time.Time
 
@@ -190,6 +194,9 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.recordJob(ctx, r, j); err != nil { // WithReplicas: the job's record (ha.go)
+		return nil, nil, err
+	}
 	d, err := s.deliver(ctx, r, j)
 	return d, j, err
 }
@@ -290,7 +297,7 @@ func jobKey(sr *spec.Request, r Request) string {
 // new job past the server's limit of live jobs is refused
 // (RESOURCE_EXHAUSTED); the caller still owns sh then.
 func (s *Server) install(key string, sh *shipper.Shipment, expires time.Time) (*job, error) {
-	j := &job{shipment: sh, expires: expires}
+	j := &job{key: key, shipment: sh, expires: expires}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, replaces := s.jobs[key]
@@ -392,7 +399,7 @@ func (s *Server) tasksTarget(r Request, j *job, toFetch, toMesos bool) shipper.T
 			for i, t := range r.Tasks {
 				ids[i] = t.ID
 			}
-			uris, err := s.publish(ctx, r.JobID, ids, sh.Files, r.FetchUses, j.expires.Sub(s.now()))
+			uris, err := s.publishFetch(ctx, r, j, sh.Files, ids)
 			if err != nil {
 				if errors.Is(err, fetch.ErrGrantLimit) {
 					err = fmt.Errorf("%w (%w)", err, shipper.ErrLimit)
@@ -447,6 +454,7 @@ func (s *Server) Sweep() {
 	s.sweepLocked()
 	s.mu.Unlock()
 	s.sweepKubernetes()
+	s.sweepShared() // WithReplicas (ha_watch.go)
 }
 
 // DefaultZeroGrace is how long an expired job's bundle stays readable

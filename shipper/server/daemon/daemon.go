@@ -60,6 +60,7 @@ import (
 	"github.com/keyship/keyship/shipper/server/audit"
 	"github.com/keyship/keyship/shipper/server/health"
 	"github.com/keyship/keyship/shipper/server/metrics"
+	"github.com/keyship/keyship/shipper/server/replicas"
 	"github.com/keyship/keyship/shipper/watch"
 )
 
@@ -129,6 +130,11 @@ type Config struct {
 	// FetchLinger is how long the fetch server answers 503 to still-valid
 	// URIs before it stops listening.
 	FetchLinger time.Duration
+
+	// HA, when set, makes the daemon a replica sharing its jobs, fetch
+	// grants and refresher leadership with others (keyship serve --ha);
+	// nil keeps them in this process's memory.
+	HA *HA
 
 	// Logger receives the daemon's log; nil discards it.
 	Logger hclog.Logger
@@ -249,6 +255,7 @@ type daemon struct {
 	bgDone    sync.WaitGroup
 
 	fs       *fetch.Server
+	store    *replicas.Store // --ha: the shared state, closed after the API drained
 	fetchSrv *http.Server
 	metrics  *http.Server
 	api      *http.Server
@@ -297,16 +304,26 @@ func Run(ctx context.Context, c Config) (err error) {
 		}
 	}
 	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks), server.WithZeroGrace(c.ZeroGrace))
+	if c.HA != nil {
+		if d.store, err = openHA(ctx, c.HA, d.host); err != nil {
+			return err
+		}
+		sopts = append(sopts, server.WithReplicas(d.store))
+	}
+	var w *watch.Watcher
 	if c.Refresh > 0 {
-		w := watch.NewWatcher(d.host, c.Refresh)
+		w = watch.NewWatcher(d.host, c.Refresh)
 		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: d.host, Watcher: w, RenewBefore: c.RenewBefore, Logger: c.Logger.Named("watch")}))
-		// The watch loop stops first of all: no new bundle is built
-		// while the daemon stops.
-		wctx, stopWatch := context.WithCancel(context.Background())
-		d.stopWatch = stopWatch
-		d.background(func() { _ = w.Run(wctx) })
 	}
 	srv := server.New(d.host, d.fs, sopts...)
+	if w != nil || d.store != nil {
+		// The watch loop (with --ha, the campaign for the refresher's
+		// leadership, which runs it) stops first of all: no new bundle
+		// is built while the daemon stops.
+		wctx, stopWatch := context.WithCancel(context.Background())
+		d.stopWatch = stopWatch
+		d.background(func() { _ = srv.RunReplica(wctx, w) })
+	}
 	m.WatchServer(srv)
 	if c.MetricsListen != "" {
 		if err := d.startMetrics(m); err != nil {
@@ -543,6 +560,9 @@ func (d *daemon) stop() error {
 		d.stopBG()
 		d.bgDone.Wait()
 		c.Events(Event{Stage: BackgroundStopped})
+	}
+	if d.store != nil {
+		_ = d.store.State().Close()
 	}
 	if d.host != nil {
 		_ = d.host.Close()
