@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/keyship/keyship/backends/file/filetest"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
@@ -642,5 +645,41 @@ func TestHAFullRestart(t *testing.T) {
 	}
 	if reused == http.StatusOK {
 		t.Error("after a full restart, a URI fetched before it was served again")
+	}
+}
+
+// TestDeployArgsAreServeFlags: the keyship serve arguments of the Marathon
+// app and of the Kubernetes Deployment under deploy/ parse as this
+// keyship's flags (names and values): keyship serve ARGS --help exits 0.
+func TestDeployArgsAreServeFlags(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/marathon/keyship.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app struct {
+		Args []string `json:"args"`
+	}
+	if err := json.Unmarshal(data, &app); err != nil {
+		t.Fatal(err)
+	}
+	data, err = os.ReadFile("../../deploy/kubernetes/keyship-replicas.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kubeArgs []string
+	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal(doc, &d); err == nil && d.Kind == "Deployment" {
+			kubeArgs = d.Spec.Template.Spec.Containers[0].Args
+		}
+	}
+	for file, args := range map[string][]string{"deploy/marathon/keyship.json": app.Args, "deploy/kubernetes/keyship-replicas.yaml": kubeArgs} {
+		if len(args) < 2 || args[0] != "serve" {
+			t.Errorf("%s: args %q, want serve and its flags", file, args)
+			continue
+		}
+		if r := keyship(t, append(args, "--help")...); r.code != 0 {
+			t.Errorf("%s: keyship %s --help: exit %d: %s", file, strings.Join(args, " "), r.code, r.stderr)
+		}
 	}
 }
