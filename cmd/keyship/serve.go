@@ -30,6 +30,7 @@ type serveFlags struct {
 	idleTimeout                 time.Duration
 	maxConns, maxConnsPerSource int
 	kube                        serveKubeFlags
+	ha                          serveHAFlags
 	refresh, renewBefore        time.Duration
 }
 
@@ -56,7 +57,13 @@ Mesos agents must trust.
 backend answered its last probe). Every Ship, Check and fetch is written as a
 JSON line to --audit-log (reopened on SIGHUP) or standard error. On SIGTERM
 serve stops accepting, finishes in-flight calls within --shutdown-timeout, and
-answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
+answers still-valid fetch URIs 503 for --fetch-linger before it exits.
+
+With --ha zookeeper or --ha kubernetes, several serve processes (behind one
+--fetch-url: a Marathon VIP, a Kubernetes Service) share their jobs and fetch
+grants, sealed under the 32-byte key --ha-key names: any of them serves a URI
+another handed out (once in all), and one of them at a time refreshes watched
+jobs. See README, "Running replicas".`,
 		Example: `  keyship serve --config keyship.yaml --listen unix:///run/keyship.sock \
       --fetch-listen 0.0.0.0:8443 --fetch-url https://dispatcher.example.com:8443 \
       --fetch-cert fetch.pem --fetch-key fetch-key.pem
@@ -92,6 +99,7 @@ answers still-valid fetch URIs 503 for --fetch-linger before it exits.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight API calls may take to finish")
 	fl.DurationVar(&f.fetchLinger, "fetch-linger", 2*time.Second, "on SIGTERM, how long the fetch server answers 503 to still-valid URIs before it stops listening")
 	addServeKubeFlags(fl, &f.kube)
+	addServeHAFlags(fl, &f.ha)
 	fl.DurationVar(&f.refresh, "refresh", defaultRefresh, "how often watched jobs (the Watch call) have their secrets' versions checked; 0 turns Watch off")
 	fl.DurationVar(&f.renewBefore, "renew-before", 0, "renew a watched job's issued certificate this long before it expires (default: at 2/3 of its lifetime)")
 	_ = cmd.MarkFlagRequired("listen")
@@ -105,6 +113,10 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		if tc, err = daemon.MutualTLS(f.tlsCert, f.tlsKey, f.clientCA); err != nil {
 			return usageError{err}
 		}
+	}
+	ha, err := f.ha.config(f.kube.kubeconfig)
+	if err != nil {
+		return err
 	}
 	cfg, err := g.loadConfig()
 	if err != nil {
@@ -122,6 +134,7 @@ func (g *globals) serve(ctx context.Context, f serveFlags) error {
 		Limits:  daemon.Limits{ReadHeaderTimeout: f.readHeaderTimeout, IdleTimeout: f.idleTimeout, MaxConns: f.maxConns, MaxConnsPerSource: f.maxConnsPerSource},
 		MaxJobs: f.maxJobs, MaxTasks: f.maxTasks, ServerOptions: kopts, ProbeInterval: f.probeInterval,
 		Refresh: f.refresh, RenewBefore: f.renewBefore, ShutdownTimeout: f.shutdownTimeout, FetchLinger: f.fetchLinger,
+		HA:     ha,
 		Logger: g.logger, Signals: true, Events: g.announce,
 	})
 }

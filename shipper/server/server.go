@@ -69,6 +69,9 @@ type Server struct {
 	lastSweep time.Time
 	// watching keeps watched jobs fresh (watch.go); nil without WithWatch.
 	watching *watching
+	// shared is the state shared with other replicas (ha.go); nil without
+	// WithReplicas.
+	shared *shared
 }
 
 // sweepEvery bounds how often a lookup sweeps expired jobs and fetch grants.

@@ -59,6 +59,7 @@ import (
 	"github.com/keyship/keyship/shipper/server/audit"
 	"github.com/keyship/keyship/shipper/server/health"
 	"github.com/keyship/keyship/shipper/server/metrics"
+	"github.com/keyship/keyship/shipper/server/replicas"
 	"github.com/keyship/keyship/shipper/watch"
 )
 
@@ -124,6 +125,11 @@ type Config struct {
 	// FetchLinger is how long the fetch server answers 503 to still-valid
 	// URIs before it stops listening.
 	FetchLinger time.Duration
+
+	// HA, when set, makes the daemon a replica sharing its jobs, fetch
+	// grants and refresher leadership with others (keyship serve --ha);
+	// nil keeps them in this process's memory.
+	HA *HA
 
 	// Logger receives the daemon's log; nil discards it.
 	Logger hclog.Logger
@@ -244,6 +250,7 @@ type daemon struct {
 	bgDone    sync.WaitGroup
 
 	fs       *fetch.Server
+	store    *replicas.Store // --ha: the shared state, closed after the API drained
 	fetchSrv *http.Server
 	metrics  *http.Server
 	api      *http.Server
@@ -292,6 +299,12 @@ func Run(ctx context.Context, c Config) (err error) {
 		}
 	}
 	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks))
+	if c.HA != nil {
+		if d.store, err = openHA(ctx, c.HA, d.host); err != nil {
+			return err
+		}
+		sopts = append(sopts, server.WithReplicas(d.store))
+	}
 	if c.Refresh > 0 {
 		w := watch.NewWatcher(d.host, c.Refresh)
 		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: d.host, Watcher: w, RenewBefore: c.RenewBefore, Logger: c.Logger.Named("watch")}))
@@ -530,6 +543,9 @@ func (d *daemon) stop() error {
 		d.stopBG()
 		d.bgDone.Wait()
 		c.Events(Event{Stage: BackgroundStopped})
+	}
+	if d.store != nil {
+		_ = d.store.State().Close()
 	}
 	if d.host != nil {
 		_ = d.host.Close()
