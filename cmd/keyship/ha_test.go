@@ -1,14 +1,17 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -72,15 +75,14 @@ type replica struct {
 	// dead is set before the replica is killed: a call to it that fails
 	// from then on was in flight to a killed replica.
 	dead atomic.Bool
+	// inFlight counts the load's calls to it not answered yet.
+	inFlight atomic.Int64
 }
 
 // newReplicaSet plants a fresh --ha-key in j's backend; extra are flags
 // every replica gets.
 func newReplicaSet(t testing.TB, j *job, zk *zktest.Ensemble, extra ...string) *replicaSet {
 	t.Helper()
-	if !serveHasFlag(t, "--ha") { // TEMPORARY until wip-ha-serve is merged
-		t.Skip("keyship serve has no --ha yet")
-	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -264,18 +266,29 @@ func startShipLoad(rs *replicaSet, callers int) *shipLoad {
 	return l
 }
 
-func (l *shipLoad) ship(id string) {
-	began := time.Now()
+func (l *shipLoad) ship(id string) { l.shipFrom(id, time.Now(), false) }
+
+// retry ships job id, whose call failed in flight to a killed replica, on
+// the live replicas.
+func (l *shipLoad) retry(id string) {
+	l.mu.Lock()
+	l.failedKilled++
+	l.mu.Unlock()
+	l.shipFrom(id, time.Now(), true)
+}
+
+func (l *shipLoad) shipFrom(id string, began time.Time, failedOnKilled bool) {
 	live := l.rs.live()
 	first := int(l.next.Add(1)) % len(live)
 	order := append(live[first:len(live):len(live)], live[:first]...)
-	failedOnKilled := false
 	for try, r := range order {
 		if try > 0 && r.dead.Load() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), eventBound)
+		r.inFlight.Add(1)
 		resp, err := r.client.Ship(ctx, fetchJobReq(id))
+		r.inFlight.Add(-1)
 		cancel()
 		l.mu.Lock()
 		if err == nil {
@@ -336,10 +349,41 @@ func (l *shipLoad) finish() {
 	l.wg.Wait()
 }
 
+// holdShip starts a Ship of job id on r as Connect JSON over r's socket
+// and sends only part of its body: a call certainly in flight to r (the
+// load's may all be answered at the instant of a kill). answer finishes
+// the body and reads the answer.
+func holdShip(t testing.TB, r *replica, id string) (answer func() error) {
+	t.Helper()
+	conn, err := net.Dial("unix", strings.TrimPrefix(r.api, "unix://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	body := fmt.Sprintf(`{"jobId": %q, "spec": %q, "ttlSeconds": 3600, "tasks": [{"id": "executor-1", "role": "executor"}], "targets": ["TARGET_FETCH"]}`,
+		id, base64.StdEncoding.EncodeToString([]byte(filetest.Spec)))
+	if _, err := fmt.Fprintf(conn, "POST /keyship.host.v1.ShipperService/Ship HTTP/1.1\r\nHost: keyship\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:20]); err != nil {
+		t.Fatal(err)
+	}
+	return func() error {
+		if _, err := io.WriteString(conn, body[20:]); err != nil {
+			return err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(eventBound))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+}
+
 // TestHAFaultsUnderLoad (issue 19): three keyship serve --ha zookeeper
 // replicas on a three-server ZooKeeper ensemble, under a load of new-job
 // Ships round-robin over them from 4 callers. One replica is killed with
-// SIGKILL, then the ZooKeeper leader. The only calls that fail are those
+// SIGKILL (with a call certainly in flight to it, besides the load's),
+// then the ZooKeeper leader. The only calls that fail are those
 // in flight to the killed replica, and each ships when retried on
 // another; every fetch URI handed out (by any replica, the killed one
 // included) is served once by a surviving replica, with the bytes every
@@ -360,7 +404,13 @@ func TestHAFaultsUnderLoad(t *testing.T) {
 	defer load.finish()
 	load.waitShipped(t, phase)
 	calm := load.markSlowest()
+	held := holdShip(t, b, "held-in-flight")
+	loadInFlight := b.inFlight.Load()
 	b.kill()
+	if err := held(); err != nil && strings.HasPrefix(err.Error(), "HTTP") {
+		t.Errorf("a call in flight to a replica killed with SIGKILL got an answer: %v", err)
+	}
+	load.retry("held-in-flight")
 	load.waitShipped(t, 2*phase)
 	afterReplica := load.markSlowest()
 	leader := zk.Leader(t)
@@ -394,8 +444,8 @@ func TestHAFaultsUnderLoad(t *testing.T) {
 	}
 	t.Logf("3 replicas, 3 ZooKeeper servers, 4 callers: %d jobs shipped (%d URIs); %s killed (SIGKILL) after %d, ZooKeeper leader (server %d) after %d",
 		load.shipped.Load(), len(load.uris), b.name, phase, leader+1, 2*phase)
-	t.Logf("failed calls: %d in flight to the killed replica (%d shipped when retried on another), %d on live replicas; jobs never shipped: %d",
-		load.failedKilled, load.retriedShipped, len(load.failedLive), len(load.unshipped))
+	t.Logf("failed calls: %d in flight to the killed replica (the held one and %d of the load's, which had %d in flight to it at the kill; %d shipped when retried on another), %d on live replicas; jobs never shipped: %d",
+		load.failedKilled, load.failedKilled-1, loadInFlight, load.retriedShipped, len(load.failedLive), len(load.unshipped))
 	t.Logf("grants: %d lost, %d served twice, %d served with other bytes than the same file of another job",
 		lost, twice, differ)
 	t.Logf("slowest job to ship (with retries): %s before the faults, %s after the replica's kill, %s after the ZooKeeper leader's",
