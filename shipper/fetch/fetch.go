@@ -20,12 +20,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyship/keyship/host/materialize"
@@ -61,6 +61,9 @@ type Server struct {
 	grants    map[[32]byte]*grant // by SHA-256 of the token
 	lastSweep time.Time
 	closed    bool
+
+	// shared, when set, holds the grants instead (Share, shared.go).
+	shared atomic.Pointer[sharedBox]
 }
 
 // Outcomes of a fetch request, as Event.Outcome.
@@ -284,13 +287,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
-	data, status := s.take(token, name, r.Method == http.MethodGet, &ev)
+	var data []byte
+	var status int
+	if sh := s.sharedOf(); sh != nil {
+		data, status = s.serveShared(r.Context(), sh, token, name, r.Method == http.MethodGet, &ev)
+	} else {
+		data, status = s.take(token, name, r.Method == http.MethodGet, &ev)
+	}
 	s.observe(ev)
 	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, "keyship serve is shutting down: this fetch URI is no longer served; submit the task again to get a new one\n")
+		writeUnavailable(w, ev.Outcome)
 		return
 	}
 	if status != http.StatusOK {

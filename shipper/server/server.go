@@ -82,6 +82,7 @@ const sweepEvery = 10 * time.Second
 
 // job is one prepared shipment and when it expires.
 type job struct {
+	key      string // jobKey's
 	shipment *shipper.Shipment
 	expires  time.Time
 
@@ -178,6 +179,9 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 		return nil, nil, err
 	}
 	d, err := s.deliver(ctx, r, j)
+	if err == nil {
+		err = s.recordJob(ctx, r, j) // WithReplicas: the job's record (ha.go)
+	}
 	return d, j, err
 }
 
@@ -277,7 +281,7 @@ func jobKey(sr *spec.Request, r Request) string {
 // new job past the server's limit of live jobs is refused
 // (RESOURCE_EXHAUSTED); the caller still owns sh then.
 func (s *Server) install(key string, sh *shipper.Shipment, expires time.Time) (*job, error) {
-	j := &job{shipment: sh, expires: expires}
+	j := &job{key: key, shipment: sh, expires: expires}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, replaces := s.jobs[key]
@@ -360,7 +364,7 @@ func (s *Server) deliver(ctx context.Context, r Request, j *job) (*shipper.Deliv
 // tasksTarget delivers to the request's tasks: each its own fetch URIs
 // (fetch), and the job's Mesos secrets, planned once per job (mesos).
 func (s *Server) tasksTarget(r Request, j *job, toFetch, toMesos bool) shipper.Target {
-	return shipper.TargetFunc(func(_ context.Context, sh *shipper.Shipment, d *shipper.Delivery) error {
+	return shipper.TargetFunc(func(ctx context.Context, sh *shipper.Shipment, d *shipper.Delivery) error {
 		if (toFetch || toMesos) && sh.Dir != shipper.TaskDir {
 			return fmt.Errorf("dir %q: TARGET_FETCH and TARGET_MESOS deliver to %s (%w)", sh.Dir, shipper.TaskDir, shipper.ErrInvalidRequest)
 		}
@@ -379,7 +383,7 @@ func (s *Server) tasksTarget(r Request, j *job, toFetch, toMesos bool) shipper.T
 			for i, t := range r.Tasks {
 				ids[i] = t.ID
 			}
-			uris, err := s.fetch.PublishJob(r.JobID, ids, sh.Files, r.FetchUses, j.expires.Sub(s.now()))
+			uris, err := s.publishFetch(ctx, r, j, sh.Files, ids)
 			if err != nil {
 				if errors.Is(err, fetch.ErrGrantLimit) {
 					err = fmt.Errorf("%w (%w)", err, shipper.ErrLimit)

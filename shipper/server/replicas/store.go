@@ -29,17 +29,25 @@ type Job struct {
 	// Secrets are the Kubernetes Secrets shipped for the job, deleted when
 	// it expires.
 	Secrets []Secret `json:"secrets,omitempty"`
+	// Watched is set once a Watch call follows the job: the replica that
+	// refreshes keeps it fresh, whichever replica the Watch came to.
+	Watched bool `json:"watched,omitempty"`
 }
 
 // Request is the job's request as a Ship or Watch call made it.
 type Request struct {
 	Spec    []byte `json:"spec"`
 	Dialect string `json:"dialect,omitempty"`
-	Tasks   []Task `json:"tasks"`
+	// Consumer is the consumer the request named ("" for the dialect's).
+	Consumer string `json:"consumer,omitempty"`
+	Tasks    []Task `json:"tasks"`
 	// Targets are the host API's target names (TARGET_FETCH, …).
 	Targets []string `json:"targets,omitempty"`
-	// ConsumerRelease is the consumer's release (e.g. "4.0.1" for Spark).
+	// ConsumerRelease is the consumer's release (e.g. "4.0.1" for Spark):
+	// the Spark release the request named, FlinkRelease the Flink one (a
+	// request may name both).
 	ConsumerRelease string `json:"consumer_release,omitempty"`
+	FlinkRelease    string `json:"flink_release,omitempty"`
 	FetchUses       int    `json:"fetch_uses,omitempty"`
 	// Kubernetes is the TARGET_KUBERNETES part of the request.
 	Kubernetes *KubernetesTarget `json:"kubernetes,omitempty"`
@@ -58,6 +66,10 @@ type KubernetesTarget struct {
 	Secret    string `json:"secret,omitempty"`
 	MountPath string `json:"mount_path,omitempty"`
 	Persist   bool   `json:"persist,omitempty"`
+	// Operator and PEM are the request's (what the Secret holds and how
+	// it is mounted).
+	Operator string `json:"operator,omitempty"`
+	PEM      bool   `json:"pem,omitempty"`
 }
 
 // Secret is a Kubernetes Secret a job owns: deleted when the job expires if
@@ -251,6 +263,29 @@ func (s *Store) Jobs(ctx context.Context) ([]*Job, error) {
 	jobs := make([]*Job, 0, len(recs))
 	for _, r := range recs {
 		if exp, ok := SealedExpiry(r.Data); ok && !now.Before(exp) {
+			continue
+		}
+		j, err := s.openJob(r)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// Due returns every job record whose expiry has passed and that no sweep
+// has deleted yet: what a replica must still clean up (the job's Secrets)
+// before it sweeps.
+func (s *Store) Due(ctx context.Context) ([]*Job, error) {
+	recs, err := s.state.List(ctx, KindJob)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var jobs []*Job
+	for _, r := range recs {
+		if exp, ok := SealedExpiry(r.Data); !ok || now.Before(exp) {
 			continue
 		}
 		j, err := s.openJob(r)

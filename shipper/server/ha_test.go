@@ -1,0 +1,295 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/keyship/keyship/backends/file"
+	"github.com/keyship/keyship/backends/file/filetest"
+	"github.com/keyship/keyship/host"
+	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/plugin"
+	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper/fetch"
+	"github.com/keyship/keyship/shipper/server"
+	"github.com/keyship/keyship/shipper/server/replicas"
+	"github.com/keyship/keyship/shipper/server/replicas/replicastest"
+	"github.com/keyship/keyship/shipper/server/replicas/zookeeper"
+	"github.com/keyship/keyship/shipper/server/replicas/zookeeper/zktest"
+)
+
+// haCanary is the store password of the replica tests' secrets: it must
+// never reach the shared state.
+const haCanary = "ha-canary-Pw-51d0"
+
+// engine is one kind of shared state the replica tests run against.
+type engine struct {
+	name string
+	// open returns a new client of the engine's state for cluster.
+	open func(t testing.TB, cluster string) replicas.State
+	// raw returns every byte the engine keeps (nil: nothing outside this
+	// process).
+	raw func(t testing.TB) []byte
+}
+
+var haClusters atomic.Int64
+
+// engineNames are the engines of the replica tests.
+var engineNames = []string{"memory", "zookeeper"}
+
+// newEngine returns the engine name for the test t: Memory, or a real
+// 3-server ZooKeeper ensemble that lives as long as t (skipped when Java or
+// ZooKeeper is missing, unless KEYSHIP_REQUIRE_PEERS=1).
+func newEngine(t *testing.T, name string) engine {
+	mems := map[string]*replicas.Memory{}
+	var mu sync.Mutex
+	mem := engine{name: "memory", open: func(_ testing.TB, cluster string) replicas.State {
+		mu.Lock()
+		defer mu.Unlock()
+		m, ok := mems[cluster]
+		if !ok {
+			m = replicas.NewMemory()
+			mems[cluster] = m
+			return m
+		}
+		return m.Replica()
+	}}
+	if name == "memory" {
+		return mem
+	}
+	ens := zktest.Start(t, 3)
+	return engine{name: "zookeeper", open: func(t testing.TB, cluster string) replicas.State {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st, err := zookeeper.Open(ctx, zookeeper.Config{Servers: ens.Servers, Root: "/keyship-server-test", ClusterID: cluster, SessionTimeout: 4 * time.Second})
+		if err != nil {
+			t.Fatalf("zookeeper.Open: %v", err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}, raw: func(t testing.TB) []byte { return ens.Raw(t) }}
+}
+
+// replica is one keyship serve replica in process: its own host (and
+// backend reads), fetch server and API server, sharing a state.
+type replica struct {
+	srv     *server.Server
+	backend *counting
+	fetch   *fetch.Server
+	https   *httptest.Server
+	state   replicas.State
+}
+
+// newReplica starts a replica of cluster on e, reading the secrets at root.
+func newReplica(t testing.TB, e engine, cluster, root string, opts ...server.Option) *replica {
+	t.Helper()
+	r := &replica{backend: &counting{Backend: file.New()}, state: e.open(t, cluster)}
+	store, err := replicas.NewStore(r.state, replicastest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{DefaultBackend: "file", Backends: map[string]config.Backend{"file": {Config: map[string]string{"root": root}}}}
+	h := host.New(cfg, host.WithBuiltin("file", func() plugin.Backend { return r.backend }))
+	t.Cleanup(func() { _ = h.Close() })
+	mux := http.NewServeMux()
+	r.https = httptest.NewTLSServer(mux)
+	t.Cleanup(r.https.Close)
+	r.fetch = fetch.New(r.https.URL)
+	mux.Handle(fetch.Prefix, r.fetch)
+	r.srv = server.New(h, r.fetch, append([]server.Option{server.WithReplicas(store)}, opts...)...)
+	return r
+}
+
+// get fetches uri (minted by any replica) through r: its status and body.
+func (r *replica) get(t testing.TB, uri string) (int, []byte) {
+	t.Helper()
+	i := strings.Index(uri, fetch.Prefix)
+	resp, err := r.https.Client().Get(r.https.URL + uri[i:])
+	if err != nil {
+		t.Error(err)
+		return 0, nil
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Error(err)
+	}
+	return resp.StatusCode, body
+}
+
+func seedRoot(t testing.TB) string {
+	root := t.TempDir()
+	filetest.Seed(t, root, haCanary)
+	return root
+}
+
+func newCluster() string { return fmt.Sprintf("c%d", haClusters.Add(1)) }
+
+// TestReplicas runs the replica tests against each engine.
+func TestReplicas(t *testing.T) {
+	for _, name := range engineNames {
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, name)
+			t.Run("URIFromAServedByB", func(t *testing.T) { testURIFromAServedByB(t, e) })
+			t.Run("DoubleFetchesServeOnce", func(t *testing.T) { testDoubleFetchesServeOnce(t, e) })
+			t.Run("RestartServesUnusedURIs", func(t *testing.T) { testRestartServesUnusedURIs(t, e) })
+			t.Run("StateDownIsUnavailable", func(t *testing.T) { testStateDownIsUnavailable(t, e) })
+			if e.raw != nil {
+				t.Run("NoCanaryInTheState", func(t *testing.T) { testNoCanaryInTheState(t, e) })
+			}
+		})
+	}
+}
+
+// testURIFromAServedByB: a URI replica A hands out is served by B, with the
+// bytes A serves for the same file (B builds the job from its record, one
+// backend read per ref), and only once across both.
+func testURIFromAServedByB(t *testing.T, e engine) {
+	root, cluster := seedRoot(t), newCluster()
+	a, b := newReplica(t, e, cluster, root), newReplica(t, e, cluster, root)
+	resp, err := a.srv.Ship(context.Background(), shipReq("job-ab", tasks("exec", 3), hostv1.Target_TARGET_FETCH))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uris := resp.GetTasks()[0].GetUris()
+	if len(uris) == 0 {
+		t.Fatal("no fetch URIs")
+	}
+	for i, u := range uris {
+		codeB, fromB := b.get(t, u.GetValue())
+		codeA, fromA := a.get(t, resp.GetTasks()[1].GetUris()[i].GetValue())
+		if codeB != 200 || codeA != 200 {
+			t.Fatalf("%s: replica B answered %d, A %d", u.GetOutputFile(), codeB, codeA)
+		}
+		if !bytes.Equal(fromA, fromB) || len(fromA) == 0 {
+			t.Fatalf("%s: replica B served %d bytes that differ from A's %d", u.GetOutputFile(), len(fromB), len(fromA))
+		}
+		if code, _ := a.get(t, u.GetValue()); code != http.StatusForbidden {
+			t.Fatalf("%s: a one-use URI served by B was answered %d by A, want 403", u.GetOutputFile(), code)
+		}
+	}
+	if got := b.backend.reads.Load(); got != distinctRefs {
+		t.Errorf("replica B read %d refs to serve A's job, want %d (one per ref)", got, distinctRefs)
+	}
+}
+
+// testDoubleFetchesServeOnce: 1000 URIs, each fetched twice at once through
+// two replicas: each is served exactly once.
+func testDoubleFetchesServeOnce(t *testing.T, e engine) {
+	root, cluster := seedRoot(t), newCluster()
+	rs := []*replica{newReplica(t, e, cluster, root), newReplica(t, e, cluster, root), newReplica(t, e, cluster, root)}
+	const n = 1000
+	var uris []string
+	for i := range n / 100 {
+		resp, err := rs[i%3].srv.Ship(context.Background(), shipReq("job-double", tasks(fmt.Sprint("t", i), 100), hostv1.Target_TARGET_FETCH))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range resp.GetTasks() {
+			uris = append(uris, ts.GetUris()[0].GetValue())
+		}
+	}
+	var served, refused, other atomic.Int64
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i, u := range uris {
+		for k := range 2 {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				switch code, _ := rs[(i+k)%3].get(t, u); code {
+				case 200:
+					served.Add(1)
+				case http.StatusForbidden:
+					refused.Add(1)
+				default:
+					other.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if served.Load() != n || refused.Load() != n || other.Load() != 0 {
+		t.Fatalf("%d URIs fetched twice through two replicas: %d served, %d refused, %d other; want each served once", n, served.Load(), refused.Load(), other.Load())
+	}
+}
+
+// testRestartServesUnusedURIs: every replica gone, a new one serves the
+// unused URIs of a job within its TTL, and Ships the job again.
+func testRestartServesUnusedURIs(t *testing.T, e engine) {
+	root, cluster := seedRoot(t), newCluster()
+	a := newReplica(t, e, cluster, root)
+	resp, err := a.srv.Ship(context.Background(), shipReq("job-restart", tasks("exec", 2), hostv1.Target_TARGET_FETCH))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := a.get(t, resp.GetTasks()[0].GetUris()[0].GetValue()); code != 200 {
+		t.Fatalf("before the restart: %d", code)
+	}
+	_ = a.state.Close()
+	a.https.Close()
+	c := newReplica(t, e, cluster, root)
+	if code, _ := c.get(t, resp.GetTasks()[0].GetUris()[0].GetValue()); code != http.StatusForbidden {
+		t.Errorf("a URI used before the restart: %d after it, want 403", code)
+	}
+	for _, u := range resp.GetTasks()[1].GetUris() {
+		if code, body := c.get(t, u.GetValue()); code != 200 || len(body) == 0 {
+			t.Errorf("%s unused before the restart: %d after it, want 200", u.GetOutputFile(), code)
+		}
+	}
+	if _, err := c.srv.Ship(context.Background(), shipReq("job-restart", tasks("late", 1), hostv1.Target_TARGET_FETCH)); err != nil {
+		t.Errorf("the job shipped again after the restart: %v", err)
+	}
+}
+
+// testStateDownIsUnavailable: a Ship whose grants cannot be written fails
+// with UNAVAILABLE (retryable), through the one outcome table.
+func testStateDownIsUnavailable(t *testing.T, e engine) {
+	root := seedRoot(t)
+	a := newReplica(t, e, newCluster(), root)
+	_ = a.state.Close()
+	_, err := a.srv.Ship(context.Background(), shipReq("job-down", tasks("exec", 1), hostv1.Target_TARGET_FETCH))
+	if grpcCode(err) != codes.Unavailable {
+		t.Fatalf("Ship with the state closed: %v, want UNAVAILABLE", err)
+	}
+}
+
+// testNoCanaryInTheState: after Ships and fetches, the engine's files hold
+// no store password (the positive control: the bytes scanned hold the
+// job's id, written in clear nowhere else but the fetch events).
+func testNoCanaryInTheState(t *testing.T, e engine) {
+	root, cluster := seedRoot(t), newCluster()
+	a, b := newReplica(t, e, cluster, root), newReplica(t, e, cluster, root)
+	resp, err := a.srv.Ship(context.Background(), shipReq("job-canary", tasks("exec", 5), hostv1.Target_TARGET_FETCH, hostv1.Target_TARGET_FILES))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range resp.GetTasks()[0].GetUris() {
+		if code, _ := b.get(t, u.GetValue()); code != 200 {
+			t.Fatalf("fetch: %d", code)
+		}
+	}
+	raw := e.raw(t)
+	if !bytes.Contains(raw, []byte("/keyship-server-test/"+cluster)) {
+		t.Fatalf("the scan (%d bytes) does not hold the cluster's node paths: it scans the wrong files", len(raw))
+	}
+	if bytes.Contains(raw, []byte(haCanary)) {
+		t.Fatal("the store password is in ZooKeeper's data directory")
+	}
+	for _, f := range resp.GetFiles() {
+		if c := f.GetContents(); len(c) > 16 && bytes.Contains(raw, c[:16]) {
+			t.Fatalf("%s's bytes are in ZooKeeper's data directory", f.GetPath())
+		}
+	}
+}
