@@ -43,6 +43,8 @@ type shared struct {
 	// replica wrote or read it), until the job expires: a later Ship of
 	// the job writes only its grants.
 	recorded map[string]time.Time
+
+	run replicaRun // RunReplica's (ha_watch.go)
 }
 
 // known reports whether key's record is known to exist.
@@ -162,9 +164,11 @@ func (sh *shared) publish(ctx context.Context, now time.Time, r Request, j *job,
 }
 
 // recordJob writes j's record when this replica does not know it to exist
-// (a Ship without TARGET_FETCH, whose grants would have carried it).
+// and r does not ask for TARGET_FETCH (whose grants carry it in the same
+// write): before the delivery, so that a Secret it applies is recorded in
+// it.
 func (s *Server) recordJob(ctx context.Context, r Request, j *job) error {
-	if s.shared == nil || s.shared.known(j.key, s.now()) {
+	if s.shared == nil || s.shared.known(j.key, s.now()) || s.fetch != nil && wantsFetch(r.Targets) {
 		return nil
 	}
 	return s.shared.publish(ctx, s.now(), r, j, nil)

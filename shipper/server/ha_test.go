@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/keyship/keyship/backends/file/filetest"
 	"github.com/keyship/keyship/host"
 	"github.com/keyship/keyship/host/config"
+	"github.com/keyship/keyship/host/keystore"
 	"github.com/keyship/keyship/plugin"
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
 	"github.com/keyship/keyship/shipper/fetch"
@@ -27,6 +30,7 @@ import (
 	"github.com/keyship/keyship/shipper/server/replicas/replicastest"
 	"github.com/keyship/keyship/shipper/server/replicas/zookeeper"
 	"github.com/keyship/keyship/shipper/server/replicas/zookeeper/zktest"
+	"github.com/keyship/keyship/shipper/watch"
 )
 
 // haCanary is the store password of the replica tests' secrets: it must
@@ -89,6 +93,48 @@ type replica struct {
 	fetch   *fetch.Server
 	https   *httptest.Server
 	state   replicas.State
+	host    *host.Host
+	// With watching (runReplica): the API's client, and stop, which
+	// ends RunReplica and closes the state (a replica gone).
+	client *server.Client
+	stop   func()
+}
+
+// runReplica starts a replica that watches jobs (checked every refresh)
+// and runs RunReplica, with its API on a unix socket.
+func runReplica(t *testing.T, e engine, cluster, root string, refresh time.Duration) *replica {
+	t.Helper()
+	r := newReplica(t, e, cluster, root)
+	w := watch.NewWatcher(r.host, refresh)
+	r.srv = server.New(r.host, r.fetch, server.WithReplicas(r.store(t)), server.WithWatch(server.WatchConfig{Host: r.host, Watcher: w}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.srv.RunReplica(ctx, w); close(done) }()
+	var once sync.Once
+	r.stop = func() { once.Do(func() { cancel(); <-done; _ = r.state.Close() }) }
+	t.Cleanup(r.stop)
+	sock := "unix://" + filepath.Join(t.TempDir(), "keyship.sock")
+	l, err := server.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := server.HTTPServer(server.Handler(r.srv), nil)
+	go func() { _ = hs.Serve(l) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	if r.client, err = server.Dial(sock, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.client.Close() })
+	return r
+}
+
+// store is a new Store over the replica's state.
+func (r *replica) store(t testing.TB) *replicas.Store {
+	st, err := replicas.NewStore(r.state, replicastest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // newReplica starts a replica of cluster on e, reading the secrets at root.
@@ -102,6 +148,7 @@ func newReplica(t testing.TB, e engine, cluster, root string, opts ...server.Opt
 	cfg := &config.Config{DefaultBackend: "file", Backends: map[string]config.Backend{"file": {Config: map[string]string{"root": root}}}}
 	h := host.New(cfg, host.WithBuiltin("file", func() plugin.Backend { return r.backend }))
 	t.Cleanup(func() { _ = h.Close() })
+	r.host = h
 	mux := http.NewServeMux()
 	r.https = httptest.NewTLSServer(mux)
 	t.Cleanup(r.https.Close)
@@ -144,6 +191,7 @@ func TestReplicas(t *testing.T) {
 			t.Run("URIFromAServedByB", func(t *testing.T) { testURIFromAServedByB(t, e) })
 			t.Run("DoubleFetchesServeOnce", func(t *testing.T) { testDoubleFetchesServeOnce(t, e) })
 			t.Run("RestartServesUnusedURIs", func(t *testing.T) { testRestartServesUnusedURIs(t, e) })
+			t.Run("RefresherFailover", func(t *testing.T) { testRefresherFailover(t, e) })
 			t.Run("StateDownIsUnavailable", func(t *testing.T) { testStateDownIsUnavailable(t, e) })
 			if e.raw != nil {
 				t.Run("NoCanaryInTheState", func(t *testing.T) { testNoCanaryInTheState(t, e) })
@@ -292,4 +340,83 @@ func testNoCanaryInTheState(t *testing.T, e engine) {
 			t.Fatalf("%s's bytes are in ZooKeeper's data directory", f.GetPath())
 		}
 	}
+}
+
+// testRefresherFailover: two replicas stream one job's Watch; a rotated
+// keystore reaches both streams (one refresher, the other replica polls
+// the job's record); the refresher goes, and the next rotation still
+// reaches the other replica's stream (it took over).
+func testRefresherFailover(t *testing.T, e engine) {
+	root, cluster := t.TempDir(), newCluster()
+	jobFiles := filetest.Seed(t, root, haCanary)
+	rs := []*replica{runReplica(t, e, cluster, root, 100*time.Millisecond), runReplica(t, e, cluster, root, 100*time.Millisecond)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	got := make([]chan *hostv1.WatchResponse, len(rs))
+	req := &hostv1.WatchRequest{Ship: shipReq("job-failover", tasks("tm", 1), hostv1.Target_TARGET_FILES)}
+	for i, r := range rs {
+		got[i] = make(chan *hostv1.WatchResponse, 100)
+		wg.Go(func() {
+			err := r.client.WatchJob(ctx, req, func(resp *hostv1.WatchResponse) error { got[i] <- resp; return nil })
+			if err != nil && ctx.Err() == nil {
+				t.Logf("watcher %d: %v", i, err)
+			}
+		})
+	}
+	// next returns the first keystore version replica i streams that is
+	// none of old (a stream may see a bundle twice after a failover).
+	next := func(i int, old ...string) string {
+		t.Helper()
+		deadline := time.After(time.Minute)
+		for {
+			select {
+			case resp := <-got[i]:
+				if v := keystoreVersion(resp); v != "" && !slices.Contains(old, v) {
+					return v
+				}
+			case <-deadline:
+				t.Fatalf("replica %d: no new keystore within a minute", i)
+			}
+		}
+	}
+	v0 := next(0)
+	if v := next(1); v != v0 {
+		t.Fatalf("the replicas' initial keystores differ: %s, %s", v0, v)
+	}
+	rotate(t, jobFiles)
+	v1 := next(0, v0)
+	if v := next(1, v0); v != v1 {
+		t.Fatalf("after the rotation the replicas stream %s and %s", v1, v)
+	}
+	leader, other := rs[0], rs[1]
+	if rs[1].srv.Leading() {
+		leader, other = rs[1], rs[0]
+	} else if !rs[0].srv.Leading() {
+		t.Fatal("a rotation was refreshed, but no replica leads")
+	}
+	i := slices.Index(rs, other)
+	leader.stop()
+	rotate(t, jobFiles)
+	if v := next(i, v0, v1); v == "" {
+		t.Fatal("no third keystore")
+	}
+	if !other.srv.Leading() {
+		t.Error("the replica left streams a refresh, but does not lead")
+	}
+}
+
+// rotate writes a new keystore for job's passwords.
+func rotate(t *testing.T, job *filetest.Job) {
+	t.Helper()
+	leaf, err := job.CA.Issue("node1.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keystore.JKSKeystore("node", leaf.Key, leaf.Chain, []byte(job.StorePassword), []byte(job.KeyPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filetest.Put(t, job.Root, "spark/keystore", ks)
 }

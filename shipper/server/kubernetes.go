@@ -78,6 +78,13 @@ func (s *Server) kubeTarget(r Request, j *job, apply, manifest bool) (shipper.Ta
 		}
 		key := secretKey{d.Secret.Namespace, d.Secret.Name}
 		uid := types.UID(d.Secret.UID)
+		if s.shared != nil && !persist {
+			// The deletion's schedule lives in the job's shared record,
+			// so that it survives this replica (ha_watch.go).
+			if err := s.recordSecret(ctx, j.key, key.namespace, key.name, uid); err != nil {
+				return err
+			}
+		}
 		k.mu.Lock()
 		if persist {
 			delete(k.owned, key)

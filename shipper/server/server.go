@@ -178,10 +178,10 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := s.deliver(ctx, r, j)
-	if err == nil {
-		err = s.recordJob(ctx, r, j) // WithReplicas: the job's record (ha.go)
+	if err := s.recordJob(ctx, r, j); err != nil { // WithReplicas: the job's record (ha.go)
+		return nil, nil, err
 	}
+	d, err := s.deliver(ctx, r, j)
 	return d, j, err
 }
 
@@ -438,6 +438,7 @@ func (s *Server) Sweep() {
 	s.sweepLocked()
 	s.mu.Unlock()
 	s.sweepKubernetes()
+	s.sweepShared() // WithReplicas (ha_watch.go)
 }
 
 // zeroGrace is how long an expired job's bundle stays readable before it is

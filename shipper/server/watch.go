@@ -61,6 +61,9 @@ type watching struct {
 type watchedJob struct {
 	job     *watch.Job
 	expires time.Time
+	// req and opts build the job again (a replica's poll, ha_watch.go).
+	req  *spec.Request
+	opts shipper.Options
 
 	mu      sync.Mutex
 	current *job
@@ -68,6 +71,21 @@ type watchedJob struct {
 	update  watch.Update
 	changed chan struct{} // closed when a new bundle is in place
 	added   bool          // in the Watcher
+	// recordGen is the newest generation of the job's shared record this
+	// replica has shipped (WithReplicas).
+	recordGen uint64
+}
+
+// seen notes generation gen of the job's shared record and reports
+// whether it is newer than any noted before.
+func (wj *watchedJob) seen(gen uint64) bool {
+	wj.mu.Lock()
+	defer wj.mu.Unlock()
+	if gen <= wj.recordGen {
+		return false
+	}
+	wj.recordGen = gen
+	return true
 }
 
 // publish makes j the job's bundle and wakes its streams.
@@ -93,7 +111,7 @@ func (wj *watchedJob) snapshot() (*job, uint64, watch.Update, <-chan struct{}) {
 // get the current one) and reaches every stream of the job.
 func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, opts shipper.Options, ttl time.Duration) (*job, error) {
 	expires := s.now().Add(ttl)
-	wj := &watchedJob{expires: expires, changed: make(chan struct{})}
+	wj := &watchedJob{expires: expires, changed: make(chan struct{}), req: r, opts: opts}
 	wa := s.watching
 	j, err := watch.Start(ctx, wa.cfg.Host, r, watch.Options{
 		Prepare:     opts,
@@ -102,12 +120,15 @@ func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, 
 		RetryMax:    wa.cfg.Watcher.Interval(),
 		Logger:      wa.cfg.Logger,
 		Now:         s.now,
-	}, func(_ context.Context, sh *shipper.Shipment, u watch.Update) error {
+	}, func(sctx context.Context, sh *shipper.Shipment, u watch.Update) error {
 		j, err := s.install(key, sh, expires)
 		if err != nil {
 			return err
 		}
 		wj.publish(j, u)
+		if s.shared != nil && u.Reason != watch.Initial {
+			s.recordBundle(sctx, key, wj, sh) // the leader's refresh, for the other replicas (ha_watch.go)
+		}
 		return nil
 	})
 	if err != nil {
@@ -125,6 +146,27 @@ func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, 
 	wa.mu.Unlock()
 	cur, _, _, _ := wj.snapshot()
 	return cur, nil
+}
+
+// get returns the watched job at key, or nil.
+func (wa *watching) get(key string) *watchedJob {
+	wa.mu.Lock()
+	defer wa.mu.Unlock()
+	return wa.jobs[key]
+}
+
+// followed returns the watched jobs that Watch calls follow and that have
+// not expired, by key.
+func (wa *watching) followed(now time.Time) map[string]*watchedJob {
+	wa.mu.Lock()
+	defer wa.mu.Unlock()
+	out := map[string]*watchedJob{}
+	for k, wj := range wa.jobs {
+		if wj.added && now.Before(wj.expires) {
+			out[k] = wj
+		}
+	}
+	return out
 }
 
 // follow returns the watched job at key and has the Watcher refresh it.
@@ -168,9 +210,15 @@ func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(
 		return toStatus(err)
 	}
 	sr, _ := readRequest(r, nil) // read once by ship already: it cannot fail here
-	wj := s.watching.follow(jobKey(sr, r))
+	key := jobKey(sr, r)
+	wj := s.watching.follow(key)
 	if wj == nil {
 		return status.Error(codes.Internal, "the job was built without its watch")
+	}
+	if s.shared != nil {
+		if err := s.markWatched(ctx, key, wj); err != nil {
+			return toStatus(err)
+		}
 	}
 	var sent uint64
 	for {

@@ -305,16 +305,20 @@ func Run(ctx context.Context, c Config) (err error) {
 		}
 		sopts = append(sopts, server.WithReplicas(d.store))
 	}
+	var w *watch.Watcher
 	if c.Refresh > 0 {
-		w := watch.NewWatcher(d.host, c.Refresh)
+		w = watch.NewWatcher(d.host, c.Refresh)
 		sopts = append(sopts, server.WithWatch(server.WatchConfig{Host: d.host, Watcher: w, RenewBefore: c.RenewBefore, Logger: c.Logger.Named("watch")}))
-		// The watch loop stops first of all: no new bundle is built
-		// while the daemon stops.
-		wctx, stopWatch := context.WithCancel(context.Background())
-		d.stopWatch = stopWatch
-		d.background(func() { _ = w.Run(wctx) })
 	}
 	srv := server.New(d.host, d.fs, sopts...)
+	if w != nil || d.store != nil {
+		// The watch loop (with --ha, the campaign for the refresher's
+		// leadership, which runs it) stops first of all: no new bundle
+		// is built while the daemon stops.
+		wctx, stopWatch := context.WithCancel(context.Background())
+		d.stopWatch = stopWatch
+		d.background(func() { _ = srv.RunReplica(wctx, w) })
+	}
 	m.WatchServer(srv)
 	if c.MetricsListen != "" {
 		if err := d.startMetrics(m); err != nil {
