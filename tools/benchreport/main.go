@@ -148,6 +148,8 @@ var sideBySide = []struct {
 }{
 	{"new-job Ship p50", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper", "p50-µs", 1e-3, "ms", 2},
 	{"new-job Ship p99", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper", "p99-µs", 1e-3, "ms", 0},
+	{"new-job Ship p50, ZooKeeper without fsync", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper-nofsync", "p50-µs", 1e-3, "ms", 0},
+	{"new-job Ship p99, ZooKeeper without fsync", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper-nofsync", "p99-µs", 1e-3, "ms", 0},
 }
 
 // machine names the machine the figures come from.

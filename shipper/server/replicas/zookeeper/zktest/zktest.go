@@ -78,17 +78,26 @@ type Ensemble struct {
 	// StartTime is how long the ensemble took to serve.
 	StartTime time.Duration
 
-	dir    string
-	mu     sync.Mutex
-	procs  []*exec.Cmd
-	exited []chan struct{}
-	logs   []string
+	dir     string
+	noFsync bool
+	mu      sync.Mutex
+	procs   []*exec.Cmd
+	exited  []chan struct{}
+	logs    []string
 }
+
+// Option changes how Start runs the servers.
+type Option func(*Ensemble)
+
+// NoFsync makes the servers write their transaction logs without fsync
+// (forceSync=no): for benchmarks that separate keyship's cost of a
+// ZooKeeper write from the disk's. Never in production.
+func NoFsync() Option { return func(e *Ensemble) { e.noFsync = true } }
 
 // Start starts an ensemble of n servers and stops it when t ends. It skips
 // t when Java or ZooKeeper is missing (fails with KEYSHIP_REQUIRE_PEERS=1),
 // and fails t when the ensemble does not start.
-func Start(t testing.TB, n int) *Ensemble {
+func Start(t testing.TB, n int, opts ...Option) *Ensemble {
 	t.Helper()
 	java, jar, err := Binaries()
 	if err != nil {
@@ -97,7 +106,7 @@ func Start(t testing.TB, n int) *Ensemble {
 		}
 		t.Skip(err.Error())
 	}
-	e, err := start(java, jar, n)
+	e, err := start(java, jar, n, opts)
 	if err != nil {
 		t.Fatalf("zktest: %v", err)
 	}
@@ -106,13 +115,16 @@ func Start(t testing.TB, n int) *Ensemble {
 	return e
 }
 
-func start(java, jar string, n int) (*Ensemble, error) {
+func start(java, jar string, n int, opts []Option) (*Ensemble, error) {
 	began := time.Now()
 	dir, err := os.MkdirTemp("", "keyship-zktest-")
 	if err != nil {
 		return nil, err
 	}
 	e := &Ensemble{dir: dir}
+	for _, o := range opts {
+		o(e)
+	}
 	var lastErr error
 	for try := range 3 { // a free port can be taken between choosing and binding it
 		if lastErr = e.startServers(java, jar, n, try); lastErr == nil {
@@ -153,7 +165,8 @@ admin.enableServer=false
 4lw.commands.whitelist=srvr,ruok,cons,mntr
 preAllocSize=1024
 standaloneEnabled=false
-%s`, Tick.Milliseconds(), data, ports[3*i], members.String())
+forceSync=%s
+%s`, Tick.Milliseconds(), data, ports[3*i], map[bool]string{false: "yes", true: "no"}[e.noFsync], members.String())
 		cfgPath := filepath.Join(data, "zoo.cfg")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return err
