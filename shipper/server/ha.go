@@ -28,6 +28,7 @@ import (
 func WithReplicas(st *replicas.Store) Option {
 	return func(s *Server) {
 		s.shared = &shared{store: st, recorded: map[string]time.Time{}}
+		s.shared.run.led = make(chan struct{})
 		if s.fetch != nil {
 			s.fetch.Share(sharedFetch{s})
 		}

@@ -45,12 +45,15 @@ type engine struct {
 	// raw returns every byte the engine keeps (nil: nothing outside this
 	// process).
 	raw func(t testing.TB) []byte
+	// control is a string raw must hold once cluster wrote records: the
+	// scan's positive control.
+	control func(cluster string) string
 }
 
 var haClusters atomic.Int64
 
 // engineNames are the engines of the replica tests.
-var engineNames = []string{"memory", "zookeeper"}
+var engineNames = []string{"memory", "zookeeper", "kubernetes"}
 
 // newEngine returns the engine name for the test t: Memory, or a real
 // 3-server ZooKeeper ensemble that lives as long as t (skipped when Java or
@@ -69,8 +72,11 @@ func newEngine(t *testing.T, name string) engine {
 		}
 		return m.Replica()
 	}}
-	if name == "memory" {
+	switch name {
+	case "memory":
 		return mem
+	case "kubernetes":
+		return kubeEngine(t)
 	}
 	ens := zktest.Start(t, 3)
 	return engine{name: "zookeeper", open: func(t testing.TB, cluster string) replicas.State {
@@ -82,7 +88,8 @@ func newEngine(t *testing.T, name string) engine {
 		}
 		t.Cleanup(func() { _ = st.Close() })
 		return st
-	}, raw: func(t testing.TB) []byte { return ens.Raw(t) }}
+	}, raw: func(t testing.TB) []byte { return ens.Raw(t) },
+		control: func(cluster string) string { return "/keyship-server-test/" + cluster }}
 }
 
 // replica is one keyship serve replica in process: its own host (and
@@ -192,6 +199,7 @@ func TestReplicas(t *testing.T) {
 			t.Run("DoubleFetchesServeOnce", func(t *testing.T) { testDoubleFetchesServeOnce(t, e) })
 			t.Run("RestartServesUnusedURIs", func(t *testing.T) { testRestartServesUnusedURIs(t, e) })
 			t.Run("RefresherFailover", func(t *testing.T) { testRefresherFailover(t, e) })
+			t.Run("RestartRefreshesWatches", func(t *testing.T) { testRestartRefreshesWatches(t, e) })
 			t.Run("StateDownIsUnavailable", func(t *testing.T) { testStateDownIsUnavailable(t, e) })
 			if e.raw != nil {
 				t.Run("NoCanaryInTheState", func(t *testing.T) { testNoCanaryInTheState(t, e) })
@@ -237,7 +245,10 @@ func testURIFromAServedByB(t *testing.T, e engine) {
 func testDoubleFetchesServeOnce(t *testing.T, e engine) {
 	root, cluster := seedRoot(t), newCluster()
 	rs := []*replica{newReplica(t, e, cluster, root), newReplica(t, e, cluster, root), newReplica(t, e, cluster, root)}
-	const n = 1000
+	n := 1000
+	if e.name == "kubernetes" {
+		n = 200 // a ConfigMap per grant: the API server's writes are the cost
+	}
 	var uris []string
 	for i := range n / 100 {
 		resp, err := rs[i%3].srv.Ship(context.Background(), shipReq("job-double", tasks(fmt.Sprint("t", i), 100), hostv1.Target_TARGET_FETCH))
@@ -268,7 +279,7 @@ func testDoubleFetchesServeOnce(t *testing.T, e engine) {
 		}
 	}
 	wg.Wait()
-	if served.Load() != n || refused.Load() != n || other.Load() != 0 {
+	if served.Load() != int64(n) || refused.Load() != int64(n) || other.Load() != 0 {
 		t.Fatalf("%d URIs fetched twice through two replicas: %d served, %d refused, %d other; want each served once", n, served.Load(), refused.Load(), other.Load())
 	}
 }
@@ -329,15 +340,15 @@ func testNoCanaryInTheState(t *testing.T, e engine) {
 		}
 	}
 	raw := e.raw(t)
-	if !bytes.Contains(raw, []byte("/keyship-server-test/"+cluster)) {
-		t.Fatalf("the scan (%d bytes) does not hold the cluster's node paths: it scans the wrong files", len(raw))
+	if !bytes.Contains(raw, []byte(e.control(cluster))) {
+		t.Fatalf("the scan (%d bytes) does not hold %s: it scans the wrong bytes", len(raw), e.control(cluster))
 	}
 	if bytes.Contains(raw, []byte(haCanary)) {
-		t.Fatal("the store password is in ZooKeeper's data directory")
+		t.Fatalf("the store password is in what %s keeps", e.name)
 	}
 	for _, f := range resp.GetFiles() {
 		if c := f.GetContents(); len(c) > 16 && bytes.Contains(raw, c[:16]) {
-			t.Fatalf("%s's bytes are in ZooKeeper's data directory", f.GetPath())
+			t.Fatalf("%s's bytes are in what %s keeps", f.GetPath(), e.name)
 		}
 	}
 }
@@ -419,4 +430,59 @@ func rotate(t *testing.T, job *filetest.Job) {
 		t.Fatal(err)
 	}
 	filetest.Put(t, job.Root, "spark/keystore", ks)
+}
+
+// testRestartRefreshesWatches: a job watched before every replica stopped
+// is refreshed after the restart by the new leader, whose Watch stream is
+// on another replica: the leader adopts it from the shared state.
+func testRestartRefreshesWatches(t *testing.T, e engine) {
+	root, cluster := t.TempDir(), newCluster()
+	jobFiles := filetest.Seed(t, root, haCanary)
+	req := &hostv1.WatchRequest{Ship: shipReq("job-rewatch", tasks("tm", 1), hostv1.Target_TARGET_FILES)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	watchOn := func(r *replica) chan *hostv1.WatchResponse {
+		got := make(chan *hostv1.WatchResponse, 100)
+		wctx, wcancel := context.WithCancel(ctx)
+		t.Cleanup(wcancel)
+		wg.Go(func() {
+			err := r.client.WatchJob(wctx, req, func(resp *hostv1.WatchResponse) error { got <- resp; return nil })
+			if err != nil && wctx.Err() == nil {
+				t.Logf("watch: %v", err)
+			}
+		})
+		return got
+	}
+	recv := func(got chan *hostv1.WatchResponse, old ...string) string {
+		t.Helper()
+		deadline := time.After(time.Minute)
+		for {
+			select {
+			case resp := <-got:
+				if v := keystoreVersion(resp); v != "" && !slices.Contains(old, v) {
+					return v
+				}
+			case <-deadline:
+				t.Fatal("no new keystore within a minute")
+			}
+		}
+	}
+	a := runReplica(t, e, cluster, root, time.Hour)
+	v0 := recv(watchOn(a))
+	a.stop() // every replica gone
+
+	leader := runReplica(t, e, cluster, root, 100*time.Millisecond)
+	<-leader.srv.Led()
+	follower := runReplica(t, e, cluster, root, 100*time.Millisecond)
+	got := watchOn(follower)
+	if v := recv(got); v != v0 {
+		t.Fatalf("after the restart the stream starts at %s, want %s", v, v0)
+	}
+	rotate(t, jobFiles)
+	recv(got, v0)
+	if follower.srv.Leading() {
+		t.Error("the second replica leads: the test did not test the leader's adoption")
+	}
 }

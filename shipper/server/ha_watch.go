@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 
 // refreshElection is the election of the replica that refreshes watched
 // jobs and sweeps the shared state.
-const refreshElection = "refresh"
+const refreshElection = "refresher"
 
 // campaignRetry is how long RunReplica waits before it campaigns again
 // after the state failed to answer.
@@ -25,6 +26,17 @@ const campaignRetry = time.Second
 type replicaRun struct {
 	running atomic.Bool // RunReplica runs: only the leader sweeps
 	leading atomic.Bool
+	ledOnce sync.Once
+	led     chan struct{} // closed when the replica first leads
+}
+
+// Led returns a channel closed once this replica has led (for tests and
+// readiness); nil without WithReplicas.
+func (s *Server) Led() <-chan struct{} {
+	if s.shared == nil {
+		return nil
+	}
+	return s.shared.run.led
 }
 
 // Leading reports whether this replica leads now: it refreshes watched
@@ -75,6 +87,7 @@ func (s *Server) RunReplica(ctx context.Context, w *watch.Watcher) error {
 			}
 		}()
 		run.leading.Store(true)
+		run.ledOnce.Do(func() { close(run.led) })
 		s.lead(lctx, w)
 		run.leading.Store(false)
 		cancel()
