@@ -549,6 +549,8 @@ type watchStream struct {
 	msgs   chan *hostv1.WatchResponse
 	ended  chan error
 	cancel context.CancelFunc
+	// unnamed is set when the awaited bundle named no change.
+	unnamed bool
 }
 
 // watch opens a Watch of req on r and reads it until the test ends.
@@ -591,6 +593,37 @@ func (w *watchStream) next(t testing.TB, want hostv1.WatchReason) *hostv1.WatchR
 	return nil
 }
 
+// awaitKeystore waits for the CHANGED bundle whose keystore.jks (fetched
+// from the replica that streamed it, through the message's own URI) is ks,
+// and returns how many CHANGED bundles with another keystore came first
+// (after a failover a stream may see a bundle again).
+func (w *watchStream) awaitKeystore(t testing.TB, rs *replicaSet, ks []byte) (stale int) {
+	t.Helper()
+	for {
+		m := w.next(t, hostv1.WatchReason_WATCH_REASON_CHANGED)
+		var got []byte
+		for _, u := range uris(m.GetShipment()) {
+			if path.Base(u) == "keystore.jks" {
+				code, body := fetchFrom(t, rs.fetchClient(), w.r, u)
+				if code != http.StatusOK {
+					t.Fatalf("Watch on %s: the new bundle's keystore.jks: HTTP %d", w.r.name, code)
+				}
+				got = body
+			}
+		}
+		if got == nil {
+			t.Fatalf("Watch on %s: a CHANGED bundle without a keystore.jks URI", w.r.name)
+		}
+		if bytes.Equal(got, ks) {
+			if len(m.GetChanges()) == 0 {
+				w.unnamed = true
+			}
+			return stale
+		}
+		stale++
+	}
+}
+
 // watchJobReq is a watched job: its stores as fetch URIs, within its TTL
 // for the whole test.
 func watchJobReq(id string) *hostv1.ShipRequest {
@@ -602,7 +635,8 @@ func watchJobReq(id string) *hostv1.ShipRequest {
 // TestHAWatchSurvivesTheRefresher (issue 19): one job watched on each of
 // three replicas; the replica that refreshes is killed with SIGKILL and
 // the job's stores are rotated in the backend: the new bundle still
-// reaches the Watch stream on each surviving replica, once another has
+// reaches the Watch stream on each surviving replica (its keystore.jks,
+// fetched through the streamed URI, is the rotated one), once another has
 // taken the refresh over (within the ZooKeeper session timeout and a
 // refresh; the figure is logged).
 func TestHAWatchSurvivesTheRefresher(t *testing.T) {
@@ -619,24 +653,25 @@ func TestHAWatchSurvivesTheRefresher(t *testing.T) {
 	leader := rs.refresher(t)
 	leader.kill()
 	killed := time.Now()
-	rotateStores(t, j, "rotated CA")
+	ks := rotateStores(t, j, "rotated CA")
 	var slowest time.Duration
 	var unnamed []string
+	stale := 0
 	for _, r := range rs.live() {
-		m := streams[r].next(t, hostv1.WatchReason_WATCH_REASON_CHANGED)
+		stale += streams[r].awaitKeystore(t, rs, ks)
 		slowest = max(slowest, time.Since(killed))
-		if len(m.GetChanges()) == 0 {
+		if streams[r].unnamed {
 			unnamed = append(unnamed, r.name)
 		}
 	}
 	if len(unnamed) > 0 {
 		// Known: a replica that does not refresh streams the new bundle
 		// without its changes (shipper/server/ha_watch.go pollWatched).
-		t.Logf("the CHANGED bundle on %q names no change", unnamed)
+		t.Logf("the new bundle on %q names no change", unnamed)
 	}
 	next := rs.refresher(t)
-	t.Logf("refresher %s killed (SIGKILL), stores rotated: the new bundle reached the Watch streams on %d surviving replicas within %s of the kill (ZooKeeper session timeout %s + refresh %s = %s); %s refreshes now",
-		leader.name, len(rs.live()), slowest.Round(time.Millisecond), rs.sessionTimeout(), refresh, rs.sessionTimeout()+refresh, next.name)
+	t.Logf("refresher %s killed (SIGKILL), stores rotated: the new bundle reached the Watch streams on %d surviving replicas within %s of the kill (ZooKeeper session timeout %s + refresh %s = %s), after %d CHANGED bundles with the old keystore; %s refreshes now",
+		leader.name, len(rs.live()), slowest.Round(time.Millisecond), rs.sessionTimeout(), refresh, rs.sessionTimeout()+refresh, stale, next.name)
 	if next == leader {
 		t.Errorf("the killed %s still leads", leader.name)
 	}
@@ -688,8 +723,7 @@ func TestHAFullRestart(t *testing.T) {
 	}
 	w = watch(t, c, watchJobReq("before"))
 	w.next(t, hostv1.WatchReason_WATCH_REASON_INITIAL)
-	rotateStores(t, j, "rotated CA")
-	w.next(t, hostv1.WatchReason_WATCH_REASON_CHANGED)
+	w.awaitKeystore(t, rs, rotateStores(t, j, "rotated CA"))
 	want := len(uris(before)) + len(uris(half)) - 1
 	t.Logf("after a full restart (every replica killed, one new started): %d of %d URIs not fetched before were served, %d twice; the one fetched before: HTTP %d; the job shipped again (%d URIs); its Watch saw a rotation",
 		served, want, twice, reused, len(uris(again)))
