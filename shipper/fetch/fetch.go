@@ -11,6 +11,10 @@
 //
 // URIs look like https://HOST:PORT/v1/fetch/<token>/<file>. Mount Handler on
 // an HTTPS server (keyship serve does).
+//
+// Replicas of keyship serve (--ha) share their grants instead: Share gives
+// the Server a Shared, PublishShared hands each new grant to it (only the
+// token's hash), and every fetch takes its use there (shared.go).
 package fetch
 
 import (

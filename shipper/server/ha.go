@@ -160,8 +160,37 @@ func (sh *shared) publish(ctx context.Context, now time.Time, r Request, j *job,
 	if err := sh.store.Publish(ctx, rec, grants); err != nil {
 		return stateErr(err)
 	}
+	if rec != nil {
+		if err := sh.outlive(ctx, j); err != nil {
+			return err
+		}
+	}
 	sh.remember(j.key, j.expires, now)
 	return nil
+}
+
+// outlive makes the job's record live as long as this replica's job: when
+// another replica wrote it first, for a build with an earlier expiry, the
+// record is given j's, so that the URIs this replica hands out until then
+// are served by every replica (one read per job a replica builds; a write
+// only in that case).
+func (sh *shared) outlive(ctx context.Context, j *job) error {
+	for {
+		rec, v, err := sh.store.Job(ctx, j.key)
+		if err != nil {
+			return stateErr(err)
+		}
+		if !rec.Expires.Before(j.expires) {
+			return nil
+		}
+		rec.Expires = j.expires
+		if _, err := sh.store.UpdateJob(ctx, rec, v); !errors.Is(err, replicas.ErrConflict) {
+			if err != nil {
+				return stateErr(err)
+			}
+			return nil
+		}
+	}
 }
 
 // recordJob writes j's record when this replica does not know it to exist

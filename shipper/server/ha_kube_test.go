@@ -32,7 +32,7 @@ const haReplicaUser = "keyship-replica"
 
 // kubeEngine is the replicas' state in the real kube-apiserver (ConfigMaps
 // and a Lease); raw is every ConfigMap and Lease of the namespace.
-func kubeEngine(t *testing.T) engine {
+func kubeEngine(t testing.TB) engine {
 	c := kubetest.Start(t)
 	ns := c.Namespace(t, "replicas")
 	rc, err := rbacv1client.NewForConfig(c.Admin)

@@ -73,7 +73,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.ships, m.checks, m.reads, m.stages["resolve"], m.stages["build"], m.ship, m.fetches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range []string{fetch.OutcomeServed, fetch.OutcomeReused, fetch.OutcomeExpired, fetch.OutcomeUnknown} {
+	for _, o := range []string{fetch.OutcomeServed, fetch.OutcomeReused, fetch.OutcomeExpired, fetch.OutcomeUnknown, fetch.OutcomeUnavailable} {
 		m.fetches.WithLabelValues(o) // present at 0 from the start
 	}
 	return m
