@@ -138,6 +138,26 @@ var rows = []row{
 	{"cost per extra executor (fetch URIs, job built)", metric("BenchmarkShipPerExecutor/TARGET_FETCH/executors=1000", "ns/executor", 1e-3), "µs", 0, true},
 	{"heap kept per 1000 live jobs (keyship serve)", metric("BenchmarkHeapPer1000Jobs", "MB/1000jobs", 1), "MB", 0, true},
 	{"cold ship: file plugin ÷ built-in backend", ratio("BenchmarkColdShip", "BenchmarkColdShipBuiltin", "ns/op"), "×", 2, true},
+	{"new-job Ship, --ha zookeeper ÷ --ha none, p50", ratio("BenchmarkHAShip/ha=zookeeper", "BenchmarkHAShip/ha=none", "p50-µs"), "×", 2, true},
+	{"ZooKeeper writes per new-job Ship (--ha zookeeper)", metric("BenchmarkHAShip/ha=zookeeper", "zk-writes/ship", 1), "writes", 1, true},
+	{"cross-replica fetch (--ha zookeeper), p99", metric("BenchmarkHAFetch", "cross-p99-µs", 1e-3), "ms", 0, true},
+	{"fetch from the replica that shipped (--ha zookeeper), p99", metric("BenchmarkHAFetch", "local-p99-µs", 1e-3), "ms", 0, true},
+	{"ZooKeeper writes per fetch (--ha zookeeper)", metric("BenchmarkHAFetch", "zk-writes/fetch", 1), "writes", 0, true},
+}
+
+// sideBySide are figures of keyship serve measured with --ha none (a) and
+// --ha zookeeper (b) on the same machine, printed in two columns with
+// their ratio (b ÷ a).
+var sideBySide = []struct {
+	what, a, b, unit string
+	scale            float64
+	display          string
+	target           float64 // the ratio's; 0: none
+}{
+	{"new-job Ship p50", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper", "p50-µs", 1e-3, "ms", 2},
+	{"new-job Ship p99", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper", "p99-µs", 1e-3, "ms", 0},
+	{"new-job Ship p50, ZooKeeper without fsync", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper-nofsync", "p50-µs", 1e-3, "ms", 0},
+	{"new-job Ship p99, ZooKeeper without fsync", "BenchmarkHAShip/ha=none", "BenchmarkHAShip/ha=zookeeper-nofsync", "p99-µs", 1e-3, "ms", 0},
 }
 
 // machine names the machine the figures come from.
@@ -185,6 +205,22 @@ func report(w io.Writer, r results) {
 			}
 		}
 		fmt.Fprintf(w, "%-58s %14s %20s %12s %7s\n", row.what, format(med, row.unit), spread, target, rat)
+	}
+	fmt.Fprintf(w, "\nkeyship serve --ha none vs --ha zookeeper (3 ZooKeeper servers, same machine): medians\n")
+	fmt.Fprintf(w, "%-42s %14s %14s %9s %8s\n", "figure", "--ha none", "--ha zookeeper", "ratio", "target")
+	for _, p := range sideBySide {
+		a, okA := metric(p.a, p.unit, p.scale)(r)
+		bf, okB := metric(p.b, p.unit, p.scale)(r)
+		if !okA || !okB {
+			fmt.Fprintf(w, "%-42s %14s\n", p.what, "(not run)")
+			continue
+		}
+		ma, mb := a.median(), bf.median()
+		target := "-"
+		if p.target > 0 {
+			target = fmt.Sprintf("≤ %.0f×", p.target)
+		}
+		fmt.Fprintf(w, "%-42s %14s %14s %8.2f× %8s\n", p.what, format(ma, p.display), format(mb, p.display), mb/ma, target)
 	}
 	// Benchmarks that compare keyship with another way report their own
 	// ratio as a metric ending in "x-faster".

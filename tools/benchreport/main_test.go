@@ -17,6 +17,8 @@ BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1514 p50-µs	
 BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1000 p50-µs	      2000 p99-µs
 BenchmarkWarmShip/content=new-2   	    2030	   1739506 ns/op	      1200 p50-µs	      9000 p99-µs
 BenchmarkColdShip   	       9	 224737271 ns/op
+BenchmarkHAShip/ha=none-2   	    2030	   1739506 ns/op	      1000 p50-µs	      3000 p99-µs
+BenchmarkHAShip/ha=zookeeper-2   	    2030	   1739506 ns/op	      2500 p50-µs	      6000 p99-µs	         1.000 zk-writes/ship
 ok  	x	1s
 `
 
@@ -49,6 +51,10 @@ func TestReportMediansSpreadsAndRatios(t *testing.T) {
 		// overhead runs: 200 and 250 µs, paired in order: median 225.
 		"225 µs",
 		"(not run)",
+		// --ha zookeeper beside --ha none: 2.50 ms against 1.00 ms, 2.50×
+		// over the target of 2×.
+		"new-job Ship p50", "1.00 ms", "2.50 ms", "2.50×", "≤ 2×",
+		"ZooKeeper writes per new-job Ship (--ha zookeeper)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)

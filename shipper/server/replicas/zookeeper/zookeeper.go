@@ -20,6 +20,7 @@
 package zookeeper
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,6 +81,9 @@ type State struct {
 
 	mu     sync.Mutex
 	closed bool
+	// session is closed, and replaced, whenever the client has a session
+	// again after a lost connection (again waits on it).
+	session chan struct{}
 	// watchers are told when the connection drops: the leaderships end
 	// and waiting campaigns start again.
 	watchers map[*leadership]bool
@@ -108,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = DefaultSessionTimeout
 	}
-	s := &State{base: path.Join(cfg.Root, cfg.ClusterID), timeout: cfg.SessionTimeout, watchers: map[*leadership]bool{}, acl: zk.WorldACL(zk.PermAll)}
+	s := &State{base: path.Join(cfg.Root, cfg.ClusterID), timeout: cfg.SessionTimeout, watchers: map[*leadership]bool{}, acl: zk.WorldACL(zk.PermAll), session: make(chan struct{})}
 	if cfg.Digest != "" {
 		user, password, ok := strings.Cut(cfg.Digest, ":")
 		if !ok || user == "" || password == "" {
@@ -130,6 +134,10 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 				case connected <- struct{}{}:
 				default:
 				}
+				s.mu.Lock()
+				close(s.session)
+				s.session = make(chan struct{})
+				s.mu.Unlock()
 			case zk.StateDisconnected, zk.StateExpired:
 				s.connectionLost()
 			}
@@ -242,6 +250,51 @@ func (s *State) do(ctx context.Context, f func() error) error {
 	return err
 }
 
+// again runs f through do and, when the connection to the server was lost
+// under it (zk.ErrConnectionClosed: the server died or was cut off, or
+// zk.ErrNoServer: no server took the client while the quorum elects a
+// leader; go-zookeeper reconnects with the same session, as when the
+// ZooKeeper leader is killed), runs it again once the
+// client has a session again: within ctx and the session timeout, after
+// which it returns the ErrUnavailable of the last try. lost reports that a
+// try was cut off: a write may then have been applied before the
+// connection dropped, which the caller must tell from another client's
+// write.
+func (s *State) again(ctx context.Context, f func() error) (lost bool, err error) {
+	bound := time.NewTimer(s.timeout)
+	defer bound.Stop()
+	for {
+		s.mu.Lock()
+		session := s.session
+		s.mu.Unlock()
+		err = s.do(ctx, f)
+		if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {
+			return lost, err
+		}
+		lost = true
+		select {
+		case <-session:
+		case <-ctx.Done():
+			return lost, err
+		case <-bound.C:
+			return lost, err
+		}
+	}
+}
+
+// ours reports whether every record of ops is in ZooKeeper with the data
+// ops wrote: after a lost connection, whether the write was applied. A
+// sealed record's bytes hold a random nonce, so no other write has them.
+func (s *State) ours(ctx context.Context, paths []string, data [][]byte) bool {
+	for i, p := range paths {
+		var got []byte
+		if _, err := s.again(ctx, func() (err error) { got, _, err = s.conn.Get(p); return err }); err != nil || !bytes.Equal(got, data[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func version(v int32) replicas.Version { return replicas.Version(strconv.FormatInt(int64(v), 10)) }
 
 func parseVersion(v replicas.Version) (int32, error) {
@@ -276,7 +329,14 @@ func (s *State) Create(ctx context.Context, records ...replicas.Record) error {
 	batches = append(batches, ops)
 	for _, ops := range batches {
 		var res []zk.MultiResponse
-		err := s.do(ctx, func() (err error) { res, err = s.conn.Multi(ops...); return err })
+		lost, err := s.again(ctx, func() (err error) { res, err = s.conn.Multi(ops...); return err })
+		exists := errors.Is(err, zk.ErrNodeExists)
+		for _, r := range res {
+			exists = exists || errors.Is(r.Error, zk.ErrNodeExists)
+		}
+		if lost && exists && s.applied(ctx, ops) {
+			continue // the try cut off by a lost connection was applied
+		}
 		for i, r := range res {
 			if errors.Is(r.Error, zk.ErrNodeExists) {
 				cr := ops[i].(*zk.CreateRequest)
@@ -293,6 +353,17 @@ func (s *State) Create(ctx context.Context, records ...replicas.Record) error {
 	return nil
 }
 
+// applied reports whether the creates of ops are all in ZooKeeper with
+// their data (see ours).
+func (s *State) applied(ctx context.Context, ops []any) bool {
+	paths, data := make([]string, len(ops)), make([][]byte, len(ops))
+	for i, op := range ops {
+		cr := op.(*zk.CreateRequest)
+		paths[i], data[i] = cr.Path, cr.Data
+	}
+	return s.ours(ctx, paths, data)
+}
+
 // Get implements replicas.State.
 func (s *State) Get(ctx context.Context, kind replicas.Kind, name string) (replicas.Record, error) {
 	if err := replicas.CheckRecord(kind, name); err != nil {
@@ -300,7 +371,7 @@ func (s *State) Get(ctx context.Context, kind replicas.Kind, name string) (repli
 	}
 	var data []byte
 	var st *zk.Stat
-	err := s.do(ctx, func() (err error) { data, st, err = s.conn.Get(s.node(kind, name)); return err })
+	_, err := s.again(ctx, func() (err error) { data, st, err = s.conn.Get(s.node(kind, name)); return err })
 	if errors.Is(err, zk.ErrNoNode) {
 		return replicas.Record{}, fmt.Errorf("%w: %s %s", replicas.ErrNotFound, kind, name)
 	}
@@ -320,7 +391,17 @@ func (s *State) Update(ctx context.Context, r replicas.Record) (replicas.Version
 		return "", err
 	}
 	var st *zk.Stat
-	err = s.do(ctx, func() (err error) { st, err = s.conn.Set(s.node(r.Kind, r.Name), r.Data, v); return err })
+	p := s.node(r.Kind, r.Name)
+	lost, err := s.again(ctx, func() (err error) { st, err = s.conn.Set(p, r.Data, v); return err })
+	if lost && errors.Is(err, zk.ErrBadVersion) {
+		// The try cut off may have been applied: then the node holds r's
+		// data at the version after v.
+		var data []byte
+		var now *zk.Stat
+		if _, gerr := s.again(ctx, func() (err error) { data, now, err = s.conn.Get(p); return err }); gerr == nil && bytes.Equal(data, r.Data) && now.Version == v+1 {
+			return version(now.Version), nil
+		}
+	}
 	switch {
 	case errors.Is(err, zk.ErrBadVersion):
 		return "", fmt.Errorf("%w: %s %s", replicas.ErrConflict, r.Kind, r.Name)
@@ -344,7 +425,10 @@ func (s *State) Delete(ctx context.Context, kind replicas.Kind, name string, v r
 			return err
 		}
 	}
-	err := s.do(ctx, func() error { return s.conn.Delete(s.node(kind, name), zv) })
+	lost, err := s.again(ctx, func() error { return s.conn.Delete(s.node(kind, name), zv) })
+	if lost && errors.Is(err, zk.ErrNoNode) {
+		return nil // the try cut off by a lost connection deleted it
+	}
 	switch {
 	case errors.Is(err, zk.ErrBadVersion):
 		return fmt.Errorf("%w: %s %s", replicas.ErrConflict, kind, name)
@@ -360,7 +444,7 @@ func (s *State) Delete(ctx context.Context, kind replicas.Kind, name string, v r
 // pipelined on the one connection).
 func (s *State) List(ctx context.Context, kind replicas.Kind) ([]replicas.Record, error) {
 	var names []string
-	err := s.do(ctx, func() (err error) { names, _, err = s.conn.Children(s.dir(kind)); return err })
+	_, err := s.again(ctx, func() (err error) { names, _, err = s.conn.Children(s.dir(kind)); return err })
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: list %s: %w", kind, err)
 	}

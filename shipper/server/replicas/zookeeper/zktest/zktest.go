@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,17 +78,26 @@ type Ensemble struct {
 	// StartTime is how long the ensemble took to serve.
 	StartTime time.Duration
 
-	dir    string
-	mu     sync.Mutex
-	procs  []*exec.Cmd
-	exited []chan struct{}
-	logs   []string
+	dir     string
+	noFsync bool
+	mu      sync.Mutex
+	procs   []*exec.Cmd
+	exited  []chan struct{}
+	logs    []string
 }
+
+// Option changes how Start runs the servers.
+type Option func(*Ensemble)
+
+// NoFsync makes the servers write their transaction logs without fsync
+// (forceSync=no): for benchmarks that separate keyship's cost of a
+// ZooKeeper write from the disk's. Never in production.
+func NoFsync() Option { return func(e *Ensemble) { e.noFsync = true } }
 
 // Start starts an ensemble of n servers and stops it when t ends. It skips
 // t when Java or ZooKeeper is missing (fails with KEYSHIP_REQUIRE_PEERS=1),
 // and fails t when the ensemble does not start.
-func Start(t testing.TB, n int) *Ensemble {
+func Start(t testing.TB, n int, opts ...Option) *Ensemble {
 	t.Helper()
 	java, jar, err := Binaries()
 	if err != nil {
@@ -96,7 +106,7 @@ func Start(t testing.TB, n int) *Ensemble {
 		}
 		t.Skip(err.Error())
 	}
-	e, err := start(java, jar, n)
+	e, err := start(java, jar, n, opts)
 	if err != nil {
 		t.Fatalf("zktest: %v", err)
 	}
@@ -105,13 +115,16 @@ func Start(t testing.TB, n int) *Ensemble {
 	return e
 }
 
-func start(java, jar string, n int) (*Ensemble, error) {
+func start(java, jar string, n int, opts []Option) (*Ensemble, error) {
 	began := time.Now()
 	dir, err := os.MkdirTemp("", "keyship-zktest-")
 	if err != nil {
 		return nil, err
 	}
 	e := &Ensemble{dir: dir}
+	for _, o := range opts {
+		o(e)
+	}
 	var lastErr error
 	for try := range 3 { // a free port can be taken between choosing and binding it
 		if lastErr = e.startServers(java, jar, n, try); lastErr == nil {
@@ -149,10 +162,11 @@ dataDir=%s
 clientPort=%d
 clientPortAddress=127.0.0.1
 admin.enableServer=false
-4lw.commands.whitelist=srvr,ruok
+4lw.commands.whitelist=srvr,ruok,cons,mntr
 preAllocSize=1024
 standaloneEnabled=false
-%s`, Tick.Milliseconds(), data, ports[3*i], members.String())
+forceSync=%s
+%s`, Tick.Milliseconds(), data, ports[3*i], map[bool]string{false: "yes", true: "no"}[e.noFsync], members.String())
 		cfgPath := filepath.Join(data, "zoo.cfg")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return err
@@ -292,6 +306,79 @@ func (e *Ensemble) Zxid(t testing.TB) int64 {
 	}
 	t.Fatalf("zktest: srvr says no Zxid: %q", out)
 	return 0
+}
+
+// Mntr returns server i's `mntr` figures (zk_znode_count,
+// zk_outstanding_requests, ...), by name.
+func (e *Ensemble) Mntr(i int) (map[string]string, error) {
+	out, err := fourLetters(e.Servers[i], "mntr")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "\t"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("server %d: mntr: %q", i+1, strings.TrimSpace(out))
+	}
+	return m, nil
+}
+
+// consRE is a connection in `cons`: " /127.0.0.1:PORT[1](...,sid=0x...,...)".
+var consRE = regexp.MustCompile(`/127\.0\.0\.1:(\d+)\[\d+\]\([^)]*\bsid=0x([0-9a-f]+)`)
+
+// SessionOf reports whether process pid holds the connection of ZooKeeper
+// session sid to a serving server of the ensemble: the servers' `cons`
+// name the session's client port, and pid's sockets in /proc that port.
+// It tells which of several client processes owns an ephemeral node (its
+// Stat.EphemeralOwner), e.g. which leads an election.
+func (e *Ensemble) SessionOf(sid int64, pid int) bool {
+	ports := map[int]bool{}
+	for i := range e.Servers {
+		out, err := fourLetters(e.Servers[i], "cons")
+		if err != nil {
+			continue // a killed server
+		}
+		for _, m := range consRE.FindAllStringSubmatch(out, -1) {
+			s, err1 := strconv.ParseUint(m[2], 16, 64)
+			port, err2 := strconv.Atoi(m[1])
+			if err1 == nil && err2 == nil && int64(s) == sid {
+				ports[port] = true
+			}
+		}
+	}
+	if len(ports) == 0 {
+		return false
+	}
+	inodes := map[string]bool{}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			port, err := strconv.ParseInt(hexPort, 16, 32)
+			if err == nil && ports[int(port)] && inodes[f[9]] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Kill kills server i (kill -9) and waits for it to exit.
