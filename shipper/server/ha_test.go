@@ -394,6 +394,8 @@ func testRefresherFailover(t *testing.T, e engine) {
 			}
 		})
 	}
+	// last is the response that brought each replica's newest keystore.
+	last := make([]*hostv1.WatchResponse, len(rs))
 	// next returns the first keystore version replica i streams that is
 	// none of old (a stream may see a bundle twice after a failover).
 	next := func(i int, old ...string) string {
@@ -403,6 +405,7 @@ func testRefresherFailover(t *testing.T, e engine) {
 			select {
 			case resp := <-got[i]:
 				if v := keystoreVersion(resp); v != "" && !slices.Contains(old, v) {
+					last[i] = resp
 					return v
 				}
 			case <-deadline:
@@ -418,6 +421,16 @@ func testRefresherFailover(t *testing.T, e engine) {
 	v1 := next(0, v0)
 	if v := next(1, v0); v != v1 {
 		t.Fatalf("after the rotation the replicas stream %s and %s", v1, v)
+	}
+	// The refresher's stream and the other's name the same reason and
+	// changes (the other ships what the refresher recorded).
+	for i, resp := range last {
+		if resp.GetReason() != hostv1.WatchReason_WATCH_REASON_CHANGED || len(resp.GetChanges()) == 0 {
+			t.Errorf("replica %d streamed the rotated keystore as %s with changes %q, want CHANGED naming the change", i, resp.GetReason(), resp.GetChanges())
+		}
+	}
+	if !slices.Equal(last[0].GetChanges(), last[1].GetChanges()) {
+		t.Errorf("the replicas name different changes for one rotation: %q and %q", last[0].GetChanges(), last[1].GetChanges())
 	}
 	leader, other := rs[0], rs[1]
 	if rs[1].srv.Leading() {

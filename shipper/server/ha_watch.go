@@ -164,7 +164,9 @@ func (s *Server) adopt(ctx context.Context) {
 }
 
 // pollWatched ships, to this replica's Watch streams, each newer
-// generation of their jobs that the leader recorded, every interval.
+// generation of their jobs that the leader recorded, every interval, with
+// the reason and changes the leader recorded with it (those of the newest
+// generation, when the leader recorded more than one since the last poll).
 func (s *Server) pollWatched(ctx context.Context, interval time.Duration) {
 	for {
 		select {
@@ -196,7 +198,7 @@ func (s *Server) pollWatched(ctx context.Context, interval time.Duration) {
 				sh.Zero()
 				continue
 			}
-			wj.publish(j, watch.Update{Reason: watch.Changed})
+			wj.publish(j, updateOf(rec))
 		}
 	}
 }
@@ -227,7 +229,7 @@ func (s *Server) markWatched(ctx context.Context, key string, wj *watchedJob) er
 // recordBundle records a watched job's new bundle (the leader's refresh)
 // in its record: the next generation and its versions, which the other
 // replicas' polls ship to their streams.
-func (s *Server) recordBundle(ctx context.Context, key string, wj *watchedJob, sh *shipper.Shipment) {
+func (s *Server) recordBundle(ctx context.Context, key string, wj *watchedJob, sh *shipper.Shipment, u watch.Update) {
 	st := s.shared.store
 	for ctx.Err() == nil {
 		rec, v, err := st.Job(ctx, key)
@@ -236,6 +238,7 @@ func (s *Server) recordBundle(ctx context.Context, key string, wj *watchedJob, s
 			return
 		}
 		rec.Generation++
+		rec.Update = recordedUpdate(u)
 		rec.Versions = map[string]string{}
 		for _, f := range sh.Files {
 			if f.Version != "" {
@@ -251,6 +254,29 @@ func (s *Server) recordBundle(ctx context.Context, key string, wj *watchedJob, s
 		wj.seen(rec.Generation)
 		return
 	}
+}
+
+// recordedUpdate is u as a job record keeps it.
+func recordedUpdate(u watch.Update) *replicas.Update {
+	ru := &replicas.Update{Reason: string(u.Reason), RenewAt: u.RenewAt}
+	for _, c := range u.Changes {
+		ru.Changes = append(ru.Changes, replicas.Change{Field: c.Field, Ref: c.Ref, From: c.From, To: c.To})
+	}
+	return ru
+}
+
+// updateOf is the update rec's generation shipped with (Changed without
+// changes when a replica that did not record it wrote the record).
+func updateOf(rec *replicas.Job) watch.Update {
+	ru := rec.Update
+	if ru == nil {
+		return watch.Update{Reason: watch.Changed}
+	}
+	u := watch.Update{Reason: watch.Reason(ru.Reason), RenewAt: ru.RenewAt}
+	for _, c := range ru.Changes {
+		u.Changes = append(u.Changes, watch.Change{Field: c.Field, Ref: c.Ref, From: c.From, To: c.To})
+	}
+	return u
 }
 
 // recordSecret adds a Secret shipped for the job at key to its record, so

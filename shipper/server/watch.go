@@ -127,7 +127,7 @@ func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, 
 		}
 		wj.publish(j, u)
 		if s.shared != nil && u.Reason != watch.Initial {
-			s.recordBundle(sctx, key, wj, sh) // the leader's refresh, for the other replicas (ha_watch.go)
+			s.recordBundle(sctx, key, wj, sh, u) // the leader's refresh, for the other replicas (ha_watch.go)
 		}
 		return nil
 	})

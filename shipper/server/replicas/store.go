@@ -24,8 +24,11 @@ type Job struct {
 	Versions map[string]string `json:"versions,omitempty"`
 	// Generation counts the job's rebuilds (a watched job's refreshes), so a
 	// replica sees that a new bundle is due.
-	Generation uint64    `json:"generation,omitempty"`
-	Expires    time.Time `json:"expires"`
+	Generation uint64 `json:"generation,omitempty"`
+	// Update is why the leader shipped the generation: the other replicas
+	// stream it with the bundle they build from the record.
+	Update  *Update   `json:"update,omitempty"`
+	Expires time.Time `json:"expires"`
 	// Secrets are the Kubernetes Secrets shipped for the job, deleted when
 	// it expires.
 	Secrets []Secret `json:"secrets,omitempty"`
@@ -70,6 +73,27 @@ type KubernetesTarget struct {
 	// it is mounted).
 	Operator string `json:"operator,omitempty"`
 	PEM      bool   `json:"pem,omitempty"`
+}
+
+// Update is why a watched job's generation shipped, as the leader's Watch
+// streams got it.
+type Update struct {
+	// Reason is the watch's reason ("changed", "renewed").
+	Reason string `json:"reason"`
+	// Changes are the settings whose secret changed (reason "changed").
+	Changes []Change `json:"changes,omitempty"`
+	// RenewAt is when the leader renews the certificate keyship issued;
+	// zero when it issued none.
+	RenewAt time.Time `json:"renew_at,omitzero"`
+}
+
+// Change is one setting whose secret's version changed (versions are
+// opaque and never secret).
+type Change struct {
+	Field string `json:"field"`
+	Ref   string `json:"ref"`
+	From  string `json:"from,omitempty"`
+	To    string `json:"to,omitempty"`
 }
 
 // Secret is a Kubernetes Secret a job owns: deleted when the job expires if
