@@ -95,30 +95,11 @@ func newReplicaSet(t testing.TB, j *job, zk *zktest.Ensemble, extra ...string) *
 func (rs *replicaSet) haFlags() []string {
 	args := []string{"--ha", "zookeeper", "--ha-zookeeper-quorum", strings.Join(rs.zk.Servers, ","),
 		"--ha-cluster-id", rs.cluster, "--ha-key", "file:" + haKeyName}
-	if serveHasFlag(rs.t, "--ha-zookeeper-session-timeout") {
-		args = append(args, "--ha-zookeeper-session-timeout", haSessionTimeout.String())
-	}
-	return args
+	return append(args, "--ha-zookeeper-session-timeout", haSessionTimeout.String())
 }
 
 // sessionTimeout is the ZooKeeper session timeout the replicas run with.
-func (rs *replicaSet) sessionTimeout() time.Duration {
-	if serveHasFlag(rs.t, "--ha-zookeeper-session-timeout") {
-		return haSessionTimeout
-	}
-	return 10 * time.Second // zookeeper.DefaultSessionTimeout
-}
-
-var serveHelp struct {
-	once sync.Once
-	text string
-}
-
-// serveHasFlag reports whether keyship serve takes flag (its --help).
-func serveHasFlag(t testing.TB, flag string) bool {
-	serveHelp.once.Do(func() { serveHelp.text = keyship(t, "serve", "--help").stdout })
-	return strings.Contains(serveHelp.text, flag+" ")
-}
+func (rs *replicaSet) sessionTimeout() time.Duration { return haSessionTimeout }
 
 // start starts one more replica and waits until its API listens.
 func (rs *replicaSet) start() *replica {

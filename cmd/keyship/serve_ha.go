@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/clientcmd"
@@ -27,7 +28,23 @@ type serveHAFlags struct {
 	clusterID string
 	namespace string
 	key       string
+	// session is the ZooKeeper session timeout, lease the Kubernetes
+	// Lease's duration: how long a crashed refresher keeps its leadership.
+	session time.Duration
+	lease   time.Duration
+
+	fl *pflag.FlagSet // which flags were given
 }
+
+// The bounds of --ha-zookeeper-session-timeout and
+// --ha-kubernetes-lease-duration: below them a busy replica or API server
+// loses its leadership in a pause; above them a crashed refresher's
+// watches stall for minutes.
+const (
+	minSessionTimeout = time.Second
+	minLeaseDuration  = 3 * time.Second
+	maxHATimeout      = 5 * time.Minute
+)
 
 func addServeHAFlags(fl *pflag.FlagSet, h *serveHAFlags) {
 	fl.StringVar(&h.mode, "ha", "none", "where replicas share jobs, fetch grants and the refresher's leadership: none (this process's memory), zookeeper or kubernetes")
@@ -35,6 +52,9 @@ func addServeHAFlags(fl *pflag.FlagSet, h *serveHAFlags) {
 	fl.StringVar(&h.pathRoot, "ha-path-root", "/keyship", "ZooKeeper path under which replicas keep their state (--ha zookeeper)")
 	fl.StringVar(&h.clusterID, "ha-cluster-id", "default", "separates keyship deployments sharing one ZooKeeper root or Kubernetes namespace")
 	fl.StringVar(&h.namespace, "ha-kubernetes-namespace", "", "namespace of the replicas' ConfigMaps and Lease (--ha kubernetes; default: the kubeconfig context's, or the pod's)")
+	fl.DurationVar(&h.session, "ha-zookeeper-session-timeout", zookeeper.DefaultSessionTimeout, "ZooKeeper session timeout (--ha zookeeper; Flink's high-availability.zookeeper.client.session-timeout): a crashed refresher's leadership ends within it (the ensemble may clamp it to its tickTime's bounds)")
+	fl.DurationVar(&h.lease, "ha-kubernetes-lease-duration", kubernetes.DefaultLeaseDuration, "duration of the refresher's Lease (--ha kubernetes; Flink's high-availability.kubernetes.leader-election.lease-duration): a crashed refresher's Lease is taken over after it; the renew deadline and retry period are 2/3 and 2/15 of it")
+	h.fl = fl
 	fl.StringVar(&h.key, "ha-key", "", "secret ref of the 32-byte key that seals every shared record (AES-256-GCM), read through keyship's backends, e.g. vault:secret/keyship/ha-key; required with --ha other than none")
 }
 
@@ -46,6 +66,11 @@ func (h serveHAFlags) config(kubeconfig string) (*daemon.HA, error) {
 		for name, v := range map[string]string{"--ha-zookeeper-quorum": h.quorum, "--ha-kubernetes-namespace": h.namespace, "--ha-key": h.key} {
 			if v != "" {
 				return nil, usageError{fmt.Errorf("%s is only for --ha zookeeper or kubernetes (--ha is none)", name)}
+			}
+		}
+		for _, name := range []string{"ha-zookeeper-session-timeout", "ha-kubernetes-lease-duration"} {
+			if h.given(name) {
+				return nil, usageError{fmt.Errorf("--%s is only for --ha zookeeper or kubernetes (--ha is none)", name)}
 			}
 		}
 		return nil, nil
@@ -78,12 +103,24 @@ func (h serveHAFlags) config(kubeconfig string) (*daemon.HA, error) {
 		if strings.Contains(h.clusterID, "/") {
 			return nil, usageError{fmt.Errorf("--ha-cluster-id %q: must not contain /", h.clusterID)}
 		}
-		cfg := zookeeper.Config{Servers: servers, Root: h.pathRoot, ClusterID: h.clusterID}
+		if h.given("ha-kubernetes-lease-duration") {
+			return nil, usageError{errors.New("--ha-kubernetes-lease-duration is only for --ha kubernetes")}
+		}
+		if err := inBounds("--ha-zookeeper-session-timeout", h.session, minSessionTimeout); err != nil {
+			return nil, usageError{err}
+		}
+		cfg := zookeeper.Config{Servers: servers, Root: h.pathRoot, ClusterID: h.clusterID, SessionTimeout: h.session}
 		ha.Open = func(ctx context.Context) (replicas.State, error) { return zookeeper.Open(ctx, cfg) }
 		return ha, nil
 	}
 	if h.quorum != "" {
 		return nil, usageError{errors.New("--ha-zookeeper-quorum is only for --ha zookeeper")}
+	}
+	if h.given("ha-zookeeper-session-timeout") {
+		return nil, usageError{errors.New("--ha-zookeeper-session-timeout is only for --ha zookeeper")}
+	}
+	if err := inBounds("--ha-kubernetes-lease-duration", h.lease, minLeaseDuration); err != nil {
+		return nil, usageError{err}
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
@@ -98,12 +135,24 @@ func (h serveHAFlags) config(kubeconfig string) (*daemon.HA, error) {
 			return nil, usageError{fmt.Errorf("--ha kubernetes: no namespace (--ha-kubernetes-namespace, or the kubeconfig context's)")}
 		}
 	}
-	st, err := kubernetes.Open(kubernetes.Config{REST: rest, Namespace: ns, ClusterID: h.clusterID})
+	st, err := kubernetes.Open(kubernetes.Config{REST: rest, Namespace: ns, ClusterID: h.clusterID,
+		LeaseDuration: h.lease, RenewDeadline: h.lease * 2 / 3, RetryPeriod: h.lease * 2 / 15})
 	if err != nil {
 		return nil, usageError{err}
 	}
 	ha.Open = func(context.Context) (replicas.State, error) { return st, nil }
 	return ha, nil
+}
+
+// given reports whether the flag name was on the command line.
+func (h serveHAFlags) given(name string) bool { return h.fl != nil && h.fl.Changed(name) }
+
+// inBounds checks a leadership timeout flag's value d.
+func inBounds(flag string, d, least time.Duration) error {
+	if d < least || d > maxHATimeout {
+		return fmt.Errorf("%s %s: want between %s and %s", flag, d, least, maxHATimeout)
+	}
+	return nil
 }
 
 // parseQuorum splits --ha-zookeeper-quorum into host:port servers.

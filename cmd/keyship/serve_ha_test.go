@@ -37,6 +37,17 @@ func TestServeHAFlagsRefuseBadValues(t *testing.T) {
 		{[]string{"--ha", "zookeeper", "--ha-key", "../x", "--ha-zookeeper-quorum", "zk1:2181"}, "--ha-key"},
 		{[]string{"--ha-key", "/ha-key"}, "--ha-key"},
 		{[]string{"--ha-zookeeper-quorum", "zk1:2181"}, "--ha-zookeeper-quorum"},
+		{[]string{"--ha", "zookeeper", "--ha-key", "/ha-key", "--ha-zookeeper-quorum", "zk1:2181", "--ha-zookeeper-session-timeout", "0s"}, "--ha-zookeeper-session-timeout 0s: want between"},
+		{[]string{"--ha", "zookeeper", "--ha-key", "/ha-key", "--ha-zookeeper-quorum", "zk1:2181", "--ha-zookeeper-session-timeout", "-4s"}, "--ha-zookeeper-session-timeout -4s: want between"},
+		{[]string{"--ha", "zookeeper", "--ha-key", "/ha-key", "--ha-zookeeper-quorum", "zk1:2181", "--ha-zookeeper-session-timeout", "1h"}, "--ha-zookeeper-session-timeout 1h0m0s: want between"},
+		{[]string{"--ha", "zookeeper", "--ha-key", "/ha-key", "--ha-zookeeper-quorum", "zk1:2181", "--ha-zookeeper-session-timeout", "soon"}, "--ha-zookeeper-session-timeout"},
+		{[]string{"--ha", "zookeeper", "--ha-key", "/ha-key", "--ha-zookeeper-quorum", "zk1:2181", "--ha-kubernetes-lease-duration", "15s"}, "--ha-kubernetes-lease-duration is only for"},
+		{[]string{"--ha", "kubernetes", "--ha-key", "/ha-key", "--ha-kubernetes-namespace", "ns", "--ha-kubernetes-lease-duration", "0s"}, "--ha-kubernetes-lease-duration 0s: want between"},
+		{[]string{"--ha", "kubernetes", "--ha-key", "/ha-key", "--ha-kubernetes-namespace", "ns", "--ha-kubernetes-lease-duration", "1s"}, "--ha-kubernetes-lease-duration 1s: want between"},
+		{[]string{"--ha", "kubernetes", "--ha-key", "/ha-key", "--ha-kubernetes-namespace", "ns", "--ha-kubernetes-lease-duration", "1h"}, "--ha-kubernetes-lease-duration 1h0m0s: want between"},
+		{[]string{"--ha", "kubernetes", "--ha-key", "/ha-key", "--ha-kubernetes-namespace", "ns", "--ha-zookeeper-session-timeout", "4s"}, "--ha-zookeeper-session-timeout is only for"},
+		{[]string{"--ha-zookeeper-session-timeout", "4s"}, "--ha-zookeeper-session-timeout is only for"},
+		{[]string{"--ha-kubernetes-lease-duration", "15s"}, "--ha-kubernetes-lease-duration is only for"},
 	} {
 		r := keyship(t, append(base, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
