@@ -46,6 +46,31 @@ type shared struct {
 	recorded map[string]time.Time
 
 	run replicaRun // RunReplica's (ha_watch.go)
+
+	// failing are the due Secrets whose deletion failed and was logged.
+	failing map[replicas.Secret]bool
+}
+
+// failedOnce notes that sec's deletion failed and reports whether it is
+// the first failure since it last succeeded (the one to log).
+func (sh *shared) failedOnce(sec replicas.Secret) bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.failing[sec] {
+		return false
+	}
+	if sh.failing == nil {
+		sh.failing = map[replicas.Secret]bool{}
+	}
+	sh.failing[sec] = true
+	return true
+}
+
+// deleted notes that sec's deletion succeeded.
+func (sh *shared) deleted(sec replicas.Secret) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	delete(sh.failing, sec)
 }
 
 // known reports whether key's record is known to exist.

@@ -136,4 +136,74 @@ func TestReplicasDeleteSecretsAfterRestart(t *testing.T) {
 	}
 }
 
+// TestReplicasRetrySecretDeletion: when the leader's deletion of a due
+// job's Secret fails (here the API server forbids it: the replica's
+// credentials lack delete), the job's record keeps the Secret, and a later
+// sweep (by a replica whose deletion succeeds) deletes it.
+func TestReplicasRetrySecretDeletion(t *testing.T) {
+	c := kubetest.Start(t)
+	served := c.Namespace(t, "ha-retry")
+	c.GrantSecrets(t, served, "keyship-serve")
+	client := func(user string) *kube.Client {
+		kc, err := kube.NewClient(c.Kubeconfig(t, user, served))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kc
+	}
+	root := seedRoot(t)
+	cfg := &config.Config{DefaultBackend: "file", Backends: map[string]config.Backend{"file": {Config: map[string]string{"root": root}}}}
+	mem := replicas.NewMemory()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	replica := func(st replicas.State, kc *kube.Client) *server.Server {
+		h := host.New(cfg, host.WithBuiltin("file", file.New))
+		t.Cleanup(func() { _ = h.Close() })
+		store, err := replicas.NewStore(st, replicastest.Key, replicas.WithClock(clock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return server.New(h, nil, server.WithClock(clock), server.WithKubernetes(kc), server.WithReplicas(store))
+	}
+	a := replica(mem, client("keyship-serve"))
+	ctx := context.Background()
+	_, err := a.Ship(ctx, &hostv1.ShipRequest{JobId: "job-r", Spec: []byte(haSpec()), Tasks: tasks("exec", 1), TtlSeconds: 60,
+		Targets: []hostv1.Target{hostv1.Target_TARGET_KUBERNETES}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := c.Core(t).Secrets(served)
+	list, err := secrets.List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("after the Ship: %d Secrets (%v), want 1", len(list.Items), err)
+	}
+	name := list.Items[0].Name
+	now = now.Add(2 * time.Minute)
+
+	denied := replica(mem.Replica(), client("keyship-no-delete")) // no Role: delete is forbidden
+	denied.Sweep()
+	if _, err := secrets.Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the Secret after a forbidden deletion: %v, want it still there", err)
+	}
+	b := replica(mem.Replica(), client("keyship-serve"))
+	b.Sweep()
+	if _, err := secrets.Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the due job's Secret after a sweep that can delete it, following one that could not: %v, want NotFound", err)
+	}
+	b.Sweep()
+	jobs, err := mustStore(t, mem.Replica(), clock).Due(ctx)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("after the Secret was deleted the sweep left %d due job records (%v), want 0", len(jobs), err)
+	}
+}
+
+// mustStore is a Store over st at clock.
+func mustStore(t testing.TB, st replicas.State, clock func() time.Time) *replicas.Store {
+	store, err := replicas.NewStore(st, replicastest.Key, replicas.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
 func haSpec() string { return string(shipReq("", nil).GetSpec()) }

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -312,8 +314,11 @@ func (s *Server) recordSecret(ctx context.Context, key, namespace, name string, 
 }
 
 // sweepShared deletes the Secrets of the shared state's expired jobs, then
-// their records and expired grants. Only the leader sweeps while
-// RunReplica runs; without it (a test, a tool) any caller does.
+// their records and expired grants. A Secret whose deletion failed stays
+// in its job's record, which the sweep keeps: the next sweep (by whichever
+// replica leads then) tries again, until the Secret is deleted or gone.
+// Only the leader sweeps while RunReplica runs; without it (a test, a tool)
+// any caller does.
 func (s *Server) sweepShared() {
 	sh := s.shared
 	if sh == nil || sh.run.running.Load() && !sh.run.leading.Load() {
@@ -327,16 +332,58 @@ func (s *Server) sweepShared() {
 		return
 	}
 	for _, rec := range due {
-		if s.kube == nil {
-			break
-		}
-		for _, sec := range rec.Secrets {
-			dctx, dcancel := context.WithTimeout(ctx, kubeDeleteTimeout)
-			_ = s.kube.client.Delete(dctx, sec.Namespace, sec.Name, types.UID(sec.UID))
-			dcancel()
+		if len(rec.Secrets) > 0 {
+			s.deleteSecrets(ctx, rec)
 		}
 	}
 	if _, err := sh.store.Sweep(ctx); err != nil {
 		s.logf("sweep the shared state", err)
+	}
+}
+
+// deleteSecrets deletes the Secrets of the due job rec and writes its
+// record back with those whose deletion failed (none: the sweep deletes
+// the record). A replica without a Kubernetes client cannot delete them:
+// it drops them, saying so. Each Secret's first failure is logged.
+func (s *Server) deleteSecrets(ctx context.Context, rec *replicas.Job) {
+	var left []replicas.Secret
+	for _, sec := range rec.Secrets {
+		if s.kube == nil {
+			s.logf("drop a due job's Secret from its record", fmt.Errorf("secret %q in namespace %q: this replica has no Kubernetes client (--kubeconfig) to delete it", sec.Name, sec.Namespace))
+			continue
+		}
+		dctx, dcancel := context.WithTimeout(ctx, kubeDeleteTimeout)
+		err := s.kube.client.Delete(dctx, sec.Namespace, sec.Name, types.UID(sec.UID))
+		dcancel()
+		if err != nil {
+			if s.shared.failedOnce(sec) {
+				s.logf("delete a due job's Secret (kept in its record, retried at the next sweep)", err)
+			}
+			left = append(left, sec)
+			continue
+		}
+		s.shared.deleted(sec)
+	}
+	if len(left) == len(rec.Secrets) {
+		return
+	}
+	for {
+		cur, v, err := s.shared.store.Job(ctx, rec.ID)
+		if errors.Is(err, replicas.ErrNotFound) {
+			return
+		}
+		if err != nil {
+			s.logf("record a due job's deleted Secrets", err)
+			return
+		}
+		cur.Secrets = slices.DeleteFunc(cur.Secrets, func(sec replicas.Secret) bool {
+			return slices.Contains(rec.Secrets, sec) && !slices.Contains(left, sec)
+		})
+		if _, err := s.shared.store.UpdateJob(ctx, cur, v); !errors.Is(err, replicas.ErrConflict) {
+			if err != nil {
+				s.logf("record a due job's deleted Secrets", err)
+			}
+			return
+		}
 	}
 }

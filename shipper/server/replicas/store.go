@@ -380,9 +380,11 @@ func (s *Store) Consume(ctx context.Context, tokenHash [32]byte, file string) (*
 }
 
 // Sweep deletes every job and grant record whose expiry has passed, reading
-// only their clear headers; a record written since it was listed (a job
-// given a later expiry) is left. It returns how many it deleted. Any replica
-// may sweep; the leader does it on a timer.
+// only their clear headers, except a job record that still lists Secrets
+// (their deletion is due or failed: the caller deletes them and updates
+// the record first); a record written since it was listed (a job given a
+// later expiry) is left. It returns how many it deleted. Any replica may
+// sweep; the leader does it on a timer.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	n := 0
@@ -395,6 +397,15 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			exp, ok := SealedExpiry(r.Data)
 			if !ok || now.Before(exp) {
 				continue
+			}
+			if kind == KindJob {
+				j, err := s.openJob(r)
+				if err != nil {
+					return n, err
+				}
+				if len(j.Secrets) > 0 {
+					continue
+				}
 			}
 			switch err := s.state.Delete(ctx, kind, r.Name, r.Version); {
 			case err == nil:
