@@ -752,3 +752,35 @@ func TestDeployArgsAreServeFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestHAReadyzFollowsTheSharedState: a --ha zookeeper replica's /readyz
+// is ready, naming the shared state, while ZooKeeper answers, and turns
+// not ready (503, naming the shared state) once every ZooKeeper server is
+// gone, so that a VIP or a Service routes around it.
+func TestHAReadyzFollowsTheSharedState(t *testing.T) {
+	zk := zktest.Start(t, 1)
+	j := newJob(t)
+	rs := newReplicaSet(t, j, zk, "--metrics-listen", "127.0.0.1:0", "--probe-interval", "200ms")
+	r := rs.start()
+	web := &http.Client{Timeout: 10 * time.Second}
+	var body string
+	if !waitFor(eventBound, func() bool {
+		var code int
+		code, body = get(t, web, r.metrics+"/readyz")
+		return code == http.StatusOK && strings.Contains(body, "shared state")
+	}) {
+		t.Fatalf("/readyz of a replica on a live ZooKeeper never ready naming the shared state:\n%s", body)
+	}
+	zk.Stop()
+	if !waitFor(eventBound, func() bool {
+		var code int
+		code, body = get(t, web, r.metrics+"/readyz")
+		return code == http.StatusServiceUnavailable
+	}) {
+		t.Fatalf("/readyz stayed ready with every ZooKeeper server gone:\n%s", body)
+	}
+	if !strings.Contains(body, "shared state") || !strings.Contains(body, "not ready") {
+		t.Errorf("/readyz does not say the shared state is not ready:\n%s", body)
+	}
+	t.Logf("/readyz with ZooKeeper gone:\n%s", body)
+}

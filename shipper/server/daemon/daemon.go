@@ -309,6 +309,7 @@ func Run(ctx context.Context, c Config) (err error) {
 			return err
 		}
 		sopts = append(sopts, server.WithReplicas(d.store))
+		d.prober.AddCheck("the replicas' shared state ("+c.HA.Engine+")", d.store.Ping)
 	}
 	var w *watch.Watcher
 	if c.Refresh > 0 {

@@ -63,9 +63,28 @@ type Prober struct {
 	timeout  time.Duration
 
 	mu       sync.Mutex
+	checks   []check // AddCheck's, probed after the backends
 	state    map[string]Status
-	starts   map[string]int // plugin starts seen by the last probe
+	checked  map[string]Status // by check name
+	starts   map[string]int    // plugin starts seen by the last probe
 	stopping bool
+}
+
+// check is a dependency other than a backend that readiness needs.
+type check struct {
+	name string
+	f    func(context.Context) error
+}
+
+// AddCheck makes readiness depend on f too (e.g. keyship serve --ha's
+// shared state): every probe calls it, bounded by the probe timeout, and
+// the Prober is not ready while f's last call failed. name says what it
+// checks in /readyz ("<name>: ok" or "<name>: not ready (<error>)"); f's
+// error must hold no secret.
+func (p *Prober) AddCheck(name string, f func(context.Context) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checks = append(p.checks, check{name: name, f: f})
 }
 
 // Option changes a Prober.
@@ -81,7 +100,7 @@ func WithTimeout(d time.Duration) Option { return func(p *Prober) { p.timeout = 
 // it is not ready.
 func New(b Backends, names []string, opts ...Option) *Prober {
 	p := &Prober{backends: b, names: slices.Sorted(slices.Values(names)), interval: 10 * time.Second, timeout: 5 * time.Second,
-		state: map[string]Status{}, starts: map[string]int{}}
+		state: map[string]Status{}, checked: map[string]Status{}, starts: map[string]int{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -108,6 +127,21 @@ func (p *Prober) Probe(ctx context.Context) {
 		st := p.probe(ctx, name)
 		p.mu.Lock()
 		p.state[name] = st
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	checks := slices.Clip(p.checks)
+	p.mu.Unlock()
+	for _, c := range checks {
+		cctx, cancel := context.WithTimeout(ctx, p.timeout)
+		err := c.f(cctx)
+		cancel()
+		st := Status{Backend: c.name, Ready: err == nil, Detail: "ok", Probed: time.Now()}
+		if err != nil {
+			st.Detail = err.Error()
+		}
+		p.mu.Lock()
+		p.checked[c.name] = st
 		p.mu.Unlock()
 	}
 }
@@ -153,9 +187,16 @@ func (p *Prober) Restarts() int {
 	return n
 }
 
-// Ready reports whether every backend answered its last probe and the
-// server is not shutting down, with each backend's status.
+// Ready reports whether every backend answered its last probe, every
+// check (AddCheck) passed its last one and the server is not shutting
+// down, with each backend's status.
 func (p *Prober) Ready() (bool, []Status) {
+	ready, sts, _ := p.ready()
+	return ready, sts
+}
+
+// ready is Ready with the checks' statuses.
+func (p *Prober) ready() (bool, []Status, []Status) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ready := !p.stopping
@@ -168,7 +209,16 @@ func (p *Prober) Ready() (bool, []Status) {
 		ready = ready && st.Ready
 		out = append(out, st)
 	}
-	return ready, out
+	var checks []Status
+	for _, c := range p.checks {
+		st, ok := p.checked[c.name]
+		if !ok {
+			st = Status{Backend: c.name, Detail: "not probed yet"}
+		}
+		ready = ready && st.Ready
+		checks = append(checks, st)
+	}
+	return ready, out, checks
 }
 
 // ShuttingDown makes the Prober not ready from now on.
@@ -187,10 +237,11 @@ func (p *Prober) Liveness() http.Handler {
 }
 
 // Readiness serves /readyz: 200 when Ready, else 503, with one line per
-// backend ("backend file: ok (file 0.1.0)" or the reason it is not).
+// backend ("backend file: ok (file 0.1.0)" or the reason it is not) and
+// per check.
 func (p *Prober) Readiness() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		ready, sts := p.Ready()
+		ready, sts, checks := p.ready()
 		var b strings.Builder
 		p.mu.Lock()
 		if p.stopping {
@@ -203,6 +254,13 @@ func (p *Prober) Readiness() http.Handler {
 				state = "not ready"
 			}
 			fmt.Fprintf(&b, "backend %s: %s (%s)\n", st.Backend, state, st.Detail)
+		}
+		for _, st := range checks {
+			if st.Ready {
+				fmt.Fprintf(&b, "%s: ok\n", st.Backend)
+			} else {
+				fmt.Fprintf(&b, "%s: not ready (%s)\n", st.Backend, st.Detail)
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -419,6 +419,16 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Ping reads one record that does not exist: nil when the state answers
+// (ErrNotFound), else why it did not (e.g. ErrUnavailable), for readiness.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.state.Get(ctx, KindJob, JobName("keyship readiness probe"))
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 // Campaign is State.Campaign.
 func (s *Store) Campaign(ctx context.Context, election string) (Leadership, error) {
 	return s.state.Campaign(ctx, election)
