@@ -103,3 +103,35 @@ func TestReadiness(t *testing.T) {
 		t.Error("gRPC health of an unknown service answered")
 	}
 }
+
+// TestReadinessChecks: a check added with AddCheck (keyship serve --ha's
+// shared state) makes the Prober not ready while its last call failed,
+// and ready again once it passes; /readyz names it.
+func TestReadinessChecks(t *testing.T) {
+	p := health.New(backends{"a": &proc{}}, []string{"a"})
+	var down atomic.Bool
+	p.AddCheck("the shared state", func(context.Context) error {
+		if down.Load() {
+			return errors.New("shared state unavailable")
+		}
+		return nil
+	})
+	ctx := context.Background()
+	p.Probe(ctx)
+	if code, body := readyz(t, p); code != 200 || body != "backend a: ok (proc 1.0)\nthe shared state: ok\n" {
+		t.Errorf("with the check passing: %d %q", code, body)
+	}
+	down.Store(true)
+	p.Probe(ctx)
+	if code, body := readyz(t, p); code != 503 || !strings.Contains(body, "the shared state: not ready (shared state unavailable)") {
+		t.Errorf("with the check failing: %d %q", code, body)
+	}
+	if ready, _ := p.Ready(); ready {
+		t.Error("Ready with the check failing")
+	}
+	down.Store(false)
+	p.Probe(ctx)
+	if code, _ := readyz(t, p); code != 200 {
+		t.Errorf("the check passing again: %d, want ready", code)
+	}
+}
