@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,16 +22,23 @@ import (
 // The client speaks core/v1 through client-go's REST client with a scheme
 // of meta/v1 alone (options and Status): client-go's typed clientset would
 // register every API group of k8s.io/api, which nearly tripled keyship's
-// binary for one resource.
+// binary for one resource. The scheme is built with the first client, not
+// at package init: every keyship ship links this package and would pay it.
 var (
 	coreV1      = schema.GroupVersion{Version: "v1"}
-	scheme      = runtime.NewScheme()
-	codecs      = serializer.NewCodecFactory(scheme)
-	paramCodec  = runtime.NewParameterCodec(scheme)
 	secretsPath = "secrets"
+	schemeOnce  sync.Once
+	codecs      serializer.CodecFactory
+	paramCodec  runtime.ParameterCodec
 )
 
-func init() { metav1.AddToGroupVersion(scheme, coreV1) }
+// initScheme builds the scheme, codecs and paramCodec (once, schemeOnce).
+func initScheme() {
+	scheme := runtime.NewScheme()
+	metav1.AddToGroupVersion(scheme, coreV1)
+	codecs = serializer.NewCodecFactory(scheme)
+	paramCodec = runtime.NewParameterCodec(scheme)
+}
 
 // secretObject is the part of a core/v1 Secret keyship reads back.
 type secretObject struct {
@@ -66,6 +74,7 @@ func NewClient(kubeconfig string) (*Client, error) {
 
 // NewClientForConfig connects with cfg; namespace is the default namespace.
 func NewClientForConfig(cfg *rest.Config, namespace string) (*Client, error) {
+	schemeOnce.Do(initScheme)
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "keyship"
 	cfg.APIPath = "/api"

@@ -99,3 +99,57 @@ BenchmarkWarmShipBuiltJob-2   	    2000	   1739506 ns/op	       400.0 floor-p50-
 		}
 	}
 }
+
+// TestReportPrintsColdRatios (issue 23, item 4): BenchmarkColdStart's
+// figures come out as ratios to what the same run measured, beside their
+// targets, with the baseline build's when it was timed too, and no line
+// for a baseline that was not.
+func TestReportPrintsColdRatios(t *testing.T) {
+	const cold = "BenchmarkColdStart-2   1   9 ns/op   1.8 version-x-floor   2.4 version-cpu-x-floor   3.6 base-version-x-floor" +
+		"   1.2 ship-x-builtin   25 manual-x-ship   8.0 floor-ms\n" +
+		"BenchmarkColdStart-2   1   9 ns/op   2.0 version-x-floor   2.6 version-cpu-x-floor   3.5 base-version-x-floor" +
+		"   1.4 ship-x-builtin   21 manual-x-ship   9.0 floor-ms\n"
+	r, err := parse(strings.NewReader(cold), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	report(&out, r)
+	got := out.String()
+	if !strings.Contains(got, "cold path, whole processes side by side") {
+		t.Errorf("report lacks the cold path's section:\n%s", got)
+	}
+	for _, want := range [][]string{
+		// median of 1.8 and 2.0, target 2: met by 2/1.9.
+		{"keyship --version ÷ Go hello world", "1.90 ×", "[1.80–2.00 ×]", "2.00 ×", "1.05×"},
+		{"keyship --version ÷ Go hello world (baseline)", "3.55 ×", "0.56×"},
+		{"in CPU time", "2.50 ×", "0.80×"},
+		{"cold ship, pinned file plugin ÷ built-in backend", "1.30 ×", "1.50 ×", "1.15×"},
+		// higher is better: 23 against 20.
+		{"openssl+keytool ÷ cold ship, pinned file plugin", "23.0 ×", "20.0 ×", "1.15×"},
+		{"absolute: Go hello world", "8.50 ms"},
+	} {
+		if line := lineOf(got, want[0]); line == "" {
+			t.Errorf("report lacks a line %q:\n%s", want[0], got)
+		} else {
+			for _, f := range want[1:] {
+				if !strings.Contains(line, f) {
+					t.Errorf("line %q lacks %q", line, f)
+				}
+			}
+		}
+	}
+	if strings.Contains(got, "cold ship, pinned file plugin ÷ built-in backend (baseline)") {
+		t.Errorf("report has a baseline row that was not measured:\n%s", got)
+	}
+}
+
+// lineOf returns the line of report whose figure is exactly what.
+func lineOf(report, what string) string {
+	for line := range strings.SplitSeq(report, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), what); ok && strings.HasPrefix(rest, "  ") {
+			return line
+		}
+	}
+	return ""
+}

@@ -63,16 +63,18 @@ func fixture(b *testing.B) (dir, spec string) {
 	return dir, filepath.Join(dir, "job.json")
 }
 
-// keyshipBinary returns $KEYSHIP_BIN or a freshly built keyship.
+// keyshipBinary returns $KEYSHIP_BIN (make bench: bin/keyship) or a freshly
+// built keyship with the plugins beside it.
 func keyshipBinary(b *testing.B) string {
 	b.Helper()
 	if p := os.Getenv("KEYSHIP_BIN"); p != "" {
 		return p
 	}
 	dir := b.TempDir()
-	// Built as make build builds them: the plugin's size is its start-up.
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", dir+"/",
-		"github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-file")
+	// Built as make build builds them (stripped, grpcnotrace): the plugin's
+	// size is its start-up.
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "grpcnotrace", "-o", dir+"/",
+		"github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-...")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("go build keyship: %v\n%s", err, msg)
 	}
@@ -168,8 +170,6 @@ func inProcess(b *testing.B, dir string) func() {
 // where keyship's time goes, the same build in this process
 // (inprocess-x-faster: the ratio without keyship's process start).
 func BenchmarkKeyshipVsManual(b *testing.B) {
-	openssl := require(b, "openssl")
-	keytool := require(b, "keytool")
 	bin := keyshipBinary(b)
 	dir, spec := fixture(b)
 	sandbox := filepath.Join(dir, "sandbox")
@@ -177,17 +177,7 @@ func BenchmarkKeyshipVsManual(b *testing.B) {
 	keyshipOnce := func() {
 		run(b, dir, bin, "ship", "--config", config, "--spec", spec, "--sandbox", sandbox, "--hosts", "node1.example.com")
 	}
-	manualOnce := func() {
-		for _, f := range []string{"node.p12", "keystore.jks", "truststore.jks"} {
-			_ = os.Remove(filepath.Join(dir, f))
-		}
-		run(b, dir, openssl, "pkcs12", "-export", "-in", "cert.pem", "-inkey", "key.pem", "-certfile", "ca.pem",
-			"-name", "node", "-passout", "pass:"+password, "-out", "node.p12")
-		run(b, dir, keytool, "-importkeystore", "-srckeystore", "node.p12", "-srcstoretype", "PKCS12", "-srcstorepass", password,
-			"-destkeystore", "keystore.jks", "-deststoretype", "JKS", "-deststorepass", password, "-destkeypass", password, "-noprompt")
-		run(b, dir, keytool, "-importcert", "-file", "ca.pem", "-alias", "ca", "-keystore", "truststore.jks",
-			"-storetype", "JKS", "-storepass", password, "-noprompt")
-	}
+	manualOnce := manual(b, dir)
 	build := inProcess(b, dir)
 	// Warm the page cache for both, and check both make their stores.
 	build()
