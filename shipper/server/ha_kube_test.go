@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/hashicorp/go-hclog"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,14 +159,14 @@ func TestReplicasRetrySecretDeletion(t *testing.T) {
 	mem := replicas.NewMemory()
 	now := time.Now()
 	clock := func() time.Time { return now }
-	replica := func(st replicas.State, kc *kube.Client) *server.Server {
+	replica := func(st replicas.State, kc *kube.Client, opts ...server.Option) *server.Server {
 		h := host.New(cfg, host.WithBuiltin("file", file.New))
 		t.Cleanup(func() { _ = h.Close() })
 		store, err := replicas.NewStore(st, replicastest.Key, replicas.WithClock(clock))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return server.New(h, nil, server.WithClock(clock), server.WithKubernetes(kc), server.WithReplicas(store))
+		return server.New(h, nil, append([]server.Option{server.WithClock(clock), server.WithKubernetes(kc), server.WithReplicas(store)}, opts...)...)
 	}
 	a := replica(mem, client("keyship-serve"))
 	ctx := context.Background()
@@ -180,10 +183,15 @@ func TestReplicasRetrySecretDeletion(t *testing.T) {
 	name := list.Items[0].Name
 	now = now.Add(2 * time.Minute)
 
-	denied := replica(mem.Replica(), client("keyship-no-delete")) // no Role: delete is forbidden
+	// The denied replica watches nothing: its failure is logged all the same.
+	var logged bytes.Buffer
+	denied := replica(mem.Replica(), client("keyship-no-delete"), server.WithLogger(hclog.New(&hclog.LoggerOptions{Output: &logged})))
 	denied.Sweep()
 	if _, err := secrets.Get(ctx, name, metav1.GetOptions{}); err != nil {
 		t.Fatalf("the Secret after a forbidden deletion: %v, want it still there", err)
+	}
+	if !strings.Contains(logged.String(), name) || !strings.Contains(logged.String(), "forbidden") {
+		t.Errorf("a replica that watches no job logged %q for a Secret it may not delete, want a line naming %s and why", logged.String(), name)
 	}
 	b := replica(mem.Replica(), client("keyship-serve"))
 	b.Sweep()

@@ -114,7 +114,10 @@ func wait(ctx context.Context, d time.Duration) {
 
 // logf logs an error of the replica's background work.
 func (s *Server) logf(what string, err error) {
-	if s.watching != nil {
+	switch {
+	case s.logger != nil:
+		s.logger.Warn(what, "error", err)
+	case s.watching != nil:
 		s.watching.cfg.Logger.Warn(what, "error", err)
 	}
 }

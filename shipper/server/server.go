@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/go-hclog"
 	"path"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ const (
 
 // Server implements hostv1.ShipperServiceServer.
 type Server struct {
+	logger hclog.Logger
 	hostv1.UnimplementedShipperServiceServer
 	builder shipper.Builder
 	fetch   *fetch.Server
@@ -139,6 +141,12 @@ func WithZeroGrace(d time.Duration) Option {
 
 // WithClock sets the server's clock (for tests of expiry).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithLogger sets where the server logs what fails in the background (a
+// shared record it cannot read, a Secret it cannot delete), whether or not
+// it watches jobs; without it, only a server that watches logs them, to
+// its watch's logger.
+func WithLogger(l hclog.Logger) Option { return func(s *Server) { s.logger = l } }
 
 // New returns a Server that builds through b (a *host.Host) and publishes
 // fetch URIs on fs (nil disables TARGET_FETCH).

@@ -303,7 +303,7 @@ func Run(ctx context.Context, c Config) (err error) {
 			return err
 		}
 	}
-	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks), server.WithZeroGrace(c.ZeroGrace))
+	sopts := append(slices.Clip(c.ServerOptions), server.WithLimits(c.MaxJobs, c.MaxTasks), server.WithZeroGrace(c.ZeroGrace), server.WithLogger(c.Logger.Named("server")))
 	if c.HA != nil {
 		if d.store, err = openHA(ctx, c.HA, d.host); err != nil {
 			return err
