@@ -64,6 +64,7 @@ type Server struct {
 	mu        sync.Mutex
 	grants    map[[32]byte]*grant // by SHA-256 of the token
 	reserved  int                 // grants held by Reservations
+	minted    mintedGrants        // grants this replica wrote to its Shared (shared.go)
 	lastSweep time.Time
 	closed    bool
 
@@ -319,10 +320,10 @@ func (s *Server) Room(n int) error {
 }
 
 func (s *Server) roomLocked(n int) error {
-	if s.maxGrants > 0 && len(s.grants)+s.reserved+n > s.maxGrants {
+	if s.maxGrants > 0 && s.liveLocked()+s.reserved+n > s.maxGrants {
 		s.sweepLocked()
-		if len(s.grants)+s.reserved+n > s.maxGrants {
-			return fmt.Errorf("%w: %d live, %d reserved, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, len(s.grants), s.reserved, n, s.maxGrants)
+		if s.liveLocked()+s.reserved+n > s.maxGrants {
+			return fmt.Errorf("%w: %d live, %d reserved, %d more asked for, limit %d (keyship serve --max-grants); retry when jobs expire", ErrGrantLimit, s.liveLocked(), s.reserved, n, s.maxGrants)
 		}
 	}
 	return nil
@@ -456,6 +457,7 @@ func (s *Server) Sweep() {
 func (s *Server) sweepLocked() {
 	now := s.now()
 	s.lastSweep = now
+	s.minted.sweep(now)
 	live := map[*job]bool{}
 	var dead []*job
 	for k, g := range s.grants {
@@ -475,9 +477,15 @@ func (s *Server) sweepLocked() {
 	}
 }
 
-// Len returns how many task grants are live (for tests and metrics).
+// Len returns how many task grants are live (for tests and metrics): held
+// here, or written to the Shared by this server and not expired.
 func (s *Server) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.grants)
+	return s.liveLocked()
 }
+
+// liveLocked is how many grants count against the limit: those held here
+// and those this server wrote to its Shared (until they expire, used or
+// not: a replica does not learn of a use another replica served).
+func (s *Server) liveLocked() int { return len(s.grants) + s.minted.n }

@@ -2,7 +2,9 @@ package fetch_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -238,5 +240,47 @@ func BenchmarkFetch1000(b *testing.B) {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
 		}
+	}
+}
+
+// TestMaxGrantsCountsSharedGrants: a replica's --max-grants bounds the
+// grants it wrote to the shared state (until they expire), as it bounds a
+// lone server's, and Len counts them for keyship_live_fetch_grants.
+func TestMaxGrantsCountsSharedGrants(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := fetch.New("https://keyship.example", fetch.WithMaxGrants(3), fetch.WithClock(func() time.Time { return now }))
+	shared := []materialize.File{{Path: "keystore.jks", Contents: []byte("store")}}
+	var recorded int
+	record := func(_ context.Context, gs []fetch.Grant) error { recorded += len(gs); return nil }
+	for _, ttl := range []time.Duration{time.Minute, 2 * time.Minute} {
+		res, err := s.Reserve(1)
+		if err != nil {
+			t.Fatalf("room for a grant (%s TTL): %v", ttl, err)
+		}
+		_, err = s.PublishShared(context.Background(), []string{"exec-" + ttl.String()}, shared, 1, ttl, record)
+		res.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := s.Reserve(1)
+	if err != nil {
+		t.Fatalf("room for the third grant: %v", err)
+	}
+	res.Release()
+	if _, err := s.Reserve(2); !errors.Is(err, fetch.ErrGrantLimit) {
+		t.Fatalf("room for 2 grants with 2 of 3 written to the shared state: %v, want ErrGrantLimit", err)
+	}
+	if got := s.Len(); got != 2 || recorded != 2 {
+		t.Fatalf("Len %d, recorded %d: want 2 and 2", got, recorded)
+	}
+	now = now.Add(90 * time.Second) // the first grant expired, the second not
+	res, err = s.Reserve(2)
+	if err != nil {
+		t.Fatalf("room for 2 grants once one of the 2 expired: %v", err)
+	}
+	res.Release()
+	if got := s.Len(); got != 1 {
+		t.Fatalf("Len after one expired: %d, want 1", got)
 	}
 }

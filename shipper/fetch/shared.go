@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"container/heap"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -127,7 +128,50 @@ func (s *Server) PublishShared(ctx context.Context, tasks []string, files []mate
 	if err := record(ctx, grants); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.minted.add(expires, len(grants))
+	s.mu.Unlock()
 	return out, nil
+}
+
+// mintedGrants counts the grants a server wrote to its Shared, by expiry,
+// so that --max-grants bounds what one replica puts in the shared state as
+// it bounds what a lone server holds.
+type mintedGrants struct {
+	n       int
+	batches mintedHeap
+}
+
+func (m *mintedGrants) add(at time.Time, n int) {
+	m.n += n
+	heap.Push(&m.batches, mintedBatch{at, n})
+}
+
+// sweep forgets the batches expired at now.
+func (m *mintedGrants) sweep(now time.Time) {
+	for len(m.batches) > 0 && !now.Before(m.batches[0].at) {
+		m.n -= heap.Pop(&m.batches).(mintedBatch).n
+	}
+}
+
+// mintedBatch is the grants of one PublishShared, which expire together.
+type mintedBatch struct {
+	at time.Time
+	n  int
+}
+
+// mintedHeap is a container/heap of batches, the first to expire first.
+type mintedHeap []mintedBatch
+
+func (h mintedHeap) Len() int           { return len(h) }
+func (h mintedHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h mintedHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *mintedHeap) Push(x any)        { *h = append(*h, x.(mintedBatch)) }
+func (h *mintedHeap) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return b
 }
 
 // serveShared answers a fetch through the server's Shared: the status and,
