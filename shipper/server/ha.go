@@ -182,10 +182,11 @@ func (sh *shared) publish(ctx context.Context, now time.Time, r Request, j *job,
 	if !sh.known(j.key, now) {
 		rec = jobRecord(r, j)
 	}
-	if err := sh.store.Publish(ctx, rec, grants); err != nil {
+	first, err := sh.store.PublishFirst(ctx, rec, grants)
+	if err != nil {
 		return stateErr(err)
 	}
-	if rec != nil {
+	if rec != nil && !first {
 		if err := sh.outlive(ctx, j); err != nil {
 			return err
 		}
@@ -197,8 +198,8 @@ func (sh *shared) publish(ctx context.Context, now time.Time, r Request, j *job,
 // outlive makes the job's record live as long as this replica's job: when
 // another replica wrote it first, for a build with an earlier expiry, the
 // record is given j's, so that the URIs this replica hands out until then
-// are served by every replica (one read per job a replica builds; a write
-// only in that case).
+// are served by every replica (one read when a replica builds a job whose
+// record another wrote; a write only in that case).
 func (sh *shared) outlive(ctx context.Context, j *job) error {
 	for {
 		rec, v, err := sh.store.Job(ctx, j.key)

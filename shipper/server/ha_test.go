@@ -598,3 +598,47 @@ func testRecordOutlivesEveryReplicasJob(t *testing.T, e engine) {
 		t.Fatalf("B's URI, within B's TTL, after A's expiry and a sweep, through a third replica: %d, want 200", code)
 	}
 }
+
+// readCounting is a State that counts its reads of records.
+type readCounting struct {
+	replicas.State
+	gets atomic.Int64
+}
+
+func (c *readCounting) Get(ctx context.Context, kind replicas.Kind, name string) (replicas.Record, error) {
+	c.gets.Add(1)
+	return c.State.Get(ctx, kind, name)
+}
+
+// TestNewJobShipReadsNoRecord: a Ship of a new job writes its record and
+// grants and reads nothing back (its record, just created, is its own); a
+// replica that ships a job whose record another replica wrote reads it once,
+// to give it the later expiry.
+func TestNewJobShipReadsNoRecord(t *testing.T) {
+	root := seedRoot(t)
+	mem := replicas.NewMemory()
+	replica := func(st replicas.State) *server.Server {
+		store, err := replicas.NewStore(st, replicastest.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := &config.Config{DefaultBackend: "file", Backends: map[string]config.Backend{"file": {Config: map[string]string{"root": root}}}}
+		h := host.New(cfg, host.WithBuiltin("file", file.New))
+		t.Cleanup(func() { _ = h.Close() })
+		return server.New(h, fetch.New("https://keyship.example"), server.WithReplicas(store))
+	}
+	sa, sb := &readCounting{State: mem}, &readCounting{State: mem.Replica()}
+	a, b := replica(sa), replica(sb)
+	if _, err := a.Ship(context.Background(), shipReq("job-reads", tasks("a", 2), hostv1.Target_TARGET_FETCH)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sa.gets.Load(); got != 0 {
+		t.Errorf("a new job's Ship read %d records, want 0", got)
+	}
+	if _, err := b.Ship(context.Background(), shipReq("job-reads", tasks("b", 2), hostv1.Target_TARGET_FETCH)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sb.gets.Load(); got == 0 {
+		t.Errorf("a Ship of a job whose record another replica wrote read no record, want it read to outlive it")
+	}
+}

@@ -220,33 +220,41 @@ func (s *Store) openGrant(r Record) (*Grant, error) {
 // whose record exists costs a failed write before the grants' (on
 // ZooKeeper, two transactions instead of one).
 func (s *Store) Publish(ctx context.Context, job *Job, grants []Grant) error {
+	_, err := s.PublishFirst(ctx, job, grants)
+	return err
+}
+
+// PublishFirst is Publish, and reports whether this call created the job's
+// record (false when job is nil or its record existed): the caller then
+// knows the record is its own, with its expiry, without reading it.
+func (s *Store) PublishFirst(ctx context.Context, job *Job, grants []Grant) (first bool, err error) {
 	recs := make([]Record, 0, len(grants)+1)
 	if job != nil {
 		r, err := s.jobRecord(job)
 		if err != nil {
-			return err
+			return false, err
 		}
 		recs = append(recs, r)
 	}
 	for i := range grants {
 		r, err := s.grantRecord(&grants[i])
 		if err != nil {
-			return err
+			return false, err
 		}
 		recs = append(recs, r)
 	}
-	err := s.state.Create(ctx, recs...)
+	err = s.state.Create(ctx, recs...)
 	if job == nil || !errors.Is(err, ErrExists) {
-		return err
+		return job != nil && err == nil, err
 	}
 	// The job's record exists: did it make the whole write fail?
 	if _, gerr := s.state.Get(ctx, KindJob, recs[0].Name); gerr != nil {
-		return err
+		return false, err
 	}
 	if len(recs) == 1 {
-		return nil
+		return false, nil
 	}
-	return s.state.Create(ctx, recs[1:]...)
+	return false, s.state.Create(ctx, recs[1:]...)
 }
 
 // Job returns the job's record and its version, or ErrNotFound.
