@@ -50,14 +50,16 @@ func track(m proto.Message) *encodings {
 	return e
 }
 
-// done stops noting m's encodings and clears them.
+// done stops noting m's encodings. It does not clear them: Connect adopts
+// an encoding into its buffer pool once written, and another call may be
+// reading its request into that memory by then (clearing it corrupted
+// concurrent Watch requests: "cannot parse invalid wire-format data"). The
+// pool's buffers are freed by the GC within two sweeps and handed back to
+// the kernel, which zeroes them (daemon's sweep, debug.FreeOSMemory).
 func (e *encodings) done(m proto.Message) {
 	pending.Delete(m)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, b := range e.bufs {
-		clear(b)
-	}
 	e.bufs = nil
 }
 
