@@ -58,7 +58,7 @@ func Handler(s *Server, opts ...HandlerOption) http.Handler {
 	}
 	mux.Handle(hostv1connect.NewShipperServiceHandler(&connectService{s: s, observers: c.observers}, hopts...))
 	mux.Handle(grpchealth.NewHandler(c.health))
-	return withCaller(withScrub(mux))
+	return withCaller(mux)
 }
 
 // maxRequestBytes bounds a request message: a spec is at most 1 MiB
@@ -83,7 +83,6 @@ func (c *connectService) Ship(ctx context.Context, req *connect.Request[hostv1.S
 	if err != nil {
 		return nil, err
 	}
-	scrubAfter(ctx, resp)
 	return connect.NewResponse(resp), nil
 }
 
@@ -108,7 +107,7 @@ func (c *connectService) Check(ctx context.Context, req *connect.Request[hostv1.
 func (c *connectService) Watch(ctx context.Context, req *connect.Request[hostv1.WatchRequest], stream *connect.ServerStream[hostv1.WatchResponse]) error {
 	ctx, rec := withRecord(ctx)
 	start := time.Now()
-	err := connectError(c.s.watch(ctx, req.Msg, sendScrubbed(stream.Send)))
+	err := connectError(c.s.watch(ctx, req.Msg, stream.Send))
 	if len(c.observers) > 0 {
 		c.observe(ctx, rec, shipCall(ctx, "Watch", start, req.Msg.GetShip(), err))
 	}

@@ -2,14 +2,11 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
-	"sync"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -17,103 +14,16 @@ import (
 )
 
 // The API's responses carry secrets (a Mesos secret's value, a file's
-// contents). Connect encodes a response with the handler's codec and keeps
-// the encoding in its buffer pool, uncleared, after the write; so the API's
-// codecs (protoCodec, jsonCodec) note each response's encoding here, and the
-// call clears it once written: withScrub at the end of a unary call,
-// sendScrubbed after each message of a stream.
-
-// encodings are the buffers one response was encoded into.
-type encodings struct {
-	mu   sync.Mutex
-	bufs [][]byte
-}
-
-// pending maps a response being sent (a proto.Message) to its encodings.
-var pending sync.Map
-
-// noteEncoded records that message m was encoded into b, when m is a
-// response being sent.
-func noteEncoded(m any, b []byte) {
-	if v, ok := pending.Load(m); ok {
-		e := v.(*encodings)
-		e.mu.Lock()
-		e.bufs = append(e.bufs, b)
-		e.mu.Unlock()
-	}
-}
-
-// track starts noting m's encodings.
-func track(m proto.Message) *encodings {
-	e := &encodings{}
-	pending.Store(m, e)
-	return e
-}
-
-// done stops noting m's encodings. It does not clear them: Connect adopts
-// an encoding into its buffer pool once written, and another call may be
-// reading its request into that memory by then (clearing it corrupted
-// concurrent Watch requests: "cannot parse invalid wire-format data"). The
-// pool's buffers are freed by the GC within two sweeps and handed back to
-// the kernel, which zeroes them (daemon's sweep, debug.FreeOSMemory).
-func (e *encodings) done(m proto.Message) {
-	pending.Delete(m)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.bufs = nil
-}
-
-// scrub is one call's responses, cleared when the call ends.
-type scrub struct {
-	mu   sync.Mutex
-	msgs []proto.Message
-	encs []*encodings
-}
-
-type scrubKey struct{}
-
-// withScrub clears the encodings of the responses a call sent (scrubAfter)
-// once h has answered it.
-func withScrub(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sc := &scrub{}
-		defer sc.clear()
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scrubKey{}, sc)))
-	})
-}
-
-// scrubAfter makes the call of ctx clear m's encodings when it ends.
-func scrubAfter(ctx context.Context, m proto.Message) {
-	sc, _ := ctx.Value(scrubKey{}).(*scrub)
-	if sc == nil || m == nil {
-		return
-	}
-	sc.mu.Lock()
-	sc.msgs, sc.encs = append(sc.msgs, m), append(sc.encs, track(m))
-	sc.mu.Unlock()
-}
-
-func (sc *scrub) clear() {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	for i, e := range sc.encs {
-		e.done(sc.msgs[i])
-	}
-	sc.msgs, sc.encs = nil, nil
-}
-
-// sendScrubbed returns send that clears each message's encodings once it
-// is written (the writer has copied it).
-func sendScrubbed[M proto.Message](send func(M) error) func(M) error {
-	return func(m M) error {
-		e := track(m)
-		defer e.done(m)
-		return send(m)
-	}
-}
+// contents). Connect adopts each encoded response into its buffer pool once
+// written, and another call may be reading its request into that memory at
+// once, so keyship does not clear an encoding after the write (doing so
+// corrupted concurrent Watch requests). The pool's buffers are freed by the
+// GC within two sweeps and handed back to the kernel, which zeroes them
+// (the daemon's sweep, debug.FreeOSMemory). What the codecs control, they
+// keep out of Go strings (marshalJSON).
 
 // protoCodec is Connect's binary proto codec (the gRPC and Connect
-// protocols), with its encodings noted for clearing; it does not append to
+// protocols); it does not append to
 // Connect's pooled buffers (their contents outlive the call).
 type protoCodec struct{}
 
@@ -124,11 +34,7 @@ func (protoCodec) Marshal(m any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%T is not a proto.Message", m)
 	}
-	b, err := proto.Marshal(pm)
-	if err == nil {
-		noteEncoded(m, b)
-	}
-	return b, err
+	return proto.Marshal(pm)
 }
 
 func (protoCodec) Unmarshal(data []byte, m any) error {
@@ -144,16 +50,13 @@ func (protoCodec) Unmarshal(data []byte, m any) error {
 // package does not clear: protojson base64-encodes bytes into a string of
 // its own (uncleared garbage), so the fields are swapped for random tokens
 // while protojson runs, and the tokens' encodings replaced with the fields'
-// in one buffer, noted for clearing.
+// in one buffer.
 func marshalJSON(m proto.Message) ([]byte, error) {
 	var sw swaps
 	sw.walk(m.ProtoReflect())
 	defer sw.restore()
 	out, err := protojson.MarshalOptions{}.Marshal(m)
 	if err != nil || len(sw.tokens) == 0 {
-		if err == nil {
-			noteEncoded(m, out)
-		}
 		return out, err
 	}
 	type hit struct{ at, token int }
@@ -185,7 +88,6 @@ func marshalJSON(m proto.Message) ([]byte, error) {
 		clear(res)
 		return nil, errors.New("keyship: a bytes field's token was not found once in the JSON encoding")
 	}
-	noteEncoded(m, res)
 	return res, nil
 }
 
