@@ -1,8 +1,8 @@
 // Package kubernetes keeps the state keyship serve replicas share in the
 // Kubernetes API server of the cluster they run in (`keyship serve --ha
 // kubernetes`), as Flink's Kubernetes HA services do: records in
-// ConfigMaps, leadership in a coordination.k8s.io Lease through client-go's
-// leader election.
+// ConfigMaps, leadership in a coordination.k8s.io Lease held as client-go's
+// leader election holds one (lease.go).
 //
 // Each record is one ConfigMap in the replicas' namespace,
 //
@@ -19,31 +19,33 @@
 // The API server has no multi-object transaction: Create writes its records
 // in order (the first, a Ship's job record, alone; its grants then at
 // once) and deletes what it wrote when one fails.
+//
+// The package speaks to the API server through client-go's REST client
+// with a scheme of meta/v1 alone, as shipper/kube does, and decodes the two
+// kinds it uses into its own structs. client-go's typed clients register
+// every API group of k8s.io/api at package init, and its leaderelection
+// package links the whole clientset and its informers: 380 packages whose
+// init every keyship command paid, `keyship ship` included.
 package kubernetes
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"sync"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/keyship/keyship/shipper/server/replicas"
 )
@@ -57,12 +59,15 @@ const (
 	recordKey      = "record"
 )
 
+// coordinationGroup is the API group of Leases.
+const coordinationGroup = "coordination.k8s.io"
+
 // Rules is the Role the replicas' service account needs in their
 // namespace: ConfigMaps for records, a Lease for leadership. Nothing else,
 // nothing cluster-wide.
 var Rules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
-	{APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+	{APIGroups: []string{coordinationGroup}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 }
 
 // Config says where the state lives and how leadership is held.
@@ -78,8 +83,8 @@ type Config struct {
 	// Identity names this replica in Leases (default: the hostname, which
 	// in a pod is its name); each campaign adds a random suffix.
 	Identity string
-	// LeaseDuration, RenewDeadline and RetryPeriod are client-go leader
-	// election's (defaults 15s, 10s, 2s, as Flink's and the controller
+	// LeaseDuration, RenewDeadline and RetryPeriod are those of client-go's
+	// leader election (defaults 15s, 10s, 2s, as Flink's and the controller
 	// managers'): a crashed leader's Lease is taken over within
 	// LeaseDuration plus RetryPeriod.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
@@ -95,15 +100,76 @@ const (
 // createParallelism bounds the concurrent creates of one Create.
 const createParallelism = 16
 
+// maxLabel bounds the cluster id and the election name, so that
+// keyship-<cluster-id>-<kind>-<64 hex digits> stays a valid object name.
+const maxLabel = 40
+
+// isLabel reports whether s is a DNS-1123 label (lower-case letters,
+// digits and '-', starting and ending with a letter or digit) of at most
+// max characters. It is written out rather than a regexp: a bounded
+// repetition compiled at package init cost every keyship command 300
+// allocations.
+func isLabel(s string, max int) bool {
+	if s == "" || len(s) > max || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// The client's scheme knows meta/v1 alone (options and Status, which the
+// REST client decodes errors from), for both group versions; it is built
+// with the first State, not at package init.
 var (
-	clusterIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
-	electionPattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+	coreV1         = schema.GroupVersion{Version: "v1"}
+	coordinationV1 = schema.GroupVersion{Group: coordinationGroup, Version: "v1"}
+	schemeOnce     sync.Once
+	codecs         serializer.CodecFactory
 )
+
+func initScheme() {
+	scheme := runtime.NewScheme()
+	metav1.AddToGroupVersion(scheme, coreV1)
+	metav1.AddToGroupVersion(scheme, coordinationV1)
+	codecs = serializer.NewCodecFactory(scheme)
+}
+
+// restClient returns a REST client for gv's resources under apiPath.
+func restClient(cfg *rest.Config, apiPath string, gv schema.GroupVersion) (*rest.RESTClient, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "keyship"
+	}
+	cfg.APIPath = apiPath
+	cfg.GroupVersion = &gv
+	cfg.ContentType = "application/json"
+	cfg.NegotiatedSerializer = codecs.WithoutConversion()
+	return rest.RESTClientFor(cfg)
+}
+
+// configMap is the part of a core/v1 ConfigMap keyship writes and reads.
+type configMap struct {
+	APIVersion string            `json:"apiVersion,omitempty"`
+	Kind       string            `json:"kind,omitempty"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	BinaryData map[string][]byte `json:"binaryData,omitempty"`
+}
+
+// configMapList is a core/v1 ConfigMapList.
+type configMapList struct {
+	Metadata metav1.ListMeta `json:"metadata"`
+	Items    []configMap     `json:"items"`
+}
 
 // State is a replicas.State in the Kubernetes API server.
 type State struct {
-	cms       corev1client.ConfigMapInterface
-	leases    coordinationv1client.LeasesGetter
+	core      rest.Interface // core/v1: ConfigMaps
+	coord     rest.Interface // coordination.k8s.io/v1: Leases
 	namespace string
 	cluster   string
 	identity  string
@@ -130,8 +196,8 @@ func Open(cfg Config) (*State, error) {
 	if cfg.ClusterID == "" {
 		cfg.ClusterID = "default"
 	}
-	if !clusterIDPattern.MatchString(cfg.ClusterID) {
-		return nil, fmt.Errorf("kubernetes: cluster id %q (--ha-cluster-id): want a DNS-1123 label of at most 40 characters", cfg.ClusterID)
+	if !isLabel(cfg.ClusterID, maxLabel) {
+		return nil, fmt.Errorf("kubernetes: cluster id %q (--ha-cluster-id): want a DNS-1123 label of at most %d characters", cfg.ClusterID, maxLabel)
 	}
 	if cfg.Identity == "" {
 		cfg.Identity, _ = os.Hostname()
@@ -145,17 +211,18 @@ func Open(cfg Config) (*State, error) {
 	if cfg.RetryPeriod <= 0 {
 		cfg.RetryPeriod = DefaultRetryPeriod
 	}
-	core, err := corev1client.NewForConfig(cfg.REST)
+	schemeOnce.Do(initScheme)
+	core, err := restClient(cfg.REST, "/api", coreV1)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
-	coord, err := coordinationv1client.NewForConfig(cfg.REST)
+	coord, err := restClient(cfg.REST, "/apis", coordinationV1)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &State{
-		cms: core.ConfigMaps(cfg.Namespace), leases: coord, namespace: cfg.Namespace, cluster: cfg.ClusterID,
+		core: core, coord: coord, namespace: cfg.Namespace, cluster: cfg.ClusterID,
 		identity: cfg.Identity, timing: [3]time.Duration{cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod},
 		ctx: ctx, cancel: cancel,
 	}, nil
@@ -196,18 +263,42 @@ func (s *State) wrap(op string, kind replicas.Kind, name string, err error) erro
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (s *State) configMap(r replicas.Record) *corev1.ConfigMap {
-	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{
+// body encodes r as the ConfigMap that holds it.
+func (s *State) body(r replicas.Record) []byte {
+	b, err := json.Marshal(configMap{
+		APIVersion: "v1", Kind: "ConfigMap",
+		Metadata: metav1.ObjectMeta{
 			Name: s.objectName(r.Kind, r.Name), Namespace: s.namespace, ResourceVersion: string(r.Version),
 			Labels: map[string]string{LabelManagedBy: managedBy, LabelClusterID: s.cluster, LabelKind: string(r.Kind)},
 		},
 		BinaryData: map[string][]byte{recordKey: r.Data},
+	})
+	if err != nil {
+		panic("kubernetes: a ConfigMap does not encode: " + err.Error()) // strings and bytes always do
 	}
+	return b
 }
 
-func (s *State) record(kind replicas.Kind, name string, cm *corev1.ConfigMap) replicas.Record {
-	return replicas.Record{Kind: kind, Name: name, Data: cm.BinaryData[recordKey], Version: replicas.Version(cm.ResourceVersion)}
+// decode reads the ConfigMap of a response.
+func decode(res rest.Result) (*configMap, error) {
+	raw, err := res.Raw()
+	if err != nil {
+		return nil, err
+	}
+	var cm configMap
+	if err := json.Unmarshal(raw, &cm); err != nil {
+		return nil, fmt.Errorf("the API server's ConfigMap does not decode: %w", err)
+	}
+	return &cm, nil
+}
+
+func (s *State) record(kind replicas.Kind, name string, cm *configMap) replicas.Record {
+	return replicas.Record{Kind: kind, Name: name, Data: cm.BinaryData[recordKey], Version: replicas.Version(cm.Metadata.ResourceVersion)}
+}
+
+// configMaps starts a request on the namespace's ConfigMaps.
+func (s *State) configMaps(req *rest.Request) *rest.Request {
+	return req.Namespace(s.namespace).Resource("configmaps")
 }
 
 // Create implements replicas.State: the first record alone, then the
@@ -226,8 +317,7 @@ func (s *State) Create(ctx context.Context, records ...replicas.Record) error {
 	}
 	create := func(r replicas.Record) error {
 		r.Version = ""
-		_, err := s.cms.Create(ctx, s.configMap(r), metav1.CreateOptions{})
-		if err != nil {
+		if err := s.configMaps(s.core.Post()).Body(s.body(r)).Do(ctx).Error(); err != nil {
 			return s.wrap("create", r.Kind, r.Name, err)
 		}
 		return nil
@@ -265,7 +355,7 @@ func (s *State) Create(ctx context.Context, records ...replicas.Record) error {
 		if i > 0 && errs[i-1] != nil {
 			continue
 		}
-		_ = s.cms.Delete(undo, s.objectName(r.Kind, r.Name), metav1.DeleteOptions{})
+		_ = s.configMaps(s.core.Delete()).Name(s.objectName(r.Kind, r.Name)).Do(undo).Error()
 	}
 	return first
 }
@@ -278,7 +368,7 @@ func (s *State) Get(ctx context.Context, kind replicas.Kind, name string) (repli
 	if err := replicas.CheckRecord(kind, name); err != nil {
 		return replicas.Record{}, err
 	}
-	cm, err := s.cms.Get(ctx, s.objectName(kind, name), metav1.GetOptions{})
+	cm, err := decode(s.configMaps(s.core.Get()).Name(s.objectName(kind, name)).Do(ctx))
 	if err != nil {
 		return replicas.Record{}, s.wrap("get", kind, name, err)
 	}
@@ -297,11 +387,11 @@ func (s *State) Update(ctx context.Context, r replicas.Record) (replicas.Version
 	if r.Version == "" {
 		return "", errors.New("kubernetes: Update needs the version read")
 	}
-	cm, err := s.cms.Update(ctx, s.configMap(r), metav1.UpdateOptions{})
+	cm, err := decode(s.configMaps(s.core.Put()).Name(s.objectName(r.Kind, r.Name)).Body(s.body(r)).Do(ctx))
 	if err != nil {
 		return "", s.wrap("update", r.Kind, r.Name, err)
 	}
-	return replicas.Version(cm.ResourceVersion), nil
+	return replicas.Version(cm.Metadata.ResourceVersion), nil
 }
 
 // Delete implements replicas.State: a delete with the resourceVersion as
@@ -313,12 +403,16 @@ func (s *State) Delete(ctx context.Context, kind replicas.Kind, name string, v r
 	if err := replicas.CheckRecord(kind, name); err != nil {
 		return err
 	}
-	opts := metav1.DeleteOptions{}
+	opts := metav1.DeleteOptions{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "DeleteOptions"}}
 	if v != "" {
 		rv := string(v)
 		opts.Preconditions = &metav1.Preconditions{ResourceVersion: &rv}
 	}
-	if err := s.cms.Delete(ctx, s.objectName(kind, name), opts); err != nil {
+	body, err := json.Marshal(opts)
+	if err != nil {
+		return fmt.Errorf("kubernetes: delete options: %w", err)
+	}
+	if err := s.configMaps(s.core.Delete()).Name(s.objectName(kind, name)).Body(body).Do(ctx).Error(); err != nil {
 		return s.wrap("delete", kind, name, err)
 	}
 	return nil
@@ -333,108 +427,35 @@ func (s *State) List(ctx context.Context, kind replicas.Kind) ([]replicas.Record
 	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: managedBy, LabelClusterID: s.cluster, LabelKind: string(kind)}).String()
 	prefix := s.objectName(kind, "")
 	var out []replicas.Record
-	opts := metav1.ListOptions{LabelSelector: sel, Limit: 500}
+	cont := ""
 	for {
-		l, err := s.cms.List(ctx, opts)
+		req := s.configMaps(s.core.Get()).Param("labelSelector", sel).Param("limit", "500")
+		if cont != "" {
+			req = req.Param("continue", cont)
+		}
+		raw, err := req.Do(ctx).Raw()
+		var l configMapList
+		if err == nil {
+			if err = json.Unmarshal(raw, &l); err != nil {
+				err = fmt.Errorf("the API server's ConfigMapList does not decode: %w", err)
+			}
+		}
 		if err != nil {
 			return nil, s.wrap("list", kind, "records", err)
 		}
 		for i := range l.Items {
 			cm := &l.Items[i]
-			name := cm.Name[min(len(prefix), len(cm.Name)):]
-			if len(cm.Name) <= len(prefix) || cm.Name[:len(prefix)] != prefix || replicas.CheckRecord(kind, name) != nil {
+			n := cm.Metadata.Name
+			name := n[min(len(prefix), len(n)):]
+			if len(n) <= len(prefix) || n[:len(prefix)] != prefix || replicas.CheckRecord(kind, name) != nil {
 				continue // labelled by hand, not one of ours
 			}
 			out = append(out, s.record(kind, name, cm))
 		}
-		if l.Continue == "" {
+		if l.Metadata.Continue == "" {
 			return out, nil
 		}
-		opts.Continue = l.Continue
-	}
-}
-
-// leadership is one campaign's elector, from its start until Run returns.
-type leadership struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the elector's Run returns
-}
-
-// Done implements replicas.Leadership.
-func (l *leadership) Done() <-chan struct{} { return l.done }
-
-// Resign implements replicas.Leadership: the Lease is released (its holder
-// cleared), so the next candidate takes it at its next try.
-func (l *leadership) Resign(ctx context.Context) error {
-	l.cancel()
-	select {
-	case <-l.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Campaign implements replicas.State with client-go's leader election on
-// the Lease keyship-<cluster-id>-<election>.
-func (s *State) Campaign(ctx context.Context, election string) (replicas.Leadership, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	if !electionPattern.MatchString(election) {
-		return nil, fmt.Errorf("kubernetes: election name %q: want a DNS-1123 label of at most 40 characters", election)
-	}
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
-	won := make(chan struct{})
-	l := &leadership{done: make(chan struct{})}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Name: "keyship-" + s.cluster + "-" + election, Namespace: s.namespace},
-		Client:     s.leases,
-		LockConfig: resourcelock.ResourceLockConfig{Identity: s.identity + "_" + hex.EncodeToString(suffix[:])},
-		Labels:     map[string]string{LabelManagedBy: managedBy, LabelClusterID: s.cluster},
-	}
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:          lock,
-		LeaseDuration: s.timing[0], RenewDeadline: s.timing[1], RetryPeriod: s.timing[2],
-		ReleaseOnCancel: true,
-		Name:            "keyship-" + s.cluster + "-" + election,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) { close(won) },
-			OnStoppedLeading: func() {},
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
-	}
-	runCtx, cancel := context.WithCancel(s.ctx)
-	l.cancel = cancel
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		cancel()
-		return nil, replicas.ErrClosed
-	}
-	s.runs.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.runs.Done()
-		le.Run(runCtx)
-		close(l.done)
-	}()
-	select {
-	case <-won:
-		return l, nil
-	case <-l.done:
-		cancel()
-		if s.check(context.Background()) != nil {
-			return nil, replicas.ErrClosed
-		}
-		return nil, fmt.Errorf("%w: kubernetes: the election ended before it was won", replicas.ErrUnavailable)
-	case <-ctx.Done():
-		cancel()
-		<-l.done
-		return nil, ctx.Err()
+		cont = l.Metadata.Continue
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	rbacv1client "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/keyship/keyship/shipper/kube/kubetest"
 	"github.com/keyship/keyship/shipper/server/replicas"
@@ -174,4 +176,93 @@ func TestOpenChecksConfig(t *testing.T) {
 			t.Errorf("Open(%+v) succeeded", cfg)
 		}
 	}
+}
+
+// TestLeaseInteroperatesWithClientGo holds keyship's Lease handling to
+// client-go's own leader election on the same Lease: while a keyship
+// replica leads, client-go's elector does not take the Lease; once the
+// replica resigns, it does; and while client-go's elector leads, a keyship
+// campaign waits until it lets go.
+func TestLeaseInteroperatesWithClientGo(t *testing.T) {
+	c := kubetest.Start(t)
+	ns := namespace(t, c)
+	user := c.User(t, replicaUser)
+	st := openState(t, user, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	lead, err := st.Campaign(ctx, "interop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coord, err := coordinationv1client.NewForConfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var theirs atomic.Bool
+	stopped := make(chan struct{})
+	clientGo := func(ctx context.Context, identity string) *leaderelection.LeaderElector {
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: &resourcelock.LeaseLock{
+				LeaseMeta:  metav1.ObjectMeta{Name: "keyship-test-interop", Namespace: ns},
+				Client:     coord,
+				LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+			},
+			LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+			ReleaseOnCancel: true,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(context.Context) { theirs.Store(true) },
+				OnStoppedLeading: func() { theirs.Store(false); close(stopped) },
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return le
+	}
+	leCtx, leCancel := context.WithCancel(ctx)
+	le := clientGo(leCtx, "client-go")
+	ran := make(chan struct{})
+	go func() { le.Run(leCtx); close(ran) }()
+
+	// Past a lease duration: client-go must see keyship's renewals and wait.
+	time.Sleep(leaseDuration + 2*retryPeriod)
+	if theirs.Load() {
+		t.Fatal("client-go's elector took the Lease while a keyship replica held and renewed it")
+	}
+	select {
+	case <-lead.Done():
+		t.Fatal("the keyship replica lost the Lease to client-go's elector")
+	default:
+	}
+	if got := le.GetLeader(); got == "client-go" || got == "" {
+		t.Fatalf("client-go's elector reads the holder %q, want the keyship replica's identity", got)
+	}
+
+	if err := lead.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(leaseDuration + 4*retryPeriod)
+	for !theirs.Load() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !theirs.Load() {
+		t.Fatal("client-go's elector did not take the Lease the keyship replica resigned")
+	}
+
+	// Now client-go leads: a keyship campaign must wait until it lets go.
+	wait, waitCancel := context.WithTimeout(ctx, leaseDuration+2*retryPeriod)
+	_, err = st.Campaign(wait, "interop")
+	waitCancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a keyship campaign while client-go's elector leads: %v, want it still waiting at its deadline", err)
+	}
+	leCancel()
+	<-ran
+	<-stopped
+	won, err := st.Campaign(ctx, "interop")
+	if err != nil {
+		t.Fatalf("a keyship campaign after client-go's elector released the Lease: %v", err)
+	}
+	_ = won.Resign(ctx)
 }

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,10 +66,26 @@ const DefaultSessionTimeout = 10 * time.Second
 // (a thousand tasks with a large spec) is split into several.
 const maxMulti = 768 << 10
 
-var (
-	clusterIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
-	electionPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-)
+// isName reports whether s is 1 to 63 bytes, starting with a letter or
+// digit, the rest letters, digits or a byte of more: a cluster id is
+// isName(s, ".-_", true), an election isName(s, "-", false). It is written
+// out rather than a regexp: a bounded repetition compiled at package init
+// cost every keyship command 1500 allocations.
+func isName(s, more string, upper bool) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', upper && 'A' <= c && c <= 'Z':
+		case i > 0 && strings.IndexByte(more, c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // State is a replicas.State in ZooKeeper.
 type State struct {
@@ -106,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (*State, error) {
 	if !strings.HasPrefix(cfg.Root, "/") || path.Clean(cfg.Root) != cfg.Root || strings.ContainsAny(cfg.Root, " \t\n") {
 		return nil, fmt.Errorf("zookeeper: path root %q (--ha-path-root): want a clean absolute path like /keyship", cfg.Root)
 	}
-	if !clusterIDPattern.MatchString(cfg.ClusterID) {
+	if !isName(cfg.ClusterID, "._-", true) {
 		return nil, fmt.Errorf("zookeeper: cluster id %q (--ha-cluster-id): want letters, digits, '.', '_' or '-', at most 63", cfg.ClusterID)
 	}
 	if cfg.SessionTimeout <= 0 {
@@ -559,7 +574,7 @@ func sequence(name string) string {
 // the connection drops while it waits, it starts again with a new node once
 // the connection is back (or fails with ctx).
 func (s *State) Campaign(ctx context.Context, election string) (replicas.Leadership, error) {
-	if !electionPattern.MatchString(election) {
+	if !isName(election, "-", false) {
 		return nil, fmt.Errorf("zookeeper: election name %q: want lowercase letters, digits and '-'", election)
 	}
 	dir := path.Join(s.base, "leader", election)
