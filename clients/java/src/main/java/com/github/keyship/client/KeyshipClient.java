@@ -71,7 +71,10 @@ public final class KeyshipClient {
    *
    * @throws KeyshipException the server's error: code and message
    * @throws IOException the server could not be reached, or refused the
-   *     client's certificate (javax.net.ssl.SSLHandshakeException)
+   *     client's certificate: a javax.net.ssl.SSLHandshakeException, or
+   *     (TLS 1.3, when the server's close reset the connection before its
+   *     alert was read) an IOException for a connection closed with no
+   *     response; the server's log at debug level names the refusal
    */
   public HostApi.ShipResponse ship(HostApi.ShipRequest request)
       throws KeyshipException, IOException, InterruptedException {
