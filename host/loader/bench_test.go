@@ -3,6 +3,7 @@ package loader_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -55,13 +56,14 @@ func BenchmarkGet(b *testing.B) {
 // (and, pinned, the sha256 of the whole binary), the handshake, the connection and one Info, then Close (close-µs is
 // what Close itself costs). The built-in backend's is zero.
 //
-// The plugin is built as `make build` builds it (stripped: -s -w; grpcnotrace), since its
-// size is what the pin hashes at every start.
+// The plugin is built as `make build` builds it (static, stripped: -s -w;
+// grpcnotrace), since its size is what the pin hashes at every start.
 //
 //	go test -run '^$' -bench Start -benchtime 20x -count 5 ./host/loader/
 func BenchmarkStart(b *testing.B) {
 	pluginBin := filepath.Join(b.TempDir(), "keyship-backend-file")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "grpcnotrace", "-o", pluginBin, "github.com/keyship/keyship/cmd/keyship-backend-file")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -71,10 +71,11 @@ func keyshipBinary(b *testing.B) string {
 		return p
 	}
 	dir := b.TempDir()
-	// Built as make build builds them (stripped, grpcnotrace): the plugin's
-	// size is its start-up.
+	// Built as make build builds them (static, stripped, grpcnotrace): the
+	// plugin's size is its start-up.
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "grpcnotrace", "-o", dir+"/",
 		"github.com/keyship/keyship/cmd/keyship", "github.com/keyship/keyship/cmd/keyship-backend-...")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("go build keyship: %v\n%s", err, msg)
 	}
