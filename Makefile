@@ -31,7 +31,9 @@ all: build
 # without the dynamic loader: a cold ship is 6-7% faster (BenchmarkColdStart,
 # static ÷ dynamic). Names resolve with Go's own resolver (/etc/hosts, then
 # DNS per /etc/resolv.conf), not the system's NSS modules.
-BUILD_FLAGS := -trimpath -ldflags='-s -w' -tags grpcnotrace
+# -buildvcs=auto: `keyship --version` names the commit it was built from
+# (whatever GOFLAGS says), when built inside the repository.
+BUILD_FLAGS := -trimpath -buildvcs=auto -ldflags='-s -w' -tags grpcnotrace
 build:
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o bin/ ./cmd/...
 

@@ -62,6 +62,8 @@ ships, and writes them where the job reads them.`,
 			return nil
 		},
 	}
+	root.Version = version()
+	root.SetVersionTemplate("keyship {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
