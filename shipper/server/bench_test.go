@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	hostv1 "github.com/keyship/keyship/proto/keyship/host/v1"
+	"github.com/keyship/keyship/shipper/server"
 )
 
 // BenchmarkShipPerExecutor is a Ship of an already-built job with N
@@ -73,4 +75,32 @@ func BenchmarkShipNewJobParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkShipNewJobWatched is a new job's Ship on a server that watches
+// (keyship serve's default), with live jobs already held: its cost must
+// not grow with them (the watched jobs are swept at most every ten
+// seconds, not walked by every build).
+//
+//	go test -run '^$' -bench ShipNewJobWatched ./shipper/server/
+func BenchmarkShipNewJobWatched(b *testing.B) {
+	for _, live := range []int{10, 10000} {
+		b.Run(fmt.Sprintf("live=%d", live), func(b *testing.B) {
+			f := newWatchFixture(b, time.Hour, server.WithLimits(1<<20, 0))
+			for i := range live {
+				req := shipReq(fmt.Sprint("live-", i), tasks("exec", 1), hostv1.Target_TARGET_MESOS)
+				if _, err := f.srv.Ship(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				req := shipReq(fmt.Sprint("job-", i), tasks("exec", 2), hostv1.Target_TARGET_MESOS)
+				if _, err := f.srv.Ship(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
 }

@@ -155,14 +155,14 @@ func (s *Server) adopt(ctx context.Context) {
 		return
 	}
 	for _, rec := range jobs {
-		if !rec.Watched || s.watching.get(rec.ID) != nil {
+		if !rec.Watched || s.watching.get(rec.ID, s.now()) != nil {
 			continue
 		}
 		if _, err := s.sharedJob(ctx, rec.ID, rec.Expires); err != nil {
 			s.logf("build a watched job", err)
 			continue
 		}
-		if wj := s.watching.follow(rec.ID); wj != nil {
+		if wj := s.watching.follow(rec.ID, s.now()); wj != nil {
 			wj.seen(rec.Generation)
 		}
 	}

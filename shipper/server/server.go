@@ -461,6 +461,9 @@ func (s *Server) Sweep() {
 	s.mu.Lock()
 	s.sweepLocked()
 	s.mu.Unlock()
+	if s.watching != nil {
+		s.watching.sweep(s.now())
+	}
 	s.sweepKubernetes()
 	s.sweepShared() // WithReplicas (ha_watch.go)
 }

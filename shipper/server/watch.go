@@ -53,7 +53,28 @@ type watching struct {
 	cfg WatchConfig
 
 	mu   sync.Mutex
-	jobs map[string]*watchedJob // by job key
+	jobs map[string]*watchedJob // by job key; expired ones until the next sweep
+	// lastSweep is when expired jobs were last dropped from jobs: at most
+	// every sweepEvery on a build, and at every Server.Sweep, so that a new
+	// job does not walk every live one.
+	lastSweep time.Time
+}
+
+// sweepLocked drops the watched jobs expired at now (wa.mu held).
+func (wa *watching) sweepLocked(now time.Time) {
+	wa.lastSweep = now
+	for k, old := range wa.jobs {
+		if !now.Before(old.expires) {
+			delete(wa.jobs, k)
+		}
+	}
+}
+
+// sweep is sweepLocked, taking wa.mu.
+func (wa *watching) sweep(now time.Time) {
+	wa.mu.Lock()
+	defer wa.mu.Unlock()
+	wa.sweepLocked(now)
 }
 
 // watchedJob is a built job that a Watch can follow: its watch.Job and the
@@ -137,10 +158,8 @@ func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, 
 	wj.job = j
 	now := s.now()
 	wa.mu.Lock()
-	for k, old := range wa.jobs {
-		if !now.Before(old.expires) {
-			delete(wa.jobs, k)
-		}
+	if now.Sub(wa.lastSweep) >= sweepEvery {
+		wa.sweepLocked(now)
 	}
 	wa.jobs[key] = wj
 	wa.mu.Unlock()
@@ -148,11 +167,14 @@ func (s *Server) buildWatched(ctx context.Context, key string, r *spec.Request, 
 	return cur, nil
 }
 
-// get returns the watched job at key, or nil.
-func (wa *watching) get(key string) *watchedJob {
+// get returns the watched job at key that has not expired at now, or nil.
+func (wa *watching) get(key string, now time.Time) *watchedJob {
 	wa.mu.Lock()
 	defer wa.mu.Unlock()
-	return wa.jobs[key]
+	if wj := wa.jobs[key]; wj != nil && now.Before(wj.expires) {
+		return wj
+	}
+	return nil
 }
 
 // followed returns the watched jobs that Watch calls follow and that have
@@ -169,11 +191,15 @@ func (wa *watching) followed(now time.Time) map[string]*watchedJob {
 	return out
 }
 
-// follow returns the watched job at key and has the Watcher refresh it.
-func (wa *watching) follow(key string) *watchedJob {
+// follow returns the watched job at key that has not expired at now, or
+// nil, and has the Watcher refresh it.
+func (wa *watching) follow(key string, now time.Time) *watchedJob {
 	wa.mu.Lock()
 	defer wa.mu.Unlock()
 	wj := wa.jobs[key]
+	if wj != nil && !now.Before(wj.expires) {
+		return nil
+	}
 	if wj != nil && !wj.added {
 		wj.added = true
 		wa.cfg.Watcher.Add(wj.job)
@@ -211,7 +237,7 @@ func (s *Server) watch(ctx context.Context, req *hostv1.WatchRequest, send func(
 	}
 	sr, _ := readRequest(r, nil) // read once by ship already: it cannot fail here
 	key := jobKey(sr, r)
-	wj := s.watching.follow(key)
+	wj := s.watching.follow(key, s.now())
 	if wj == nil {
 		return status.Error(codes.Internal, "the job was built without its watch")
 	}

@@ -32,7 +32,7 @@ type watchFixture struct {
 	srv     *server.Server
 }
 
-func newWatchFixture(t *testing.T, refresh time.Duration, opts ...server.Option) *watchFixture {
+func newWatchFixture(t testing.TB, refresh time.Duration, opts ...server.Option) *watchFixture {
 	t.Helper()
 	root := t.TempDir()
 	f := &watchFixture{job: filetest.Seed(t, root, "store-pass-1"), backend: &counting{Backend: file.New()}}
