@@ -66,6 +66,9 @@ type Server struct {
 	builds singleflight.Group
 	mu     sync.Mutex
 	jobs   map[string]*job // by job key (job id + spec digest)
+	// known maps the digest of a request that was shipped to its job's
+	// key, so that the same request again skips the parse (known.go).
+	known map[digest]string
 	// retired are replaced jobs whose bundles are zeroed after zeroGrace.
 	retired   []*job
 	lastSweep time.Time
@@ -151,7 +154,7 @@ func WithLogger(l hclog.Logger) Option { return func(s *Server) { s.logger = l }
 // New returns a Server that builds through b (a *host.Host) and publishes
 // fetch URIs on fs (nil disables TARGET_FETCH).
 func New(b shipper.Builder, fs *fetch.Server, opts ...Option) *Server {
-	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}, zeroGrace: DefaultZeroGrace, maxJobs: DefaultMaxJobs, maxTasks: DefaultMaxTasks}
+	s := &Server{builder: b, fetch: fs, now: time.Now, jobs: map[string]*job{}, known: map[digest]string{}, zeroGrace: DefaultZeroGrace, maxJobs: DefaultMaxJobs, maxTasks: DefaultMaxTasks}
 	for _, o := range opts {
 		o(s)
 	}
@@ -193,14 +196,21 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 	if r.TTL > 0 {
 		ttl = min(r.TTL, maxTTL)
 	}
-	sr, err := readRequest(r, nil)
-	if err != nil {
-		return nil, nil, invalid(err)
-	}
-	j, err := s.job(ctx, sr, r, ttl)
-	noteJob(ctx, sr, j) // for the audit log (observe.go)
-	if err != nil {
-		return nil, nil, err
+	digest := requestDigest(r)
+	j := s.knownJob(digest) // the same request shipped before, to a job still held: no parse (known.go)
+	if j != nil {
+		noteBuilt(ctx, j) // for the audit log (observe.go)
+	} else {
+		sr, err := readRequest(r, nil)
+		if err != nil {
+			return nil, nil, invalid(err)
+		}
+		j, err = s.job(ctx, sr, r, ttl)
+		noteJob(ctx, sr, j)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.remember(digest, j.key)
 	}
 	if err := s.recordJob(ctx, r, j); err != nil { // WithReplicas: the job's record (ha.go)
 		return nil, nil, err
@@ -482,6 +492,7 @@ func (s *Server) sweepLocked() {
 			delete(s.jobs, k)
 		}
 	}
+	s.sweepKnownLocked(now)
 	kept := s.retired[:0]
 	for _, j := range s.retired {
 		if now.Before(j.expires.Add(s.zeroGrace)) {
