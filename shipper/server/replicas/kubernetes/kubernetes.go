@@ -279,18 +279,21 @@ func (s *State) body(r replicas.Record) []byte {
 	return b
 }
 
-// decode reads the ConfigMap of a response.
-func decode(res rest.Result) (*configMap, error) {
+// decodeAs reads a response's object, a kind (for the error), into a T.
+func decodeAs[T any](res rest.Result, kind string) (*T, error) {
 	raw, err := res.Raw()
 	if err != nil {
 		return nil, err
 	}
-	var cm configMap
-	if err := json.Unmarshal(raw, &cm); err != nil {
-		return nil, fmt.Errorf("the API server's ConfigMap does not decode: %w", err)
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("the API server's %s does not decode: %w", kind, err)
 	}
-	return &cm, nil
+	return &v, nil
 }
+
+// decode reads the ConfigMap of a response.
+func decode(res rest.Result) (*configMap, error) { return decodeAs[configMap](res, "ConfigMap") }
 
 func (s *State) record(kind replicas.Kind, name string, cm *configMap) replicas.Record {
 	return replicas.Record{Kind: kind, Name: name, Data: cm.BinaryData[recordKey], Version: replicas.Version(cm.Metadata.ResourceVersion)}
@@ -433,13 +436,7 @@ func (s *State) List(ctx context.Context, kind replicas.Kind) ([]replicas.Record
 		if cont != "" {
 			req = req.Param("continue", cont)
 		}
-		raw, err := req.Do(ctx).Raw()
-		var l configMapList
-		if err == nil {
-			if err = json.Unmarshal(raw, &l); err != nil {
-				err = fmt.Errorf("the API server's ConfigMapList does not decode: %w", err)
-			}
-		}
+		l, err := decodeAs[configMapList](req.Do(ctx), "ConfigMapList")
 		if err != nil {
 			return nil, s.wrap("list", kind, "records", err)
 		}

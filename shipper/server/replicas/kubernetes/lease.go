@@ -105,17 +105,8 @@ func (e *elector) send(ctx context.Context, l *leaseObject) (*leaseObject, error
 	return decodeLease(req.Body(body).Do(ctx))
 }
 
-func decodeLease(res rest.Result) (*leaseObject, error) {
-	raw, err := res.Raw()
-	if err != nil {
-		return nil, err
-	}
-	var l leaseObject
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, fmt.Errorf("the API server's Lease does not decode: %w", err)
-	}
-	return &l, nil
-}
+// decodeLease reads the Lease of a response.
+func decodeLease(res rest.Result) (*leaseObject, error) { return decodeAs[leaseObject](res, "Lease") }
 
 // tryAcquireOrRenew takes or renews the Lease once and reports whether
 // this campaign holds it now.
