@@ -289,11 +289,11 @@ func (f sharedFetch) Take(ctx context.Context, th [32]byte, file string, consume
 // record (once for all concurrent fetches), kept until the later of the
 // record's and the grant's expiry.
 func (s *Server) sharedJob(ctx context.Context, key string, until time.Time) (*job, error) {
-	if j := s.lookup(key); j != nil {
+	if j := s.lookupBuilt(key); j != nil {
 		return j, nil
 	}
 	v, err, _ := s.builds.Do(key, func() (any, error) {
-		if j := s.lookup(key); j != nil {
+		if j := s.lookupBuilt(key); j != nil {
 			return j, nil
 		}
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)

@@ -80,7 +80,7 @@ func (s *Server) knownJob(d digest) *job {
 	if !ok {
 		return nil
 	}
-	return s.lookup(key)
+	return s.lookupBuilt(key)
 }
 
 // remember notes that requests with digest d name the job at key.

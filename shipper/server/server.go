@@ -254,11 +254,11 @@ func readRequest(r Request, hosts []string) (*spec.Request, error) {
 // (keyed by jobKey).
 func (s *Server) job(ctx context.Context, sr *spec.Request, r Request, ttl time.Duration) (*job, error) {
 	key := jobKey(sr, r)
-	if j := s.lookup(key); j != nil {
+	if j := s.lookupBuilt(key); j != nil {
 		return j, nil
 	}
 	v, err, _ := s.builds.Do(key, func() (any, error) {
-		if j := s.lookup(key); j != nil {
+		if j := s.lookupBuilt(key); j != nil {
 			return j, nil
 		}
 		// The build outlives any one caller's cancellation: it is shared.
@@ -330,6 +330,19 @@ func (s *Server) install(key string, sh *shipper.Shipment, expires time.Time) (*
 	}
 	s.jobs[key] = j
 	return j, nil
+}
+
+// lookupBuilt is lookup for a caller about to use the job: on a server that
+// watches, a job counts only once its watch is registered. The first
+// bundle installs the job a moment before buildWatched registers its watch,
+// and a Watch that found the job in that moment failed "built without its
+// watch"; a caller that misses it here joins the build in flight instead.
+func (s *Server) lookupBuilt(key string) *job {
+	j := s.lookup(key)
+	if j != nil && s.watching != nil && s.watching.get(key, s.now()) == nil {
+		return nil
+	}
+	return j
 }
 
 // lookup returns the live job at key, or nil.

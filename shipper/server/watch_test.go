@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -223,5 +224,48 @@ func TestWatchRefusesBadRequests(t *testing.T) {
 		if err := f.client.WatchJob(context.Background(), req, each); err == nil || !strings.Contains(err.Error(), "InvalidArgument") {
 			t.Errorf("%s: %v, want InvalidArgument", name, err)
 		}
+	}
+}
+
+// TestConcurrentWatchesOfANewJobAllFollowIt: Watch calls racing to start
+// the same new job all follow it. The first bundle makes the job visible a
+// moment before its watch is registered; a Watch that found it then failed
+// with "the job was built without its watch" (seen once in a make test
+// under load).
+func TestConcurrentWatchesOfANewJobAllFollowIt(t *testing.T) {
+	f := newWatchFixture(t, time.Hour)
+	const rounds, watchers = 40, 8
+	for round := range rounds {
+		req := &hostv1.WatchRequest{Ship: shipReq(fmt.Sprint("job-race-", round), tasks("tm", 1), hostv1.Target_TARGET_FILES)}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		errs := make(chan error, watchers)
+		for range watchers {
+			wg.Go(func() {
+				first := true
+				err := f.client.WatchJob(ctx, req, func(*hostv1.WatchResponse) error {
+					if first {
+						first = false
+						errs <- nil
+					}
+					return nil
+				})
+				if first {
+					errs <- err
+				}
+			})
+		}
+		for w := range watchers {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Fatalf("round %d, watcher %d: %v", round, w, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("round %d: a watcher got nothing within 30s", round)
+			}
+		}
+		cancel()
+		wg.Wait()
 	}
 }
