@@ -314,7 +314,9 @@ func (d *sandboxDir) writeGeneration(files []plannedFile, opts Options) (_ strin
 		}
 		written = append(written, fh)
 	}
-	if err := syncFiles(written, files); err != nil {
+	err = syncFiles(written, files) // and closes them
+	written = nil
+	if err != nil {
 		return "", err
 	}
 	if err := fchown(gfd, genPath, opts); err != nil {
@@ -387,8 +389,8 @@ func mkdirs(dirs map[string]int, order *[]string, rel, genPath string, opts Opti
 }
 
 // writeFile creates name in the directory dirfd (it must not exist, and is
-// never followed) and writes it; the caller fsyncs it (syncFiles) and
-// closes it.
+// never followed) and writes it; the caller fsyncs and closes it
+// (syncFiles).
 func writeFile(dirfd int, name string, f plannedFile, opts Options) (*os.File, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(f.perm))
 	if err != nil {
@@ -413,18 +415,21 @@ func writeFile(dirfd int, name string, f plannedFile, opts Options) (*os.File, e
 // once: the file system commits concurrent fsyncs together (ext4's journal
 // in one commit where one after another took one each), which made a
 // generation's seven fsyncs most of a cold ship's write
-// (BenchmarkWriteGeneration). Every file is durable when it returns nil.
+// (BenchmarkWriteGeneration). It closes every file, and a failed close is
+// an error as a failed fsync is: every file is durable when it returns nil.
 func syncFiles(written []*os.File, files []plannedFile) error {
 	errs := make([]error, len(written))
 	var wg sync.WaitGroup
 	for i, fh := range written {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fh.Sync(); err != nil {
+		wg.Go(func() {
+			err := fh.Sync()
+			if cerr := fh.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
 				errs[i] = fmt.Errorf("sandbox: writing %s: %w", files[i].rel, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -196,8 +196,8 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 	if r.TTL > 0 {
 		ttl = min(r.TTL, maxTTL)
 	}
-	digest := requestDigest(r)
-	j := s.knownJob(digest) // the same request shipped before, to a job still held: no parse (known.go)
+	rd := requestDigest(r)
+	j := s.knownJob(rd) // the same request shipped before, to a job still held: no parse (known.go)
 	if j != nil {
 		noteBuilt(ctx, j) // for the audit log (observe.go)
 	} else {
@@ -210,7 +210,7 @@ func (s *Server) ship(ctx context.Context, r Request, method string) (*shipper.D
 		if err != nil {
 			return nil, nil, err
 		}
-		s.remember(digest, j.key)
+		s.remember(rd, j.key)
 	}
 	if err := s.recordJob(ctx, r, j); err != nil { // WithReplicas: the job's record (ha.go)
 		return nil, nil, err
