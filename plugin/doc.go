@@ -1,7 +1,8 @@
 // Package plugin is the SDK for keyship backend authors: the Backend
 // interface, its domain types (Ref, Secret, Info), the sentinel errors the
-// host understands, and Serve, which runs a Backend as a go-plugin gRPC
-// subprocess the keyship host loads.
+// host understands, and Serve, which runs a Backend as the gRPC subprocess
+// the keyship host loads (hashicorp/go-plugin's protocol, spoken without
+// linking go-plugin: see PROTOCOL.md beside backend.proto).
 //
 // A backend is a library first: write a type that implements Backend, give it
 // a constructor, and test it with plugin/plugintest. Then make it a plugin

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	backendv1 "github.com/keyship/keyship/proto/keyship/backend/v1"
@@ -18,9 +17,18 @@ const ProtocolVersion = 1
 // PluginName is the name of the backend plugin in go-plugin's plugin set.
 const PluginName = "backend"
 
+// HandshakeConfig is go-plugin's handshake: the app protocol version and the
+// magic cookie variable. It has go-plugin's HandshakeConfig's fields, so a
+// host converts it to that type (plugin/launch does).
+type HandshakeConfig struct {
+	ProtocolVersion  uint
+	MagicCookieKey   string
+	MagicCookieValue string
+}
+
 // Handshake is the go-plugin handshake host and plugins share. The cookie is
 // not a secret: it only stops a user from running a plugin binary by hand.
-var Handshake = goplugin.HandshakeConfig{
+var Handshake = HandshakeConfig{
 	ProtocolVersion:  ProtocolVersion,
 	MagicCookieKey:   "KEYSHIP_BACKEND_PLUGIN",
 	MagicCookieValue: "a1c4e2d9-keyship-backend",
@@ -65,26 +73,16 @@ func ServerOptions() []grpc.ServerOption {
 	)
 }
 
-// GRPCPlugin is the go-plugin glue for a Backend. Hosts use it with Impl nil
-// (as a client); Serve sets Impl.
-type GRPCPlugin struct {
-	goplugin.NetRPCUnsupportedPlugin
-	// Impl is the backend to serve; nil on the host side.
-	Impl Backend
-}
-
-// GRPCServer registers Impl on s, with the error-mapping interceptor.
-func (p *GRPCPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	if p.Impl == nil {
+// RegisterBackendServer registers b on s as the keyship.backend.v1 service,
+// with the interceptor that maps errors to gRPC status codes. Serve uses it,
+// and so do hosts' glue and tests that serve a backend on a grpc.Server of
+// their own.
+func RegisterBackendServer(s grpc.ServiceRegistrar, b Backend) error {
+	if b == nil {
 		return fmt.Errorf("keyship plugin: no backend to serve")
 	}
-	backendv1.RegisterBackendServiceServer(interceptedRegistrar{s}, &grpcServer{impl: p.Impl})
+	backendv1.RegisterBackendServiceServer(interceptedRegistrar{s}, &grpcServer{impl: b})
 	return nil
-}
-
-// GRPCClient returns a Backend that calls the plugin over c.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return NewGRPCClient(c), nil
 }
 
 // NewGRPCClient returns a Backend (which also implements Lister and Issuer) that calls a

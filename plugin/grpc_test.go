@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 	backendv1 "github.com/keyship/keyship/proto/keyship/backend/v1"
 )
 
@@ -30,7 +31,7 @@ func (f failing) Get(_ context.Context, refs []plugin.Ref) ([]plugin.Result, err
 
 func dial(t *testing.T, b plugin.Backend) plugin.Backend {
 	t.Helper()
-	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{Impl: b}})
+	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{plugin.PluginName: &launch.GRPCPlugin{Impl: b}})
 	t.Cleanup(func() { server.Stop(); _ = client.Close() })
 	raw, err := client.Dispense(plugin.PluginName)
 	if err != nil {
@@ -91,7 +92,7 @@ func TestIssueUnsupportedReadsAsNotSupported(t *testing.T) {
 // error is a google.rpc.Status with the code of the sentinel it wraps.
 func TestPerRefErrorIsAGoogleRPCStatus(t *testing.T) {
 	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{
-		plugin.PluginName: &plugin.GRPCPlugin{Impl: failing{err: plugin.ErrPermissionDenied}},
+		plugin.PluginName: &launch.GRPCPlugin{Impl: failing{err: plugin.ErrPermissionDenied}},
 	})
 	t.Cleanup(func() { server.Stop(); _ = client.Close() })
 	c := backendv1.NewBackendServiceClient(client.Conn)

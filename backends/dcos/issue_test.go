@@ -19,6 +19,7 @@ import (
 	"github.com/keyship/keyship/backends/dcos"
 	"github.com/keyship/keyship/backends/dcos/dcostest"
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // issued parses an Issued and checks what every issued certificate must be:
@@ -193,7 +194,7 @@ func TestIssueForbiddenNamesPermission(t *testing.T) {
 func TestIssueThroughGRPC(t *testing.T) {
 	f := newFixture(t)
 	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{
-		plugin.PluginName: &plugin.GRPCPlugin{Impl: dcos.NewWithLogger(f.logger())},
+		plugin.PluginName: &launch.GRPCPlugin{Impl: dcos.NewWithLogger(f.logger())},
 	})
 	// Stop the server before closing the client: Close asks the server to
 	// shut down, and go-plugin's two Stops would race.

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/keyship/keyship/plugin"
+	"github.com/keyship/keyship/plugin/launch"
 )
 
 // pkiRole mounts a PKI engine at mount with a fresh EC root CA and a role
@@ -37,7 +38,7 @@ func pkiRole(t testing.TB, root *api.Client, mount string) {
 // grpcBackend serves b in-process over real gRPC, the way the kit does.
 func grpcBackend(t *testing.T, b plugin.Backend) plugin.Backend {
 	t.Helper()
-	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{Impl: b}})
+	client, server := goplugin.TestPluginGRPCConn(t, false, goplugin.PluginSet{plugin.PluginName: &launch.GRPCPlugin{Impl: b}})
 	t.Cleanup(func() { server.Stop(); _ = client.Close() }) // server first: go-plugin's Close would Stop it concurrently (a race)
 	raw, err := client.Dispense(plugin.PluginName)
 	if err != nil {

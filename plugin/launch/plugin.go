@@ -196,8 +196,8 @@ func (s *Subprocess) start(ctx context.Context) error {
 	// waits for such starts to reach register, which cleans up after them.
 	unregistered := beginStart()
 	client := goplugin.NewClient(&goplugin.ClientConfig{
-		HandshakeConfig: plugin.Handshake,
-		Plugins:         goplugin.PluginSet{plugin.PluginName: &plugin.GRPCPlugin{}},
+		HandshakeConfig: goHandshake,
+		Plugins:         goplugin.PluginSet{plugin.PluginName: &GRPCPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
 			p.mu.Lock()
 			// cmd.Env is go-plugin's own: the handshake cookie, PLUGIN_*.

@@ -278,7 +278,7 @@ func serve(t *testing.T, b plugin.Backend) plugin.Backend {
 	t.Helper()
 	ln := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(plugin.ServerOptions()...)
-	if err := (&plugin.GRPCPlugin{Impl: b}).GRPCServer(nil, srv); err != nil {
+	if err := plugin.RegisterBackendServer(srv, b); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
