@@ -45,6 +45,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/keyship/keyship/plugin"
 )
@@ -63,6 +64,8 @@ const maxSecretSize = 8 << 20
 type Backend struct {
 	mu         sync.RWMutex
 	root       *os.Root
+	rootFile   *os.File // the root directory, open for openBeneath; nil: every open goes through root
+	rootFD     int      // rootFile's descriptor
 	rootDir    string
 	versionKey []byte
 	keyFile    os.FileInfo // the version key's file, never served as a secret; nil when the key is per process
@@ -109,12 +112,24 @@ func (b *Backend) Configure(_ context.Context, config map[string]string) error {
 		_ = root.Close()
 		return err
 	}
+	// The root directory itself, open for openBeneath: the same directory
+	// os.Root holds, whatever the path names by now.
+	rootFile, err := root.Open(".")
+	if err != nil {
+		rootFile = nil // every read goes through os.Root
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.root != nil {
 		_ = b.root.Close()
 	}
-	b.root, b.rootDir, b.versionKey, b.keyFile = root, dir, key, keyFile
+	if b.rootFile != nil {
+		_ = b.rootFile.Close()
+	}
+	b.root, b.rootFile, b.rootDir, b.versionKey, b.keyFile = root, rootFile, dir, key, keyFile
+	if rootFile != nil {
+		b.rootFD = int(rootFile.Fd())
+	}
 	return nil
 }
 
@@ -148,25 +163,21 @@ func (b *Backend) read(ref plugin.Ref) plugin.Result {
 	if isVersionKey(name) {
 		return plugin.Result{Err: fmt.Errorf("file backend: ref %q: no such secret under the backend root (the name is the backend's version key): %w", ref.Path, plugin.ErrNotFound)}
 	}
-	f, err := b.root.Open(name)
+	f, st, err := b.open(name)
 	if err != nil {
 		return plugin.Result{Err: b.openError(ref.Path, err)}
 	}
 	defer func() { _ = f.Close() }()
-	st, err := f.Stat()
-	if err != nil {
-		return plugin.Result{Err: b.openError(ref.Path, err)}
-	}
-	if st.IsDir() {
+	if st.dir {
 		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is a directory, not a secret: %w", ref.Path, plugin.ErrInvalidConfig)}
 	}
-	if b.keyFile != nil && os.SameFile(st, b.keyFile) { // a symlink or hard link to the key
+	if b.keyFile != nil && st.same(b.keyFile) { // a symlink or hard link to the key
 		return plugin.Result{Err: fmt.Errorf("file backend: ref %q: no such secret under the backend root (it leads to the backend's version key): %w", ref.Path, plugin.ErrNotFound)}
 	}
-	if st.Size() > maxSecretSize {
-		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is %d bytes, over the %d byte limit: %w", ref.Path, st.Size(), maxSecretSize, plugin.ErrInvalidConfig)}
+	if st.size > maxSecretSize {
+		return plugin.Result{Err: fmt.Errorf("file backend: ref %q is %d bytes, over the %d byte limit: %w", ref.Path, st.size, maxSecretSize, plugin.ErrInvalidConfig)}
 	}
-	data, err := readSecret(f, st.Size())
+	data, err := readSecret(f, st.size)
 	if err != nil {
 		return plugin.Result{Err: b.openError(ref.Path, err)}
 	}
@@ -179,8 +190,55 @@ func (b *Backend) read(ref plugin.Ref) plugin.Result {
 	return plugin.Result{Secret: plugin.Secret{
 		Data:     data,
 		Version:  "h1:" + hex.EncodeToString(sum)[:32],
-		Metadata: map[string]string{"modified": st.ModTime().UTC().Format("2006-01-02T15:04:05Z")},
+		Metadata: map[string]string{"modified": st.modTime.UTC().Format("2006-01-02T15:04:05Z")},
 	}}
+}
+
+// fileStat is what read needs to know of a secret's open file.
+type fileStat struct {
+	dir      bool
+	size     int64
+	modTime  time.Time
+	fi       os.FileInfo // from os.Root's file; nil from openBeneath's
+	dev, ino uint64      // from openBeneath's file
+}
+
+// same reports whether st is the file key describes (as os.SameFile).
+func (st fileStat) same(key os.FileInfo) bool {
+	if st.fi != nil {
+		return os.SameFile(st.fi, key)
+	}
+	return st.sameInode(key)
+}
+
+// open opens name (relative to the root, cleaned) for reading: in one
+// system call where the kernel can (openBeneath), else through os.Root.
+// Both follow symlinks that stay under the root and refuse any other.
+func (b *Backend) open(name string) (io.ReadCloser, fileStat, error) {
+	if b.rootFile != nil {
+		f, err := openBeneath(b.rootFD, name)
+		if err == nil {
+			st, err := f.stat()
+			if err != nil {
+				_ = f.Close()
+				return nil, fileStat{}, err
+			}
+			return f, st, nil
+		}
+		if !errors.Is(err, errUseRoot) {
+			return nil, fileStat{}, err
+		}
+	}
+	f, err := b.root.Open(name)
+	if err != nil {
+		return nil, fileStat{}, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fileStat{}, err
+	}
+	return f, fileStat{dir: fi.IsDir(), size: fi.Size(), modTime: fi.ModTime(), fi: fi}, nil
 }
 
 // readSecret reads f, of size bytes when it was opened, into one buffer of
