@@ -163,12 +163,17 @@ var sideBySide = []struct {
 // coldRows are the cold path's figures (issue 23): BenchmarkColdStart times
 // whole processes side by side, round by round, so they are ratios to
 // what the same run measured: a Go hello world (the floor of any Go process
-// here), the built-in backend, and the openssl + keytool pipeline. Each
+// here), grpcfloor (the floor of a process that links gRPC and the plugin
+// protocol, as keyship and every plugin must), the built-in backend, and
+// the openssl + keytool pipeline. Each
 // comes in wall time, the target's measure, and in CPU time, steadier on a
 // loaded machine. The base- rows are another build timed in the same run
 // ($KEYSHIP_BASELINE_BIN): before and after, side by side.
 var coldRows = func() []row {
-	var rs []row
+	rs := []row{
+		{"a program linking only gRPC and the plugin protocol ÷ Go hello world", metric("BenchmarkColdStart", "grpc-floor-x-floor", 1), "×", 0, true},
+		{"  in CPU time", metric("BenchmarkColdStart", "grpc-floor-cpu-x-floor", 1), "×", 0, true},
+	}
 	for _, r := range []struct {
 		what, metric string
 		target       float64
@@ -186,7 +191,7 @@ var coldRows = func() []row {
 		}
 	}
 	for _, a := range []struct{ what, metric string }{
-		{"Go hello world", "floor-ms"}, {"keyship --version", "version-ms"}, {"keyship-backend-file alone", "plugin-file-ms"},
+		{"Go hello world", "floor-ms"}, {"gRPC floor (grpcfloor)", "grpc-floor-ms"}, {"keyship --version", "version-ms"}, {"keyship-backend-file alone", "plugin-file-ms"},
 		{"cold ship, pinned file plugin", "ship-plugin-ms"}, {"cold ship, built-in backend", "ship-builtin-ms"}, {"openssl+keytool", "manual-ms"},
 	} {
 		rs = append(rs, row{"  absolute: " + a.what, metric("BenchmarkColdStart", a.metric, 1), "ms", 0, true},

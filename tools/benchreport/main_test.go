@@ -106,9 +106,9 @@ BenchmarkWarmShipBuiltJob-2   	    2000	   1739506 ns/op	       400.0 floor-p50-
 // for a baseline that was not.
 func TestReportPrintsColdRatios(t *testing.T) {
 	const cold = "BenchmarkColdStart-2   1   9 ns/op   1.8 version-x-floor   2.4 version-cpu-x-floor   3.6 base-version-x-floor" +
-		"   1.2 ship-x-builtin   25 manual-x-ship   8.0 floor-ms\n" +
+		"   1.2 ship-x-builtin   25 manual-x-ship   8.0 floor-ms   1.7 grpc-floor-x-floor\n" +
 		"BenchmarkColdStart-2   1   9 ns/op   2.0 version-x-floor   2.6 version-cpu-x-floor   3.5 base-version-x-floor" +
-		"   1.4 ship-x-builtin   21 manual-x-ship   9.0 floor-ms\n"
+		"   1.4 ship-x-builtin   21 manual-x-ship   9.0 floor-ms   1.9 grpc-floor-x-floor\n"
 	r, err := parse(strings.NewReader(cold), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +128,7 @@ func TestReportPrintsColdRatios(t *testing.T) {
 		// higher is better: 23 against 20.
 		{"openssl+keytool ÷ cold ship, pinned file plugin", "23.0 ×", "20.0 ×", "1.15×"},
 		{"absolute: Go hello world", "8.50 ms"},
+		{"a program linking only gRPC and the plugin protocol ÷ Go hello world", "1.80 ×", "[1.70–1.90 ×]"},
 	} {
 		if line := lineOf(got, want[0]); line == "" {
 			t.Errorf("report lacks a line %q:\n%s", want[0], got)

@@ -41,6 +41,20 @@ func helloWorld(b *testing.B) string {
 	return bin
 }
 
+// grpcFloor builds grpcfloor as make build builds keyship: the floor of a
+// process that links gRPC and the plugin protocol.
+func grpcFloor(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "grpcfloor")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "grpcnotrace", "-o", bin,
+		"github.com/keyship/keyship/host/materialize/benchcmp/grpcfloor")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build grpcfloor: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // coldSet is one keyship installation's cold commands on the fixture: the
 // keyship binary (its plugins beside it), a config through the pinned file
 // plugin and one with the built-in file backend.
@@ -124,6 +138,9 @@ func start(b *testing.B, bin string, args ...string) cost {
 // a loaded machine weighs on all alike (issue 23, items 3 and 4):
 //
 //   - floor: a Go hello world built like keyship;
+//   - grpc-floor: grpcfloor, a program that links gRPC and the plugin
+//     protocol's messages and exits: the floor of keyship and of every
+//     plugin, which must link them;
 //   - version: keyship --version;
 //   - plugin-<name>: each plugin binary beside keyship started alone (its
 //     package init; it exits at the missing handshake cookie);
@@ -134,7 +151,8 @@ func start(b *testing.B, bin string, args ...string) cost {
 //     -importcert, as BenchmarkKeyshipVsManual (skipped without them).
 //
 // It reports each one's median in ms and the ratios make bench prints:
-// version-x-floor, plugin-file-x-floor, ship-x-builtin and manual-x-ship.
+// version-x-floor, grpc-floor-x-floor, plugin-file-x-floor, ship-x-builtin
+// and manual-x-ship.
 // With $KEYSHIP_BASELINE_BIN (another build's keyship, its plugins beside
 // it) it times that build in the same rounds and reports its figures with a
 // base- prefix: before and after, side by side.
@@ -142,7 +160,7 @@ func start(b *testing.B, bin string, args ...string) cost {
 //	go test -run '^$' -bench ColdStart -benchtime 1x ./host/materialize/benchcmp
 func BenchmarkColdStart(b *testing.B) {
 	rounds := coldRounds(b)
-	floor := helloWorld(b)
+	floor, gfloor := helloWorld(b), grpcFloor(b)
 	dir, spec := fixture(b)
 	sets := []coldSet{newColdSet(b, "", keyshipBinary(b), dir, spec)}
 	if base := os.Getenv("KEYSHIP_BASELINE_BIN"); base != "" {
@@ -154,6 +172,7 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 	// Warm the page cache, and check every command works.
 	start(b, floor)
+	start(b, gfloor)
 	for _, s := range sets {
 		s.ship(b, s.plugin)
 		s.ship(b, s.builtin)
@@ -171,6 +190,7 @@ func BenchmarkColdStart(b *testing.B) {
 	for b.Loop() {
 		for i := range rounds {
 			add("floor", start(b, floor))
+			add("grpc-floor", start(b, gfloor))
 			// The builds take turns going first: no build always follows
 			// the manual pipeline's JVMs.
 			for k := range sets {
@@ -202,6 +222,7 @@ func BenchmarkColdStart(b *testing.B) {
 		if unit == "cpu-ms" {
 			x = "-cpu-x-"
 		}
+		b.ReportMetric(med["grpc-floor"]/med["floor"], "grpc-floor"+x+"floor")
 		for _, s := range sets {
 			p := s.name
 			b.ReportMetric(med[p+"version"]/med["floor"], p+"version"+x+"floor")
