@@ -59,7 +59,21 @@ func BenchmarkColdShipBuiltin(b *testing.B) {
 // shipClient starts keyship serve on a unix socket with the file plugin and
 // returns a client whose plugin is loaded.
 func shipClient(b *testing.B, serveArgs ...string) *server.Client {
+	return shipClientOf(b, newJob(b), serveArgs...)
+}
+
+// shipClientBuiltin is shipClient with the built-in file backend: no plugin
+// process, no plugin round trip.
+func shipClientBuiltin(b *testing.B) *server.Client {
 	j := newJob(b)
+	cfg := fmt.Sprintf("default_backend: file\nbackends:\n  file:\n    config:\n      root: %s\n", j.root)
+	if err := os.WriteFile(j.config, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return shipClientOf(b, j)
+}
+
+func shipClientOf(b *testing.B, j *job, serveArgs ...string) *server.Client {
 	sock, _ := startServe(b, j, serveArgs...)
 	c, err := server.Dial("unix://"+sock, nil)
 	if err != nil {
@@ -100,6 +114,9 @@ func reportLatencies(b *testing.B, lat []time.Duration) {
 func BenchmarkWarmShip(b *testing.B) {
 	b.Run("content=shared", func(b *testing.B) { warmShip(b, shipClient(b)) })
 	b.Run("content=new", func(b *testing.B) { warmShip(b, shipClient(b, "--build-cache", "0")) })
+	// What the plugin boundary costs a new job: the same Ships with the
+	// file backend built into keyship serve.
+	b.Run("content=shared,backend=builtin", func(b *testing.B) { warmShip(b, shipClientBuiltin(b)) })
 }
 
 func warmShip(b *testing.B, c *server.Client) {
