@@ -35,11 +35,32 @@ type ServeOption func(*serveConfig)
 
 type serveConfig struct {
 	logger hclog.Logger
+	test   *TestConfig
 }
 
 // WithLogger makes Serve log through l instead of NewLogger("backend").
 func WithLogger(l hclog.Logger) ServeOption {
 	return func(c *serveConfig) { c.logger = l }
+}
+
+// TestConfig makes Serve serve in a test's own process, for tests of hosts
+// and plugins: no handshake cookie or version to check, no handshake line,
+// no exit. A host attaches to the socket it is given (with go-plugin:
+// ReattachConfig{Protocol: "grpc", ProtocolVersion: ProtocolVersion, Addr:
+// addr, Pid: os.Getpid(), Test: true}).
+type TestConfig struct {
+	// Context ends the serving when it is done (required).
+	Context context.Context
+	// Addr, if not nil, receives the socket once Serve listens.
+	Addr chan<- net.Addr
+	// Closed, if not nil, is closed once serving has ended.
+	Closed chan<- struct{}
+}
+
+// WithTestConfig runs Serve in test mode (see TestConfig); Serve then
+// returns when tc.Context is done or the host asks it to shut down.
+func WithTestConfig(tc *TestConfig) ServeOption {
+	return func(c *serveConfig) { c.test = tc }
 }
 
 // Serve runs the backend returned by newBackend as a keyship plugin: gRPC only,
@@ -63,13 +84,17 @@ func Serve(newBackend func() Backend, opts ...ServeOption) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.test != nil {
+		serve(cfg.logger, newBackend, os.Stdout, os.Stderr, cfg.test)
+		return
+	}
 	// A plugin holds secrets in memory: no core file, no ptrace by other
 	// processes of its user.
 	if err := DisableCoreDumps(); err != nil {
 		cfg.logger.Warn("cannot disable core dumps", "error", err)
 	}
 	nameProcess(filepath.Base(os.Args[0]))
-	os.Exit(serve(cfg.logger, newBackend, os.Stdout, os.Stderr))
+	os.Exit(serve(cfg.logger, newBackend, os.Stdout, os.Stderr, nil))
 }
 
 // coreProtocolVersion is go-plugin's own protocol version, the first field
@@ -81,17 +106,24 @@ const healthService = "plugin"
 
 // serve is Serve up to the exit status: it checks the handshake variables,
 // listens, prints the handshake line on stdout and serves until shut down.
-func serve(logger hclog.Logger, newBackend func() Backend, stdout, stderr io.Writer) int {
-	name := filepath.Base(os.Args[0])
-	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
-		fmt.Fprintf(stderr, "%s is a keyship backend plugin: keyship starts it, for a backend of its config that names it;\nit is not meant to be run by hand (%s is not set as keyship sets it)\n",
-			name, Handshake.MagicCookieKey)
-		return 1
+// In test mode (test not nil) it checks no variable and prints nothing.
+func serve(logger hclog.Logger, newBackend func() Backend, stdout, stderr io.Writer, test *TestConfig) int {
+	if test != nil && test.Closed != nil {
+		defer close(test.Closed)
 	}
-	version, err := pickVersion(os.Getenv("PLUGIN_PROTOCOL_VERSIONS"))
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 1
+	name := filepath.Base(os.Args[0])
+	version := ProtocolVersion
+	if test == nil {
+		if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+			fmt.Fprintf(stderr, "%s is a keyship backend plugin: keyship starts it, for a backend of its config that names it;\nit is not meant to be run by hand (%s is not set as keyship sets it)\n",
+				name, Handshake.MagicCookieKey)
+			return 1
+		}
+		var err error
+		if version, err = pickVersion(os.Getenv("PLUGIN_PROTOCOL_VERSIONS")); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return 1
+		}
 	}
 	ln, err := listenUnix(os.Getenv("PLUGIN_UNIX_SOCKET_DIR"))
 	if err != nil {
@@ -115,18 +147,32 @@ func serve(logger hclog.Logger, newBackend func() Backend, stdout, stderr io.Wri
 	srv.RegisterService(&controllerDesc, ctl)
 	srv.RegisterService(&stdioDesc, ctl)
 
-	// The host handles interrupts: a ^C at a terminal reaches the whole
-	// foreground process group, and the host decides when its plugins end.
-	signal.Ignore(os.Interrupt)
-
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Debug("plugin address", "network", "unix", "address", ln.Addr().String())
-	if _, err := fmt.Fprintf(stdout, "%d|%d|unix|%s|grpc%s\n", coreProtocolVersion, version, ln.Addr(), certField); err != nil {
-		logger.Error("cannot print the handshake line", "error", err)
-		return 1
+	if test != nil {
+		if test.Addr != nil {
+			test.Addr <- ln.Addr()
+		}
+		select {
+		case err = <-served:
+		case <-test.Context.Done():
+			ctl.shutdown()
+			err = <-served
+		}
+		_ = os.Remove(ln.Addr().String())
+	} else {
+		// The host handles interrupts: a ^C at a terminal reaches the whole
+		// foreground process group, and the host decides when its plugins
+		// end.
+		signal.Ignore(os.Interrupt)
+		if _, err := fmt.Fprintf(stdout, "%d|%d|unix|%s|grpc%s\n", coreProtocolVersion, version, ln.Addr(), certField); err != nil {
+			logger.Error("cannot print the handshake line", "error", err)
+			return 1
+		}
+		err = <-served
 	}
-	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		logger.Error("serving stopped", "error", err)
 		return 1
 	}

@@ -2,6 +2,7 @@ package launch_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/keyship/keyship/backends/file"
 	"github.com/keyship/keyship/plugin"
 	"github.com/keyship/keyship/plugin/launch"
 )
@@ -119,5 +121,59 @@ func TestServeWithoutTheCookieExplains(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output = %q, want %q", out, want)
 		}
+	}
+}
+
+// TestServeTestModeReattaches: plugin.WithTestConfig serves a backend in
+// the test's own process, and go-plugin's host attaches to it with a test
+// ReattachConfig; the serving ends, and Closed is closed, when the
+// context is done.
+func TestServeTestModeReattaches(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "secret"), []byte("in-process bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrCh, closed := make(chan net.Addr, 1), make(chan struct{})
+	go plugin.Serve(file.New, plugin.WithLogger(hclog.NewNullLogger()),
+		plugin.WithTestConfig(&plugin.TestConfig{Context: ctx, Addr: addrCh, Closed: closed}))
+	var addr net.Addr
+	select {
+	case addr = <-addrCh:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve in test mode gave no address")
+	}
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig: goplugin.HandshakeConfig(plugin.Handshake),
+		Plugins:         goplugin.PluginSet{plugin.PluginName: &launch.GRPCPlugin{}},
+		Reattach: &goplugin.ReattachConfig{Protocol: goplugin.ProtocolGRPC, ProtocolVersion: plugin.ProtocolVersion,
+			Addr: addr, Pid: os.Getpid(), Test: true},
+		Logger: hclog.NewNullLogger(),
+	})
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("go-plugin's host cannot attach: %v", err)
+	}
+	raw, err := rpc.Dispense(plugin.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := raw.(plugin.Backend)
+	if err := b.Configure(ctx, map[string]string{"root": root}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Get(ctx, []plugin.Ref{{Path: "/secret"}})
+	if err != nil || len(res) != 1 || string(res[0].Secret.Data) != "in-process bytes" {
+		t.Fatalf("Get = %+v, %v", res, err)
+	}
+	cancel()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve in test mode did not end when its context was done")
+	}
+	if _, err := os.Stat(addr.String()); !os.IsNotExist(err) {
+		t.Errorf("the socket %s is left behind: %v", addr, err)
 	}
 }
