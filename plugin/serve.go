@@ -143,9 +143,8 @@ func serve(logger hclog.Logger, newBackend func() Backend, stdout, stderr io.Wri
 	hs := health.NewServer() // "" is SERVING from the start
 	hs.SetServingStatus(healthService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
-	ctl := &controller{srv: srv, stopping: make(chan struct{})}
+	ctl := &controller{srv: srv}
 	srv.RegisterService(&controllerDesc, ctl)
-	srv.RegisterService(&stdioDesc, ctl)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -280,13 +279,13 @@ func autoMTLSCertificate() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// controller serves go-plugin's plugin.GRPCController (Shutdown) and
-// plugin.GRPCStdio (StreamStdio, which sends nothing: a plugin's stdout
-// and stderr stay the pipes the host reads).
+// controller serves go-plugin's plugin.GRPCController (Shutdown). go-plugin's
+// plugin.GRPCStdio and plugin.GRPCBroker are not served (PROTOCOL.md): a
+// plugin's stdout and stderr stay the pipes the host reads, and go-plugin's
+// host takes UNIMPLEMENTED for both quietly.
 type controller struct {
-	srv      *grpc.Server
-	once     sync.Once
-	stopping chan struct{}
+	srv  *grpc.Server
+	once sync.Once
 }
 
 // shutdownGrace is how long a Shutdown lets calls in flight finish before
@@ -297,7 +296,6 @@ const shutdownGrace = 2 * time.Second
 // been answered; Serve then returns and the process exits.
 func (c *controller) shutdown() {
 	c.once.Do(func() {
-		close(c.stopping)
 		go func() {
 			t := time.AfterFunc(shutdownGrace, c.srv.Stop)
 			c.srv.GracefulStop()
@@ -319,28 +317,6 @@ var controllerDesc = grpc.ServiceDesc{
 			}
 			srv.(*controller).shutdown()
 			return new(emptypb.Empty), nil
-		},
-	}},
-}
-
-// stdioDesc is go-plugin's plugin.GRPCStdio service. Its stream stays open,
-// sending nothing, until the host goes or the plugin shuts down: go-plugin's
-// host logs a warning for a plugin without it.
-var stdioDesc = grpc.ServiceDesc{
-	ServiceName: "plugin.GRPCStdio",
-	HandlerType: (*any)(nil),
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "StreamStdio",
-		ServerStreams: true,
-		Handler: func(srv any, stream grpc.ServerStream) error {
-			if err := stream.RecvMsg(new(emptypb.Empty)); err != nil {
-				return err
-			}
-			select {
-			case <-stream.Context().Done():
-			case <-srv.(*controller).stopping:
-			}
-			return nil
 		},
 	}},
 }

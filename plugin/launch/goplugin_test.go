@@ -24,7 +24,7 @@ import (
 // by go-plugin with and without AutoMTLS, dispensed, pinged through the
 // health service, called, and asked to shut down through the controller,
 // after which it exits on its own with status 0. go-plugin's host would
-// log a warning for a plugin without the stdio service: none may appear.
+// log a warning for a plugin that breaks its protocol: none may appear.
 func TestServeSpeaksGoPluginsProtocol(t *testing.T) {
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "secret"), []byte("s3cret-bytes"), 0o600); err != nil {
