@@ -130,6 +130,7 @@ func serve(logger hclog.Logger, newBackend func() Backend, stdout, stderr io.Wri
 		logger.Error("cannot listen", "error", err)
 		return 1
 	}
+	defer func() { _ = ln.Close() }() // and its socket file with it, whatever the way out
 	creds, certField, err := serverCredentials(logger, os.Getenv("PLUGIN_CLIENT_CERT"))
 	if err != nil {
 		logger.Error("cannot set up the host's AutoMTLS", "error", err)
@@ -159,7 +160,6 @@ func serve(logger hclog.Logger, newBackend func() Backend, stdout, stderr io.Wri
 			ctl.shutdown()
 			err = <-served
 		}
-		_ = os.Remove(ln.Addr().String())
 	} else {
 		// The host handles interrupts: a ^C at a terminal reaches the whole
 		// foreground process group, and the host decides when its plugins
