@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,26 +287,51 @@ func (e *Ensemble) Leader(t testing.TB) int {
 	}
 }
 
-// Zxid returns the ensemble's last transaction id, as its leader reports
-// it: each write transaction (a create, a setData, one whole multi-op)
-// advances it by one.
+// Zxid returns the ensemble's last transaction id: each write transaction
+// (a create, a setData, one whole multi-op) advances it by one. It waits
+// until every server that answers, a majority at least, reports the same:
+// each applies a commit on its own time, so right after a write that a
+// follower answered, the leader may not have applied it yet.
+// TestOneMultiOpPerShip once read 0 writes for a Ship, then 1 and 2 for
+// the next two, under load: the first write counted late.
 func (e *Ensemble) Zxid(t testing.TB) int64 {
 	t.Helper()
-	out, err := fourLetters(e.Servers[e.Leader(t)], "srvr")
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var seen []int64
+		for _, addr := range e.Servers {
+			out, err := fourLetters(addr, "srvr")
+			if err != nil {
+				continue // killed, or not up yet
+			}
+			if n, ok := zxidOf(t, out); ok {
+				seen = append(seen, n)
+			}
+		}
+		if len(seen) > len(e.Servers)/2 && !slices.ContainsFunc(seen, func(n int64) bool { return n != seen[0] }) {
+			return seen[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zktest: the servers' zxids do not settle within 30s: %v", seen)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "Zxid: "); ok {
+}
+
+// zxidOf reads the Zxid line of a srvr answer; ok is false for a server
+// that is not serving.
+func zxidOf(t testing.TB, srvr string) (zxid int64, ok bool) {
+	t.Helper()
+	for _, line := range strings.Split(srvr, "\n") {
+		if v, found := strings.CutPrefix(line, "Zxid: "); found {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 0, 64)
 			if err != nil {
 				t.Fatalf("zktest: srvr: %q: %v", line, err)
 			}
-			return n
+			return n, true
 		}
 	}
-	t.Fatalf("zktest: srvr says no Zxid: %q", out)
-	return 0
+	return 0, false
 }
 
 // Mntr returns server i's `mntr` figures (zk_znode_count,
