@@ -65,7 +65,6 @@ type Backend struct {
 	mu         sync.RWMutex
 	root       *os.Root
 	rootFile   *os.File // the root directory, open for openBeneath; nil: every open goes through root
-	rootFD     int      // rootFile's descriptor
 	rootDir    string
 	versionKey []byte
 	keyFile    os.FileInfo // the version key's file, never served as a secret; nil when the key is per process
@@ -127,9 +126,6 @@ func (b *Backend) Configure(_ context.Context, config map[string]string) error {
 		_ = b.rootFile.Close()
 	}
 	b.root, b.rootFile, b.rootDir, b.versionKey, b.keyFile = root, rootFile, dir, key, keyFile
-	if rootFile != nil {
-		b.rootFD = int(rootFile.Fd())
-	}
 	return nil
 }
 
@@ -216,7 +212,7 @@ func (st fileStat) same(key os.FileInfo) bool {
 // Both follow symlinks that stay under the root and refuse any other.
 func (b *Backend) open(name string) (io.ReadCloser, fileStat, error) {
 	if b.rootFile != nil {
-		f, err := openBeneath(b.rootFD, name)
+		f, err := openBeneath(int(b.rootFile.Fd()), name)
 		if err == nil {
 			st, err := f.stat()
 			if err != nil {

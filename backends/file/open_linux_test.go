@@ -58,7 +58,7 @@ func TestOpenBeneathReadsAsOSRoot(t *testing.T) {
 	if b.rootFile == nil {
 		t.Fatal("Configure kept no root directory open: openBeneath is never used")
 	}
-	if f, err := openBeneath(b.rootFD, "spark/keystore"); err != nil {
+	if f, err := openBeneath(int(b.rootFile.Fd()), "spark/keystore"); err != nil {
 		t.Fatalf("openBeneath: %v (the kernel or a filter refuses openat2: this test cannot compare)", err)
 	} else {
 		_ = f.Close()
